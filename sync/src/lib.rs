@@ -1,0 +1,37 @@
+//! # culvert-sync — waiting and waking across processes
+//!
+//! The lowest layer of culvert. It owns:
+//!
+//! * [`atomic`] — the one place atomics come from (std normally, loom under
+//!   `--cfg loom`), plus an `UnsafeCell` shim for slot data;
+//! * [`futex`] — plain `FUTEX_WAIT`/`FUTEX_WAKE` **without** `FUTEX_PRIVATE_FLAG`, so a
+//!   wake crosses into every process that maps the word (the reason `atomic-wait`,
+//!   which sets the private flag, is not used);
+//! * [`Deadline`] — an optional point in time every blocking call takes;
+//! * [`Notifier`] — an eventcount that lives in shared memory; notifying with no sleeper
+//!   makes no system call;
+//! * [`WaitStrategy`] and [`wait_for`] — busy-poll, block, or the default adaptive
+//!   spin → yield → futex;
+//! * [`ProcessIdentity`] — a process identity (pid + start time) not fooled by PID reuse,
+//!   and [`LIVENESS_RECHECK_INTERVAL`], the bound on how long a sleeper goes without
+//!   checking that the peer it waits for still lives.
+//!
+//! This crate must never know about sections, rings or any layer above; it never
+//! allocates shared memory and never trusts a value read from it (a hostile epoch or
+//! waiter count can cost a spurious wake-up or a system call, never correctness).
+
+#![cfg_attr(not(loom), warn(missing_docs))]
+
+pub mod atomic;
+mod deadline;
+mod error;
+pub mod futex;
+mod liveness;
+mod notifier;
+mod strategy;
+
+pub use deadline::Deadline;
+pub use error::{Error, Timeout};
+pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
+pub use notifier::{Notifier, WaitKey};
+pub use strategy::{wait_for, WaitContext, WaitStrategy};

@@ -1,0 +1,180 @@
+//! [`Notifier`]: an eventcount that lives in shared memory.
+//!
+//! A waiter announces itself, re-checks its condition, then sleeps on the epoch word;
+//! a notifier publishes its change, then looks at the waiter count and, only if someone
+//! may be asleep, bumps the epoch and issues a futex wake. With no sleeper the notify
+//! path is one read-modify-write on a local cache line: no system call.
+//!
+//! ## Why no wake-up is lost
+//! Waiter: `waiters.fetch_add(1, AcqRel)` → read `epoch` → check condition → sleep while
+//! `epoch == key`. Notifier: publish condition (Release) → `waiters.fetch_or(0, AcqRel)` →
+//! if non-zero: `epoch += 1`, wake. The two read-modify-writes on `waiters` are ordered:
+//! if the notifier's comes second it sees the waiter and bumps the epoch (the waiter's
+//! futex wait then returns at once or is woken); if it comes first, the waiter's RMW
+//! reads from it, so the published condition happens-before the waiter's re-check.
+//! Plain acquire/release RMWs (not SeqCst fences) keep this exact under loom, whose
+//! model treats SeqCst as AcqRel. The loom model `notifier` in `loom-tests` checks it.
+//!
+//! ## Hostile peers
+//! Both words may be scribbled on by another process. A wrong `epoch` costs a spurious
+//! wake-up, a wrong `waiters` an extra system call or, at worst, a missed wake-up that
+//! [`wait_for`](crate::wait_for) bounds: no sleep lasts longer than
+//! [`LIVENESS_RECHECK_INTERVAL`](crate::LIVENESS_RECHECK_INTERVAL).
+
+use crate::atomic::{AtomicU32, Ordering};
+use crate::{futex, Deadline, Timeout};
+
+/// An eventcount: wake sleepers in any process when a condition they wait on changes.
+///
+/// `#[repr(C)]`, 8 bytes, all-zero is a valid initial state (a fresh section needs no
+/// initialisation for it).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Notifier {
+    /// Futex word. Incremented (wrapping) by each notify that finds a possible sleeper.
+    /// Invariant: none — every value is valid; only changes matter.
+    epoch: AtomicU32,
+    /// Number of threads between [`Notifier::prepare_wait`] and the end of their wait.
+    /// Invariant (honest peers): equals the number of live announced waiters; a dead or
+    /// hostile peer can leave it too high (costs a syscall) or too low (bounded sleep).
+    waiters: AtomicU32,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<Notifier>() == 8);
+
+/// Proof that a waiter announced itself; consumed by [`Notifier::wait`] or
+/// [`Notifier::cancel_wait`].
+#[derive(Debug)]
+#[must_use = "a prepared wait must be finished with wait() or cancel_wait()"]
+pub struct WaitKey {
+    epoch: u32,
+}
+
+impl Notifier {
+    /// A notifier with no waiters.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Self {
+            epoch: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// A notifier with no waiters.
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Self {
+            epoch: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// Announces a waiter. The caller must re-check its condition *after* this call and
+    /// then either [`wait`](Self::wait) or [`cancel_wait`](Self::cancel_wait).
+    #[inline]
+    pub fn prepare_wait(&self) -> WaitKey {
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        WaitKey {
+            epoch: self.epoch.load(Ordering::Acquire),
+        }
+    }
+
+    /// Withdraws an announced waiter whose condition turned out to hold.
+    #[inline]
+    pub fn cancel_wait(&self, key: WaitKey) {
+        let _ = key;
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Sleeps until a notify after [`prepare_wait`](Self::prepare_wait), a spurious
+    /// wake-up, or `deadline`. The caller re-checks its condition afterwards.
+    pub fn wait(&self, key: WaitKey, deadline: Deadline) -> Result<(), Timeout> {
+        let result = futex::wait(&self.epoch, key.epoch, deadline);
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    /// Wakes every sleeper, after the caller published the change they wait for (with
+    /// Release ordering or stronger). No system call when nobody waits.
+    #[inline]
+    pub fn notify(&self) {
+        if self.waiters.fetch_or(0, Ordering::AcqRel) != 0 {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            futex::wake_all(&self.epoch);
+        }
+    }
+
+    /// The number of announced waiters (diagnostics only; may be stale or hostile).
+    pub fn waiter_count(&self) -> u32 {
+        self.waiters.load(Ordering::Relaxed)
+    }
+
+    /// The current epoch (diagnostics only).
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::atomic::AtomicU64;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn cancel_and_wait_restore_the_waiter_count() {
+        let n = Notifier::new();
+        let k = n.prepare_wait();
+        assert_eq!(n.waiter_count(), 1);
+        n.cancel_wait(k);
+        assert_eq!(n.waiter_count(), 0);
+        let k = n.prepare_wait();
+        assert_eq!(
+            n.wait(k, Deadline::after(Duration::from_millis(5))),
+            Err(Timeout)
+        );
+        assert_eq!(n.waiter_count(), 0);
+    }
+
+    #[test]
+    fn notify_without_waiters_leaves_the_epoch_alone() {
+        let n = Notifier::new();
+        n.notify();
+        assert_eq!(n.epoch(), 0);
+        let k = n.prepare_wait();
+        n.notify();
+        assert_eq!(n.epoch(), 1);
+        // The epoch moved after prepare_wait, so wait returns at once.
+        assert_eq!(n.wait(k, Deadline::never()), Ok(()));
+    }
+
+    #[test]
+    fn threads_exchange_many_notifications() {
+        let n = Arc::new(Notifier::new());
+        let value = Arc::new(AtomicU64::new(0));
+        let (n2, v2) = (n.clone(), value.clone());
+        const ROUNDS: u64 = 20_000;
+        let consumer = std::thread::spawn(move || {
+            for want in 1..=ROUNDS {
+                loop {
+                    if v2.load(Ordering::Acquire) >= want {
+                        break;
+                    }
+                    let key = n2.prepare_wait();
+                    if v2.load(Ordering::Acquire) >= want {
+                        n2.cancel_wait(key);
+                        break;
+                    }
+                    let _ = n2.wait(key, Deadline::after(Duration::from_secs(30)));
+                }
+            }
+        });
+        for i in 1..=ROUNDS {
+            value.store(i, Ordering::Release);
+            n.notify();
+        }
+        consumer.join().unwrap();
+    }
+}

@@ -1,0 +1,225 @@
+//! [`WaitStrategy`] and [`wait_for`]: how a blocking call waits for its condition.
+//!
+//! * `BusyPoll` re-checks in a tight loop (lowest latency, burns a core);
+//! * `Blocking` sleeps on the [`Notifier`] at once;
+//! * `Adaptive` (the default) spins briefly, yields a few times, then sleeps. The
+//!   machines culvert targets may have two cores: a waiter that spins long steals the
+//!   core its peer needs, so the spin phase is short.
+//!
+//! Whatever the strategy, the condition is polled again at least every
+//! [`LIVENESS_RECHECK_INTERVAL`] with [`WaitContext::liveness_due`] set, so the caller
+//! can check that the peer it waits for still lives; and a sleep never outlasts that
+//! interval, which also bounds the cost of a hostile peer zeroing the waiter count.
+
+use std::time::Instant;
+
+use crate::atomic::{spin_hint, yield_now};
+use crate::{Deadline, Notifier, Timeout, LIVENESS_RECHECK_INTERVAL};
+
+/// How a blocking call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WaitStrategy {
+    /// Spin on the condition; never sleep. For dedicated cores.
+    BusyPoll,
+    /// Sleep on the futex at once.
+    Blocking,
+    /// Spin briefly, yield, then sleep on the futex.
+    #[default]
+    Adaptive,
+}
+
+/// Spins (with a CPU pause each) before yielding, in `Adaptive`.
+#[cfg(not(loom))]
+const ADAPTIVE_SPINS: u32 = 200;
+/// Yields before sleeping, in `Adaptive`.
+#[cfg(not(loom))]
+const ADAPTIVE_YIELDS: u32 = 8;
+// Under loom every spin is a scheduling point: keep the models small.
+#[cfg(loom)]
+const ADAPTIVE_SPINS: u32 = 0;
+#[cfg(loom)]
+const ADAPTIVE_YIELDS: u32 = 0;
+
+/// Polls between two clock reads while busy-polling.
+const POLLS_PER_CLOCK_READ: u32 = 64;
+
+/// What [`wait_for`] tells the condition at each poll.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaitContext {
+    /// At least [`LIVENESS_RECHECK_INTERVAL`] passed since the last time this was set
+    /// (or since the wait began): check that the peer still lives.
+    pub liveness_due: bool,
+}
+
+/// Waits until `poll` returns `Ok(Some(value))` (→ `Ok(value)`), returns an error, or
+/// `deadline` passes (→ `Err(Timeout.into())`, after one last poll).
+///
+/// Whoever makes the condition true must call [`Notifier::notify`] on `notifier`
+/// afterwards. `poll` must be cheap and side-effect free when it returns `Ok(None)`.
+pub fn wait_for<T, E, F>(
+    notifier: &Notifier,
+    strategy: WaitStrategy,
+    deadline: Deadline,
+    mut poll: F,
+) -> Result<T, E>
+where
+    E: From<Timeout>,
+    F: FnMut(WaitContext) -> Result<Option<T>, E>,
+{
+    let quiet = WaitContext::default();
+    if let Some(v) = poll(quiet)? {
+        return Ok(v);
+    }
+    let mut last_liveness = Instant::now();
+    let ctx = |last: &mut Instant| {
+        let now = Instant::now();
+        if now.duration_since(*last) >= LIVENESS_RECHECK_INTERVAL {
+            *last = now;
+            WaitContext { liveness_due: true }
+        } else {
+            quiet
+        }
+    };
+
+    if strategy == WaitStrategy::BusyPoll {
+        let mut polls = 0u32;
+        loop {
+            spin_hint();
+            polls = polls.wrapping_add(1);
+            if polls % POLLS_PER_CLOCK_READ == 0 {
+                let c = ctx(&mut last_liveness);
+                if let Some(v) = poll(c)? {
+                    return Ok(v);
+                }
+                if deadline.has_passed() {
+                    return Err(Timeout.into());
+                }
+            } else if let Some(v) = poll(quiet)? {
+                return Ok(v);
+            }
+        }
+    }
+
+    if strategy == WaitStrategy::Adaptive {
+        for _ in 0..ADAPTIVE_SPINS {
+            spin_hint();
+            if let Some(v) = poll(quiet)? {
+                return Ok(v);
+            }
+        }
+        for _ in 0..ADAPTIVE_YIELDS {
+            yield_now();
+            if let Some(v) = poll(quiet)? {
+                return Ok(v);
+            }
+        }
+    }
+
+    loop {
+        let key = notifier.prepare_wait();
+        match poll(ctx(&mut last_liveness)) {
+            Ok(Some(v)) => {
+                notifier.cancel_wait(key);
+                return Ok(v);
+            }
+            Err(e) => {
+                notifier.cancel_wait(key);
+                return Err(e);
+            }
+            Ok(None) => {}
+        }
+        if deadline.has_passed() {
+            notifier.cancel_wait(key);
+            return Err(Timeout.into());
+        }
+        let nap = deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL));
+        // A timeout here only ends this nap; the loop decides about the real deadline.
+        let _ = notifier.wait(key, nap);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn flag_wait(strategy: WaitStrategy) {
+        let n = Arc::new(Notifier::new());
+        let flag = Arc::new(AtomicU32::new(0));
+        let (n2, f2) = (n.clone(), flag.clone());
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            f2.store(7, Ordering::Release);
+            n2.notify();
+        });
+        let got: Result<u32, Timeout> = wait_for(
+            &n,
+            strategy,
+            Deadline::after(Duration::from_secs(20)),
+            |_| {
+                Ok(match flag.load(Ordering::Acquire) {
+                    0 => None,
+                    v => Some(v),
+                })
+            },
+        );
+        assert_eq!(got, Ok(7));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn every_strategy_sees_the_flag() {
+        flag_wait(WaitStrategy::BusyPoll);
+        flag_wait(WaitStrategy::Blocking);
+        flag_wait(WaitStrategy::Adaptive);
+    }
+
+    #[test]
+    fn every_strategy_times_out() {
+        for s in [
+            WaitStrategy::BusyPoll,
+            WaitStrategy::Blocking,
+            WaitStrategy::Adaptive,
+        ] {
+            let n = Notifier::new();
+            let start = Instant::now();
+            let r: Result<(), Timeout> =
+                wait_for(&n, s, Deadline::after(Duration::from_millis(30)), |_| {
+                    Ok(None)
+                });
+            assert_eq!(r, Err(Timeout), "{s:?}");
+            assert!(start.elapsed() >= Duration::from_millis(30), "{s:?}");
+            assert_eq!(n.waiter_count(), 0, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn liveness_checks_come_while_sleeping() {
+        let n = Notifier::new();
+        let mut checks = 0;
+        let r: Result<(), &'static str> = wait_for(
+            &n,
+            WaitStrategy::Blocking,
+            Deadline::after(Duration::from_secs(10)),
+            |c| {
+                if c.liveness_due {
+                    checks += 1;
+                    if checks == 3 {
+                        return Err("peer died");
+                    }
+                }
+                Ok(None)
+            },
+        );
+        assert_eq!(r, Err("peer died"));
+        assert_eq!(n.waiter_count(), 0);
+    }
+
+    impl From<Timeout> for &'static str {
+        fn from(_: Timeout) -> Self {
+            "timeout"
+        }
+    }
+}
