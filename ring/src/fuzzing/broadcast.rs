@@ -1,0 +1,1 @@
+//! Fuzz bodies for the broadcast rings (being written).

@@ -1,0 +1,1 @@
+//! Fuzz bodies for the mpmc rings (being written).

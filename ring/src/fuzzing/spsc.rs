@@ -1,0 +1,1 @@
+//! Fuzz bodies for the spsc rings (being written).

@@ -1,0 +1,1 @@
+//! Multi-producer multi-consumer rings (being written).
