@@ -1,1 +1,153 @@
-fn main() {}
+//! # xtask — culvert's test runner
+//!
+//! `cargo xtask test` runs the whole suite, in order, stopping at the first failure:
+//!
+//! 1. `cargo fmt --all -- --check`
+//! 2. `cargo clippy --workspace --all-targets -- -D warnings`
+//! 3. `cargo test --workspace --release` (unit, cross-process, kill and fuzz-corpus
+//!    replay tests; release so the multi-million-message tests stay quick)
+//! 4. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
+//!    --release` in their own target directory, `LOOM_MAX_PREEMPTIONS=2` unless set
+//! 5. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 3)
+//! 6. the C binding tests, once `bindings/c/tests` exists
+//!
+//! `cargo xtask test --skip-loom` / `--skip-fuzz-build` skip steps while iterating.
+//! The last line is `xtask: N passed, N failed` over the steps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+struct Step {
+    name: &'static str,
+    command: Command,
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args(args).current_dir(workspace_root());
+    c
+}
+
+fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
+    let root = workspace_root();
+    let mut steps = vec![
+        Step {
+            name: "fmt",
+            command: cargo(&["fmt", "--all", "--", "--check"]),
+        },
+        Step {
+            name: "clippy",
+            command: cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        },
+        Step {
+            name: "tests",
+            command: cargo(&["test", "--workspace", "--release"]),
+        },
+    ];
+    if !skip_loom {
+        let mut loom = cargo(&[
+            "test",
+            "-p",
+            "culvert-loom-tests",
+            "--release",
+            "--target-dir",
+            "target-loom",
+        ]);
+        let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+        loom.env(
+            "RUSTFLAGS",
+            format!("{flags} --cfg loom").trim().to_string(),
+        );
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            loom.env("LOOM_MAX_PREEMPTIONS", "2");
+        }
+        steps.push(Step {
+            name: "loom",
+            command: loom,
+        });
+    }
+    if !skip_fuzz_build && root.join("fuzz/Cargo.toml").exists() {
+        let mut fuzz = cargo(&["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]);
+        fuzz.env("RUSTC_BOOTSTRAP", "1");
+        steps.push(Step {
+            name: "fuzz-targets-build",
+            command: fuzz,
+        });
+    }
+    if root.join("bindings/c/tests/run.sh").exists() {
+        let mut c = Command::new("bash");
+        c.arg(root.join("bindings/c/tests/run.sh"))
+            .current_dir(&root);
+        steps.push(Step {
+            name: "c-bindings",
+            command: c,
+        });
+    }
+    steps
+}
+
+fn run_test(args: &[String]) -> ExitCode {
+    let skip_loom = args.iter().any(|a| a == "--skip-loom");
+    let skip_fuzz_build = args.iter().any(|a| a == "--skip-fuzz-build");
+    let all = steps(skip_loom, skip_fuzz_build);
+    let total = all.len();
+    let (mut passed, mut failed) = (0, 0);
+    let suite_start = Instant::now();
+    for mut step in all {
+        eprintln!("xtask: == {} ==", step.name);
+        let start = Instant::now();
+        let ok = match step.command.status() {
+            Ok(status) => status.success(),
+            Err(e) => {
+                eprintln!("xtask: could not start step {}: {e}", step.name);
+                false
+            }
+        };
+        let secs = start.elapsed().as_secs_f64();
+        if ok {
+            passed += 1;
+            eprintln!("xtask: {} passed in {secs:.1} s", step.name);
+        } else {
+            failed += 1;
+            eprintln!("xtask: {} FAILED after {secs:.1} s", step.name);
+            break;
+        }
+    }
+    let skipped = total - passed - failed;
+    eprintln!(
+        "xtask: whole suite took {:.1} s",
+        suite_start.elapsed().as_secs_f64()
+    );
+    println!("xtask: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => run_test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask test [--skip-loom] [--skip-fuzz-build]");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! [`Core`]: what both SPSC endpoints of both framings share — the validated view of
+//! the control block and data area, and wrap-aware copies in and out of the data area.
+
+use std::ptr::NonNull;
+
+use culvert_section::Region;
+use culvert_sync::atomic::Ordering;
+use culvert_sync::Liveness;
+
+use super::control::{Config, SpscControl, MAX_CAPACITY, MIN_CAPACITY};
+use crate::layout::{control_ptr, ring_magic};
+use crate::owner;
+use crate::{Error, Result};
+
+/// Largest message-ring capacity: record lengths (and padding) are 32-bit.
+const MAX_MESSAGE_RING_CAPACITY: u64 = 1 << 32;
+
+/// Size of a message record header.
+pub(crate) const RECORD_HEADER: usize = 8;
+
+/// Bytes a ring with `config` needs: the control block plus the data area.
+pub(crate) fn required_size(config: &Config, message: bool) -> Result<usize> {
+    validate(config.capacity as u64, config.max_message as u64, message)?;
+    Ok(std::mem::size_of::<SpscControl>() + config.capacity)
+}
+
+fn validate(capacity: u64, max_message: u64, message: bool) -> Result<()> {
+    if !capacity.is_power_of_two()
+        || capacity < MIN_CAPACITY as u64
+        || capacity > MAX_CAPACITY as u64
+    {
+        return Err(Error::InvalidConfig {
+            what: "capacity must be a power of two between 64 bytes and 1 TiB",
+        });
+    }
+    if message && capacity > MAX_MESSAGE_RING_CAPACITY {
+        return Err(Error::InvalidConfig {
+            what: "message rings hold at most 4 GiB (record lengths are 32-bit)",
+        });
+    }
+    if message && max_message > capacity - RECORD_HEADER as u64 {
+        return Err(Error::InvalidConfig {
+            what: "max_message must be at most capacity - 8",
+        });
+    }
+    if !message && max_message != 0 {
+        return Err(Error::InvalidConfig {
+            what: "byte rings have no max_message",
+        });
+    }
+    Ok(())
+}
+
+/// Writes a fresh control block for `config` at the start of `region`.
+pub(crate) fn init(region: &Region, config: &Config, kind: u8, message: bool) -> Result<()> {
+    let needed = required_size(config, message)?;
+    if region.len() < needed {
+        return Err(Error::InvalidConfig {
+            what: "region smaller than required_size(config)",
+        });
+    }
+    let ctl = control_ptr::<SpscControl>(region)?;
+    // SAFETY: `ctl` is aligned and the region holds at least size_of::<SpscControl>()
+    // bytes (control_ptr checked both); the creator initialises before any endpoint
+    // attaches, so nobody else accesses these bytes now. `write` constructs every
+    // atomic (required under loom) without reading the old bytes.
+    unsafe {
+        ctl.as_ptr().write(SpscControl::new(
+            kind,
+            config.capacity as u64,
+            config.max_message as u64,
+        ))
+    };
+    Ok(())
+}
+
+/// The validated view of one SPSC ring, held by each endpoint.
+pub(crate) struct Core {
+    /// Keeps the mapping alive. Invariant: holds the control block and `capacity` data
+    /// bytes after it.
+    region: Region,
+    /// The control block at the start of `region`.
+    ctl: NonNull<SpscControl>,
+    /// First data byte.
+    data: *mut u8,
+    /// Data bytes, copied out at attach (never re-read). Power of two.
+    pub capacity: u64,
+    /// `capacity - 1`.
+    pub mask: u64,
+    /// Largest message payload (message rings), copied out at attach.
+    pub max_message: u64,
+}
+
+// SAFETY: Core only holds raw pointers into `region`, which it keeps alive; all shared
+// accesses go through atomics or through byte ranges the SPSC protocol grants to the
+// endpoint owning this Core. One endpoint = one Core, used from one thread at a time
+// (endpoint methods take `&mut self`).
+unsafe impl Send for Core {}
+
+impl Core {
+    /// Validates the control block in `region` and builds the view.
+    pub(crate) fn attach(region: &Region, kind: u8, message: bool) -> Result<Core> {
+        let ctl = control_ptr::<SpscControl>(region)?;
+        // SAFETY: aligned and in bounds (control_ptr). Only atomics are read; in a
+        // section that was never initialised they read as zero, which fails the magic
+        // check below.
+        let c = unsafe { ctl.as_ref() };
+        if c.config.magic.load(Ordering::Acquire) != ring_magic(kind) {
+            return Err(Error::Corrupted {
+                what: "ring magic does not match this ring kind",
+            });
+        }
+        let capacity = c.config.capacity.load(Ordering::Relaxed);
+        let max_message = c.config.max_message.load(Ordering::Relaxed);
+        validate(capacity, max_message, message).map_err(|_| Error::Corrupted {
+            what: "ring configuration words are invalid",
+        })?;
+        let control = std::mem::size_of::<SpscControl>();
+        if (region.len() as u64) < control as u64 + capacity {
+            return Err(Error::Corrupted {
+                what: "ring capacity exceeds its region",
+            });
+        }
+        // SAFETY: `control < region.len()` (checked just above), so the data pointer is
+        // inside the region.
+        let data = unsafe { region.as_ptr().add(control) };
+        Ok(Core {
+            region: region.clone(),
+            ctl,
+            data,
+            capacity,
+            mask: capacity - 1,
+            max_message,
+        })
+    }
+
+    /// The control block.
+    #[inline(always)]
+    pub(crate) fn ctl(&self) -> &SpscControl {
+        // SAFETY: validated at attach; the region (kept alive by `self.region`) holds
+        // it; only atomics are accessed through the reference.
+        unsafe { self.ctl.as_ref() }
+    }
+
+    /// The region this ring lives in.
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// Pointer to the data byte at ring position `pos`.
+    #[inline(always)]
+    pub(crate) fn at(&self, pos: u64) -> *mut u8 {
+        // SAFETY: `pos & mask < capacity`, and the data area holds `capacity` bytes.
+        unsafe { self.data.add((pos & self.mask) as usize) }
+    }
+
+    /// Copies `src` into the ring at `pos`, wrapping at the end.
+    ///
+    /// The caller must own `pos..pos + src.len()` (it lies between tail and
+    /// head + capacity), and `src.len() <= capacity`.
+    #[inline]
+    pub(crate) fn copy_in(&self, pos: u64, src: &[u8]) {
+        debug_assert!(src.len() as u64 <= self.capacity);
+        let idx = (pos & self.mask) as usize;
+        let first = src.len().min(self.capacity as usize - idx);
+        // SAFETY: `idx + first <= capacity` and `src.len() - first <= idx` (since
+        // `src.len() <= capacity`), so both copies stay inside the data area; the
+        // protocol grants these bytes to the writer, and `src` is local memory, so the
+        // ranges do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(idx), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);
+        }
+    }
+
+    /// Copies ring bytes at `pos` into `dst`, wrapping at the end.
+    ///
+    /// The caller must have checked that `pos..pos + dst.len()` holds committed data
+    /// (between head and tail), and `dst.len() <= capacity`.
+    #[inline]
+    pub(crate) fn copy_out(&self, pos: u64, dst: &mut [u8]) {
+        debug_assert!(dst.len() as u64 <= self.capacity);
+        let idx = (pos & self.mask) as usize;
+        let first = dst.len().min(self.capacity as usize - idx);
+        // SAFETY: as in `copy_in`; the bytes are committed and the reader owns them
+        // until it releases them; `dst` is local.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data.add(idx), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(
+                self.data,
+                dst.as_mut_ptr().add(first),
+                dst.len() - first,
+            );
+        }
+    }
+
+    /// Whether the process recorded in `owner_word` has died (0 = none attached yet:
+    /// not dead).
+    pub(crate) fn owner_died(&self, owner_word: u64) -> bool {
+        owner_word != 0 && owner::holder_liveness(owner_word) == Liveness::Dead
+    }
+
+    /// Checks a shared position read from the peer against our own.
+    /// `lower <= upper` and `upper - lower <= capacity` must hold.
+    #[inline(always)]
+    pub(crate) fn check_span(&self, lower: u64, upper: u64, what: &'static str) -> Result<()> {
+        if lower > upper || upper - lower > self.capacity {
+            Err(Error::Corrupted { what })
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Heap-backed tests of the SPSC rings: framing, wrap-around, limits, grants, close,
+//! corruption, and a two-thread stream.
+
+use culvert_ring::spsc::{
+    ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
+};
+use culvert_ring::{Deadline, Error, Region};
+use std::time::Duration;
+
+fn message_ring(capacity: usize, max: usize) -> (Region, MessageWriter, MessageReader) {
+    let config = Config::messages(capacity, max);
+    let region = Region::heap(MessageRing::required_size(&config).unwrap()).unwrap();
+    MessageRing::init(&region, &config).unwrap();
+    let w = MessageWriter::attach(&region).unwrap();
+    let r = MessageReader::attach(&region).unwrap();
+    (region, w, r)
+}
+
+fn byte_ring(capacity: usize) -> (Region, ByteWriter, ByteReader) {
+    let config = Config::bytes(capacity);
+    let region = Region::heap(ByteRing::required_size(&config).unwrap()).unwrap();
+    ByteRing::init(&region, &config).unwrap();
+    let w = ByteWriter::attach(&region).unwrap();
+    let r = ByteReader::attach(&region).unwrap();
+    (region, w, r)
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed as usize * 31 + i * 7) as u8)
+        .collect()
+}
+
+#[test]
+fn messages_keep_their_boundaries() {
+    let (_r, mut w, mut r) = message_ring(1024, 256);
+    for len in [1usize, 128, 128, 0, 7] {
+        w.try_write(&pattern(len as u64, len)).unwrap();
+    }
+    let mut buf = [0u8; 512];
+    for len in [1usize, 128, 128, 0, 7] {
+        let n = r.try_read(&mut buf).unwrap();
+        assert_eq!(n, len);
+        assert_eq!(&buf[..n], &pattern(len as u64, len)[..]);
+    }
+    assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
+}
+
+#[test]
+fn messages_that_would_straddle_the_end_wrap_whole_over_many_laps() {
+    // Lengths chosen so records land at every offset and often cross the lap end.
+    let (_r, mut w, mut r) = message_ring(256, 100);
+    let mut buf = [0u8; 100];
+    for i in 0..5_000u64 {
+        let len = (i * 37 % 101) as usize;
+        let msg = pattern(i, len);
+        w.try_write(&msg).unwrap();
+        let n = r.try_read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &msg[..], "message {i}");
+    }
+}
+
+#[test]
+fn ring_fills_then_drains_in_order() {
+    let (_r, mut w, mut r) = message_ring(256, 64);
+    let mut sent = 0u64;
+    loop {
+        match w.try_write(&pattern(sent, 24)) {
+            Ok(()) => sent += 1,
+            Err(Error::WouldBlock) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(sent, 256 / 32, "24-byte messages take 32-byte records");
+    let mut buf = [0u8; 64];
+    for i in 0..sent {
+        let n = r.try_read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &pattern(i, 24)[..]);
+    }
+}
+
+#[test]
+fn maximum_size_messages_pass_and_one_more_byte_is_rejected() {
+    let (_r, mut w, mut r) = message_ring(512, 504);
+    let mut buf = vec![0u8; 504];
+    for i in 0..10 {
+        let msg = pattern(i, 504);
+        w.try_write(&msg).unwrap();
+        assert_eq!(w.try_write(&msg), Err(Error::WouldBlock));
+        assert_eq!(r.try_read(&mut buf).unwrap(), 504);
+        assert_eq!(buf, msg);
+    }
+    assert_eq!(
+        w.try_write(&[0u8; 505]),
+        Err(Error::MessageTooLarge { len: 505, max: 504 })
+    );
+    assert!(r.try_read(&mut buf).is_err(), "nothing was written");
+}
+
+#[test]
+fn small_buffer_leaves_the_message_in_place() {
+    let (_r, mut w, mut r) = message_ring(256, 64);
+    w.try_write(&[9u8; 40]).unwrap();
+    let mut small = [0u8; 10];
+    assert_eq!(
+        r.try_read(&mut small),
+        Err(Error::BufferTooSmall {
+            needed: 40,
+            got: 10
+        })
+    );
+    assert_eq!(r.peek_len().unwrap(), 40);
+    let mut buf = [0u8; 64];
+    assert_eq!(r.try_read(&mut buf).unwrap(), 40);
+}
+
+#[test]
+fn grants_write_and_read_in_place() {
+    let (_r, mut w, mut r) = message_ring(1024, 256);
+    let mut g = w.reserve(100).unwrap();
+    g.as_mut_slice()[..5].copy_from_slice(b"hello");
+    g.commit(5);
+    // A dropped grant writes nothing.
+    drop(w.reserve(10).unwrap());
+    let g = r.read_grant().unwrap();
+    assert_eq!(g.as_slice(), b"hello");
+    g.release();
+    assert!(matches!(r.read_grant(), Err(Error::WouldBlock)));
+}
+
+#[test]
+fn reader_drains_then_sees_closed_and_writer_sees_closed() {
+    let (_r, mut w, mut r) = message_ring(256, 64);
+    w.try_write(b"last").unwrap();
+    w.close();
+    let mut buf = [0u8; 8];
+    assert_eq!(r.try_read(&mut buf).unwrap(), 4);
+    assert_eq!(r.try_read(&mut buf), Err(Error::Closed));
+    assert_eq!(r.read(&mut buf, Deadline::never()), Err(Error::Closed));
+
+    let (_r, mut w, mut r) = message_ring(256, 64);
+    r.close();
+    assert_eq!(w.try_write(b"x"), Err(Error::Closed));
+}
+
+#[test]
+fn blocking_read_times_out() {
+    let (_r, _w, mut r) = message_ring(256, 64);
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        r.read(&mut buf, Deadline::after(Duration::from_millis(20))),
+        Err(Error::Timeout)
+    );
+}
+
+#[test]
+fn second_writer_or_reader_is_busy() {
+    let (region, _w, _r) = message_ring(256, 64);
+    assert!(matches!(
+        MessageWriter::attach(&region),
+        Err(Error::Busy { .. })
+    ));
+    assert!(matches!(
+        MessageReader::attach(&region),
+        Err(Error::Busy { .. })
+    ));
+}
+
+#[test]
+fn bad_configurations_are_rejected() {
+    for (cap, max) in [(0, 0), (100, 10), (32, 8), (256, 249)] {
+        assert!(matches!(
+            MessageRing::required_size(&Config::messages(cap, max)),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+    let region = Region::heap(4096).unwrap();
+    assert!(matches!(
+        MessageRing::init(&region, &Config::messages(4096, 64)),
+        Err(Error::InvalidConfig { .. })
+    ));
+    // A region that was never initialised is not a ring.
+    assert!(matches!(
+        MessageReader::attach(&region),
+        Err(Error::Corrupted { .. })
+    ));
+    // Nor is a byte ring a message ring.
+    let config = Config::bytes(256);
+    let region = Region::heap(ByteRing::required_size(&config).unwrap()).unwrap();
+    ByteRing::init(&region, &config).unwrap();
+    assert!(matches!(
+        MessageReader::attach(&region),
+        Err(Error::Corrupted { .. })
+    ));
+}
+
+#[test]
+fn corrupted_tail_poisons_the_reader() {
+    let (region, mut w, mut r) = message_ring(256, 64);
+    w.try_write(b"ok").unwrap();
+    // The writer's tail lives at offset 128 (second 128-byte line).
+    // SAFETY: the region is alive and 8-aligned at offset 128; we play a hostile peer.
+    unsafe {
+        region
+            .as_ptr()
+            .add(128)
+            .cast::<u64>()
+            .write_volatile(1 << 40)
+    };
+    let mut buf = [0u8; 8];
+    assert!(matches!(r.try_read(&mut buf), Err(Error::Corrupted { .. })));
+    assert!(matches!(r.try_read(&mut buf), Err(Error::Corrupted { .. })));
+}
+
+#[test]
+fn corrupted_record_length_is_detected() {
+    let (region, mut w, mut r) = message_ring(256, 64);
+    w.try_write(b"hello").unwrap();
+    // First record header sits at the start of the data area (after 6 lines).
+    // SAFETY: the region is alive; offset 768 is the first data byte; hostile write.
+    unsafe {
+        region
+            .as_ptr()
+            .add(768)
+            .cast::<u32>()
+            .write_volatile(10_000)
+    };
+    let mut buf = [0u8; 64];
+    assert!(matches!(r.try_read(&mut buf), Err(Error::Corrupted { .. })));
+}
+
+#[test]
+fn byte_ring_streams_across_the_wrap() {
+    let (_r, mut w, mut r) = byte_ring(64);
+    let data = pattern(3, 1000);
+    let mut out = Vec::new();
+    let mut sent = 0;
+    let mut buf = [0u8; 48];
+    while out.len() < data.len() {
+        if sent < data.len() {
+            if let Ok(n) = w.try_write(&data[sent..(sent + 40).min(data.len())]) {
+                sent += n;
+            }
+        }
+        if let Ok(n) = r.try_read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(out, data);
+}
+
+#[test]
+fn byte_ring_merges_writes_and_grants_work() {
+    let (_r, mut w, mut r) = byte_ring(1024);
+    for _ in 0..4 {
+        w.try_write(&[7u8; 128]).unwrap();
+    }
+    let mut buf = [0u8; 512];
+    assert_eq!(
+        r.try_read(&mut buf).unwrap(),
+        512,
+        "four writes read as one"
+    );
+    let mut g = w.reserve(16).unwrap();
+    assert_eq!(g.len(), 16);
+    g.as_mut_slice().copy_from_slice(&[1u8; 16]);
+    g.commit(10);
+    let g = r.read_grant().unwrap();
+    assert_eq!(g.as_slice(), &[1u8; 10]);
+    g.release(4);
+    assert_eq!(r.bytes_available().unwrap(), 6);
+    w.close();
+    assert_eq!(r.try_read(&mut buf).unwrap(), 6);
+    assert_eq!(r.try_read(&mut buf), Err(Error::Closed));
+}
+
+#[test]
+fn two_threads_stream_a_million_messages() {
+    let (_region, mut w, mut r) = message_ring(4096, 200);
+    let writer = std::thread::spawn(move || {
+        for i in 0..1_000_000u64 {
+            let len = (i % 200) as usize;
+            let mut msg = [0u8; 200];
+            msg[..len.min(8)].copy_from_slice(&i.to_le_bytes()[..len.min(8)]);
+            w.write(&msg[..len], Deadline::after(Duration::from_secs(60)))
+                .unwrap();
+        }
+    });
+    let mut buf = [0u8; 200];
+    for i in 0..1_000_000u64 {
+        let n = r
+            .read(&mut buf, Deadline::after(Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(n, (i % 200) as usize);
+        assert_eq!(&buf[..n.min(8)], &i.to_le_bytes()[..n.min(8)]);
+    }
+    writer.join().unwrap();
+    assert_eq!(r.try_read(&mut buf), Err(Error::Closed));
+}
