@@ -1,7 +1,39 @@
 //! # culvert-section — shared memory objects
 //!
-//! (Being built: see issue 2.) Owns [`Region`], the span of memory rings are laid out in.
+//! The layer above `culvert-sync`. It owns:
+//!
+//! * [`Section`] — a named (`/dev/shm/culvert.<name>`, or under `CULVERT_ROOT` /
+//!   [`SectionOptions::root`]) or anonymous (sealed memfd) shared-memory object, created
+//!   exclusively with mode `0600` by default, mapped `MAP_SHARED` with `memmap2::MmapRaw`;
+//! * the [`layout`] of its header: magic, version, [`SectionKind`], total size, creator
+//!   [`ProcessIdentity`](culvert_sync::ProcessIdentity), the [`InitState`] word
+//!   (`Initializing → Ready`, or `Poisoned`), and a table of up to 16 named sub-objects so
+//!   one section can hold several rings;
+//! * [`Region`] — a bounded span of memory (a sub-object, or heap memory in tests) that
+//!   the ring layer lays its structures out in;
+//! * [`Error`] — typed, actionable errors (`NotFound`, `Stale`, `NoSpace`…);
+//! * [`inherit`] — passing a section's descriptor to a child process;
+//! * [`fuzzing`] — the body of the `section_open` fuzz target and its seeds.
+//!
+//! Every byte of a mapped section may be written by another process, so this crate never
+//! trusts it: the header is copied out and validated (zerocopy), sizes are checked with
+//! `fstat` before mapping (no `SIGBUS` from a short file), offsets are bounds-checked, and
+//! waiting for `Ready` has a deadline and notices a dead creator. It must never know
+//! about rings, pipes or ports, and never hand out `&[u8]` to shared bytes.
 
+mod error;
+pub mod fuzzing;
+pub mod inherit;
+pub mod layout;
+mod options;
 mod region;
+mod section;
 
+pub use error::{Error, Result};
+pub use inherit::SECTION_FD_ENV;
+pub use layout::{HeaderInfo, InitState, ObjectInfo, SectionKind};
+pub use options::{
+    list, validate_name, SectionOptions, DEFAULT_OPEN_TIMEOUT, DEFAULT_ROOT, MAX_NAME_LEN, ROOT_ENV,
+};
 pub use region::{Region, REGION_ALIGN};
+pub use section::Section;

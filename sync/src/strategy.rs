@@ -56,6 +56,8 @@ pub struct WaitContext {
 ///
 /// Whoever makes the condition true must call [`Notifier::notify`] on `notifier`
 /// afterwards. `poll` must be cheap and side-effect free when it returns `Ok(None)`.
+// Under loom the adaptive spin and yield counts are 0, which clippy denies as empty ranges.
+#[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
 pub fn wait_for<T, E, F>(
     notifier: &Notifier,
     strategy: WaitStrategy,

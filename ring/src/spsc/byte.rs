@@ -36,6 +36,8 @@ pub struct ByteWriter {
     strategy: WaitStrategy,
     /// Set after a corruption was detected: every later call fails.
     poisoned: bool,
+    /// Set once this writer closed: later writes get `Closed`.
+    closed: bool,
 }
 
 impl ByteWriter {
@@ -57,6 +59,7 @@ impl ByteWriter {
             cached_head: head,
             strategy: WaitStrategy::default(),
             poisoned: false,
+            closed: false,
         })
     }
 
@@ -98,7 +101,7 @@ impl ByteWriter {
 
     #[inline]
     fn check_open(&self) -> Result<()> {
-        if self.core.ctl().state.reader_closed.load(Ordering::Acquire) != 0 {
+        if self.closed || self.core.ctl().state.reader_closed.load(Ordering::Acquire) != 0 {
             return Err(Error::Closed);
         }
         Ok(())
@@ -183,6 +186,7 @@ impl ByteWriter {
     /// Closes the writing side: the reader drains what was committed, then gets
     /// `Closed`. Idempotent; dropping the writer closes it too.
     pub fn close(&mut self) {
+        self.closed = true;
         let ctl = self.core.ctl();
         ctl.state.writer_closed.store(1, Ordering::Release);
         ctl.readable.notifier.notify();
@@ -290,13 +294,13 @@ impl ByteReader {
     /// Committed bytes available, re-reading the writer's tail when the cached one
     /// shows none. `Closed` once the writer closed and everything was read.
     #[inline]
-    fn available(&mut self) -> Result<u64> {
+    fn available(&mut self, fresh: bool) -> Result<u64> {
         if self.poisoned {
             return Err(Error::Corrupted {
                 what: "endpoint poisoned by an earlier corruption",
             });
         }
-        if self.cached_tail != self.head {
+        if !fresh && self.cached_tail != self.head {
             return Ok(self.cached_tail - self.head);
         }
         let ctl = self.core.ctl();
@@ -336,7 +340,7 @@ impl ByteReader {
     /// Reads up to `buf.len()` committed bytes; `WouldBlock` if there are none yet,
     /// `Closed` at end of stream.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let avail = self.available()?;
+        let avail = self.available(false)?;
         if avail == 0 {
             return Err(Error::WouldBlock);
         }
@@ -388,9 +392,9 @@ impl ByteReader {
         Ok(())
     }
 
-    /// Committed bytes ready to read without waiting (0 if none).
+    /// Committed bytes ready to read without waiting (0 if none); re-reads the tail.
     pub fn bytes_available(&mut self) -> Result<usize> {
-        match self.available() {
+        match self.available(true) {
             Ok(n) => Ok(n as usize),
             Err(Error::Closed) => Ok(0),
             Err(e) => Err(e),
@@ -400,7 +404,7 @@ impl ByteReader {
     /// A zero-copy grant of the contiguous committed bytes at the head; release what
     /// was consumed. `WouldBlock` if there are none, `Closed` at end of stream.
     pub fn read_grant(&mut self) -> Result<ByteReadGrant<'_>> {
-        let avail = self.available()?;
+        let avail = self.available(false)?;
         if avail == 0 {
             return Err(Error::WouldBlock);
         }

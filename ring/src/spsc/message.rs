@@ -59,6 +59,8 @@ pub struct MessageWriter {
     cached_head: u64,
     strategy: WaitStrategy,
     poisoned: bool,
+    /// Set once this writer closed: later writes get `Closed`.
+    closed: bool,
 }
 
 impl MessageWriter {
@@ -85,6 +87,7 @@ impl MessageWriter {
             cached_head: head,
             strategy: WaitStrategy::default(),
             poisoned: false,
+            closed: false,
         })
     }
 
@@ -151,7 +154,7 @@ impl MessageWriter {
                 max: self.core.max_message as usize,
             });
         }
-        if self.core.ctl().state.reader_closed.load(Ordering::Acquire) != 0 {
+        if self.closed || self.core.ctl().state.reader_closed.load(Ordering::Acquire) != 0 {
             return Err(Error::Closed);
         }
         let need = record_size(len as u64);
@@ -212,6 +215,7 @@ impl MessageWriter {
     /// Closes the writing side: the reader drains, then gets `Closed`. Idempotent;
     /// dropping the writer closes it too.
     pub fn close(&mut self) {
+        self.closed = true;
         let ctl = self.core.ctl();
         ctl.state.writer_closed.store(1, Ordering::Release);
         ctl.readable.notifier.notify();
