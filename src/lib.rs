@@ -1,21 +1,27 @@
 //! # culvert — lock-free shared-memory channels for Linux
 //!
-//! The facade crate. It re-exports the layers below and will own the channel layers
+//! The facade crate. It re-exports the layers below and owns the channel layers
 //! built only from sections and rings (DESIGN §7):
 //!
-//! * `pipe` — two-way byte or message pipes, anonymous and named (Windows named-pipe
-//!   semantics) — *not built yet (issue 4)*;
-//! * `mailslot` — one-way, many writers, broadcast groups, never silent loss —
-//!   *not built yet (issue 5)*;
-//! * `port` — ALPC-like request/reply with inline copies and shared-memory views —
-//!   *not built yet (issue 6)*.
+//! * [`pipe`] — two-way byte or message pipes, anonymous and named (Windows
+//!   named-pipe semantics);
+//! * [`mailslot`] — one-way, many writers, broadcast groups, never silent loss;
+//! * [`port`] — ALPC-like request/reply with inline copies and shared-memory views.
 //!
-//! What exists today: [`sync`] (cross-process wait/wake), [`section`] (shared memory
-//! objects) and [`ring`] (the rings the layers will be built on).
+//! Below them: [`sync`] (cross-process wait/wake), [`section`] (shared memory
+//! objects) and [`ring`] (the rings the layers are built on).
 //!
-//! This crate must never carry data or control through a socket, an OS pipe or a kernel
-//! message queue: the kernel maps memory, sleeps and wakes, and tells who is alive.
+//! This crate must never carry data or control through a socket, an OS pipe or a
+//! kernel message queue: the kernel maps memory, sleeps and wakes, and tells who is
+//! alive.
+
+mod error;
+pub mod mailslot;
+pub mod pipe;
+pub mod port;
 
 pub use culvert_ring as ring;
 pub use culvert_section as section;
 pub use culvert_sync as sync;
+pub use culvert_sync::{Deadline, WaitStrategy};
+pub use error::{Error, Result};

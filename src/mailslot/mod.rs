@@ -1,0 +1,1 @@
+//! Mailslots (being written).

@@ -1,0 +1,1 @@
+//! Pipes (being written).
