@@ -121,7 +121,8 @@ fn grants_write_and_read_in_place() {
     g.as_mut_slice()[..5].copy_from_slice(b"hello");
     g.commit(5);
     // A dropped grant writes nothing.
-    drop(w.reserve(10).unwrap());
+    let abandoned = w.reserve(10).unwrap();
+    let _ = abandoned;
     let g = r.read_grant().unwrap();
     assert_eq!(g.as_slice(), b"hello");
     g.release();
