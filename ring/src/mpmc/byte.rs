@@ -1,0 +1,340 @@
+//! [`ByteRing`]: N writers, M readers of byte records (the PIPE_BUF rule).
+//!
+//! Each slot holds one record of up to `atomic_write_max` (the config's `max_message`)
+//! bytes. A write of at most `atomic_write_max` bytes is one record, so its bytes are
+//! never interleaved with another writer's; a longer write is split into records of
+//! `atomic_write_max` bytes, between which other writers' records may land. A read
+//! returns the bytes of one or more whole records; a record longer than the caller's
+//! buffer is taken whole into a buffer the reader allocated at attach, and handed out
+//! by the following reads (nothing is lost, nothing allocated per record).
+
+use culvert_section::Region;
+use culvert_sync::{wait_for, Deadline, WaitStrategy};
+
+use super::control::KIND_MPMC_BYTE;
+use super::core::{self, Core};
+use super::{Config, Stats};
+use crate::{Error, Result};
+
+/// Creating and sizing MPMC byte rings.
+#[derive(Debug)]
+pub struct ByteRing;
+
+impl ByteRing {
+    /// Bytes of region a byte ring with `config` needs (`config.max_message` is the
+    /// atomic write size, see [`Config::bytes`]).
+    pub fn required_size(config: &Config) -> Result<usize> {
+        Ok(core::required_size(&config.layout()?))
+    }
+
+    /// Lays out a fresh byte ring at the start of `region`. Call once, before any
+    /// endpoint attaches. `atomic_write_max` must be at least 1.
+    pub fn init(region: &Region, config: &Config) -> Result<()> {
+        if config.max_message == 0 {
+            return Err(Error::InvalidConfig {
+                what: "atomic_write_max must be at least 1",
+            });
+        }
+        core::init(region, KIND_MPMC_BYTE, &config.layout()?)
+    }
+}
+
+/// A writing end of a [`ByteRing`].
+pub struct ByteWriter {
+    core: Core,
+}
+
+impl std::fmt::Debug for ByteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("mpmc::ByteWriter").finish_non_exhaustive()
+    }
+}
+
+impl ByteWriter {
+    /// Attaches a writer to the byte ring in `region`.
+    pub fn attach(region: &Region) -> Result<Self> {
+        let core = Core::attach(region, KIND_MPMC_BYTE)?;
+        if core.max_message() == 0 {
+            return Err(Error::Corrupted {
+                what: "mpmc byte ring with a zero atomic write size",
+            });
+        }
+        Ok(Self { core })
+    }
+
+    /// Another writer on the same ring (a new attachment).
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            core: self.core.reattach(KIND_MPMC_BYTE)?,
+        })
+    }
+
+    /// How blocking calls wait (default `Adaptive`).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.core.set_wait_strategy(strategy);
+    }
+
+    /// The largest write that is never interleaved with other writers' bytes.
+    pub fn atomic_write_max(&self) -> usize {
+        self.core.max_message()
+    }
+
+    /// Writes one record of `chunk.len() <= atomic_write_max` bytes, if a slot is free.
+    fn try_record(&mut self, chunk: &[u8], check_live: bool) -> Result<()> {
+        self.core.try_send_with(chunk.len(), check_live, |dst| {
+            // SAFETY: `dst` is the data of a slot we hold (WRITING), with room for
+            // `atomic_write_max >= chunk.len()` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst, chunk.len()) }
+        })
+    }
+
+    /// Writes as many whole records of `buf` as fit now; returns the bytes written.
+    fn poll_write(&mut self, buf: &[u8], check_live: bool) -> Result<usize> {
+        let max = self.core.max_message();
+        let mut done = 0;
+        for chunk in buf.chunks(max) {
+            match self.try_record(chunk, check_live && done == 0) {
+                Ok(()) => done += chunk.len(),
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes what fits now, as whole records: all of `buf` or `WouldBlock` when
+    /// `buf.len() <= atomic_write_max`; otherwise a prefix made of whole records.
+    /// `Ok(0)` for an empty `buf`.
+    pub fn try_write(&mut self, buf: &[u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.poll_write(buf, false)
+    }
+
+    /// Like [`try_write`](Self::try_write), but waits until at least one record is
+    /// written (or `deadline` passes: `Timeout`).
+    pub fn write(&mut self, buf: &[u8], deadline: Deadline) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let strategy = self.core.wait_strategy();
+        // SAFETY: used only inside this call, while `self.core` lives.
+        let ctl = unsafe { self.core.ctl_unbound() };
+        wait_for(&ctl.not_full.0, strategy, deadline, |ctx| {
+            match self.poll_write(buf, ctx.liveness_due) {
+                Ok(n) => Ok(Some(n)),
+                Err(Error::WouldBlock) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Writes all of `buf`, waiting for room until `deadline`.
+    pub fn write_all(&mut self, mut buf: &[u8], deadline: Deadline) -> Result<()> {
+        while !buf.is_empty() {
+            let n = self.write(buf, deadline)?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Closes the ring for every endpoint.
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Frees now every slot held by a dead process (waiters do this lazily); returns
+    /// how many were freed. Counted in [`Stats`] like the lazy path.
+    pub fn reclaim_dead(&self) -> Result<usize> {
+        self.core.reclaim_dead()
+    }
+
+    /// The ring's shared counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The region the ring lives in.
+    pub fn region(&self) -> &Region {
+        self.core.region()
+    }
+}
+
+/// A reading end of a [`ByteRing`].
+pub struct ByteReader {
+    core: Core,
+    /// A record taken whole that the caller's buffer could not hold. Invariant:
+    /// `start <= end <= spill.len() == atomic_write_max`; `spill[start..end]` is unread.
+    spill: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl std::fmt::Debug for ByteReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("mpmc::ByteReader")
+            .field("buffered", &(self.end - self.start))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ByteReader {
+    /// Attaches a reader to the byte ring in `region` (allocates its spill buffer of
+    /// `atomic_write_max` bytes here, once).
+    pub fn attach(region: &Region) -> Result<Self> {
+        Self::from_core(Core::attach(region, KIND_MPMC_BYTE)?)
+    }
+
+    fn from_core(core: Core) -> Result<Self> {
+        if core.max_message() == 0 {
+            return Err(Error::Corrupted {
+                what: "mpmc byte ring with a zero atomic write size",
+            });
+        }
+        let spill = vec![0u8; core.max_message()].into_boxed_slice();
+        Ok(Self {
+            core,
+            spill,
+            start: 0,
+            end: 0,
+        })
+    }
+
+    /// Another reader on the same ring (a new attachment, with its own spill buffer).
+    pub fn try_clone(&self) -> Result<Self> {
+        Self::from_core(self.core.reattach(KIND_MPMC_BYTE)?)
+    }
+
+    /// How blocking calls wait (default `Adaptive`).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.core.set_wait_strategy(strategy);
+    }
+
+    /// The ring's atomic write size (largest record).
+    pub fn atomic_write_max(&self) -> usize {
+        self.core.max_message()
+    }
+
+    /// Bytes of a record already taken from the ring and not yet read.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn poll_read(&mut self, buf: &mut [u8], check_live: bool) -> Result<usize> {
+        let mut n = 0;
+        if self.start < self.end {
+            let k = (self.end - self.start).min(buf.len());
+            buf[..k].copy_from_slice(&self.spill[self.start..self.start + k]);
+            self.start += k;
+            n = k;
+            if self.start < self.end {
+                return Ok(n);
+            }
+        }
+        while n < buf.len() {
+            let rest = &mut buf[n..];
+            let room = rest.len();
+            let got = self
+                .core
+                .try_recv_with(room, check_live && n == 0, |src, len| {
+                    // SAFETY: `src` is the data of the slot we hold (READING); `len <= room`.
+                    unsafe { std::ptr::copy_nonoverlapping(src, rest.as_mut_ptr(), len) };
+                    len
+                });
+            match got {
+                Ok(len) => n += len,
+                Err(Error::BufferTooSmall { .. }) if n == 0 => {
+                    let spill = &mut self.spill;
+                    let cap = spill.len();
+                    let len = self.core.try_recv_with(cap, false, |src, len| {
+                        // SAFETY: as above, with `len <= max_message == spill.len()`.
+                        unsafe { std::ptr::copy_nonoverlapping(src, spill.as_mut_ptr(), len) };
+                        len
+                    });
+                    match len {
+                        Ok(len) => {
+                            let k = len.min(buf.len());
+                            buf[..k].copy_from_slice(&self.spill[..k]);
+                            self.start = k;
+                            self.end = len;
+                            return Ok(k);
+                        }
+                        // Another reader took it meanwhile: try again from the top.
+                        Err(Error::WouldBlock) | Err(Error::BufferTooSmall { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Reads the bytes of one or more records now available. `WouldBlock` when none;
+    /// `Closed` when the ring is closed and drained; `Ok(0)` only for an empty `buf`.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.poll_read(buf, false)
+    }
+
+    /// Like [`try_read`](Self::try_read), waiting until `deadline` for a record.
+    pub fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let strategy = self.core.wait_strategy();
+        // SAFETY: used only inside this call, while `self.core` lives.
+        let ctl = unsafe { self.core.ctl_unbound() };
+        wait_for(&ctl.not_empty.0, strategy, deadline, |ctx| {
+            match self.poll_read(buf, ctx.liveness_due) {
+                Ok(n) => Ok(Some(n)),
+                Err(Error::WouldBlock) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Reads exactly `buf.len()` bytes, waiting until `deadline`.
+    pub fn read_exact(&mut self, mut buf: &mut [u8], deadline: Deadline) -> Result<()> {
+        while !buf.is_empty() {
+            let n = self.read(buf, deadline)?;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Closes the ring for every endpoint.
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Frees now every slot held by a dead process (waiters do this lazily); returns
+    /// how many were freed. Counted in [`Stats`] like the lazy path.
+    pub fn reclaim_dead(&self) -> Result<usize> {
+        self.core.reclaim_dead()
+    }
+
+    /// The ring's shared counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The region the ring lives in.
+    pub fn region(&self) -> &Region {
+        self.core.region()
+    }
+}

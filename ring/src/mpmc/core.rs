@@ -1,0 +1,775 @@
+//! The slot machinery shared by [`MessageRing`](super::MessageRing) and
+//! [`ByteRing`](super::ByteRing) endpoints.
+//!
+//! ## Protocol
+//! A bounded queue of `slots` fixed-size slots (Vyukov style), with one change: a
+//! position is claimed by a compare-exchange on the *slot word*, which records the
+//! claimer's participant number in the same write, and only then is the shared
+//! position (`enqueue_pos` / `dequeue_pos`) moved on, by the claimer or by anyone who
+//! finds the slot already claimed ("helping"). So no instant exists in which a position
+//! is taken but its holder unknown, and a holder that dies anywhere is found from the
+//! slot alone.
+//!
+//! Producer at `p = enqueue_pos`, slot word `w` of slot `p mod slots`:
+//! `EMPTY(p)` → CAS to `WRITING(p, me)`, help `enqueue_pos` to `p + 1`, copy, store
+//! `len`, publish `FULL(p)`. Any other state tagged `p`, or a tag beyond `p` → help
+//! `enqueue_pos` on and retry. Tag `p - slots` (last lap still held) → full, unless
+//! its holder is dead (see below).
+//!
+//! Consumer at `q = dequeue_pos`: `FULL(q)` → CAS to `READING(q, me)`, help
+//! `dequeue_pos`, copy, publish `EMPTY(q + slots)`. `WRITING(q)` → wait for that
+//! producer; `EMPTY(q)` or `READING(q - slots)` → empty; `READING(q)` or a tag beyond
+//! `q` → help on and retry.
+//!
+//! ## Dead holders
+//! Every endpoint registers its packed [`ProcessIdentity`](culvert_sync::ProcessIdentity)
+//! in the participant table at attach. A waiter (at most every
+//! [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)) looks up the
+//! holder of the slot it is stuck on; if that process is dead:
+//! `WRITING(t, dead)` → `EMPTY(t + slots)`: the half-written message is skipped, never
+//! delivered (counted in `abandoned_by_dead_producers`); `READING(t, dead)` →
+//! `EMPTY(t + slots)`: the message was consumed by a process that died, and is counted
+//! in `lost_to_dead_consumers`, never delivered twice. Both are single CASes, so exactly
+//! one waiter does each. An attach that takes over a dead process's table entry first
+//! sweeps the slots for words naming that entry, so a number is never reused while a
+//! slot still names its old holder.
+//!
+//! ## Close
+//! `closed` goes 0 → 1 once. A producer checks it before claiming and again *after* its
+//! claim CAS; if it is set then, the producer gives the slot back (`EMPTY(p + slots)`)
+//! and reports `Closed`. A consumer loads `closed` *before* the slot word, and returns
+//! `Closed` only if the ring looked empty. With all four accesses SeqCst, a producer
+//! whose claim the consumer missed must see the flag, so no message is committed after
+//! a consumer concluded "drained".
+//!
+//! ## Untrusted memory
+//! Configuration words are copied out at attach and validated against a recomputed
+//! layout. Slot words are checked (state/holder coherence, tag within one lap of the
+//! position), lengths against `max_message`; a violation poisons the endpoint with
+//! `Error::Corrupted`. Every loop iteration either returns or observed another
+//! endpoint's progress, and blocking waits take a `Deadline`.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use culvert_section::Region;
+use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use culvert_sync::{
+    wait_for, Deadline, Liveness, Notifier, WaitStrategy, LIVENESS_RECHECK_INTERVAL,
+};
+
+use super::control::{
+    magic, pack, tag_diff, unpack, ConfigWords, Control, Layout, Line, SlotHeader, StateWords,
+    EMPTY, FULL, LAYOUT_VERSION, READING, SLOT_DATA, WRITING,
+};
+use super::Stats;
+use crate::layout::control_ptr;
+use crate::{owner, Error, Result};
+
+/// Bytes of region a ring with this layout needs.
+pub(crate) fn required_size(layout: &Layout) -> usize {
+    layout.total
+}
+
+/// Lays out a fresh ring of `kind` in `region`.
+pub(crate) fn init(region: &Region, kind: u8, layout: &Layout) -> Result<()> {
+    if region.len() < layout.total {
+        return Err(Error::InvalidConfig {
+            what: "region smaller than the ring",
+        });
+    }
+    let ctl = control_ptr::<Control>(region)?;
+    // Participants and slots first, the control block (with its magic) last.
+    for i in 0..layout.max_endpoints {
+        let off = layout.participants_offset + i * std::mem::size_of::<AtomicU64>();
+        // SAFETY: `off + 8 <= slots_offset <= total <= region.len()` (Layout::compute),
+        // the offset is 8-aligned (control size is a multiple of 128) and the region
+        // base is page-aligned; nobody attached yet, so the write is exclusive.
+        unsafe {
+            region
+                .as_ptr()
+                .add(off)
+                .cast::<AtomicU64>()
+                .write(AtomicU64::new(0))
+        };
+    }
+    for i in 0..layout.slots {
+        let off = layout.slots_offset + i * layout.slot_stride;
+        let header = SlotHeader {
+            state: AtomicU64::new(pack(i as u64, EMPTY, 0)),
+            len: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+            #[cfg(loom)]
+            data_guard: culvert_sync::atomic::UnsafeCell::new(0),
+        };
+        // SAFETY: slot `i` lies at `slots_offset + i * stride`, inside `total` bytes;
+        // offsets and stride are multiples of 64, so the header is aligned; exclusive
+        // as above.
+        unsafe { region.as_ptr().add(off).cast::<SlotHeader>().write(header) };
+    }
+    let control = Control {
+        config: Line(ConfigWords {
+            magic: AtomicU64::new(magic(kind)),
+            version: AtomicU32::new(LAYOUT_VERSION),
+            slot_shift: AtomicU32::new(layout.slot_shift),
+            max_message: AtomicU64::new(layout.max_message as u64),
+            max_endpoints: AtomicU32::new(layout.max_endpoints as u32),
+            reserved: AtomicU32::new(0),
+            slot_stride: AtomicU64::new(layout.slot_stride as u64),
+            participants_offset: AtomicU64::new(layout.participants_offset as u64),
+            slots_offset: AtomicU64::new(layout.slots_offset as u64),
+            total_size: AtomicU64::new(layout.total as u64),
+        }),
+        enqueue_pos: Line(AtomicU64::new(0)),
+        dequeue_pos: Line(AtomicU64::new(0)),
+        not_empty: Line(Notifier::new()),
+        not_full: Line(Notifier::new()),
+        state: Line(StateWords {
+            closed: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+            lost_to_dead_consumers: AtomicU64::new(0),
+            abandoned_by_dead_producers: AtomicU64::new(0),
+            aborted_by_close: AtomicU64::new(0),
+        }),
+    };
+    // SAFETY: `control_ptr` checked size and alignment; nobody attached yet.
+    unsafe { ctl.as_ptr().write(control) };
+    Ok(())
+}
+
+/// What a poll of the ring found when it could not complete.
+enum Blocked {
+    /// Nothing to do until a peer moves.
+    Wait,
+}
+
+/// One attached endpoint's view of the ring: validated layout, its participant number
+/// and its poison state. Not shared between threads (`&mut self` everywhere).
+pub(crate) struct Core {
+    /// Keeps the mapping alive. Invariant: `ctl`, `parts` and `slots` point into it.
+    region: Region,
+    ctl: NonNull<Control>,
+    parts: NonNull<AtomicU64>,
+    slots: NonNull<u8>,
+    layout: Layout,
+    /// `slots - 1`.
+    mask: u64,
+    /// Our participant number, `1..=max_endpoints`.
+    me: u32,
+    /// Our packed identity, as written in our table entry.
+    identity: u64,
+    strategy: WaitStrategy,
+    /// Set at the first corruption seen; every later call fails with it.
+    poisoned: Cell<Option<&'static str>>,
+    /// Last time a blocked call checked holders' liveness.
+    last_liveness: Cell<Option<Instant>>,
+}
+
+// SAFETY: the raw pointers point into `region`, which the Core keeps alive and which is
+// Send; every access through them is atomic or follows the slot ownership protocol, so
+// moving the Core to another thread is sound.
+unsafe impl Send for Core {}
+
+impl Core {
+    /// Attaches to the ring of `kind` in `region` and registers in the participant table.
+    pub(crate) fn attach(region: &Region, kind: u8) -> Result<Core> {
+        let ctl = control_ptr::<Control>(region)?;
+        // SAFETY: `control_ptr` checked size and alignment; all fields are atomics.
+        let c = unsafe { ctl.as_ref() };
+        let w = &c.config.0;
+        let corrupt = |what| Err(Error::Corrupted { what });
+        if w.magic.load(Ordering::Acquire) != magic(kind) {
+            return Err(Error::InvalidConfig {
+                what: "region holds no mpmc ring of this kind",
+            });
+        }
+        if w.version.load(Ordering::Relaxed) != LAYOUT_VERSION {
+            return Err(Error::InvalidConfig {
+                what: "unsupported mpmc ring layout version",
+            });
+        }
+        let shift = w.slot_shift.load(Ordering::Relaxed);
+        if shift >= 32 {
+            return corrupt("mpmc slot count");
+        }
+        let max_message = w.max_message.load(Ordering::Relaxed);
+        let max_endpoints = w.max_endpoints.load(Ordering::Relaxed);
+        let Ok(layout) = Layout::compute(
+            1usize << shift,
+            usize::try_from(max_message).unwrap_or(usize::MAX),
+            max_endpoints as usize,
+        ) else {
+            return corrupt("mpmc configuration words");
+        };
+        if w.slot_stride.load(Ordering::Relaxed) != layout.slot_stride as u64
+            || w.participants_offset.load(Ordering::Relaxed) != layout.participants_offset as u64
+            || w.slots_offset.load(Ordering::Relaxed) != layout.slots_offset as u64
+            || w.total_size.load(Ordering::Relaxed) != layout.total as u64
+        {
+            return corrupt("mpmc layout words");
+        }
+        if region.len() < layout.total {
+            return corrupt("mpmc ring larger than its region");
+        }
+        // SAFETY: both offsets are `< total <= region.len()`.
+        let (parts, slots) = unsafe {
+            (
+                NonNull::new_unchecked(region.as_ptr().add(layout.participants_offset)).cast(),
+                NonNull::new_unchecked(region.as_ptr().add(layout.slots_offset)),
+            )
+        };
+        let mut core = Core {
+            region: region.clone(),
+            ctl,
+            parts,
+            slots,
+            mask: layout.slots as u64 - 1,
+            layout,
+            me: 0,
+            // Models run in one process; skip the /proc read per attach there.
+            #[cfg(not(loom))]
+            identity: owner::my_identity(),
+            #[cfg(loom)]
+            identity: 1,
+            strategy: WaitStrategy::default(),
+            poisoned: Cell::new(None),
+            last_liveness: Cell::new(None),
+        };
+        core.register()?;
+        Ok(core)
+    }
+
+    /// A second attachment to the same ring (a new participant number).
+    pub(crate) fn reattach(&self, kind: u8) -> Result<Core> {
+        let mut c = Core::attach(&self.region, kind)?;
+        c.strategy = self.strategy;
+        Ok(c)
+    }
+
+    #[inline(always)]
+    pub(crate) fn ctl(&self) -> &Control {
+        // SAFETY: `ctl` points into `self.region`, checked at attach; atomics only.
+        unsafe { self.ctl.as_ref() }
+    }
+
+    /// The control block with a lifetime not tied to `self`, for `wait_for` closures.
+    ///
+    /// # Safety
+    /// The caller must not use the reference after `self` (and its region) is dropped.
+    #[inline(always)]
+    pub(crate) unsafe fn ctl_unbound<'a>(&self) -> &'a Control {
+        // SAFETY: see the function's contract; the region keeps the memory mapped.
+        unsafe { &*self.ctl.as_ptr() }
+    }
+
+    #[inline(always)]
+    fn part(&self, who: u32) -> &AtomicU64 {
+        debug_assert!(who >= 1 && who as usize <= self.layout.max_endpoints);
+        // SAFETY: `who - 1 < max_endpoints` (callers validate `who`), so the entry lies
+        // inside the participant table, constructed at init.
+        unsafe { &*self.parts.as_ptr().add(who as usize - 1) }
+    }
+
+    #[inline(always)]
+    fn slot(&self, pos: u64) -> &SlotHeader {
+        let i = (pos & self.mask) as usize;
+        // SAFETY: `i < slots`, so the header lies inside the slot area (Layout), which
+        // is 64-aligned; headers were constructed at init.
+        unsafe {
+            &*self
+                .slots
+                .as_ptr()
+                .add(i * self.layout.slot_stride)
+                .cast::<SlotHeader>()
+        }
+    }
+
+    #[inline(always)]
+    fn slot_data(&self, pos: u64) -> *mut u8 {
+        let i = (pos & self.mask) as usize;
+        // SAFETY: `i * stride + SLOT_DATA + max_message <= slots * stride`.
+        unsafe {
+            self.slots
+                .as_ptr()
+                .add(i * self.layout.slot_stride + SLOT_DATA)
+        }
+    }
+
+    /// Largest message.
+    pub(crate) fn max_message(&self) -> usize {
+        self.layout.max_message
+    }
+
+    /// Slot count.
+    pub(crate) fn slots(&self) -> usize {
+        self.layout.slots
+    }
+
+    pub(crate) fn wait_strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    pub(crate) fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// Claims a free or dead participant entry.
+    fn register(&mut self) -> Result<()> {
+        for who in 1..=self.layout.max_endpoints as u32 {
+            let entry = self.part(who);
+            let cur = entry.load(Ordering::Acquire);
+            let dead_holder = if cur == 0 {
+                false
+            } else if owner::holder_liveness(cur) == Liveness::Dead {
+                true
+            } else {
+                continue;
+            };
+            if entry
+                .compare_exchange(cur, self.identity, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.me = who;
+                if dead_holder {
+                    self.sweep(who);
+                }
+                return Ok(());
+            }
+        }
+        Err(Error::Busy {
+            what: "mpmc participant table (all entries held by live endpoints)",
+        })
+    }
+
+    /// Frees every slot that names participant `who` (whose process died).
+    fn sweep(&self, who: u32) {
+        for i in 0..self.layout.slots as u64 {
+            let slot = self.slot(i);
+            let w = slot.state.load(Ordering::Acquire);
+            let s = unpack(w);
+            if s.who == who && (s.state == WRITING || s.state == READING) {
+                self.take_from_dead(slot, w);
+            }
+        }
+    }
+
+    /// Moves a slot held by a dead participant on to `EMPTY(tag + slots)`, counting it.
+    /// Returns whether this call did it.
+    fn take_from_dead(&self, slot: &SlotHeader, w: u64) -> bool {
+        let s = unpack(w);
+        let next = pack(s.tag.wrapping_add(self.layout.slots as u64), EMPTY, 0);
+        if slot
+            .state
+            .compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let st = &self.ctl().state.0;
+        if s.state == READING {
+            st.lost_to_dead_consumers.fetch_add(1, Ordering::Relaxed);
+        } else {
+            st.abandoned_by_dead_producers
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.ctl().not_full.0.notify();
+        self.ctl().not_empty.0.notify();
+        true
+    }
+
+    /// Frees every slot held by a dead process (what waiters do lazily when they are
+    /// stuck on one). Returns how many slots this call freed.
+    pub(crate) fn reclaim_dead(&self) -> Result<usize> {
+        self.check_poison()?;
+        let mut freed = 0;
+        for i in 0..self.layout.slots as u64 {
+            let slot = self.slot(i);
+            let w = slot.state.load(Ordering::Acquire);
+            let s = unpack(w);
+            if !self.valid_who(s.state, s.who) {
+                return Err(self.poison("mpmc slot word holder"));
+            }
+            if (s.state == WRITING || s.state == READING)
+                && self.holder_dead(s.who)
+                && self.take_from_dead(slot, w)
+            {
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Whether participant `who` (validated) is held by a dead process.
+    fn holder_dead(&self, who: u32) -> bool {
+        let id = self.part(who).load(Ordering::Acquire);
+        owner::holder_liveness(id) == Liveness::Dead
+    }
+
+    /// Whether a blocked non-blocking call should check holders' liveness now.
+    fn liveness_due(&self, ctx_due: bool) -> bool {
+        let now = Instant::now();
+        match self.last_liveness.get() {
+            Some(t) if !ctx_due && now.duration_since(t) < LIVENESS_RECHECK_INTERVAL => false,
+            Some(_) => {
+                self.last_liveness.set(Some(now));
+                true
+            }
+            None => {
+                // First block: start the clock; check now only if the waiter asks.
+                self.last_liveness.set(Some(now));
+                ctx_due
+            }
+        }
+    }
+
+    fn poison(&self, what: &'static str) -> Error {
+        self.poisoned.set(Some(what));
+        Error::Corrupted { what }
+    }
+
+    #[inline(always)]
+    fn check_poison(&self) -> Result<()> {
+        match self.poisoned.get() {
+            Some(what) => Err(Error::Corrupted { what }),
+            None => Ok(()),
+        }
+    }
+
+    /// Validates the holder field of a slot word.
+    #[inline(always)]
+    fn valid_who(&self, state: u64, who: u32) -> bool {
+        match state {
+            EMPTY | FULL => who == 0,
+            _ => who >= 1 && who as usize <= self.layout.max_endpoints,
+        }
+    }
+
+    // ---- producer side -----------------------------------------------------------------
+
+    /// Claims the next position for a message of `len` bytes (checked by the caller),
+    /// lets `fill` write it, and commits it. `WouldBlock` when full.
+    pub(crate) fn try_send_with(
+        &mut self,
+        len: usize,
+        check_live: bool,
+        fill: impl FnOnce(*mut u8),
+    ) -> Result<()> {
+        self.check_poison()?;
+        debug_assert!(len <= self.layout.max_message);
+        let pos = match self.claim_send(check_live) {
+            Ok(pos) => pos,
+            Err(Blocked::Wait) => {
+                return Err(Error::WouldBlock);
+            }
+        }?;
+        let slot = self.slot(pos);
+        fill(self.slot_data(pos));
+        #[cfg(loom)]
+        // SAFETY: WRITING(pos, me) grants this endpoint exclusive use of the slot.
+        slot.data_guard.with_mut(|p| unsafe { *p = len as u32 });
+        slot.len.store(len as u32, Ordering::Relaxed);
+        slot.state.store(pack(pos, FULL, 0), Ordering::Release);
+        self.ctl().not_empty.0.notify();
+        Ok(())
+    }
+
+    /// The claim loop of a producer. `Ok(Ok(pos))`: this endpoint holds `WRITING(pos)`.
+    fn claim_send(&self, check_live: bool) -> std::result::Result<Result<u64>, Blocked> {
+        let cap = self.layout.slots as u64;
+        let mut checked_live = false;
+        loop {
+            if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
+                return Ok(Err(Error::Closed));
+            }
+            let enq = &self.ctl().enqueue_pos.0;
+            let p = enq.load(Ordering::Acquire);
+            let slot = self.slot(p);
+            let w = slot.state.load(Ordering::Acquire);
+            let s = unpack(w);
+            if !self.valid_who(s.state, s.who) {
+                return Ok(Err(self.poison("mpmc slot word holder")));
+            }
+            let d = tag_diff(s.tag, p);
+            if d == 0 && s.state == EMPTY {
+                let mine = pack(p, WRITING, self.me);
+                if slot
+                    .state
+                    .compare_exchange(w, mine, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                let _ = enq.compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Relaxed);
+                if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
+                    // Closed between our check and our claim: give the slot back.
+                    slot.state.store(pack(p + cap, EMPTY, 0), Ordering::Release);
+                    self.ctl()
+                        .state
+                        .0
+                        .aborted_by_close
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.ctl().not_empty.0.notify();
+                    self.ctl().not_full.0.notify();
+                    return Ok(Err(Error::Closed));
+                }
+                return Ok(Ok(p));
+            }
+            if d >= 0 {
+                if d % cap as i64 != 0 {
+                    return Ok(Err(self.poison("mpmc slot tag not of this slot")));
+                }
+                // Position `p` is taken (or long gone): help the position on.
+                let _ = enq.compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            if d == -(cap as i64) && s.state != EMPTY {
+                // The previous lap still holds the slot: full, unless its holder died.
+                if (s.state == WRITING || s.state == READING)
+                    && !checked_live
+                    && self.liveness_due(check_live)
+                {
+                    checked_live = true;
+                    if self.holder_dead(s.who) {
+                        self.take_from_dead(slot, w);
+                        continue;
+                    }
+                }
+                // Re-read the position: if it moved, the ring is not full for us.
+                if enq.load(Ordering::Acquire) != p {
+                    continue;
+                }
+                return Err(Blocked::Wait);
+            }
+            if enq.load(Ordering::Acquire) != p {
+                // Our slot read raced with a lap change; retry with the new position.
+                continue;
+            }
+            return Ok(Err(self.poison("mpmc slot tag behind the enqueue position")));
+        }
+    }
+
+    /// Blocking send: waits on `not_full` until the message is committed.
+    pub(crate) fn send_with(
+        &mut self,
+        len: usize,
+        deadline: Deadline,
+        fill: &mut dyn FnMut(*mut u8),
+    ) -> Result<()> {
+        let strategy = self.strategy;
+        // SAFETY: the reference is used only inside this call, while `self` lives.
+        let ctl = unsafe { self.ctl_unbound() };
+        wait_for(&ctl.not_full.0, strategy, deadline, |ctx| {
+            match self.try_send_with(len, ctx.liveness_due, &mut *fill) {
+                Ok(()) => Ok(Some(())),
+                Err(Error::WouldBlock) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    // ---- consumer side -----------------------------------------------------------------
+
+    /// Claims the next message if it is at most `max_len` bytes (else `BufferTooSmall`,
+    /// leaving it in place), lets `take` read it, and releases the slot.
+    pub(crate) fn try_recv_with<R>(
+        &mut self,
+        max_len: usize,
+        check_live: bool,
+        take: impl FnOnce(*const u8, usize) -> R,
+    ) -> Result<R> {
+        self.check_poison()?;
+        let (q, len) = match self.claim_recv(max_len, check_live) {
+            Ok(r) => r?,
+            Err(Blocked::Wait) => return Err(Error::WouldBlock),
+        };
+        let slot = self.slot(q);
+        #[cfg(loom)]
+        // SAFETY: READING(q, me) grants this endpoint exclusive use of the slot.
+        slot.data_guard
+            .with(|p| assert_eq!(unsafe { *p }, len as u32));
+        let r = take(self.slot_data(q), len);
+        slot.state.store(
+            pack(q + self.layout.slots as u64, EMPTY, 0),
+            Ordering::Release,
+        );
+        self.ctl().not_full.0.notify();
+        Ok(r)
+    }
+
+    /// The claim loop of a consumer. `Ok(Ok((q, len)))`: this endpoint holds
+    /// `READING(q)` of a `len`-byte message.
+    fn claim_recv(
+        &self,
+        max_len: usize,
+        check_live: bool,
+    ) -> std::result::Result<Result<(u64, usize)>, Blocked> {
+        let cap = self.layout.slots as u64;
+        let mut checked_live = false;
+        loop {
+            // Load `closed` before the slot word (see the module doc on close).
+            let closed = self.ctl().state.0.closed.load(Ordering::SeqCst) != 0;
+            let deq = &self.ctl().dequeue_pos.0;
+            let q = deq.load(Ordering::Acquire);
+            let slot = self.slot(q);
+            let w = slot.state.load(Ordering::SeqCst);
+            let s = unpack(w);
+            if !self.valid_who(s.state, s.who) {
+                return Ok(Err(self.poison("mpmc slot word holder")));
+            }
+            let d = tag_diff(s.tag, q);
+            if d == 0 {
+                match s.state {
+                    FULL => {
+                        let len = slot.len.load(Ordering::Relaxed) as usize;
+                        if slot.state.load(Ordering::Acquire) != w {
+                            continue;
+                        }
+                        if len > self.layout.max_message {
+                            return Ok(Err(self.poison("mpmc message length above max_message")));
+                        }
+                        if len > max_len {
+                            return Ok(Err(Error::BufferTooSmall {
+                                needed: len,
+                                got: max_len,
+                            }));
+                        }
+                        let mine = pack(q, READING, self.me);
+                        if slot
+                            .state
+                            .compare_exchange(w, mine, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_err()
+                        {
+                            continue;
+                        }
+                        let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                        return Ok(Ok((q, len)));
+                    }
+                    WRITING => {
+                        // A producer is writing our position: wait for it, unless dead.
+                        if !checked_live && self.liveness_due(check_live) {
+                            checked_live = true;
+                            if self.holder_dead(s.who) {
+                                self.take_from_dead(slot, w);
+                                continue;
+                            }
+                        }
+                        if deq.load(Ordering::Acquire) != q {
+                            continue;
+                        }
+                        return Err(Blocked::Wait);
+                    }
+                    EMPTY => {
+                        if deq.load(Ordering::Acquire) != q {
+                            continue;
+                        }
+                        return if closed {
+                            Ok(Err(Error::Closed))
+                        } else {
+                            Err(Blocked::Wait)
+                        };
+                    }
+                    _ => {
+                        // READING(q): another consumer has it; help the position on.
+                        let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+            if d > 0 {
+                if d % cap as i64 != 0 {
+                    return Ok(Err(self.poison("mpmc slot tag not of this slot")));
+                }
+                let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            if d == -(cap as i64) && s.state == READING {
+                // A consumer of the previous lap still reads this slot: empty for us.
+                if !checked_live && self.liveness_due(check_live) {
+                    checked_live = true;
+                    if self.holder_dead(s.who) {
+                        self.take_from_dead(slot, w);
+                        continue;
+                    }
+                }
+                if deq.load(Ordering::Acquire) != q {
+                    continue;
+                }
+                return if closed {
+                    Ok(Err(Error::Closed))
+                } else {
+                    Err(Blocked::Wait)
+                };
+            }
+            if deq.load(Ordering::Acquire) != q {
+                continue;
+            }
+            return Ok(Err(self.poison("mpmc slot tag behind the dequeue position")));
+        }
+    }
+
+    /// Blocking receive: waits on `not_empty` until a message is taken.
+    pub(crate) fn recv_with<R>(
+        &mut self,
+        max_len: usize,
+        deadline: Deadline,
+        take: &mut dyn FnMut(*const u8, usize) -> R,
+    ) -> Result<R> {
+        let strategy = self.strategy;
+        // SAFETY: the reference is used only inside this call, while `self` lives.
+        let ctl = unsafe { self.ctl_unbound() };
+        wait_for(&ctl.not_empty.0, strategy, deadline, |ctx| {
+            match self.try_recv_with(max_len, ctx.liveness_due, &mut *take) {
+                Ok(r) => Ok(Some(r)),
+                Err(Error::WouldBlock) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    // ---- both sides --------------------------------------------------------------------
+
+    /// Closes the ring for every endpoint: producers get `Closed`, consumers drain and
+    /// then get `Closed`.
+    pub(crate) fn close(&self) {
+        self.ctl().state.0.closed.store(1, Ordering::SeqCst);
+        self.ctl().not_empty.0.notify();
+        self.ctl().not_full.0.notify();
+    }
+
+    /// Whether the ring was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ctl().state.0.closed.load(Ordering::SeqCst) != 0
+    }
+
+    /// The shared counters.
+    pub(crate) fn stats(&self) -> Stats {
+        let st = &self.ctl().state.0;
+        Stats {
+            lost_to_dead_consumers: st.lost_to_dead_consumers.load(Ordering::Relaxed),
+            abandoned_by_dead_producers: st.abandoned_by_dead_producers.load(Ordering::Relaxed),
+            aborted_by_close: st.aborted_by_close.load(Ordering::Relaxed),
+            enqueue_pos: self.ctl().enqueue_pos.0.load(Ordering::Relaxed),
+            dequeue_pos: self.ctl().dequeue_pos.0.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if self.me != 0 {
+            // Free our entry (we hold no slot between calls). A CAS, so a hostile
+            // rewrite of the entry is left alone.
+            let _ = self.part(self.me).compare_exchange(
+                self.identity,
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! [`MessageRing`]: N producers, M consumers, whole messages of up to `max_message`.
+
+use culvert_section::Region;
+use culvert_sync::{Deadline, WaitStrategy};
+
+use super::control::KIND_MPMC_MESSAGE;
+use super::core::{self, Core};
+use super::{Config, Stats};
+use crate::{Error, Result};
+
+/// Creating and sizing MPMC message rings.
+#[derive(Debug)]
+pub struct MessageRing;
+
+impl MessageRing {
+    /// Bytes of region a message ring with `config` needs.
+    pub fn required_size(config: &Config) -> Result<usize> {
+        Ok(core::required_size(&config.layout()?))
+    }
+
+    /// Lays out a fresh message ring at the start of `region` (which must be aligned to
+    /// 128 bytes). Call once, before any endpoint attaches.
+    pub fn init(region: &Region, config: &Config) -> Result<()> {
+        core::init(region, KIND_MPMC_MESSAGE, &config.layout()?)
+    }
+}
+
+/// Copies `len` bytes from a slot into `dst`.
+///
+/// # Safety
+/// `src..src+len` must be a slot's data this endpoint holds (READING) and
+/// `len <= dst.len()`.
+#[inline(always)]
+unsafe fn copy_out(src: *const u8, len: usize, dst: &mut [u8]) {
+    debug_assert!(len <= dst.len());
+    // SAFETY: per the contract; the slot and `dst` cannot overlap (`dst` is ours).
+    unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), len) }
+}
+
+/// A sending end of a [`MessageRing`]. Attach as many as needed (each takes one
+/// participant entry).
+pub struct Producer {
+    core: Core,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("mpmc::Producer").finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Attaches a producer to the message ring in `region`. `Busy` when the participant
+    /// table is full of live endpoints; `Corrupted`/`InvalidConfig` when the region
+    /// holds no valid ring.
+    pub fn attach(region: &Region) -> Result<Self> {
+        Ok(Self {
+            core: Core::attach(region, KIND_MPMC_MESSAGE)?,
+        })
+    }
+
+    /// Another producer on the same ring (a new attachment).
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            core: self.core.reattach(KIND_MPMC_MESSAGE)?,
+        })
+    }
+
+    /// How blocking calls wait (default `Adaptive`).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.core.set_wait_strategy(strategy);
+    }
+
+    /// Largest message accepted.
+    pub fn max_message(&self) -> usize {
+        self.core.max_message()
+    }
+
+    /// Slots in the ring.
+    pub fn slots(&self) -> usize {
+        self.core.slots()
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.core.max_message();
+        if len > max {
+            return Err(Error::MessageTooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    /// Sends `msg` if a slot is free now; `WouldBlock` when the ring is full, `Closed`
+    /// once closed, `MessageTooLarge` (nothing written) above `max_message`.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.check_len(msg.len())?;
+        self.core.try_send_with(msg.len(), false, |dst| {
+            // SAFETY: `dst` is the data of a slot we hold (WRITING), with room for
+            // `max_message >= msg.len()` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
+        })
+    }
+
+    /// Sends `msg`, waiting for a free slot until `deadline` (`Timeout`).
+    pub fn send(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.check_len(msg.len())?;
+        self.core.send_with(msg.len(), deadline, &mut |dst| {
+            // SAFETY: as in `try_send`.
+            unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
+        })
+    }
+
+    /// Closes the ring for every endpoint.
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Frees now every slot held by a dead process (waiters do this lazily); returns
+    /// how many were freed. Counted in [`Stats`] like the lazy path.
+    pub fn reclaim_dead(&self) -> Result<usize> {
+        self.core.reclaim_dead()
+    }
+
+    /// The ring's shared counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The region the ring lives in.
+    pub fn region(&self) -> &Region {
+        self.core.region()
+    }
+}
+
+/// A receiving end of a [`MessageRing`]. Attach as many as needed.
+pub struct Consumer {
+    core: Core,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("mpmc::Consumer").finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Attaches a consumer to the message ring in `region`.
+    pub fn attach(region: &Region) -> Result<Self> {
+        Ok(Self {
+            core: Core::attach(region, KIND_MPMC_MESSAGE)?,
+        })
+    }
+
+    /// Another consumer on the same ring (a new attachment).
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            core: self.core.reattach(KIND_MPMC_MESSAGE)?,
+        })
+    }
+
+    /// How blocking calls wait (default `Adaptive`).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.core.set_wait_strategy(strategy);
+    }
+
+    /// Largest message the ring holds.
+    pub fn max_message(&self) -> usize {
+        self.core.max_message()
+    }
+
+    /// Slots in the ring.
+    pub fn slots(&self) -> usize {
+        self.core.slots()
+    }
+
+    /// Receives the next message into `buf`, returning its length. `WouldBlock` when
+    /// empty; `Closed` when closed and drained; `BufferTooSmall` (the message stays in
+    /// the ring for a later call with a larger buffer) when it does not fit.
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.core.try_recv_with(buf.len(), false, |src, len| {
+            // SAFETY: `src` is the data of the slot we hold (READING); `len <= buf.len()`
+            // was checked by the claim.
+            unsafe { copy_out(src, len, buf) };
+            len
+        })
+    }
+
+    /// Receives the next message into `buf`, waiting until `deadline` (`Timeout`).
+    pub fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        let max = buf.len();
+        self.core.recv_with(max, deadline, &mut |src, len| {
+            // SAFETY: as in `try_recv`.
+            unsafe { copy_out(src, len, buf) };
+            len
+        })
+    }
+
+    /// Hands the next message to `f` in place (no copy), then frees its slot.
+    /// `WouldBlock` when empty, `Closed` when closed and drained.
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.core.try_recv_with(usize::MAX, false, |src, len| {
+            // SAFETY: we hold the slot (READING): no honest peer writes these `len <=
+            // max_message` bytes until we release it (DESIGN §3 rule 3's grant).
+            f(unsafe { std::slice::from_raw_parts(src, len) })
+        })
+    }
+
+    /// [`try_recv_with`](Self::try_recv_with), waiting until `deadline`.
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R, deadline: Deadline) -> Result<R> {
+        let mut f = Some(f);
+        self.core
+            .recv_with(usize::MAX, deadline, &mut |src, len| {
+                // SAFETY: as in `try_recv_with`.
+                let bytes = unsafe { std::slice::from_raw_parts(src, len) };
+                // The take closure runs exactly once (only after a successful claim).
+                f.take().map(|f| f(bytes))
+            })?
+            .ok_or(Error::Corrupted {
+                what: "mpmc receive callback ran twice",
+            })
+    }
+
+    /// Closes the ring for every endpoint (consumers still drain what was committed).
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Frees now every slot held by a dead process (waiters do this lazily); returns
+    /// how many were freed. Counted in [`Stats`] like the lazy path.
+    pub fn reclaim_dead(&self) -> Result<usize> {
+        self.core.reclaim_dead()
+    }
+
+    /// The ring's shared counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The region the ring lives in.
+    pub fn region(&self) -> &Region {
+        self.core.region()
+    }
+}

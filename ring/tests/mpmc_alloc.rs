@@ -1,0 +1,100 @@
+//! Proves that MPMC send/receive allocate nothing in steady state: a counting global
+//! allocator (per thread, so other tests' threads do not disturb the count).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use culvert_ring::mpmc::{
+    ByteReader, ByteRing, ByteWriter, Config, Consumer, MessageRing, Producer,
+};
+use culvert_ring::{Deadline, Region};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+#[test]
+fn mpmc_steady_state_allocates_nothing() {
+    let cfg = Config::new(16, 256);
+    let region = Region::heap(MessageRing::required_size(&cfg).unwrap()).unwrap();
+    MessageRing::init(&region, &cfg).unwrap();
+    let mut p = Producer::attach(&region).unwrap();
+    let mut c = Consumer::attach(&region).unwrap();
+    let msg = [7u8; 200];
+    let mut buf = [0u8; 256];
+    // Warm up (first liveness clock reads, lazy statics).
+    for _ in 0..64 {
+        p.send(&msg, Deadline::after(Duration::from_secs(5)))
+            .unwrap();
+        c.recv(&mut buf, Deadline::after(Duration::from_secs(5)))
+            .unwrap();
+    }
+    let _ = c.try_recv(&mut buf);
+    let before = allocs();
+    for i in 0..10_000usize {
+        let m = &msg[..i % 200];
+        if i % 2 == 0 {
+            p.try_send(m).unwrap();
+            assert_eq!(c.try_recv(&mut buf).unwrap(), m.len());
+        } else {
+            p.send(m, Deadline::after(Duration::from_secs(5))).unwrap();
+            assert_eq!(
+                c.recv(&mut buf, Deadline::after(Duration::from_secs(5)))
+                    .unwrap(),
+                m.len()
+            );
+        }
+        c.try_recv_with(|_| ()).unwrap_err();
+    }
+    assert_eq!(allocs() - before, 0, "message ring allocated per message");
+
+    let bcfg = Config::bytes(16, 128);
+    let bregion = Region::heap(ByteRing::required_size(&bcfg).unwrap()).unwrap();
+    ByteRing::init(&bregion, &bcfg).unwrap();
+    let mut w = ByteWriter::attach(&bregion).unwrap();
+    let mut r = ByteReader::attach(&bregion).unwrap();
+    let data = [3u8; 300];
+    let mut small = [0u8; 50];
+    w.write_all(&data, Deadline::never()).unwrap();
+    r.read_exact(&mut [0u8; 300], Deadline::never()).unwrap();
+    let before = allocs();
+    for _ in 0..2_000 {
+        w.write_all(&data, Deadline::after(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = 0;
+        while got < data.len() {
+            got += r
+                .read(&mut small, Deadline::after(Duration::from_secs(5)))
+                .unwrap();
+        }
+    }
+    assert_eq!(allocs() - before, 0, "byte ring allocated per record");
+}
