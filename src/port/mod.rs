@@ -1,1 +1,248 @@
-//! Ports (being written).
+//! Ports: ALPC-like local request/reply (DESIGN §7).
+//!
+//! A server creates a named port with [`PortServer::create`]; clients
+//! [`PortClient::connect`] with a connect payload and get the server's accept payload,
+//! or `Error::Rejected` with its reason. Clients then
+//! [`call`](PortClient::call) (synchronous), [`call_async`](PortClient::call_async)
+//! (with [`PendingCall::wait`], [`try_wait`](PendingCall::try_wait),
+//! [`cancel`](PendingCall::cancel)) or [`send_datagram`](PortClient::send_datagram).
+//! Server threads [`receive`](PortServer::receive) [`Incoming`] messages and
+//! [`reply`](Incoming::reply).
+//!
+//! ```no_run
+//! use culvert::port::{PortClient, PortOptions, PortServer};
+//! use culvert::Deadline;
+//! # fn main() -> culvert::Result<()> {
+//! let server = PortServer::create("calc", &PortOptions::default())?;
+//! // elsewhere: let (client, hello) = PortClient::connect("calc", b"hi", Deadline::never())?;
+//! let req = server.listen(Deadline::never())?;
+//! req.accept(b"welcome")?;
+//! let incoming = server.receive(Deadline::never())?;
+//! let answer = incoming.payload.to_vec();
+//! incoming.reply(&answer)?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Design
+//!
+//! Everything travels through sections and rings:
+//!
+//! * **Server section** `<name>` (kind `Port`): object `port` (`PortHeader`: fixed
+//!   configuration, server identity, a listen notifier), object `slots`
+//!   (`max_connections` `ConnSlot`s), object `requests` (one `mpmc::MessageRing`
+//!   that every client produces into and every server thread consumes from), and object
+//!   `heap` (the server's view heap, from which reply views are allocated).
+//! * **Connection section** `<name>.c<pid>-<nonce>` (kind `PortConnection`), created by
+//!   each client: object `conn` (connect and answer payload areas), object `replies`
+//!   (an `spsc::MessageRing`, server → client), object `heap` (the client's view heap,
+//!   from which request views are allocated). The client unlinks its name as soon as
+//!   the server answered: both sides have it mapped, and nothing is left behind.
+//! * **Connect**: the client claims a free slot with a CAS of its identity into the
+//!   slot, writes its section name, sets `REQUESTED` and notifies the listen notifier;
+//!   [`PortServer::listen`] CASes `REQUESTED → REVIEWING`, maps the client's section
+//!   and hands out a [`ConnectRequest`]; `accept` writes the answer payload, attaches as
+//!   writer of the reply ring, and sets `ACCEPTED`; `reject` sets `REJECTED` (the client
+//!   reads the reason and frees the slot). No free slot: `Busy`.
+//! * **Records** (see `wire`): a 32-byte header (kind, flags, connection index and
+//!   epoch, call id, length) and the inline bytes or a view descriptor
+//!   `{offset, len, generation}`. Records of an old connection (older slot epoch) are
+//!   dropped.
+//! * **Views** (see `heap`): a message above `inline_max` is written into a block of the
+//!   sender's heap, whose holder word is handed to the receiver before the descriptor is
+//!   sent; the receiver validates holder, generation and bounds (`Corrupted` otherwise)
+//!   and frees the block when it drops the [`Payload`]. Holders are process identities,
+//!   so blocks of a dead process are reclaimed by whoever finds it dead.
+//! * **Calls** carry ids from a per-client counter. Any number of client threads may
+//!   wait: one at a time reads the reply ring and files each reply under its id, the
+//!   others sleep on a condition variable. A reply for an id nobody waits for (cancelled,
+//!   timed out) is dropped and its view freed. [`PendingCall::cancel`] also sends a
+//!   `CANCEL` record, so a server that has not replied yet skips the reply.
+//! * **Death**: the server checks its clients' liveness at least every
+//!   `LIVENESS_RECHECK_INTERVAL` while receiving or listening; a dead client's slot is
+//!   freed, its records dropped, the reply-heap blocks it held reclaimed. A dead server
+//!   is seen by waiting clients through the reply ring's writer identity (and by their
+//!   own liveness checks while sending): every pending call fails with `PeerDied`. A new
+//!   server under the same name replaces a section whose creator is dead.
+//!
+//! Every value read from shared memory is validated; a violation is `Corrupted` on that
+//! call or connection, never a panic or a read outside the section.
+
+mod client;
+pub mod fuzzing;
+mod heap;
+mod layout;
+mod payload;
+mod server;
+mod wire;
+
+use std::sync::OnceLock;
+
+use culvert_ring::{mpmc, spsc};
+use culvert_sync::ProcessIdentity;
+
+pub use client::{ConnectError, PendingCall, PortClient, Reply};
+pub use heap::HeapStats;
+pub use payload::{Payload, View};
+pub use server::{ConnectRequest, Incoming, PortServer};
+
+use crate::{Error, Result};
+
+/// Largest connect, accept or reject payload.
+pub const CONNECT_PAYLOAD_MAX: usize = 64 * 1024;
+/// Largest `inline_max`.
+pub const INLINE_MAX_LIMIT: usize = 1 << 20;
+/// Most connections a port can hold.
+pub const MAX_CONNECTIONS_LIMIT: usize = 512;
+
+/// How a port is laid out. `PortOptions::default()` suits small RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortOptions {
+    /// Largest message (request or reply). Default 1 MiB.
+    pub max_message: usize,
+    /// Messages up to this size are copied through the rings; larger ones travel in
+    /// views. At most [`INLINE_MAX_LIMIT`] and `max_message`. Default 4064.
+    pub inline_max: usize,
+    /// Bytes of each view heap (the server's, for replies, and each client's, for
+    /// requests). At least `max_message` when `max_message > inline_max`. Default 4 MiB.
+    pub view_heap_size: usize,
+    /// Connections at once (`1..=512`). Default 64.
+    pub max_connections: usize,
+    /// Slots of the request ring (rounded up to a power of two, `2..=65536`): requests
+    /// of all clients in flight to the server at once. Default 256.
+    pub request_ring_capacity: usize,
+}
+
+impl Default for PortOptions {
+    fn default() -> Self {
+        Self {
+            max_message: 1 << 20,
+            inline_max: 4064,
+            view_heap_size: 4 << 20,
+            max_connections: 64,
+            request_ring_capacity: 256,
+        }
+    }
+}
+
+/// The validated configuration (also what clients read from the port header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PortConfig {
+    pub max_message: usize,
+    pub inline_max: usize,
+    pub view_heap_size: usize,
+    pub max_connections: usize,
+    pub request_slots: usize,
+}
+
+fn invalid(what: &str) -> Error {
+    Error::InvalidArgument {
+        what: what.to_string(),
+    }
+}
+
+impl PortConfig {
+    /// Validates options.
+    pub(crate) fn new(o: &PortOptions) -> Result<Self> {
+        let slots = o
+            .request_ring_capacity
+            .max(2)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX);
+        let c = PortConfig {
+            max_message: o.max_message,
+            inline_max: o.inline_max,
+            view_heap_size: o.view_heap_size.div_ceil(heap::PAGE).max(1) * heap::PAGE,
+            max_connections: o.max_connections,
+            request_slots: slots,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every invariant (also on values read back from shared memory).
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.inline_max > INLINE_MAX_LIMIT {
+            return Err(invalid("inline_max above 1 MiB"));
+        }
+        if self.inline_max > self.max_message {
+            return Err(invalid("inline_max above max_message"));
+        }
+        if self.max_message > (1 << 40) {
+            return Err(invalid("max_message above 1 TiB"));
+        }
+        if self.view_heap_size == 0 || self.view_heap_size > (1 << 42) {
+            return Err(invalid("view_heap_size out of range"));
+        }
+        if self.max_message > self.inline_max
+            && heap::pages_for(self.max_message as u64) * heap::PAGE as u64
+                > self.view_heap_size as u64
+        {
+            return Err(invalid(
+                "view_heap_size must hold a max_message view (or make max_message <= inline_max)",
+            ));
+        }
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
+            return Err(invalid("max_connections must be in 1..=512"));
+        }
+        if !self.request_slots.is_power_of_two() || !(2..=65536).contains(&self.request_slots) {
+            return Err(invalid("request_ring_capacity must be in 2..=65536"));
+        }
+        Ok(())
+    }
+
+    /// Largest record on either ring.
+    pub(crate) fn record_max(&self) -> usize {
+        wire::HEADER_LEN + self.inline_max.max(wire::DESCRIPTOR_LEN)
+    }
+
+    /// The request ring's configuration.
+    pub(crate) fn request_ring(&self) -> mpmc::Config {
+        mpmc::Config::new(self.request_slots, self.record_max())
+            .with_max_endpoints((self.max_connections + 128).min(1023))
+    }
+
+    /// The reply ring's configuration.
+    pub(crate) fn reply_ring(&self) -> spsc::Config {
+        let cap = spsc::MessageRing::capacity_for(self.record_max())
+            .unwrap_or(1 << 16)
+            .saturating_mul(4)
+            .max(1 << 16);
+        spsc::Config::messages(cap, self.record_max())
+    }
+}
+
+/// Which connection a message came from: its slot and the slot's epoch at connect
+/// (so an old connection is never confused with a newer one in the same slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionId {
+    /// Slot index.
+    pub index: u32,
+    /// Slot epoch.
+    pub epoch: u32,
+}
+
+/// What kind of message an [`Incoming`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// A call: reply with [`Incoming::reply`].
+    Request,
+    /// A datagram: no reply.
+    Datagram,
+}
+
+/// Our packed identity (computed once per process).
+pub(crate) fn me() -> u64 {
+    static ME: OnceLock<(u32, u64)> = OnceLock::new();
+    let pid = std::process::id();
+    let &(cached_pid, packed) = ME.get_or_init(|| (pid, ProcessIdentity::current().packed()));
+    if cached_pid == pid {
+        packed
+    } else {
+        ProcessIdentity::current().packed()
+    }
+}
+
+/// Whether the process with this packed identity is alive.
+pub(crate) fn alive(packed: u64) -> bool {
+    packed != 0 && ProcessIdentity::packed_liveness(packed) == culvert_sync::Liveness::Alive
+}

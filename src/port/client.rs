@@ -1,0 +1,848 @@
+//! The client side: [`PortClient`], [`PendingCall`], [`Reply`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use culvert_ring::{mpmc, spsc};
+use culvert_section::{Region, Section, SectionKind, SectionOptions};
+use culvert_sync::atomic::{AtomicU64, Ordering};
+use culvert_sync::{wait_for, Deadline, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
+
+use super::heap::{Heap, HeapStats};
+use super::layout::{
+    at, copy_in, copy_out, put, ConnHeader, ConnSlot, PortHeader, CONN_MAGIC, PORT_MAGIC,
+    PORT_OPEN, PORT_VERSION, SLOT_ACCEPTED, SLOT_CLOSING, SLOT_FREE, SLOT_FREEING, SLOT_NAME_MAX,
+    SLOT_REJECTED, SLOT_REQUESTED, SLOT_REVIEWING, SLOT_WITHDRAWN,
+};
+use super::payload::{Payload, View};
+use super::server::{conn_prefix, OBJ_CONN, OBJ_HEAP, OBJ_REPLIES};
+use super::wire::{self, Body};
+use super::{alive, me, PortConfig, CONNECT_PAYLOAD_MAX};
+use crate::{Error, Result};
+
+/// What [`PortClient::connect`] fails with: an [`Error`]; a rejection is
+/// [`Error::Rejected`] carrying the server's reason payload.
+pub type ConnectError = Error;
+
+/// A reply to a call: its [`Payload`] (dereferences to it) and the call id.
+#[derive(Debug)]
+pub struct Reply {
+    id: u64,
+    payload: Payload,
+}
+
+impl Reply {
+    /// The call id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The payload.
+    pub fn into_payload(self) -> Payload {
+        self.payload
+    }
+}
+
+impl std::ops::Deref for Reply {
+    type Target = Payload;
+    fn deref(&self) -> &Payload {
+        &self.payload
+    }
+}
+
+/// Why every call of a client fails from now on.
+#[derive(Debug, Clone)]
+enum Fail {
+    PeerDied,
+    Closed,
+    Corrupted(String),
+}
+
+impl Fail {
+    fn from_error(e: &Error) -> Option<Fail> {
+        match e {
+            Error::PeerDied => Some(Fail::PeerDied),
+            Error::Closed => Some(Fail::Closed),
+            Error::Corrupted { what } => Some(Fail::Corrupted(what.clone())),
+            _ => None,
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self {
+            Fail::PeerDied => Error::PeerDied,
+            Fail::Closed => Error::Closed,
+            Fail::Corrupted(w) => Error::Corrupted { what: w.clone() },
+        }
+    }
+}
+
+/// Calls waiting for replies. `calls[id]` is `None` while waiting, `Some` once the
+/// reply (or its failure) arrived; an id not in the map is not waited for (replies to
+/// it are dropped and their views freed).
+#[derive(Default)]
+struct Table {
+    calls: HashMap<u64, Option<Result<Payload>>>,
+    /// A thread is reading the reply ring.
+    leader: bool,
+    /// Threads sleeping on the condition variable.
+    followers: usize,
+    failed: Option<Fail>,
+}
+
+struct ClientInner {
+    port_name: String,
+    _server_section: Section,
+    port: Region,
+    slots: Region,
+    index: u32,
+    epoch: u32,
+    server: u64,
+    me: u64,
+    cfg: PortConfig,
+    producer: Mutex<mpmc::Producer>,
+    reader: Mutex<(spsc::MessageReader, Vec<u8>, Instant)>,
+    table: Mutex<Table>,
+    cv: Condvar,
+    my_heap: Heap,
+    server_heap: Heap,
+    next_id: AtomicU64,
+    _conn_section: Section,
+}
+
+/// A connection to a port. Share it between threads (`&self` everywhere): calls from
+/// several threads are in flight at once, and each reply goes to its caller. Dropping
+/// the last handle (and every [`PendingCall`]) disconnects.
+pub struct PortClient {
+    inner: Arc<ClientInner>,
+}
+
+impl std::fmt::Debug for PortClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortClient")
+            .field("port", &self.inner.port_name)
+            .field("index", &self.inner.index)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Corrupted {
+        what: what.to_string(),
+    }
+}
+
+fn slot_at(slots: &Region, i: usize) -> Result<&ConnSlot> {
+    at::<ConnSlot>(slots, i * std::mem::size_of::<ConnSlot>())
+}
+
+/// Frees a slot we hold in state `from`.
+fn free_own_slot(slot: &ConnSlot, from: u32) -> bool {
+    if slot
+        .state
+        .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    slot.name_len.store(0, Ordering::Relaxed);
+    slot.epoch.fetch_add(1, Ordering::AcqRel);
+    slot.state.store(SLOT_FREE, Ordering::Release);
+    slot.client.store(0, Ordering::Release);
+    true
+}
+
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+fn nonce() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ NONCE.fetch_add(1, Ordering::Relaxed).rotate_left(40)
+}
+
+impl PortClient {
+    /// Connects to the port `name` in the default namespace, sending `payload` (at most
+    /// [`CONNECT_PAYLOAD_MAX`] bytes), and waits until `deadline` for the server's
+    /// answer. Returns the client and the server's accept payload.
+    ///
+    /// `NotFound` if no live server has that port; `Busy` if every connection slot is
+    /// taken; `Rejected { reason }` if the server rejected; `Timeout`; `PeerDied` if
+    /// the server died meanwhile.
+    pub fn connect(
+        name: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<(PortClient, Vec<u8>), ConnectError> {
+        Self::connect_with(name, payload, deadline, &SectionOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with explicit section options (namespace root).
+    pub fn connect_with(
+        name: &str,
+        payload: &[u8],
+        deadline: Deadline,
+        sopts: &SectionOptions,
+    ) -> Result<(PortClient, Vec<u8>), ConnectError> {
+        if payload.len() > CONNECT_PAYLOAD_MAX {
+            return Err(Error::MessageTooLarge {
+                len: payload.len(),
+                max: CONNECT_PAYLOAD_MAX,
+            });
+        }
+        let not_found = || Error::NotFound {
+            name: name.to_string(),
+        };
+        let mut so = sopts.clone();
+        so.expect_kind = Some(SectionKind::Port);
+        let server_section = match Section::open(name, &so) {
+            Ok(s) => s,
+            Err(culvert_section::Error::Stale { .. } | culvert_section::Error::Poisoned { .. }) => {
+                return Err(not_found())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let port = server_section.object("port")?;
+        let hdr = at::<PortHeader>(&port, 0)?;
+        let c = &hdr.config;
+        if c.magic.load(Ordering::Acquire) != PORT_MAGIC
+            || c.version.load(Ordering::Relaxed) != PORT_VERSION
+        {
+            return Err(corrupt("port header"));
+        }
+        let cfg = PortConfig {
+            max_message: c.max_message.load(Ordering::Relaxed) as usize,
+            inline_max: c.inline_max.load(Ordering::Relaxed) as usize,
+            view_heap_size: c.view_heap_size.load(Ordering::Relaxed) as usize,
+            max_connections: c.max_connections.load(Ordering::Relaxed) as usize,
+            request_slots: c.request_slots.load(Ordering::Relaxed) as usize,
+        };
+        cfg.validate().map_err(|_| corrupt("port configuration"))?;
+        let server = c.server.load(Ordering::Acquire);
+        if c.state.load(Ordering::Acquire) != PORT_OPEN || !alive(server) {
+            return Err(not_found());
+        }
+        let slots = server_section.object("slots")?;
+        if slots.len() < cfg.max_connections * std::mem::size_of::<ConnSlot>() {
+            return Err(corrupt("port slot table"));
+        }
+        let ring = server_section.object("requests")?;
+        let server_heap = Heap::attach(&server_section.object("heap")?)?;
+
+        // Our connection section.
+        let me = me();
+        let conn_name = format!("{}{}-{:x}", conn_prefix(name), std::process::id(), nonce());
+        debug_assert!(conn_name.len() <= SLOT_NAME_MAX);
+        let mut cso = sopts.clone();
+        cso.kind = SectionKind::PortConnection;
+        cso.expect_kind = None;
+        let reply_cfg = cfg.reply_ring();
+        let ring_len = spsc::MessageRing::required_size(&reply_cfg)?;
+        let heap_len = Heap::required_size(cfg.view_heap_size)
+            .ok_or_else(|| corrupt("port view heap size"))?;
+        let conn_len = std::mem::size_of::<ConnHeader>() + 2 * CONNECT_PAYLOAD_MAX;
+        let total = conn_len + ring_len + heap_len + 4 * 4096;
+        let mut cs = Section::create(&conn_name, total as u64, &cso)?;
+        let built = (|| -> Result<_> {
+            let conn = cs.add_object("conn", OBJ_CONN, conn_len as u64, 128)?;
+            put(
+                &conn,
+                0,
+                ConnHeader {
+                    magic: AtomicU64::new(CONN_MAGIC),
+                    payload_max: AtomicU64::new(CONNECT_PAYLOAD_MAX as u64),
+                    connect_len: AtomicU64::new(payload.len() as u64),
+                    answer_len: AtomicU64::new(0),
+                },
+            )?;
+            copy_in(&conn, std::mem::size_of::<ConnHeader>(), payload)?;
+            let replies = cs.add_object("replies", OBJ_REPLIES, ring_len as u64, 128)?;
+            spsc::MessageRing::init(&replies, &reply_cfg)?;
+            let heap_region = cs.add_object("heap", OBJ_HEAP, heap_len as u64, 4096)?;
+            Heap::init(&heap_region, cfg.view_heap_size)?;
+            cs.mark_ready()?;
+            let reader = spsc::MessageReader::attach(&replies)?;
+            let my_heap = Heap::attach(&heap_region)?;
+            Ok((conn, reader, my_heap))
+        })();
+        let (conn, reader, my_heap) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = Section::unlink(&conn_name, &cso);
+                return Err(e);
+            }
+        };
+        let answer = Self::handshake(hdr, &slots, &cfg, &conn_name, server, me, deadline);
+        // Both sides have the section mapped (or the attempt is over): drop the name.
+        let _ = Section::unlink(&conn_name, &cso);
+        let (index, epoch) = answer?;
+        let read_answer = || -> Result<Vec<u8>> {
+            let h = at::<ConnHeader>(&conn, 0)?;
+            let len = h.answer_len.load(Ordering::Acquire) as usize;
+            if len > CONNECT_PAYLOAD_MAX {
+                return Err(corrupt("answer payload length"));
+            }
+            copy_out(
+                &conn,
+                std::mem::size_of::<ConnHeader>() + CONNECT_PAYLOAD_MAX,
+                len,
+            )
+        };
+        let slot = slot_at(&slots, index)?;
+        if slot.state.load(Ordering::Acquire) == SLOT_REJECTED {
+            let reason = read_answer();
+            free_own_slot(slot, SLOT_REJECTED);
+            return Err(Error::Rejected { reason: reason? });
+        }
+        let close = |e: Error| {
+            if slot
+                .state
+                .compare_exchange(
+                    SLOT_ACCEPTED,
+                    SLOT_CLOSING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                hdr.listen.connect.notify();
+            }
+            e
+        };
+        let accept = read_answer().map_err(close)?;
+        let producer = mpmc::Producer::attach(&ring)
+            .map_err(Error::from)
+            .map_err(close)?;
+        let buf = vec![0u8; cfg.record_max()];
+        let inner = ClientInner {
+            port_name: name.to_string(),
+            _server_section: server_section,
+            port,
+            slots,
+            index: index as u32,
+            epoch,
+            server,
+            me,
+            cfg,
+            producer: Mutex::new(producer),
+            reader: Mutex::new((reader, buf, Instant::now())),
+            table: Mutex::new(Table::default()),
+            cv: Condvar::new(),
+            my_heap,
+            server_heap,
+            next_id: AtomicU64::new(1),
+            _conn_section: cs,
+        };
+        Ok((
+            PortClient {
+                inner: Arc::new(inner),
+            },
+            accept,
+        ))
+    }
+
+    /// Claims a slot, posts the request and waits for the answer. Returns the slot
+    /// index and epoch once the slot is `ACCEPTED` or `REJECTED`.
+    fn handshake(
+        hdr: &PortHeader,
+        slots: &Region,
+        cfg: &PortConfig,
+        conn_name: &str,
+        server: u64,
+        me: u64,
+        deadline: Deadline,
+    ) -> Result<(usize, u32)> {
+        let index = loop {
+            let mut waiting_on_dead = false;
+            let mut found = None;
+            for i in 0..cfg.max_connections {
+                let slot = slot_at(slots, i)?;
+                let client = slot.client.load(Ordering::Acquire);
+                if client == 0 {
+                    if slot
+                        .client
+                        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        found = Some(i);
+                        break;
+                    }
+                } else if matches!(
+                    slot.state.load(Ordering::Acquire),
+                    SLOT_CLOSING | SLOT_FREEING | SLOT_WITHDRAWN | SLOT_REJECTED
+                ) || !alive(client)
+                {
+                    waiting_on_dead = true;
+                }
+            }
+            if let Some(i) = found {
+                break i;
+            }
+            // Every slot is taken. Slots of departed clients are freed by the server
+            // shortly: wait for those, but fail at once when all holders live.
+            if !waiting_on_dead || deadline.has_passed() {
+                return Err(Error::Busy {
+                    what: format!("all {} connection slots are taken", cfg.max_connections),
+                });
+            }
+            hdr.listen.connect.notify();
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let slot = slot_at(slots, index)?;
+        slot.set_name(conn_name.as_bytes());
+        let epoch = slot.epoch.load(Ordering::Acquire);
+        slot.state.store(SLOT_REQUESTED, Ordering::Release);
+        hdr.listen.connect.notify();
+        let waited = wait_for(
+            &slot.answered,
+            WaitStrategy::Adaptive,
+            deadline,
+            |ctx| -> Result<Option<()>> {
+                match slot.state.load(Ordering::Acquire) {
+                    SLOT_ACCEPTED | SLOT_REJECTED => return Ok(Some(())),
+                    SLOT_REQUESTED | SLOT_REVIEWING => {}
+                    _ => return Err(Error::Closed),
+                }
+                if slot.epoch.load(Ordering::Acquire) != epoch {
+                    return Err(Error::Closed);
+                }
+                if hdr.config.state.load(Ordering::Acquire) != PORT_OPEN {
+                    return Err(Error::Closed);
+                }
+                if ctx.liveness_due && !alive(server) {
+                    return Err(Error::PeerDied);
+                }
+                Ok(None)
+            },
+        );
+        match waited {
+            Ok(()) => Ok((index, epoch)),
+            Err(Error::Timeout) => {
+                if free_own_slot(slot, SLOT_REQUESTED) {
+                    return Err(Error::Timeout);
+                }
+                if slot
+                    .state
+                    .compare_exchange(
+                        SLOT_REVIEWING,
+                        SLOT_WITHDRAWN,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    hdr.listen.connect.notify();
+                    return Err(Error::Timeout);
+                }
+                match slot.state.load(Ordering::Acquire) {
+                    SLOT_ACCEPTED | SLOT_REJECTED => Ok((index, epoch)),
+                    _ => Err(Error::Timeout),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls the server with `request` and waits until `deadline` for the reply.
+    /// `Timeout` cancels the call (a late reply is dropped).
+    pub fn call(&self, request: &[u8], deadline: Deadline) -> Result<Reply> {
+        let id = self.inner.register()?;
+        if let Err(e) = self.inner.send(wire::KIND_REQUEST, id, request, deadline) {
+            lock(&self.inner.table).calls.remove(&id);
+            return Err(e);
+        }
+        match self.inner.wait(id, deadline, true) {
+            Err(Error::Timeout) => {
+                self.inner.cancel(id);
+                Err(Error::Timeout)
+            }
+            r => r,
+        }
+    }
+
+    /// Sends `request` and returns at once; the reply is collected through the
+    /// [`PendingCall`]. Waits only for room in the request ring or view heap.
+    pub fn call_async(&self, request: &[u8]) -> Result<PendingCall> {
+        let id = self.inner.register()?;
+        if let Err(e) = self
+            .inner
+            .send(wire::KIND_REQUEST, id, request, Deadline::never())
+        {
+            lock(&self.inner.table).calls.remove(&id);
+            return Err(e);
+        }
+        Ok(PendingCall {
+            client: self.inner.clone(),
+            id,
+            state: CallState::Pending,
+        })
+    }
+
+    /// Sends a datagram (no reply), waiting for room as long as the server lives.
+    pub fn send_datagram(&self, bytes: &[u8]) -> Result<()> {
+        self.send_datagram_until(bytes, Deadline::never())
+    }
+
+    /// [`send_datagram`](Self::send_datagram), waiting for room until `deadline`.
+    pub fn send_datagram_until(&self, bytes: &[u8], deadline: Deadline) -> Result<()> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.send(wire::KIND_DATAGRAM, id, bytes, deadline)
+    }
+
+    /// Free space of this client's view heap (request views).
+    pub fn view_heap_stats(&self) -> HeapStats {
+        self.inner.my_heap.stats()
+    }
+
+    /// Free space of the server's view heap (reply views).
+    pub fn server_view_heap_stats(&self) -> HeapStats {
+        self.inner.server_heap.stats()
+    }
+
+    /// Largest message of this port.
+    pub fn max_message(&self) -> usize {
+        self.inner.cfg.max_message
+    }
+
+    /// Largest message copied inline.
+    pub fn inline_max(&self) -> usize {
+        self.inner.cfg.inline_max
+    }
+}
+
+impl ClientInner {
+    fn header(&self) -> &PortHeader {
+        at::<PortHeader>(&self.port, 0).expect("port header checked at connect")
+    }
+
+    fn slot(&self) -> &ConnSlot {
+        slot_at(&self.slots, self.index as usize).expect("slot checked at connect")
+    }
+
+    /// `Closed` if the server closed the port, `PeerDied` if it died.
+    fn check_server(&self) -> Result<()> {
+        if self.header().config.state.load(Ordering::Acquire) != PORT_OPEN {
+            return Err(Error::Closed);
+        }
+        if !alive(self.server) {
+            return Err(Error::PeerDied);
+        }
+        Ok(())
+    }
+
+    /// A fresh call id, registered as waiting.
+    fn register(&self) -> Result<u64> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut t = lock(&self.table);
+        if let Some(f) = &t.failed {
+            return Err(f.error());
+        }
+        t.calls.insert(id, None);
+        Ok(id)
+    }
+
+    fn send(&self, kind: u8, id: u64, bytes: &[u8], deadline: Deadline) -> Result<()> {
+        if bytes.len() > self.cfg.max_message {
+            return Err(Error::MessageTooLarge {
+                len: bytes.len(),
+                max: self.cfg.max_message,
+            });
+        }
+        let mut rec = Vec::with_capacity(wire::HEADER_LEN + bytes.len().min(self.cfg.inline_max));
+        let block = if bytes.len() <= self.cfg.inline_max {
+            wire::encode(
+                &mut rec,
+                kind,
+                self.index,
+                self.epoch,
+                id,
+                Body::Inline(bytes),
+            );
+            None
+        } else {
+            let b = self
+                .my_heap
+                .alloc(bytes.len() as u64, self.me, deadline, || {
+                    self.check_server()
+                })?;
+            self.my_heap.write(&b, 0, bytes);
+            if let Err(e) = self.my_heap.hand_over(&b, self.me, self.server) {
+                self.my_heap.free(&b, self.me);
+                return Err(e);
+            }
+            wire::encode(
+                &mut rec,
+                kind,
+                self.index,
+                self.epoch,
+                id,
+                Body::View(b.descriptor()),
+            );
+            Some(b)
+        };
+        let sent = (|| {
+            let mut p = lock(&self.producer);
+            loop {
+                let nap = deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL));
+                match p.send(&rec, nap) {
+                    Ok(()) => return Ok(()),
+                    Err(culvert_ring::Error::Timeout) if !deadline.has_passed() => {
+                        self.check_server()?
+                    }
+                    Err(e) => return Err(Error::from(e)),
+                }
+            }
+        })();
+        if let (Err(_), Some(b)) = (&sent, &block) {
+            self.my_heap.take_back_and_free(b, self.server, self.me);
+        }
+        sent
+    }
+
+    /// Gives up on call `id`: a reply already here is dropped (its view freed), a later
+    /// one will be; the server is told, so it may skip the reply.
+    fn cancel(&self, id: u64) {
+        let removed = lock(&self.table).calls.remove(&id);
+        drop(removed);
+        let mut rec = Vec::with_capacity(wire::HEADER_LEN);
+        wire::encode(
+            &mut rec,
+            wire::KIND_CANCEL,
+            self.index,
+            self.epoch,
+            id,
+            Body::None,
+        );
+        let _ = lock(&self.producer).try_send(&rec);
+    }
+
+    /// Waits for the reply to `id`. Non-blocking (`blocking == false`): `WouldBlock`
+    /// when it has not arrived.
+    fn wait(&self, id: u64, deadline: Deadline, blocking: bool) -> Result<Reply> {
+        let mut t = lock(&self.table);
+        let mut gave_up: Option<Error> = None;
+        loop {
+            match t.calls.get_mut(&id) {
+                None => return Err(Error::Cancelled),
+                Some(slot @ Some(_)) => {
+                    let r = slot.take().unwrap_or(Err(Error::Cancelled));
+                    t.calls.remove(&id);
+                    return r.map(|payload| Reply { id, payload });
+                }
+                Some(None) => {}
+            }
+            if let Some(f) = &t.failed {
+                let e = f.error();
+                t.calls.remove(&id);
+                return Err(e);
+            }
+            if let Some(e) = gave_up.take() {
+                return Err(e);
+            }
+            if t.leader {
+                if !blocking {
+                    return Err(Error::WouldBlock);
+                }
+                let Some(left) = deadline
+                    .remaining()
+                    .or(Some(LIVENESS_RECHECK_INTERVAL))
+                    .filter(|d| !d.is_zero())
+                else {
+                    return Err(Error::Timeout);
+                };
+                t.followers += 1;
+                t = self
+                    .cv
+                    .wait_timeout(t, left.min(LIVENESS_RECHECK_INTERVAL))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                t.followers -= 1;
+                continue;
+            }
+            t.leader = true;
+            drop(t);
+            let r = self.pump(id, deadline, blocking);
+            t = lock(&self.table);
+            t.leader = false;
+            if let Err(e) = r {
+                match Fail::from_error(&e) {
+                    Some(f) => t.failed = Some(f),
+                    None => gave_up = Some(e),
+                }
+            }
+            if t.followers > 0 {
+                self.cv.notify_all();
+            }
+        }
+    }
+
+    /// The leader's work: reads replies and files them until `want`'s arrives
+    /// (blocking) or the ring is empty (non-blocking).
+    fn pump(&self, want: u64, deadline: Deadline, blocking: bool) -> Result<()> {
+        let mut g = lock(&self.reader);
+        let (reader, buf, last_check) = &mut *g;
+        loop {
+            let n = if blocking {
+                reader.read(buf, deadline)
+            } else {
+                reader.try_read(buf)
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(culvert_ring::Error::WouldBlock) => {
+                    if last_check.elapsed() >= LIVENESS_RECHECK_INTERVAL {
+                        *last_check = Instant::now();
+                        self.check_server()?;
+                    }
+                    return Err(Error::WouldBlock);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if self.dispatch(&buf[..n])? == Some(want) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Files one reply record under its call id (or drops it).
+    fn dispatch(&self, bytes: &[u8]) -> Result<Option<u64>> {
+        let (h, body) = wire::decode(bytes, &[wire::KIND_REPLY, wire::KIND_NO_REPLY])?;
+        if h.conn != self.index || h.epoch != self.epoch {
+            return Err(corrupt("reply for another connection"));
+        }
+        let result = match (h.kind, body) {
+            (wire::KIND_NO_REPLY, _) => Err(Error::Closed),
+            (_, Body::Inline(b)) => Ok(Payload::inline(b.to_vec())),
+            (_, Body::View(d)) => self
+                .server_heap
+                .validate(&d, self.me, self.cfg.max_message as u64)
+                .map(|b| Payload::view(View::new(self.server_heap.clone(), b, self.me))),
+            _ => Err(corrupt("reply without a body")),
+        };
+        let mut t = lock(&self.table);
+        match t.calls.get_mut(&h.id) {
+            Some(slot @ None) => {
+                *slot = Some(result);
+                if t.followers > 0 {
+                    self.cv.notify_all();
+                }
+            }
+            _ => {
+                // Nobody waits for it (cancelled or timed out): dropped, view freed.
+                drop(t);
+                drop(result);
+            }
+        }
+        Ok(Some(h.id))
+    }
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        let slot = self.slot();
+        if slot
+            .state
+            .compare_exchange(
+                SLOT_ACCEPTED,
+                SLOT_CLOSING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            self.header().listen.connect.notify();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    Pending,
+    Done,
+    Cancelled,
+}
+
+/// A call in flight, from [`PortClient::call_async`]. Dropping it cancels the call.
+pub struct PendingCall {
+    client: Arc<ClientInner>,
+    id: u64,
+    state: CallState,
+}
+
+impl std::fmt::Debug for PendingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCall")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl PendingCall {
+    /// The call id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits until `deadline` for the reply. `Timeout` leaves the call pending (wait
+    /// again or cancel); `Cancelled` after [`cancel`](Self::cancel).
+    pub fn wait(&mut self, deadline: Deadline) -> Result<Reply> {
+        match self.state {
+            CallState::Cancelled => return Err(Error::Cancelled),
+            CallState::Done => {
+                return Err(Error::InvalidArgument {
+                    what: "the reply was already taken".into(),
+                })
+            }
+            CallState::Pending => {}
+        }
+        let r = self.client.wait(self.id, deadline, true);
+        if !matches!(r, Err(Error::Timeout)) {
+            self.state = CallState::Done;
+        }
+        r
+    }
+
+    /// The reply if it arrived, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<Reply>> {
+        match self.state {
+            CallState::Cancelled => return Err(Error::Cancelled),
+            CallState::Done => {
+                return Err(Error::InvalidArgument {
+                    what: "the reply was already taken".into(),
+                })
+            }
+            CallState::Pending => {}
+        }
+        match self.client.wait(self.id, Deadline::now(), false) {
+            Err(Error::WouldBlock) => Ok(None),
+            r => {
+                self.state = CallState::Done;
+                r.map(Some)
+            }
+        }
+    }
+
+    /// Cancels the call: later waits get `Cancelled`; a reply that arrives (or already
+    /// arrived) is dropped and its view freed.
+    pub fn cancel(&mut self) {
+        if self.state == CallState::Pending {
+            self.client.cancel(self.id);
+        }
+        self.state = CallState::Cancelled;
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if self.state == CallState::Pending {
+            self.client.cancel(self.id);
+        }
+    }
+}

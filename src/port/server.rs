@@ -1,0 +1,965 @@
+//! The server side: [`PortServer`], [`ConnectRequest`], [`Incoming`].
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use culvert_ring::{mpmc, spsc};
+use culvert_section::{Region, Section, SectionKind, SectionOptions};
+use culvert_sync::atomic::{AtomicBool, Ordering};
+use culvert_sync::{Deadline, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
+
+use super::heap::{Heap, HeapStats};
+use super::layout::{
+    self, at, copy_in, copy_out, ConnHeader, ConnSlot, ListenLine, PortConfigLine, PortHeader,
+    CONN_MAGIC, PORT_CLOSED, PORT_MAGIC, PORT_OPEN, PORT_VERSION, SLOT_ACCEPTED, SLOT_CLOSING,
+    SLOT_FREE, SLOT_FREEING, SLOT_REJECTED, SLOT_REQUESTED, SLOT_REVIEWING, SLOT_WITHDRAWN,
+};
+use super::payload::{Payload, View};
+use super::wire::{self, Body};
+use super::{alive, me, ConnectionId, MessageKind, PortConfig, PortOptions, CONNECT_PAYLOAD_MAX};
+use crate::{Error, Result};
+
+/// Object kinds (the section's caller-defined sub-object kinds).
+pub(crate) const OBJ_PORT: u32 = 0x5054_0001;
+pub(crate) const OBJ_SLOTS: u32 = 0x5054_0002;
+pub(crate) const OBJ_REQUESTS: u32 = 0x5054_0003;
+pub(crate) const OBJ_HEAP: u32 = 0x5054_0004;
+pub(crate) const OBJ_CONN: u32 = 0x5054_0011;
+pub(crate) const OBJ_REPLIES: u32 = 0x5054_0012;
+
+/// How long the server waits for a client's connection section to be ready.
+const CONN_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The prefix of every connection-section name of port `name`.
+pub(crate) fn conn_prefix(name: &str) -> String {
+    let cut = name.len().min(160);
+    format!("{}.c", &name[..cut])
+}
+
+/// A port server. Share it between threads (`&self` everywhere; wrap it in an `Arc`):
+/// any number of threads may [`receive`](Self::receive) at once, and one usually
+/// [`listen`](Self::listen)s for connections. Dropping it closes the port: clients'
+/// pending calls fail with `Closed`, and the name is free again.
+pub struct PortServer {
+    inner: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PortServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortServer")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server's process-local state, shared with its [`Incoming`]s.
+pub(crate) struct Shared {
+    name: String,
+    sopts: SectionOptions,
+    section: Section,
+    port: Region,
+    slots: Region,
+    ring: Region,
+    heap: Heap,
+    cfg: PortConfig,
+    me: u64,
+    consumers: Mutex<Vec<mpmc::Consumer>>,
+    conns: RwLock<Vec<Option<Arc<ServerConn>>>>,
+    last_liveness: Mutex<Instant>,
+    closed: AtomicBool,
+}
+
+/// One accepted connection, as the server sees it.
+pub(crate) struct ServerConn {
+    id: ConnectionId,
+    client: u64,
+    /// The client's view heap (request views).
+    heap: Heap,
+    writer: Mutex<Option<spsc::MessageWriter>>,
+    calls: Mutex<Calls>,
+    dead: AtomicBool,
+    /// Keeps the client's section mapped while requests of it are handled.
+    _section: Section,
+}
+
+#[derive(Default)]
+struct Calls {
+    inflight: HashSet<u64>,
+    cancelled: HashSet<u64>,
+}
+
+impl ServerConn {
+    fn write(&self, rec: &[u8]) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match w.as_mut() {
+            None => Err(Error::Closed),
+            Some(w) => w.write(rec, Deadline::never()).map_err(Error::from),
+        }
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if self.dead.load(Ordering::Acquire) || !alive(self.client) {
+            Err(Error::PeerDied)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A record as taken off the request ring.
+enum OwnedBody {
+    None,
+    Inline(Vec<u8>),
+    View(super::heap::Descriptor),
+}
+
+fn decode_request(bytes: &[u8]) -> Result<(wire::Header, OwnedBody)> {
+    let (h, b) = wire::decode(
+        bytes,
+        &[wire::KIND_REQUEST, wire::KIND_DATAGRAM, wire::KIND_CANCEL],
+    )?;
+    let body = match b {
+        Body::None => OwnedBody::None,
+        Body::Inline(s) => OwnedBody::Inline(s.to_vec()),
+        Body::View(d) => OwnedBody::View(d),
+    };
+    Ok((h, body))
+}
+
+impl PortServer {
+    /// Creates the port `name` in the default namespace (`$CULVERT_ROOT` or
+    /// `/dev/shm`). A leftover port of a dead server is replaced; a live one is
+    /// `AlreadyExists`.
+    pub fn create(name: &str, opts: &PortOptions) -> Result<PortServer> {
+        Self::create_with(name, opts, &SectionOptions::default())
+    }
+
+    /// [`create`](Self::create) with explicit section options (namespace root, mode).
+    pub fn create_with(
+        name: &str,
+        opts: &PortOptions,
+        sopts: &SectionOptions,
+    ) -> Result<PortServer> {
+        let cfg = PortConfig::new(opts)?;
+        let mut so = sopts.clone();
+        so.kind = SectionKind::Port;
+        so.expect_kind = None;
+        let ring_cfg = cfg.request_ring();
+        let ring_len = mpmc::MessageRing::required_size(&ring_cfg)?;
+        let heap_len =
+            Heap::required_size(cfg.view_heap_size).ok_or_else(|| Error::InvalidArgument {
+                what: "view_heap_size too large".into(),
+            })?;
+        let slots_len = std::mem::size_of::<ConnSlot>() * cfg.max_connections;
+        let size = std::mem::size_of::<PortHeader>() + slots_len + ring_len + heap_len + 4 * 4096;
+        let mut section = match Section::create(name, size as u64, &so) {
+            Ok(s) => s,
+            Err(culvert_section::Error::AlreadyExists { .. }) => {
+                replace_dead(name, &so)?;
+                Section::create(name, size as u64, &so)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let me = me();
+        let port = section.add_object(
+            "port",
+            OBJ_PORT,
+            std::mem::size_of::<PortHeader>() as u64,
+            128,
+        )?;
+        let slots = section.add_object("slots", OBJ_SLOTS, slots_len as u64, 128)?;
+        let ring = section.add_object("requests", OBJ_REQUESTS, ring_len as u64, 128)?;
+        let heap_region = section.add_object("heap", OBJ_HEAP, heap_len as u64, 4096)?;
+        mpmc::MessageRing::init(&ring, &ring_cfg)?;
+        Heap::init(&heap_region, cfg.view_heap_size)?;
+        for i in 0..cfg.max_connections {
+            layout::put(
+                &slots,
+                i * std::mem::size_of::<ConnSlot>(),
+                ConnSlot {
+                    state: Default::default(),
+                    epoch: Default::default(),
+                    client: Default::default(),
+                    answered: Default::default(),
+                    name_len: Default::default(),
+                    reserved: Default::default(),
+                    name: Default::default(),
+                },
+            )?;
+        }
+        use culvert_sync::atomic::{AtomicU32, AtomicU64};
+        layout::put(
+            &port,
+            0,
+            PortHeader {
+                config: PortConfigLine {
+                    magic: AtomicU64::new(PORT_MAGIC),
+                    version: AtomicU32::new(PORT_VERSION),
+                    state: AtomicU32::new(PORT_OPEN),
+                    server: AtomicU64::new(me),
+                    max_message: AtomicU64::new(cfg.max_message as u64),
+                    inline_max: AtomicU64::new(cfg.inline_max as u64),
+                    view_heap_size: AtomicU64::new(cfg.view_heap_size as u64),
+                    max_connections: AtomicU64::new(cfg.max_connections as u64),
+                    request_slots: AtomicU64::new(cfg.request_slots as u64),
+                },
+                listen: ListenLine {
+                    connect: Default::default(),
+                },
+            },
+        )?;
+        let heap = Heap::attach(&heap_region)?;
+        section.mark_ready()?;
+        let mut sopts_conn = sopts.clone();
+        sopts_conn.kind = SectionKind::PortConnection;
+        Ok(PortServer {
+            inner: Arc::new(Shared {
+                name: name.to_string(),
+                sopts: sopts_conn,
+                section,
+                port,
+                slots,
+                ring,
+                heap,
+                cfg,
+                me,
+                consumers: Mutex::new(Vec::new()),
+                conns: RwLock::new(vec![None; cfg.max_connections]),
+                last_liveness: Mutex::new(Instant::now()),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The port's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Waits until `deadline` for a client's connect request. Answer it with
+    /// [`ConnectRequest::accept`] or [`ConnectRequest::reject`] (dropping it rejects).
+    /// Also tears down connections whose client disconnected or died.
+    pub fn listen(&self, deadline: Deadline) -> Result<ConnectRequest> {
+        self.inner.listen(deadline)
+    }
+
+    /// Waits until `deadline` for the next request or datagram from any client.
+    /// Several threads may receive at once; each message goes to one of them.
+    pub fn receive(&self, deadline: Deadline) -> Result<Incoming> {
+        let s = &self.inner;
+        let mut c = s.take_consumer()?;
+        let r = s.receive_on(&mut c, deadline);
+        s.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
+        r
+    }
+
+    /// Free space of the server's view heap (reply views).
+    pub fn view_heap_stats(&self) -> HeapStats {
+        self.inner.heap.stats()
+    }
+
+    /// Connections accepted and not yet torn down.
+    pub fn connection_count(&self) -> usize {
+        self.inner
+            .conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|c| c.is_some())
+            .count()
+    }
+
+    /// Free space of the view heap of a connection's client (request views), while
+    /// the connection lives.
+    pub fn client_heap_stats(&self, id: ConnectionId) -> Option<HeapStats> {
+        let conns = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
+        conns
+            .get(id.index as usize)?
+            .as_ref()
+            .filter(|c| c.id == id)
+            .map(|c| c.heap.stats())
+    }
+
+    /// Runs the housekeeping now: tears down connections of clients that
+    /// disconnected or died and reclaims the view blocks they held.
+    pub fn maintain(&self) {
+        self.inner.maintain(true, true);
+    }
+
+    /// Closes the port (also done on drop).
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+impl Drop for PortServer {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+/// Removes the section `name` if its creator is dead (a crashed server).
+fn replace_dead(name: &str, so: &SectionOptions) -> Result<()> {
+    let info = Section::inspect(name, so)?;
+    if info.kind != SectionKind::Port {
+        return Err(Error::AlreadyExists {
+            name: name.to_string(),
+        });
+    }
+    if info.creator.is_alive() {
+        return Err(Error::AlreadyExists {
+            name: name.to_string(),
+        });
+    }
+    match Section::unlink(name, so) {
+        Ok(()) | Err(culvert_section::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Shared {
+    fn header(&self) -> &PortHeader {
+        // The region was checked at create (size and alignment).
+        at::<PortHeader>(&self.port, 0).expect("port header placed at create")
+    }
+
+    fn slot(&self, i: usize) -> &ConnSlot {
+        at::<ConnSlot>(&self.slots, i * std::mem::size_of::<ConnSlot>())
+            .expect("slot placed at create")
+    }
+
+    fn take_consumer(&self) -> Result<mpmc::Consumer> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let pooled = self
+            .consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => Ok(mpmc::Consumer::attach(&self.ring)?),
+        }
+    }
+
+    fn receive_on(
+        self: &Arc<Self>,
+        c: &mut mpmc::Consumer,
+        deadline: Deadline,
+    ) -> Result<Incoming> {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            self.maintain(false, false);
+            let nap = deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL));
+            match c.recv_with(decode_request, nap) {
+                Ok(Ok((h, body))) => {
+                    if let Some(inc) = self.process(h, body) {
+                        return Ok(inc);
+                    }
+                }
+                // A malformed record from some client: dropped, the port goes on.
+                Ok(Err(_)) => {}
+                Err(culvert_ring::Error::Timeout) => {
+                    if deadline.has_passed() {
+                        return Err(Error::Timeout);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn lookup(&self, index: u32, epoch: u32) -> Option<Arc<ServerConn>> {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        conns
+            .get(index as usize)?
+            .as_ref()
+            .filter(|c| c.id.epoch == epoch && !c.dead.load(Ordering::Acquire))
+            .cloned()
+    }
+
+    fn process(self: &Arc<Self>, h: wire::Header, body: OwnedBody) -> Option<Incoming> {
+        // Records of connections that are gone (older epoch, torn down) are dropped.
+        let conn = self.lookup(h.conn, h.epoch)?;
+        let kind = match h.kind {
+            wire::KIND_CANCEL => {
+                let mut calls = conn.calls.lock().unwrap_or_else(|e| e.into_inner());
+                if calls.inflight.contains(&h.id) {
+                    calls.cancelled.insert(h.id);
+                }
+                return None;
+            }
+            wire::KIND_REQUEST => MessageKind::Request,
+            _ => MessageKind::Datagram,
+        };
+        let pending = kind == MessageKind::Request;
+        if pending {
+            conn.calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .inflight
+                .insert(h.id);
+        }
+        // Dropped unanswered (e.g. below, on a bad descriptor), a request is answered
+        // with "no reply".
+        let responder = Responder {
+            server: self.clone(),
+            conn: conn.clone(),
+            id: h.id,
+            pending,
+        };
+        let payload = match body {
+            OwnedBody::Inline(v) => Payload::inline(v),
+            OwnedBody::View(d) => {
+                match conn.heap.validate(&d, self.me, self.cfg.max_message as u64) {
+                    Ok(b) => Payload::view(View::new(conn.heap.clone(), b, self.me)),
+                    // A forged or stale descriptor: never read.
+                    Err(_) => return None,
+                }
+            }
+            OwnedBody::None => return None,
+        };
+        Some(Incoming {
+            connection: conn.id,
+            id: h.id,
+            kind,
+            payload,
+            responder,
+        })
+    }
+
+    fn send_reply(&self, conn: &ServerConn, id: u64, bytes: &[u8]) -> Result<()> {
+        if bytes.len() > self.cfg.max_message {
+            return Err(Error::MessageTooLarge {
+                len: bytes.len(),
+                max: self.cfg.max_message,
+            });
+        }
+        let mut rec = Vec::with_capacity(wire::HEADER_LEN + bytes.len().min(self.cfg.inline_max));
+        if bytes.len() <= self.cfg.inline_max {
+            wire::encode(
+                &mut rec,
+                wire::KIND_REPLY,
+                conn.id.index,
+                conn.id.epoch,
+                id,
+                Body::Inline(bytes),
+            );
+            return conn.write(&rec);
+        }
+        let block = self
+            .heap
+            .alloc(bytes.len() as u64, self.me, Deadline::never(), || {
+                conn.check_alive()
+            })?;
+        self.heap.write(&block, 0, bytes);
+        if let Err(e) = self.heap.hand_over(&block, self.me, conn.client) {
+            self.heap.free(&block, self.me);
+            return Err(e);
+        }
+        wire::encode(
+            &mut rec,
+            wire::KIND_REPLY,
+            conn.id.index,
+            conn.id.epoch,
+            id,
+            Body::View(block.descriptor()),
+        );
+        if let Err(e) = conn.write(&rec) {
+            self.heap.take_back_and_free(&block, conn.client, self.me);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Housekeeping: slots of disconnected or dead clients. `force` scans even when
+    /// the liveness interval has not passed (liveness itself is checked only then, or
+    /// when `check_all`).
+    fn maintain(&self, force: bool, check_all: bool) {
+        let Ok(mut last) = self.last_liveness.try_lock() else {
+            return;
+        };
+        let due = check_all || last.elapsed() >= LIVENESS_RECHECK_INTERVAL;
+        if !due && !force {
+            return;
+        }
+        if due {
+            *last = Instant::now();
+        }
+        let mut reclaim = false;
+        for i in 0..self.cfg.max_connections {
+            let slot = self.slot(i);
+            let st = slot.state.load(Ordering::Acquire);
+            let client = slot.client.load(Ordering::Acquire);
+            match st {
+                SLOT_CLOSING => {
+                    self.teardown(i, SLOT_CLOSING);
+                    reclaim = true;
+                }
+                SLOT_ACCEPTED if due && !alive(client) => {
+                    self.teardown(i, SLOT_ACCEPTED);
+                    reclaim = true;
+                }
+                SLOT_FREE | SLOT_REQUESTED | SLOT_REJECTED | SLOT_FREEING
+                    if due && client != 0 && !alive(client) =>
+                {
+                    self.free_slot(i, st);
+                }
+                _ => {}
+            }
+        }
+        // Blocks handed to a client that died (replies in flight, views it held) go
+        // back; a reply racing the teardown may hand one over late, so this runs at
+        // every liveness check, not only right after a teardown.
+        if reclaim || due {
+            self.heap.reclaim_dead(self.me);
+        }
+    }
+
+    /// Unlinks the connection section named in slot `i` (only names of this port's
+    /// connections: a hostile name cannot make us unlink anything else).
+    fn unlink_conn(&self, slot: &ConnSlot) {
+        if let Some(name) = slot.name() {
+            if name.starts_with(&conn_prefix(&self.name)) {
+                let _ = Section::unlink(&name, &self.sopts);
+            }
+        }
+    }
+
+    /// Frees slot `i` if it is in state `from` (whoever wins the CAS does it).
+    fn free_slot(&self, i: usize, from: u32) -> bool {
+        let slot = self.slot(i);
+        if from != SLOT_FREEING
+            && slot
+                .state
+                .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return false;
+        }
+        self.unlink_conn(slot);
+        slot.name_len.store(0, Ordering::Relaxed);
+        slot.epoch.fetch_add(1, Ordering::AcqRel);
+        slot.state.store(SLOT_FREE, Ordering::Release);
+        slot.client.store(0, Ordering::Release);
+        slot.answered.notify();
+        true
+    }
+
+    /// Tears down the connection in slot `i` (state `from`) and frees the slot.
+    fn teardown(&self, i: usize, from: u32) {
+        let slot = self.slot(i);
+        if slot
+            .state
+            .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let conn = self.conns.write().unwrap_or_else(|e| e.into_inner())[i].take();
+        if let Some(conn) = conn {
+            conn.dead.store(true, Ordering::Release);
+            conn.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        self.free_slot(i, SLOT_FREEING);
+    }
+
+    fn requested_or_closing(&self) -> bool {
+        (0..self.cfg.max_connections).any(|i| {
+            matches!(
+                self.slot(i).state.load(Ordering::Acquire),
+                SLOT_REQUESTED | SLOT_CLOSING
+            )
+        })
+    }
+
+    fn listen(self: &Arc<Self>, deadline: Deadline) -> Result<ConnectRequest> {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            self.maintain(true, false);
+            for i in 0..self.cfg.max_connections {
+                let slot = self.slot(i);
+                if slot.state.load(Ordering::Acquire) == SLOT_REQUESTED
+                    && slot
+                        .state
+                        .compare_exchange(
+                            SLOT_REQUESTED,
+                            SLOT_REVIEWING,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                {
+                    match self.review(i) {
+                        Ok(req) => return Ok(req),
+                        Err(_) => {
+                            // A client that died or sent garbage: forget it.
+                            if !self.free_slot(i, SLOT_REVIEWING) {
+                                self.free_slot(i, SLOT_WITHDRAWN);
+                            }
+                        }
+                    }
+                }
+            }
+            let n = &self.header().listen.connect;
+            let key = n.prepare_wait();
+            if self.requested_or_closing() {
+                n.cancel_wait(key);
+                continue;
+            }
+            if deadline.has_passed() {
+                n.cancel_wait(key);
+                return Err(Error::Timeout);
+            }
+            let _ = n.wait(
+                key,
+                deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL)),
+            );
+        }
+    }
+
+    fn review(self: &Arc<Self>, i: usize) -> Result<ConnectRequest> {
+        let slot = self.slot(i);
+        let client = slot.client.load(Ordering::Acquire);
+        let epoch = slot.epoch.load(Ordering::Acquire);
+        let corrupt = |what: &str| Error::Corrupted {
+            what: what.to_string(),
+        };
+        let name = slot
+            .name()
+            .filter(|n| n.starts_with(&conn_prefix(&self.name)))
+            .ok_or_else(|| corrupt("connect request names no connection section of this port"))?;
+        let mut so = self.sopts.clone();
+        so.expect_kind = Some(SectionKind::PortConnection);
+        so.open_timeout = CONN_OPEN_TIMEOUT;
+        let section = Section::open(&name, &so)?;
+        let conn = section.object("conn")?;
+        let hdr = at::<ConnHeader>(&conn, 0)?;
+        if hdr.magic.load(Ordering::Acquire) != CONN_MAGIC
+            || hdr.payload_max.load(Ordering::Relaxed) != CONNECT_PAYLOAD_MAX as u64
+        {
+            return Err(corrupt("connection header"));
+        }
+        let len = hdr.connect_len.load(Ordering::Acquire);
+        if len > CONNECT_PAYLOAD_MAX as u64 {
+            return Err(corrupt("connect payload length"));
+        }
+        let payload = copy_out(&conn, std::mem::size_of::<ConnHeader>(), len as usize)?;
+        Ok(ConnectRequest {
+            pid: ProcessIdentity::from_packed(client).pid,
+            payload,
+            pending: PendingConnect {
+                server: self.clone(),
+                index: i,
+                epoch,
+                client,
+                section: Some(section),
+            },
+        })
+    }
+
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.header()
+            .config
+            .state
+            .store(PORT_CLOSED, Ordering::Release);
+        if let Ok(c) = mpmc::Consumer::attach(&self.ring) {
+            c.close();
+        }
+        let conns: Vec<_> = self
+            .conns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+            .filter_map(|c| c.take())
+            .collect();
+        for c in conns {
+            c.dead.store(true, Ordering::Release);
+            c.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        for i in 0..self.cfg.max_connections {
+            self.slot(i).answered.notify();
+        }
+        // Unlink the name only if it is still ours.
+        let so = SectionOptions {
+            expect_kind: None,
+            ..self.sopts.clone()
+        };
+        if let Ok(info) = Section::inspect(&self.name, &so) {
+            if info.creator == self.section.header().creator {
+                let _ = Section::unlink(&self.name, &so);
+            }
+        }
+    }
+}
+
+/// A client's connect request, from [`PortServer::listen`]. Answer it with
+/// [`accept`](Self::accept) or [`reject`](Self::reject); dropping it rejects with an
+/// empty reason.
+#[derive(Debug)]
+pub struct ConnectRequest {
+    /// The client's process id.
+    pub pid: u32,
+    /// The client's connect payload.
+    pub payload: Vec<u8>,
+    pending: PendingConnect,
+}
+
+struct PendingConnect {
+    server: Arc<Shared>,
+    index: usize,
+    epoch: u32,
+    client: u64,
+    /// `None` once answered.
+    section: Option<Section>,
+}
+
+impl std::fmt::Debug for PendingConnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingConnect")
+            .field("index", &self.index)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingConnect {
+    fn write_answer(&self, section: &Section, payload: &[u8]) -> Result<()> {
+        if payload.len() > CONNECT_PAYLOAD_MAX {
+            return Err(Error::MessageTooLarge {
+                len: payload.len(),
+                max: CONNECT_PAYLOAD_MAX,
+            });
+        }
+        let conn = section.object("conn")?;
+        let hdr = at::<ConnHeader>(&conn, 0)?;
+        copy_in(
+            &conn,
+            std::mem::size_of::<ConnHeader>() + CONNECT_PAYLOAD_MAX,
+            payload,
+        )?;
+        hdr.answer_len
+            .store(payload.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    fn accept(&mut self, payload: &[u8]) -> Result<ConnectionId> {
+        let Some(section) = self.section.take() else {
+            return Err(Error::Closed);
+        };
+        let s = self.server.clone();
+        let i = self.index;
+        let built = (|| -> Result<Arc<ServerConn>> {
+            self.write_answer(&section, payload)?;
+            let writer = spsc::MessageWriter::attach(&section.object("replies")?)?;
+            let heap = Heap::attach(&section.object("heap")?)?;
+            Ok(Arc::new(ServerConn {
+                id: ConnectionId {
+                    index: i as u32,
+                    epoch: self.epoch,
+                },
+                client: self.client,
+                heap,
+                writer: Mutex::new(Some(writer)),
+                calls: Mutex::new(Calls::default()),
+                dead: AtomicBool::new(false),
+                _section: section,
+            }))
+        })();
+        let conn = match built {
+            Ok(c) => c,
+            Err(e) => {
+                if !s.free_slot(i, SLOT_REVIEWING) {
+                    s.free_slot(i, SLOT_WITHDRAWN);
+                }
+                return Err(e);
+            }
+        };
+        s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = Some(conn.clone());
+        let slot = s.slot(i);
+        if slot
+            .state
+            .compare_exchange(
+                SLOT_REVIEWING,
+                SLOT_ACCEPTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // The client gave up meanwhile.
+            s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = None;
+            conn.dead.store(true, Ordering::Release);
+            conn.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            s.free_slot(i, SLOT_WITHDRAWN);
+            return Err(Error::Timeout);
+        }
+        slot.answered.notify();
+        Ok(conn.id)
+    }
+
+    fn reject(&mut self, reason: &[u8]) -> Result<()> {
+        let Some(section) = self.section.take() else {
+            return Ok(());
+        };
+        let s = self.server.clone();
+        let written = self.write_answer(&section, reason);
+        let slot = s.slot(self.index);
+        if written.is_err()
+            || slot
+                .state
+                .compare_exchange(
+                    SLOT_REVIEWING,
+                    SLOT_REJECTED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            if !s.free_slot(self.index, SLOT_REVIEWING) {
+                s.free_slot(self.index, SLOT_WITHDRAWN);
+            }
+            return written;
+        }
+        slot.answered.notify();
+        Ok(())
+    }
+}
+
+impl Drop for PendingConnect {
+    fn drop(&mut self) {
+        let _ = self.reject(&[]);
+    }
+}
+
+impl ConnectRequest {
+    /// Accepts the connection, sending `payload` (at most [`CONNECT_PAYLOAD_MAX`]
+    /// bytes) to the client. `Timeout` if the client gave up meanwhile.
+    pub fn accept(mut self, payload: &[u8]) -> Result<ConnectionId> {
+        self.pending.accept(payload)
+    }
+
+    /// Rejects the connection; the client gets `Error::Rejected { reason }`.
+    pub fn reject(mut self, reason: &[u8]) -> Result<()> {
+        self.pending.reject(reason)
+    }
+}
+
+/// A request or datagram from a client, from [`PortServer::receive`].
+///
+/// Reply to a request with [`reply`](Self::reply). A request dropped without a reply is
+/// answered with "no reply" (the client's call fails with `Closed`). Take the payload
+/// out with `std::mem::take(&mut incoming.payload)` to keep it past the reply; a view
+/// payload returns to the client's heap when dropped.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The connection it came from.
+    pub connection: ConnectionId,
+    /// The call id (unique per connection).
+    pub id: u64,
+    /// Request or datagram.
+    pub kind: MessageKind,
+    /// The message.
+    pub payload: Payload,
+    responder: Responder,
+}
+
+struct Responder {
+    server: Arc<Shared>,
+    conn: Arc<ServerConn>,
+    id: u64,
+    /// A request not yet answered.
+    pending: bool,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("id", &self.id)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    fn finish(&mut self, bytes: Option<&[u8]>) -> Result<()> {
+        if !self.pending {
+            return Err(Error::InvalidArgument {
+                what: "only a request can be replied to, once".into(),
+            });
+        }
+        self.pending = false;
+        let cancelled = {
+            let mut calls = self.conn.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls.inflight.remove(&self.id);
+            calls.cancelled.remove(&self.id)
+        };
+        if cancelled {
+            return Err(Error::Cancelled);
+        }
+        if self.conn.dead.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        match bytes {
+            Some(b) => self.server.send_reply(&self.conn, self.id, b),
+            None => {
+                let mut rec = Vec::with_capacity(wire::HEADER_LEN);
+                let c = &self.conn;
+                wire::encode(
+                    &mut rec,
+                    wire::KIND_NO_REPLY,
+                    c.id.index,
+                    c.id.epoch,
+                    self.id,
+                    Body::None,
+                );
+                c.write(&rec)
+            }
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.pending {
+            let _ = self.finish(None);
+        }
+    }
+}
+
+impl Incoming {
+    /// Replies to the request: inline up to `inline_max`, else through a view of the
+    /// server's heap. `Cancelled` if the client cancelled the call (nothing is sent);
+    /// `Closed`/`PeerDied` if the client is gone; `InvalidArgument` for a datagram.
+    pub fn reply(mut self, bytes: &[u8]) -> Result<()> {
+        self.responder.finish(Some(bytes))
+    }
+
+    /// Whether the client cancelled this call (a reply would be dropped).
+    pub fn is_cancelled(&self) -> bool {
+        self.responder
+            .conn
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancelled
+            .contains(&self.id)
+    }
+
+    /// The client's process id.
+    pub fn client_pid(&self) -> u32 {
+        ProcessIdentity::from_packed(self.responder.conn.client).pid
+    }
+}

@@ -1,0 +1,285 @@
+//! Cross-process port calls: inline throughput, large views, many clients and server
+//! threads, connect errors, and cancellation racing replies.
+
+#[path = "port_support.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use culvert::port::{PortClient, PortOptions};
+use culvert::Deadline;
+use support::*;
+
+const NAME: &str = "svc";
+
+fn secs(n: u64) -> Deadline {
+    Deadline::after(Duration::from_secs(n))
+}
+
+#[test]
+fn hundred_thousand_inline_calls() {
+    const CALLS: u64 = 100_000;
+    if role().is_some() {
+        let client = connect(NAME);
+        for i in 0..CALLS {
+            let mut req = pattern(64, i);
+            req[..8].copy_from_slice(&i.to_le_bytes());
+            let reply = client.call(&req, secs(10)).unwrap();
+            assert!(!reply.is_view());
+            assert_eq!(reply.as_slice(), transform(&req).as_slice(), "call {i}");
+        }
+        return;
+    }
+    let root = TempRoot::new("100k");
+    let served = serve(
+        NAME,
+        &PortOptions::default(),
+        &root.opts(),
+        1,
+        Arc::new(echo),
+    );
+    let mut kids = Children::default();
+    let c = kids.spawn("hundred_thousand_inline_calls", "client", &root.path, &[]);
+    let start = Instant::now();
+    kids.expect_success(c, Duration::from_secs(60));
+    eprintln!("100k inline calls in {:?}", start.elapsed());
+    served.stop();
+}
+
+fn view_options() -> PortOptions {
+    PortOptions {
+        max_message: 64 << 20,
+        inline_max: 4064,
+        view_heap_size: (64 << 20) + (2 << 20),
+        max_connections: 4,
+        request_ring_capacity: 64,
+    }
+}
+
+#[test]
+fn large_views_with_checksums() {
+    if role().is_some() {
+        let client = connect(NAME);
+        let mine = client.view_heap_stats();
+        let theirs = client.server_view_heap_stats();
+        assert_eq!(mine.free_pages, mine.total_pages);
+        for (k, size) in [1usize << 20, 64 << 20, 1 << 20].into_iter().enumerate() {
+            let req = pattern(size, k as u64);
+            let want = checksum(&transform(&req));
+            let reply = client.call(&req, secs(30)).unwrap();
+            assert!(reply.is_view(), "a {size}-byte reply travels in a view");
+            let view = reply.as_view().unwrap();
+            assert_eq!(view.len(), size);
+            assert_eq!(
+                checksum(view.as_slice()),
+                want,
+                "{size}-byte reply checksum"
+            );
+            assert_eq!(checksum(&reply.to_vec()), want);
+            let mut head = [0u8; 16];
+            assert_eq!(view.read_at(size - 8, &mut head).unwrap(), 8);
+            assert!(view.read_at(size + 1, &mut head).is_err());
+            // The server's heap holds our reply until we drop it.
+            assert!(client.server_view_heap_stats().free_pages < theirs.total_pages);
+            drop(reply);
+        }
+        // Every block is back: ours (requests, freed by the server) and the server's
+        // (replies, freed by us).
+        assert!(eventually(Duration::from_secs(5), || {
+            client.view_heap_stats() == mine && client.server_view_heap_stats() == theirs
+        }));
+        return;
+    }
+    let root = TempRoot::new("views");
+    let served = serve(NAME, &view_options(), &root.opts(), 2, Arc::new(echo));
+    let start_free = served.port.view_heap_stats();
+    assert_eq!(start_free.free_pages, start_free.total_pages);
+    let mut kids = Children::default();
+    let c = kids.spawn("large_views_with_checksums", "client", &root.path, &[]);
+    kids.expect_success(c, Duration::from_secs(60));
+    assert!(eventually(Duration::from_secs(5), || served
+        .port
+        .view_heap_stats()
+        == start_free));
+    served.stop();
+}
+
+#[test]
+fn four_clients_four_server_threads() {
+    const CALLS: u64 = 50_000;
+    const THREADS: u64 = 2;
+    if let Some(role) = role() {
+        let who: u64 = role.parse().unwrap();
+        let client = Arc::new(connect(NAME));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let client = client.clone();
+                std::thread::spawn(move || {
+                    for i in 0..CALLS / THREADS {
+                        let tag = (who << 48) | (t << 40) | i;
+                        let mut req = pattern(24 + (i % 100) as usize, tag);
+                        req[..8].copy_from_slice(&tag.to_le_bytes());
+                        let reply = client.call(&req, secs(20)).unwrap();
+                        assert_eq!(reply.as_slice(), transform(&req).as_slice(), "{tag:x}");
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        return;
+    }
+    let root = TempRoot::new("4x4");
+    let served = serve(
+        NAME,
+        &PortOptions::default(),
+        &root.opts(),
+        4,
+        Arc::new(echo),
+    );
+    let mut kids = Children::default();
+    let start = Instant::now();
+    let ids: Vec<_> = (0..4)
+        .map(|k| {
+            kids.spawn(
+                "four_clients_four_server_threads",
+                &k.to_string(),
+                &root.path,
+                &[],
+            )
+        })
+        .collect();
+    for c in ids {
+        kids.expect_success(c, Duration::from_secs(90));
+    }
+    eprintln!("4 x 50k calls in {:?}", start.elapsed());
+    served.stop();
+}
+
+#[test]
+fn reject_missing_and_busy() {
+    if role().is_some() {
+        match PortClient::connect(NAME, b"let me in", secs(10)) {
+            Err(culvert::Error::Rejected { reason }) => assert_eq!(reason, b"go away: let me in"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        match PortClient::connect("no-such-port", b"ok", secs(10)) {
+            Err(culvert::Error::NotFound { .. }) => {}
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        // The parent holds both connection slots.
+        std::fs::write(child_root().join("marker-go"), b"").unwrap();
+        assert!(eventually(Duration::from_secs(20), || child_root()
+            .join("marker-held")
+            .exists()));
+        let start = Instant::now();
+        match PortClient::connect(NAME, b"ok", secs(10)) {
+            Err(culvert::Error::Busy { .. }) => {}
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "Busy comes at once"
+        );
+        return;
+    }
+    let root = TempRoot::new("reject");
+    let opts = PortOptions {
+        max_connections: 2,
+        ..PortOptions::default()
+    };
+    let served = serve(NAME, &opts, &root.opts(), 1, Arc::new(echo));
+    let mut kids = Children::default();
+    let c = kids.spawn("reject_missing_and_busy", "client", &root.path, &[]);
+    // Rejections free their slot: once the child is past them, take both slots.
+    assert!(eventually(Duration::from_secs(20), || root
+        .marker("go")
+        .exists()));
+    let (a, _) = PortClient::connect_with(NAME, b"ok", secs(10), &root.opts()).unwrap();
+    let (b, _) = PortClient::connect_with(NAME, b"ok", secs(10), &root.opts()).unwrap();
+    assert_eq!(a.call(b"x", secs(10)).unwrap().as_slice(), b"y");
+    std::fs::write(root.marker("held"), b"").unwrap();
+    kids.expect_success(c, Duration::from_secs(30));
+    drop((a, b));
+    // Disconnected slots are free again.
+    assert!(eventually(Duration::from_secs(5), || served
+        .port
+        .connection_count()
+        == 0));
+    let (c2, _) = PortClient::connect_with(NAME, b"ok", secs(10), &root.opts()).unwrap();
+    assert_eq!(c2.call(b"a", secs(10)).unwrap().as_slice(), b"b");
+    drop(c2);
+    served.stop();
+}
+
+#[test]
+fn cancel_races_reply() {
+    const ROUNDS: u64 = 10_000;
+    if role().is_some() {
+        let client = connect(NAME);
+        let mine = client.view_heap_stats();
+        let theirs = client.server_view_heap_stats();
+        let mut cancelled = 0u64;
+        let mut replied = 0u64;
+        for i in 0..ROUNDS {
+            // Alternate inline and view-sized requests (the reply has the same size).
+            let size = if i % 2 == 0 {
+                48
+            } else {
+                6000 + (i % 7) as usize * 1000
+            };
+            let mut req = pattern(size, i);
+            req[..8].copy_from_slice(&i.to_le_bytes());
+            let mut call = client.call_async(&req).unwrap();
+            // Give the reply a varying head start, so cancel lands before, during and
+            // after its arrival.
+            for _ in 0..(i % 64) * 8 {
+                std::hint::spin_loop();
+            }
+            if i % 5 == 0 {
+                if let Some(reply) = call.try_wait().unwrap() {
+                    assert_eq!(reply.as_slice(), transform(&req).as_slice(), "call {i}");
+                    replied += 1;
+                    continue;
+                }
+            }
+            call.cancel();
+            assert!(matches!(call.wait(secs(1)), Err(culvert::Error::Cancelled)));
+            cancelled += 1;
+            // Every few rounds, a plain call must get exactly its own reply.
+            if i % 97 == 0 {
+                let probe = pattern(5000, i + 1_000_000);
+                let reply = client.call(&probe, secs(10)).unwrap();
+                assert_eq!(reply.as_slice(), transform(&probe).as_slice());
+            }
+        }
+        eprintln!("{cancelled} cancelled, {replied} replied before cancel");
+        // Late replies are read (and dropped) by the next calls; then both heaps are
+        // whole again.
+        assert!(eventually(Duration::from_secs(10), || {
+            let r = client.call(b"sync", secs(10)).unwrap();
+            assert_eq!(r.as_slice(), transform(b"sync").as_slice());
+            client.view_heap_stats() == mine && client.server_view_heap_stats() == theirs
+        }));
+        return;
+    }
+    let root = TempRoot::new("cancel");
+    let served = serve(
+        NAME,
+        &PortOptions::default(),
+        &root.opts(),
+        2,
+        Arc::new(echo),
+    );
+    let start_free = served.port.view_heap_stats();
+    let mut kids = Children::default();
+    let c = kids.spawn("cancel_races_reply", "client", &root.path, &[]);
+    kids.expect_success(c, Duration::from_secs(60));
+    assert!(eventually(Duration::from_secs(5), || served
+        .port
+        .view_heap_stats()
+        == start_free));
+    served.stop();
+}
