@@ -1,0 +1,344 @@
+//! Shared-memory layout of mailslot and broadcast-group sections.
+//!
+//! A **mailslot** section (kind [`SectionKind::Mailslot`]) holds two objects:
+//!
+//! ```text
+//! "mailslot"  MailslotControl  (256 bytes: config line, counters line)
+//! "ring"      mpmc::MessageRing, `capacity` slots of `max_message_size` bytes
+//! ```
+//!
+//! A **broadcast group** section (kind [`SectionKind::BroadcastGroup`]) holds:
+//!
+//! ```text
+//! "group"     GroupControl     (config line, closing line, member table)
+//! "ring"      broadcast::Ring, `capacity` slots of `max_message_size` bytes
+//! ```
+//!
+//! Both control blocks are `#[repr(C, align(128))]` and made of atomics only. Their
+//! configuration words are written by the creator before the section is marked ready,
+//! and copied out and validated by every opener ([`MailslotView::config`],
+//! [`GroupView::config`]); they are never re-read. The other words are counters and
+//! identities that peers write; they are treated as untrusted hints.
+
+use culvert_section::{Region, SectionKind};
+use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use culvert_sync::{Liveness, ProcessIdentity};
+
+use crate::{Error, Result};
+
+/// Magic word of a [`MailslotControl`]: "CLVMSLT" + version byte.
+pub(crate) const MAILSLOT_MAGIC: u64 = u64::from_le_bytes(*b"CLVMSLT\x01");
+/// Magic word of a [`GroupControl`]: "CLVMGRP" + version byte.
+pub(crate) const GROUP_MAGIC: u64 = u64::from_le_bytes(*b"CLVMGRP\x01");
+/// Layout version of both control blocks.
+pub(crate) const VERSION: u32 = 1;
+
+/// Object-table kind of a mailslot control block.
+pub(crate) const OBJ_MAILSLOT: u32 = 0x4d53_0001;
+/// Object-table kind of a group control block.
+pub(crate) const OBJ_GROUP: u32 = 0x4d53_0002;
+/// Object-table kind of the MPMC ring of a mailslot.
+pub(crate) const OBJ_SLOT_RING: u32 = 0x4d53_0003;
+/// Object-table kind of the broadcast ring of a group.
+pub(crate) const OBJ_GROUP_RING: u32 = 0x4d53_0004;
+
+/// Name of the mailslot control object.
+pub(crate) const MAILSLOT_OBJ: &str = "mailslot";
+/// Name of the group control object.
+pub(crate) const GROUP_OBJ: &str = "group";
+/// Name of the ring object (both kinds).
+pub(crate) const RING_OBJ: &str = "ring";
+
+/// Largest `max_message_size` accepted (the rings' own limit is 1 GiB).
+pub const MAX_MESSAGE_SIZE_LIMIT: usize = 64 << 20;
+/// Largest `capacity` accepted (messages; the rings' own limit).
+pub const MAX_CAPACITY: usize = 1 << 24;
+/// Largest ring (bytes) a mailslot or group may ask for.
+pub const MAX_RING_BYTES: usize = 1 << 32;
+/// Readers a broadcast group can hold at once.
+pub const MAX_GROUP_MEMBERS: usize = 240;
+
+/// The configuration line shared by both control blocks.
+#[repr(C)]
+pub(crate) struct ConfigLine {
+    /// [`MAILSLOT_MAGIC`] or [`GROUP_MAGIC`], written last by the creator.
+    pub magic: AtomicU64,
+    /// [`VERSION`].
+    pub version: AtomicU32,
+    /// Reserved, zero.
+    pub flags: AtomicU32,
+    /// Largest message. Invariant: `1..=MAX_MESSAGE_SIZE_LIMIT`, equal to the ring's.
+    pub max_message_size: AtomicU64,
+    /// Ring slots. Invariant: a power of two in `2..=MAX_CAPACITY`, equal to the ring's.
+    pub capacity: AtomicU64,
+    /// Reserved, zero.
+    pub reserved: [AtomicU64; 12],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<ConfigLine>() == 128);
+
+/// The control block of a mailslot (object `mailslot`).
+#[repr(C, align(128))]
+pub(crate) struct MailslotControl {
+    /// Configuration, written once by the reader (the creator).
+    pub config: ConfigLine,
+    /// Messages writers dropped because the ring was full. Only grows (honest peers);
+    /// any value is reported as found, it is never used as a size.
+    pub dropped: AtomicU64,
+    /// Packed [`ProcessIdentity`] of a process reclaiming this mailslot after its
+    /// reader died (0: nobody). Claimed by compare-exchange from 0 or from a dead
+    /// reclaimer; only the holder unlinks the name.
+    pub reclaimer: AtomicU64,
+    /// Reserved, zero.
+    pub reserved: [AtomicU64; 14],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<MailslotControl>() == 256);
+
+/// The control block of a broadcast group (object `group`).
+#[repr(C, align(128))]
+pub(crate) struct GroupControl {
+    /// Configuration, written once by the creator (the first reader to join).
+    pub config: ConfigLine,
+    /// Packed [`ProcessIdentity`] of the process deciding to remove the group (0: the
+    /// group is open). Set by compare-exchange from 0 by the last reader to leave (or
+    /// by `gc`); reset to 0 if a live member turns up, and never reset once the name
+    /// is unlinked. A joiner that finds it set stands back and retries.
+    pub closing: AtomicU64,
+    /// Reserved, zero.
+    pub reserved: [AtomicU64; 15],
+    /// One entry per joined reader: its packed [`ProcessIdentity`], 0 when free. A
+    /// reader claims an entry by compare-exchange from 0 or from a dead holder, and
+    /// frees it when it leaves.
+    pub members: [AtomicU64; MAX_GROUP_MEMBERS],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<GroupControl>() == 256 + MAX_GROUP_MEMBERS * 8);
+
+/// Validated configuration copied out of a control block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub max_message_size: usize,
+    pub capacity: usize,
+}
+
+fn write_config(line: &ConfigLine, magic: u64, cfg: Config) {
+    line.version.store(VERSION, Ordering::Relaxed);
+    line.flags.store(0, Ordering::Relaxed);
+    line.max_message_size
+        .store(cfg.max_message_size as u64, Ordering::Relaxed);
+    line.capacity.store(cfg.capacity as u64, Ordering::Relaxed);
+    line.magic.store(magic, Ordering::Release);
+}
+
+fn read_config(line: &ConfigLine, magic: u64, what: &str) -> Result<Config> {
+    let bad = |why: &str| Error::Corrupted {
+        what: format!("{what} control block: {why}"),
+    };
+    if line.magic.load(Ordering::Acquire) != magic {
+        return Err(bad("wrong magic"));
+    }
+    if line.version.load(Ordering::Relaxed) != VERSION {
+        return Err(bad("unsupported version"));
+    }
+    let max = line.max_message_size.load(Ordering::Relaxed);
+    if max == 0 || max > MAX_MESSAGE_SIZE_LIMIT as u64 {
+        return Err(bad("max_message_size out of range"));
+    }
+    let cap = line.capacity.load(Ordering::Relaxed);
+    if !cap.is_power_of_two() || !(2..=MAX_CAPACITY as u64).contains(&cap) {
+        return Err(bad("capacity out of range"));
+    }
+    Ok(Config {
+        max_message_size: max as usize,
+        capacity: cap as usize,
+    })
+}
+
+/// Checks that `region` can hold a `T` at its start.
+fn check_region<T>(region: &Region, what: &str) -> Result<()> {
+    if region.len() < std::mem::size_of::<T>() || !region.is_aligned_to(std::mem::align_of::<T>()) {
+        return Err(Error::Corrupted {
+            what: format!("{what} control object too small or misaligned"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a member or owner word names a live process (0: nobody).
+pub(crate) fn word_alive(word: u64) -> bool {
+    word != 0
+        && (word == ProcessIdentity::current().packed()
+            || ProcessIdentity::packed_liveness(word) == Liveness::Alive)
+}
+
+/// Checked access to a [`MailslotControl`].
+#[derive(Clone)]
+pub(crate) struct MailslotView {
+    /// Keeps the mapping alive. Invariant: starts with a `MailslotControl`, aligned.
+    region: Region,
+}
+
+impl MailslotView {
+    pub(crate) fn new(region: Region) -> Result<Self> {
+        check_region::<MailslotControl>(&region, "mailslot")?;
+        Ok(Self { region })
+    }
+
+    pub(crate) fn get(&self) -> &MailslotControl {
+        // SAFETY: `new` checked that the region is large and aligned enough for a
+        // `MailslotControl`, and `self.region` keeps the mapping alive for `&self`.
+        // Every field is an atomic, so concurrent writes by other processes are atomic
+        // accesses (a hostile peer's plain stores only change values, which we validate
+        // or report as found).
+        unsafe { &*self.region.as_ptr().cast::<MailslotControl>() }
+    }
+
+    /// Writes the configuration (creator, before `mark_ready`).
+    pub(crate) fn init(&self, cfg: Config) {
+        let c = self.get();
+        c.dropped.store(0, Ordering::Relaxed);
+        c.reclaimer.store(0, Ordering::Relaxed);
+        write_config(&c.config, MAILSLOT_MAGIC, cfg);
+    }
+
+    pub(crate) fn config(&self) -> Result<Config> {
+        read_config(&self.get().config, MAILSLOT_MAGIC, "mailslot")
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.get().dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_drop(&self) {
+        self.get().dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Claims the right to remove this (dead) mailslot: from nobody, or from a dead
+    /// reclaimer. `false` when a live process holds it.
+    pub(crate) fn claim_reclaim(&self) -> bool {
+        let me = ProcessIdentity::current().packed();
+        let word = &self.get().reclaimer;
+        let mut cur = word.load(Ordering::Acquire);
+        for _ in 0..16 {
+            if cur == me || word_alive(cur) {
+                return false;
+            }
+            match word.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+        false
+    }
+}
+
+/// Checked access to a [`GroupControl`].
+#[derive(Clone)]
+pub(crate) struct GroupView {
+    /// Keeps the mapping alive. Invariant: starts with a `GroupControl`, aligned.
+    region: Region,
+}
+
+impl GroupView {
+    pub(crate) fn new(region: Region) -> Result<Self> {
+        check_region::<GroupControl>(&region, "broadcast group")?;
+        Ok(Self { region })
+    }
+
+    pub(crate) fn get(&self) -> &GroupControl {
+        // SAFETY: as in `MailslotView::get`: size and alignment checked in `new`, the
+        // region keeps the mapping alive, and every field is an atomic.
+        unsafe { &*self.region.as_ptr().cast::<GroupControl>() }
+    }
+
+    /// Writes the configuration (creator, before `mark_ready`).
+    pub(crate) fn init(&self, cfg: Config) {
+        let c = self.get();
+        c.closing.store(0, Ordering::Relaxed);
+        for m in &c.members {
+            m.store(0, Ordering::Relaxed);
+        }
+        write_config(&c.config, GROUP_MAGIC, cfg);
+    }
+
+    pub(crate) fn config(&self) -> Result<Config> {
+        read_config(&self.get().config, GROUP_MAGIC, "broadcast group")
+    }
+
+    /// The `closing` word (SeqCst: pairs with the member-table accesses).
+    pub(crate) fn closing(&self) -> u64 {
+        self.get().closing.load(Ordering::SeqCst)
+    }
+
+    /// Claims a free member entry (or one held by a dead process) for this process.
+    /// Returns its index; `Busy` when every entry is held by a live reader.
+    pub(crate) fn claim_member(&self) -> Result<usize> {
+        let me = ProcessIdentity::current().packed();
+        for (i, entry) in self.get().members.iter().enumerate() {
+            let cur = entry.load(Ordering::Acquire);
+            if cur != 0 && word_alive(cur) {
+                continue;
+            }
+            if entry
+                .compare_exchange(cur, me, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(i);
+            }
+        }
+        Err(Error::Busy {
+            what: format!("broadcast group member table ({MAX_GROUP_MEMBERS} live readers)"),
+        })
+    }
+
+    /// Frees member entry `index` if it still holds our identity.
+    pub(crate) fn release_member(&self, index: usize) {
+        let me = ProcessIdentity::current().packed();
+        if let Some(entry) = self.get().members.get(index) {
+            let _ = entry.compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed);
+        }
+    }
+
+    /// Entries naming a process (live or not): a cheap count, no liveness checks.
+    pub(crate) fn member_words(&self) -> usize {
+        self.get()
+            .members
+            .iter()
+            .filter(|m| m.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+
+    /// Whether any entry names a live process (SeqCst loads).
+    pub(crate) fn any_live_member(&self) -> bool {
+        self.get()
+            .members
+            .iter()
+            .any(|m| word_alive(m.load(Ordering::SeqCst)))
+    }
+
+    /// Tries to become the remover: `closing` 0 → us.
+    pub(crate) fn begin_close(&self) -> bool {
+        let me = ProcessIdentity::current().packed();
+        self.get()
+            .closing
+            .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Gives up removing (a live member turned up), or clears a dead remover's word.
+    pub(crate) fn reopen(&self, from: u64) -> bool {
+        self.get()
+            .closing
+            .compare_exchange(from, 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+/// The section kind a mailslot name must have.
+pub(crate) const MAILSLOT_KIND: SectionKind = SectionKind::Mailslot;
+/// The section kind a group name must have.
+pub(crate) const GROUP_KIND: SectionKind = SectionKind::BroadcastGroup;

@@ -1,0 +1,131 @@
+//! Broadcast to three reader processes, one deliberately slow: the fast ones get every
+//! message; the slow one is told exactly how many it missed (delivered + missed = sent).
+//!
+//! Writers never wait for readers, so "fast readers get everything" holds because the
+//! ring (4096 messages) is far larger than what the paced writer (bursts of 64, then
+//! 1 ms) can send while a fast reader is descheduled. The slow reader reads about 10
+//! messages per millisecond and so is lapped several times.
+
+#[path = "mailslot_support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use culvert::mailslot::{self, BroadcastSender, MailslotOptions};
+use culvert::Error;
+use support::*;
+
+const TEST: &str = "broadcast_fast_readers_get_all_slow_reader_told_missed";
+const GROUP: &str = "news";
+const SENT: u32 = 16_384;
+const CAPACITY: usize = 4096;
+const MAX: usize = 64;
+
+#[test]
+fn broadcast_fast_readers_get_all_slow_reader_told_missed() {
+    match role().as_deref() {
+        Some("reader") => return reader(),
+        Some("writer") => return writer(),
+        Some(r) => panic!("unknown role {r}"),
+        None => {}
+    }
+    watchdog(Duration::from_secs(90));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut kids = Kids::new(Duration::from_secs(60));
+    let speeds = ["fast", "fast", "slow"];
+    for (i, speed) in speeds.iter().enumerate() {
+        kids.spawn(
+            TEST,
+            "reader",
+            root,
+            &[("IDX", i.to_string()), ("SPEED", speed.to_string())],
+        );
+    }
+    for i in 0..speeds.len() {
+        wait_file(root, &format!("ready{i}"), &mut kids);
+    }
+    let opts = MailslotOptions::default().root(root);
+    assert_eq!(
+        BroadcastSender::open_with(GROUP, &opts).unwrap().readers(),
+        3
+    );
+    kids.spawn(TEST, "writer", root, &[]);
+    kids.wait_all();
+    for (i, speed) in speeds.iter().enumerate() {
+        let r = get(root, &format!("reader{i}"));
+        let (delivered, missed) = r.trim().split_once(' ').unwrap();
+        let (delivered, missed): (u64, u64) = (delivered.parse().unwrap(), missed.parse().unwrap());
+        eprintln!("reader {i} ({speed}): delivered {delivered}, missed {missed}");
+        assert_eq!(delivered + missed, u64::from(SENT), "reader {i}");
+        if *speed == "fast" {
+            assert_eq!(missed, 0, "fast reader {i} missed messages");
+        } else {
+            assert!(missed > 0, "the slow reader was never lapped");
+        }
+    }
+    // Every reader left: the group is gone.
+    assert!(matches!(
+        mailslot::broadcast_with(GROUP, b"late", &opts),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+fn reader() {
+    watchdog(Duration::from_secs(70));
+    let idx = num("IDX");
+    let slow = arg("SPEED") == "slow";
+    let opts = MailslotOptions::new(MAX, CAPACITY, Some(Duration::from_secs(30)));
+    let mut r = mailslot::join(GROUP, &opts).unwrap();
+    assert!(r.is_broadcast());
+    put(&child_root(), &format!("ready{idx}"), "");
+    let (mut expect, mut delivered, mut missed) = (0u32, 0u64, 0u64);
+    let mut buf = vec![0u8; MAX];
+    loop {
+        if slow && delivered % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+            // Peeking may find the overrun first; it must still be reported by read.
+            let info = r.info().unwrap();
+            assert!(info.dropped >= missed);
+        }
+        match r.read(&mut buf) {
+            Ok(n) => {
+                let (id, seq) = check(&buf[..n], MAX);
+                assert_eq!((id, seq), (0, expect), "reader {idx}: wrong message");
+                delivered += 1;
+                expect += 1;
+                if seq == SENT - 1 {
+                    break;
+                }
+            }
+            Err(Error::Overrun { missed: m }) => {
+                assert!(slow, "fast reader {idx} overrun by {m}");
+                missed += m;
+                expect += m as u32;
+            }
+            Err(e) => panic!("reader {idx}: {e}"),
+        }
+    }
+    assert_eq!(r.info().unwrap().dropped, missed);
+    put(
+        &child_root(),
+        &format!("reader{idx}"),
+        &format!("{delivered} {missed}"),
+    );
+}
+
+fn writer() {
+    watchdog(Duration::from_secs(70));
+    let mut s = BroadcastSender::open(GROUP).unwrap();
+    let mut m = Vec::new();
+    for seq in 0..SENT - 1 {
+        make(0, seq, MAX, &mut m);
+        s.send(&m).unwrap();
+        if seq % 64 == 63 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // The last one through the one-shot call.
+    make(0, SENT - 1, MAX, &mut m);
+    mailslot::broadcast(GROUP, &m).unwrap();
+}

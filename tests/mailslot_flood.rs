@@ -1,0 +1,90 @@
+//! 8 writer processes × 10,000 messages into one mailslot whose reader keeps up: every
+//! message arrives whole, each writer's order is kept, and every `Full` a writer saw
+//! is in the reader's `dropped` count.
+
+#[path = "mailslot_support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use culvert::Error;
+use support::*;
+
+const TEST: &str = "eight_writers_all_messages_arrive_whole_in_order";
+const WRITERS: u32 = 8;
+const PER_WRITER: u32 = 10_000;
+const MAX: usize = 64;
+
+#[test]
+fn eight_writers_all_messages_arrive_whole_in_order() {
+    match role().as_deref() {
+        Some("writer") => return writer(),
+        Some(r) => panic!("unknown role {r}"),
+        None => {}
+    }
+    watchdog(Duration::from_secs(90));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let opts = MailslotOptions::new(MAX, 1024, Some(Duration::from_millis(100))).root(root);
+    let mut slot = Mailslot::create("flood", &opts).unwrap();
+    let mut kids = Kids::new(Duration::from_secs(60));
+    for id in 0..WRITERS {
+        kids.spawn(TEST, "writer", root, &[("ID", id.to_string())]);
+    }
+    let mut next = vec![0u32; WRITERS as usize];
+    let mut total = 0u64;
+    let mut buf = vec![0u8; MAX];
+    while total < u64::from(WRITERS * PER_WRITER) {
+        match slot.read(&mut buf) {
+            Ok(n) => {
+                let (id, seq) = check(&buf[..n], MAX);
+                assert!(id < WRITERS, "unknown writer {id}");
+                assert_eq!(seq, next[id as usize], "writer {id}: order or loss");
+                next[id as usize] += 1;
+                total += 1;
+            }
+            Err(Error::Timeout) => kids.check(),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    kids.wait_all();
+    assert!(next.iter().all(|&n| n == PER_WRITER));
+    let fulls: u64 = (0..WRITERS)
+        .map(|id| {
+            get(root, &format!("writer{id}"))
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let info = slot.info().unwrap();
+    assert_eq!(info.dropped, fulls, "every Full is counted");
+    assert_eq!(info.message_count, 0);
+    assert_eq!(info.next_message_size, None);
+    assert!(matches!(slot.try_read(&mut buf), Err(Error::WouldBlock)));
+    eprintln!("flood: {total} messages, writers retried {fulls} Full writes");
+}
+
+/// Writes `PER_WRITER` messages, retrying each after `Full` (and counting those).
+fn writer() {
+    watchdog(Duration::from_secs(70));
+    let id = num("ID") as u32;
+    let mut w = MailslotWriter::open("flood").unwrap();
+    let mut fulls = 0u64;
+    let mut m = Vec::new();
+    for seq in 0..PER_WRITER {
+        make(id, seq, MAX, &mut m);
+        loop {
+            match w.write(&m) {
+                Ok(()) => break,
+                Err(Error::Full) => {
+                    fulls += 1;
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+                Err(e) => panic!("writer {id}: {e}"),
+            }
+        }
+    }
+    put(&child_root(), &format!("writer{id}"), &fulls.to_string());
+}

@@ -1,0 +1,178 @@
+//! Writers SIGKILLed while they write large messages (many kills land mid-copy; the
+//! test goes on until at least one has, counted by a spy on the ring's counters):
+//! the reader only ever sees whole messages, skips what the dead writers left half
+//! written, and goes on to receive every message of a later writer.
+
+#[path = "mailslot_support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use culvert::Error;
+use support::*;
+
+const TEST: &str = "writer_killed_mid_write_leaves_no_torn_message";
+const MAX: usize = 1024 * 1024;
+/// Kill rounds at most; the test stops early once kills have landed mid-write.
+const ROUNDS: u32 = 30;
+const FINAL: u32 = 100;
+
+/// A message cheap to build and check, so the writer spends its time in `write`:
+/// `id`, `seq`, `len`, then one fill byte derived from both, then `seq` again. A torn
+/// message mixes two fills or trailers.
+fn make_fill(id: u32, seq: u32, out: &mut Vec<u8>) {
+    let len = fill_len(id, seq);
+    out.clear();
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.resize(len - 4, fill(id, seq));
+    out.extend_from_slice(&seq.to_le_bytes());
+}
+
+/// Length of message `seq` of writer `id`: `16..=MAX`, mostly large.
+fn fill_len(id: u32, seq: u32) -> usize {
+    MAX - ((seq as usize).wrapping_mul(7919) + id as usize * 13) % (MAX / 2)
+}
+
+fn fill(id: u32, seq: u32) -> u8 {
+    (seq.wrapping_mul(31) ^ id) as u8 | 1
+}
+
+/// Checks a [`make_fill`] message is whole; returns `(id, seq)`.
+fn check_fill(m: &[u8]) -> (u32, u32) {
+    assert!(m.len() >= 16, "message of {} bytes is torn", m.len());
+    let word = |at: usize| u32::from_le_bytes(m[at..at + 4].try_into().unwrap());
+    let (id, seq, len) = (word(0), word(4), word(8) as usize);
+    assert_eq!(len, m.len(), "message {id}/{seq}: length field");
+    assert_eq!(len, fill_len(id, seq), "message {id}/{seq}: length");
+    assert_eq!(word(len - 4), seq, "message {id}/{seq}: trailer");
+    let f = fill(id, seq);
+    assert!(
+        m[12..len - 4].iter().all(|&b| b == f),
+        "message {id}/{seq}: torn body"
+    );
+    (id, seq)
+}
+
+#[test]
+fn writer_killed_mid_write_leaves_no_torn_message() {
+    match role().as_deref() {
+        Some("writer") => return writer(),
+        Some(r) => panic!("unknown role {r}"),
+        None => {}
+    }
+    watchdog(Duration::from_secs(90));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let opts = MailslotOptions::new(MAX, 8, Some(Duration::from_millis(20))).root(root);
+    let mut slot = Mailslot::create("victim", &opts).unwrap();
+    let mut kids = Kids::new(Duration::from_secs(60));
+    let mut buf = vec![0u8; MAX];
+    // A spy on the ring's shared counters (it never receives): how many slots were
+    // abandoned by writers killed mid-write.
+    let section = culvert::section::Section::open(
+        "victim",
+        &culvert::section::SectionOptions::default().root(root),
+    )
+    .unwrap();
+    let spy = culvert::ring::mpmc::Consumer::attach(&section.object("ring").unwrap()).unwrap();
+    let mut rounds = 0;
+    for round in 0..ROUNDS {
+        rounds = round + 1;
+        let k = kids.spawn(
+            TEST,
+            "writer",
+            root,
+            &[("ID", round.to_string()), ("COUNT", u32::MAX.to_string())],
+        );
+        let mut next = 0u32;
+        // Read some of its messages, then kill it right after freeing a slot: it is
+        // then most likely copying its next (large) message into that slot.
+        let target = 20 + round % 7;
+        loop {
+            kids.check();
+            match slot.read(&mut buf) {
+                Ok(n) => {
+                    if next + 1 == target {
+                        kids.kill(k);
+                    }
+                    let (id, seq) = check_fill(&buf[..n]);
+                    assert_eq!((id, seq), (round, next));
+                    next += 1;
+                    if next == target {
+                        break;
+                    }
+                }
+                Err(Error::Timeout) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        // Drain: whole messages of the dead writer only, then nothing.
+        let quiet = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < quiet {
+            match slot.read(&mut buf) {
+                Ok(n) => {
+                    let (id, seq) = check_fill(&buf[..n]);
+                    assert_eq!((id, seq), (round, next));
+                    next += 1;
+                }
+                Err(Error::Timeout) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        let abandoned = spy.stats().abandoned_by_dead_producers;
+        eprintln!("round {round}: {next} whole messages; {abandoned} mid-write kills so far");
+        if round >= 3 && abandoned >= 2 {
+            break;
+        }
+    }
+    let abandoned = spy.stats().abandoned_by_dead_producers;
+    assert!(
+        abandoned >= 1,
+        "no kill landed mid-write in {rounds} rounds"
+    );
+    let rounds = rounds;
+    // The mailslot goes on: a new writer's messages all arrive.
+    kids.spawn(
+        TEST,
+        "writer",
+        root,
+        &[("ID", rounds.to_string()), ("COUNT", FINAL.to_string())],
+    );
+    let mut next = 0u32;
+    while next < FINAL {
+        kids.check();
+        match slot.read(&mut buf) {
+            Ok(n) => {
+                let (id, seq) = check_fill(&buf[..n]);
+                assert_eq!((id, seq), (rounds, next));
+                next += 1;
+            }
+            Err(Error::Timeout) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    kids.wait_all();
+}
+
+/// Writes `COUNT` large messages as fast as the mailslot takes them.
+fn writer() {
+    watchdog(Duration::from_secs(60));
+    let id = num("ID") as u32;
+    let count = num("COUNT") as u32;
+    let mut w = MailslotWriter::open("victim").unwrap();
+    let mut m = Vec::with_capacity(MAX);
+    for seq in 0..count {
+        make_fill(id, seq, &mut m);
+        // Lengths of 512 KiB to 1 MiB: most of the time goes into copying.
+        loop {
+            match w.write(&m) {
+                Ok(()) => break,
+                Err(Error::Full) => std::thread::yield_now(),
+                Err(e) => panic!("writer {id}: {e}"),
+            }
+        }
+    }
+}

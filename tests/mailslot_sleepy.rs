@@ -1,0 +1,99 @@
+//! A reader that sleeps while writer processes flood its mailslot: what was sent is
+//! exactly what is queued plus what was dropped, and what is read is intact.
+
+#[path = "mailslot_support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use culvert::Error;
+use support::*;
+
+const TEST: &str = "sleeping_reader_counts_every_drop";
+const WRITERS: u32 = 4;
+const PER_WRITER: u32 = 5_000;
+const MAX: usize = 128;
+
+#[test]
+fn sleeping_reader_counts_every_drop() {
+    match role().as_deref() {
+        Some("writer") => return writer(),
+        Some(r) => panic!("unknown role {r}"),
+        None => {}
+    }
+    watchdog(Duration::from_secs(90));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let opts = MailslotOptions::new(MAX, 256, Some(Duration::ZERO)).root(root);
+    let mut slot = Mailslot::create("sleepy", &opts).unwrap();
+    let mut kids = Kids::new(Duration::from_secs(60));
+    for id in 0..WRITERS {
+        kids.spawn(TEST, "writer", root, &[("ID", id.to_string())]);
+    }
+    // The reader sleeps until every writer is done.
+    kids.wait_all();
+    let mut oks = vec![0u64; WRITERS as usize];
+    let mut fulls = 0u64;
+    for id in 0..WRITERS {
+        let r = get(root, &format!("writer{id}"));
+        let (ok, full) = r.trim().split_once(' ').unwrap();
+        oks[id as usize] = ok.parse().unwrap();
+        fulls += full.parse::<u64>().unwrap();
+    }
+    let sent = u64::from(WRITERS * PER_WRITER);
+    let info = slot.info().unwrap();
+    assert_eq!(info.message_count + info.dropped, sent, "{info:?}");
+    assert_eq!(info.dropped, fulls);
+    assert_eq!(info.message_count, oks.iter().sum::<u64>());
+    assert_eq!(
+        info.message_count,
+        slot.capacity() as u64,
+        "the ring filled up"
+    );
+    assert!(info.next_message_size.is_some());
+
+    let mut got = vec![0u64; WRITERS as usize];
+    let mut last = vec![None::<u32>; WRITERS as usize];
+    let mut buf = vec![0u8; MAX];
+    loop {
+        let expect = slot.info().unwrap().next_message_size;
+        match slot.read(&mut buf) {
+            Ok(n) => {
+                assert_eq!(Some(n), expect, "info announced the next size");
+                let (id, seq) = check(&buf[..n], MAX);
+                let i = id as usize;
+                assert!(last[i].map_or(true, |l| seq > l), "writer {id}: order");
+                last[i] = Some(seq);
+                got[i] += 1;
+            }
+            Err(Error::Timeout) => break,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    assert_eq!(got, oks, "every accepted message is read, once");
+    let info = slot.info().unwrap();
+    assert_eq!((info.message_count, info.next_message_size), (0, None));
+}
+
+/// Writes `PER_WRITER` messages without retrying; reports `"<ok> <full>"`.
+fn writer() {
+    watchdog(Duration::from_secs(70));
+    let id = num("ID") as u32;
+    let mut w = MailslotWriter::open("sleepy").unwrap();
+    let (mut ok, mut full) = (0u64, 0u64);
+    let mut m = Vec::new();
+    for seq in 0..PER_WRITER {
+        make(id, seq, MAX, &mut m);
+        match w.write(&m) {
+            Ok(()) => ok += 1,
+            Err(Error::Full) => full += 1,
+            Err(e) => panic!("writer {id}: {e}"),
+        }
+    }
+    put(
+        &child_root(),
+        &format!("writer{id}"),
+        &format!("{ok} {full}"),
+    );
+}
