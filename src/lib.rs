@@ -15,6 +15,8 @@
 //! kernel message queue: the kernel maps memory, sleeps and wakes, and tells who is
 //! alive.
 
+#![warn(missing_docs)]
+
 mod error;
 pub mod mailslot;
 pub mod pipe;

@@ -26,6 +26,8 @@
 //! [`WaitStrategy`]: culvert_sync::WaitStrategy
 //! [`Deadline`]: culvert_sync::Deadline
 
+#![warn(missing_docs)]
+
 pub mod broadcast;
 mod error;
 #[doc(hidden)]

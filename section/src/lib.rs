@@ -21,6 +21,8 @@
 //! waiting for `Ready` has a deadline and notices a dead creator. It must never know
 //! about rings, pipes or ports, and never hand out `&[u8]` to shared bytes.
 
+#![warn(missing_docs)]
+
 mod error;
 pub mod fuzzing;
 pub mod inherit;
