@@ -63,7 +63,7 @@ fn sleeping_reader_counts_every_drop() {
                 assert_eq!(Some(n), expect, "info announced the next size");
                 let (id, seq) = check(&buf[..n], MAX);
                 let i = id as usize;
-                assert!(last[i].map_or(true, |l| seq > l), "writer {id}: order");
+                assert!(last[i].is_none_or(|l| seq > l), "writer {id}: order");
                 last[i] = Some(seq);
                 got[i] += 1;
             }

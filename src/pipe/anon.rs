@@ -1,0 +1,171 @@
+//! Anonymous pipes: [`anonymous`], [`anonymous_pending`], [`PendingEnd`] and handing an
+//! end to a child process ([`PipeCommandExt`], [`PipeEnd::from_inherited`]).
+
+use std::process::Command;
+
+use culvert_section::{Section, SectionKind};
+use culvert_sync::atomic::{AtomicBool, Ordering};
+
+use super::end::PipeEnd;
+use super::layout::{create_instance, Placement, StateView, END_GONE, END_UNATTACHED, STATE_NAME};
+use super::options::{PipeMode, PipeOptions};
+use crate::Result;
+
+/// The environment variable through which a child learns the descriptor of the pipe
+/// section it inherited (see [`PipeCommandExt::inherit_pipe_end`]).
+pub const PIPE_FD_ENV: &str = "CULVERT_PIPE_FD";
+
+/// Creates an anonymous pipe (a sealed memfd section holding two rings) and returns
+/// both ends, attached in this process.
+///
+/// To give one end to a child process, use [`anonymous_pending`] instead: an attached
+/// end cannot move to another process.
+///
+/// ```
+/// use std::io::{BufRead, BufReader, Write};
+/// use culvert::pipe::{self, PipeMode, PipeOptions};
+///
+/// # fn main() -> culvert::Result<()> {
+/// let (mut a, b) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default())?;
+/// a.write_all(b"one\ntwo\n")?;
+/// drop(a);
+/// let lines: Vec<String> = BufReader::new(b).lines().collect::<Result<_, _>>()?;
+/// assert_eq!(lines, ["one", "two"]);
+/// # Ok(())
+/// # }
+/// ```
+pub fn anonymous(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd, PipeEnd)> {
+    let (a, pending) = anonymous_pending(mode, opts)?;
+    let b = pending.open()?;
+    Ok((a, b))
+}
+
+/// Creates an anonymous pipe and returns the first end attached here and the second
+/// end *pending*: not attached to any process yet, so it can be handed to a child with
+/// [`PipeCommandExt::inherit_pipe_end`] (or opened here with [`PendingEnd::open`]).
+///
+/// ```no_run
+/// use std::io::Write;
+/// use std::process::Command;
+/// use culvert::pipe::{self, PipeCommandExt, PipeMode, PipeOptions};
+///
+/// # fn main() -> culvert::Result<()> {
+/// let (mut mine, theirs) = pipe::anonymous_pending(PipeMode::Byte, &PipeOptions::default())?;
+/// let mut cmd = Command::new("my-child");
+/// cmd.inherit_pipe_end(&theirs)?;
+/// let child = cmd.spawn()?;
+/// drop(cmd); // closes our copy of the descriptor
+/// mine.expect_peer(child.id())?; // notice if the child dies before attaching
+/// drop(theirs);
+/// mine.write_all(b"hello child")?;
+/// // In the child: let end = culvert::pipe::PipeEnd::from_inherited()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn anonymous_pending(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd, PendingEnd)> {
+    let section = create_instance(Placement::Anonymous, mode, opts, u32::MAX, 0, 0)?;
+    let dup = section.as_fd().try_clone_to_owned()?;
+    let second =
+        Section::from_fd_with(dup, "anonymous pipe", &opts.section_for(SectionKind::Pipe))?;
+    let a = PipeEnd::attach(section, 0, opts.wait_strategy, None)?;
+    Ok((
+        a,
+        PendingEnd {
+            section: Some(second),
+            opts: opts.clone(),
+            passed: AtomicBool::new(false),
+        },
+    ))
+}
+
+/// The second end of an anonymous pipe, not yet attached to any process.
+///
+/// Hand it to a child with [`PipeCommandExt::inherit_pipe_end`], or attach it here
+/// with [`open`](Self::open). Dropped without either, it counts as closed: the first
+/// end reads end of stream and its writes fail.
+#[derive(Debug)]
+pub struct PendingEnd {
+    /// `None` once opened.
+    section: Option<Section>,
+    opts: PipeOptions,
+    /// Passed to at least one `Command`.
+    passed: AtomicBool,
+}
+
+impl PendingEnd {
+    /// Attaches the end in this process.
+    pub fn open(mut self) -> Result<PipeEnd> {
+        let section = self.section.take().ok_or(crate::Error::Closed)?;
+        PipeEnd::attach(section, 1, self.opts.wait_strategy, None)
+    }
+
+    /// Arranges for `cmd`'s child to inherit the pipe section, its descriptor number in
+    /// the environment variable [`PIPE_FD_ENV`]; the child attaches with
+    /// [`PipeEnd::from_inherited`]. Only the first process to attach gets the end.
+    pub fn pass_to_child(&self, cmd: &mut Command) -> Result<()> {
+        self.pass_to_child_env(cmd, PIPE_FD_ENV)
+    }
+
+    /// [`pass_to_child`](Self::pass_to_child) with another environment variable (to
+    /// pass several pipes); the child calls [`PipeEnd::from_inherited_env`] with it.
+    pub fn pass_to_child_env(&self, cmd: &mut Command, var: &str) -> Result<()> {
+        let section = self.section.as_ref().ok_or(crate::Error::Closed)?;
+        section.pass_to_child(cmd, var)?;
+        self.passed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Drop for PendingEnd {
+    fn drop(&mut self) {
+        let Some(section) = &self.section else { return };
+        if self.passed.load(Ordering::Acquire) {
+            return;
+        }
+        // Never handed on: nobody will attach, so the first end must not wait.
+        if let Ok(Ok(state)) = section.object(STATE_NAME).map(StateView::new) {
+            let _ = state.end(1).status.compare_exchange(
+                END_UNATTACHED,
+                END_GONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+}
+
+/// Passing a [`PendingEnd`] to a child process through `std::process::Command`.
+pub trait PipeCommandExt {
+    /// The child inherits the pipe section; it attaches the end with
+    /// [`PipeEnd::from_inherited`]. Drop the `Command` after `spawn` to close the
+    /// parent's copy of the descriptor.
+    fn inherit_pipe_end(&mut self, end: &PendingEnd) -> Result<&mut Self>;
+}
+
+impl PipeCommandExt for Command {
+    fn inherit_pipe_end(&mut self, end: &PendingEnd) -> Result<&mut Self> {
+        end.pass_to_child(self)?;
+        Ok(self)
+    }
+}
+
+impl PipeEnd {
+    /// In a child process: attaches the pipe end its parent passed with
+    /// [`PipeCommandExt::inherit_pipe_end`] (descriptor number in [`PIPE_FD_ENV`]).
+    pub fn from_inherited() -> Result<PipeEnd> {
+        Self::from_inherited_env(PIPE_FD_ENV)
+    }
+
+    /// [`from_inherited`](Self::from_inherited) with the environment variable given to
+    /// [`PendingEnd::pass_to_child_env`].
+    pub fn from_inherited_env(var: &str) -> Result<PipeEnd> {
+        Self::from_inherited_with(var, &PipeOptions::default())
+    }
+
+    /// [`from_inherited_env`](Self::from_inherited_env) with the wait strategy and
+    /// section options of `opts`.
+    pub fn from_inherited_with(var: &str, opts: &PipeOptions) -> Result<PipeEnd> {
+        let section = Section::from_inherited_env_with(var, &opts.section_for(SectionKind::Pipe))?;
+        PipeEnd::attach(section, 1, opts.wait_strategy, None)
+    }
+}

@@ -1,0 +1,312 @@
+//! The memory of one pipe instance: a section holding a [`PipeState`] block and two
+//! rings, `a2b` (written by end 0, the creating/server end) and `b2a` (written by end
+//! 1, the second/client end).
+//!
+//! The state block is `#[repr(C)]`; its configuration words are written once by the
+//! creator before the section is marked ready and are copied out and validated by each
+//! end at attach (never re-read). The per-end words are written by the end they
+//! describe and read by the other one, which treats them as untrusted hints (liveness,
+//! `peer_pid`), never as sizes or offsets.
+
+use culvert_section::{Region, Section, SectionKind};
+use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use culvert_sync::{Liveness, ProcessIdentity};
+
+use culvert_ring::{mpmc, spsc};
+
+use super::options::{PipeMode, PipeOptions, MAX_MESSAGE_LIMIT};
+use crate::{Error, Result};
+
+/// Magic word of a [`PipeState`]: "CLVPIPE" + version byte.
+const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"CLVPIPE\x01");
+/// Object kind of the state block in the section's table.
+pub(crate) const OBJ_STATE: u32 = 0x5049_0001;
+/// Object kind of a direction's ring.
+pub(crate) const OBJ_RING: u32 = 0x5049_0002;
+/// Name of the state object.
+pub(crate) const STATE_NAME: &str = "state";
+/// Name of the ring end 0 writes.
+pub(crate) const A2B: &str = "a2b";
+/// Name of the ring end 1 writes.
+pub(crate) const B2A: &str = "b2a";
+
+/// `flags` bit: the directions are MPMC rings.
+pub(crate) const FLAG_SHARED: u32 = 1;
+
+/// [`EndState::status`]: nobody attached this end yet.
+pub(crate) const END_UNATTACHED: u32 = 0;
+/// [`EndState::status`]: an end is attached.
+pub(crate) const END_ATTACHED: u32 = 1;
+/// [`EndState::status`]: the end was dropped, disconnected, or given up unused.
+pub(crate) const END_GONE: u32 = 2;
+
+/// Slots of each MPMC ring in shared mode.
+pub(crate) const SHARED_SLOTS_MIN: usize = 8;
+/// Largest fragment (ring message) in shared mode: MPMC slots hold whole fragments.
+pub(crate) const SHARED_FRAGMENT_MAX: usize = 16 * 1024;
+/// Fragment header: `flags: u32` (FIRST/LAST), `total_len: u32`.
+pub(crate) const FRAG_HEADER: usize = 8;
+/// Fragment flag: first fragment of a message.
+pub(crate) const FRAG_FIRST: u32 = 1;
+/// Fragment flag: last fragment of a message.
+pub(crate) const FRAG_LAST: u32 = 2;
+
+/// What one end publishes about itself.
+#[repr(C)]
+pub(crate) struct EndState {
+    /// Packed [`ProcessIdentity`] of the process that attached this end (0: none yet).
+    /// Written by that end; read by the peer for liveness and `peer_pid`.
+    pub identity: AtomicU64,
+    /// Packed identity of the process expected to attach this end (0: unknown). Lets
+    /// the peer notice that a child or client died before attaching.
+    pub expected: AtomicU64,
+    /// `END_UNATTACHED → END_ATTACHED → END_GONE` (or `UNATTACHED → GONE`). Never goes
+    /// back. Any other value is treated as gone.
+    pub status: AtomicU32,
+    /// Number of processes holding this end (shared mode; 1 otherwise). Invariant
+    /// (honest peers): > 0 while `status == END_ATTACHED`.
+    pub holders: AtomicU32,
+    /// Reserved, zero.
+    pub reserved: [AtomicU64; 5],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<EndState>() == 64);
+
+/// The state block of a pipe instance (object `state`).
+#[repr(C, align(128))]
+pub(crate) struct PipeState {
+    /// [`PIPE_MAGIC`].
+    pub magic: AtomicU64,
+    /// [`PipeMode::as_u32`]. Invariant: 1 or 2.
+    pub mode: AtomicU32,
+    /// `FLAG_*` bits. Invariant: no unknown bits.
+    pub flags: AtomicU32,
+    /// Largest message. Invariant: `<= MAX_MESSAGE_LIMIT`.
+    pub max_message: AtomicU64,
+    /// Named pipes: the instance slot in the server's table (`u32::MAX`: anonymous).
+    pub slot: AtomicU32,
+    /// Reserved, zero.
+    pub reserved0: AtomicU32,
+    /// Named pipes: the connection ticket (0: anonymous).
+    pub ticket: AtomicU64,
+    /// Reserved, zero (pads the configuration words to one line).
+    pub reserved1: [AtomicU64; 11],
+    /// End 0 (creator / server) and end 1 (second end / client).
+    pub ends: [EndState; 2],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<PipeState>() == 256);
+
+/// The validated configuration of an instance, copied out of its state block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InstanceConfig {
+    pub mode: PipeMode,
+    pub shared: bool,
+    pub max_message: usize,
+    pub slot: u32,
+    pub ticket: u64,
+}
+
+/// Checked access to a [`PipeState`] in a region.
+#[derive(Clone)]
+pub(crate) struct StateView {
+    /// Keeps the mapping alive. Invariant: starts with a `PipeState`, aligned.
+    region: Region,
+}
+
+impl StateView {
+    /// The state block at the start of `region`, if it is large and aligned enough.
+    pub(crate) fn new(region: Region) -> Result<Self> {
+        if region.len() < std::mem::size_of::<PipeState>()
+            || !region.is_aligned_to(std::mem::align_of::<PipeState>())
+        {
+            return Err(Error::Corrupted {
+                what: "pipe state object too small or misaligned".into(),
+            });
+        }
+        Ok(Self { region })
+    }
+
+    /// The block.
+    pub(crate) fn get(&self) -> &PipeState {
+        // SAFETY: the region is at least size_of::<PipeState>() bytes, aligned for it
+        // (checked in `new`), and kept alive by `self.region`. Every field is an atomic,
+        // so concurrent writes by other processes are accesses through atomics (or, by
+        // a hostile peer, plain stores that can only change the values we read, which
+        // are validated where used).
+        unsafe { &*self.region.as_ptr().cast::<PipeState>() }
+    }
+
+    /// One end's words.
+    pub(crate) fn end(&self, side: usize) -> &EndState {
+        &self.get().ends[side & 1]
+    }
+
+    /// Copies out and validates the configuration words.
+    pub(crate) fn config(&self) -> Result<InstanceConfig> {
+        let s = self.get();
+        let bad = |what: &str| Error::Corrupted {
+            what: format!("pipe state: {what}"),
+        };
+        if s.magic.load(Ordering::Acquire) != PIPE_MAGIC {
+            return Err(bad("wrong magic"));
+        }
+        let mode = PipeMode::from_u32(s.mode.load(Ordering::Relaxed))
+            .ok_or_else(|| bad("unknown mode"))?;
+        let flags = s.flags.load(Ordering::Relaxed);
+        if flags & !FLAG_SHARED != 0 {
+            return Err(bad("unknown flags"));
+        }
+        let max_message = s.max_message.load(Ordering::Relaxed);
+        if max_message > MAX_MESSAGE_LIMIT as u64 {
+            return Err(bad("max_message out of range"));
+        }
+        Ok(InstanceConfig {
+            mode,
+            shared: flags & FLAG_SHARED != 0,
+            max_message: max_message as usize,
+            slot: s.slot.load(Ordering::Relaxed),
+            ticket: s.ticket.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Whether the peer of `side` is known to be gone: it disconnected, or the process
+    /// recorded (or expected) for it died. `false` while unknown.
+    pub(crate) fn peer_gone(&self, side: usize) -> bool {
+        let peer = self.end(side ^ 1);
+        let status = peer.status.load(Ordering::Acquire);
+        if status != END_UNATTACHED && status != END_ATTACHED {
+            return true;
+        }
+        let word = if status == END_ATTACHED {
+            peer.identity.load(Ordering::Acquire)
+        } else {
+            peer.expected.load(Ordering::Acquire)
+        };
+        word != 0 && ProcessIdentity::packed_liveness(word) == Liveness::Dead
+    }
+}
+
+/// Fragment record capacity (ring `max_message`) of an SPSC message ring of
+/// `capacity` bytes for messages of up to `max_message`: a quarter of the ring, so
+/// writer and reader work on different fragments of a long message at once.
+pub(crate) fn spsc_fragment_record(capacity: usize, max_message: usize) -> usize {
+    let whole = (FRAG_HEADER + max_message + 7) & !7;
+    (capacity / 4).min(whole).max(FRAG_HEADER)
+}
+
+/// The ring layout of one direction.
+#[derive(Debug, Clone, Copy)]
+enum RingPlan {
+    SpscBytes(spsc::Config),
+    SpscMessages(spsc::Config),
+    MpmcBytes(mpmc::Config),
+    MpmcMessages(mpmc::Config),
+}
+
+impl RingPlan {
+    fn new(mode: PipeMode, shared: bool, capacity: usize, max_message: usize) -> Self {
+        if shared {
+            // Slots of up to 16 KiB fragments; as many as make up `capacity`.
+            let slot = match mode {
+                PipeMode::Byte => SHARED_FRAGMENT_MAX.min(capacity / SHARED_SLOTS_MIN),
+                PipeMode::Message => SHARED_FRAGMENT_MAX
+                    .min(capacity / SHARED_SLOTS_MIN)
+                    .min(FRAG_HEADER + max_message)
+                    .max(FRAG_HEADER + 64),
+            };
+            let slots = (capacity / slot).max(SHARED_SLOTS_MIN).next_power_of_two();
+            let config = mpmc::Config::new(slots, slot).with_max_endpoints(256);
+            match mode {
+                PipeMode::Byte => RingPlan::MpmcBytes(config),
+                PipeMode::Message => RingPlan::MpmcMessages(config),
+            }
+        } else {
+            match mode {
+                PipeMode::Byte => RingPlan::SpscBytes(spsc::Config::bytes(capacity)),
+                PipeMode::Message => RingPlan::SpscMessages(spsc::Config::messages(
+                    capacity,
+                    spsc_fragment_record(capacity, max_message),
+                )),
+            }
+        }
+    }
+
+    fn size(&self) -> Result<usize> {
+        Ok(match self {
+            RingPlan::SpscBytes(c) => spsc::ByteRing::required_size(c)?,
+            RingPlan::SpscMessages(c) => spsc::MessageRing::required_size(c)?,
+            RingPlan::MpmcBytes(c) => mpmc::ByteRing::required_size(c)?,
+            RingPlan::MpmcMessages(c) => mpmc::MessageRing::required_size(c)?,
+        })
+    }
+
+    fn init(&self, region: &Region) -> Result<()> {
+        match self {
+            RingPlan::SpscBytes(c) => spsc::ByteRing::init(region, c)?,
+            RingPlan::SpscMessages(c) => spsc::MessageRing::init(region, c)?,
+            RingPlan::MpmcBytes(c) => mpmc::ByteRing::init(region, c)?,
+            RingPlan::MpmcMessages(c) => mpmc::MessageRing::init(region, c)?,
+        }
+        Ok(())
+    }
+}
+
+/// Where an instance section is made.
+pub(crate) enum Placement<'a> {
+    /// A sealed memfd (anonymous pipe).
+    Anonymous,
+    /// A named section (an instance of a named pipe).
+    Named(&'a str),
+}
+
+/// Creates an instance section in state `Ready`: the state block and the two rings.
+/// `expected_b` is the packed identity expected to attach end 1 (0: unknown).
+pub(crate) fn create_instance(
+    place: Placement<'_>,
+    mode: PipeMode,
+    opts: &PipeOptions,
+    slot: u32,
+    ticket: u64,
+    expected_b: u64,
+) -> Result<Section> {
+    opts.validate()?;
+    let a2b_cap = PipeOptions::ring_capacity(opts.out_buffer)?;
+    let b2a_cap = PipeOptions::ring_capacity(opts.in_buffer)?;
+    let a2b = RingPlan::new(mode, opts.shared, a2b_cap, opts.max_message);
+    let b2a = RingPlan::new(mode, opts.shared, b2a_cap, opts.max_message);
+    let (a2b_len, b2a_len) = (a2b.size()?, b2a.size()?);
+    let total = std::mem::size_of::<PipeState>() + a2b_len + b2a_len + 3 * 4096;
+    let sopts = opts.section_for(SectionKind::Pipe);
+    let mut section = match place {
+        Placement::Anonymous => Section::anonymous_with(total as u64, &sopts)?,
+        Placement::Named(name) => Section::create(name, total as u64, &sopts)?,
+    };
+    let state = section.add_object(
+        STATE_NAME,
+        OBJ_STATE,
+        std::mem::size_of::<PipeState>() as u64,
+        128,
+    )?;
+    let r_a2b = section.add_object(A2B, OBJ_RING, a2b_len as u64, 4096)?;
+    let r_b2a = section.add_object(B2A, OBJ_RING, b2a_len as u64, 4096)?;
+    a2b.init(&r_a2b)?;
+    b2a.init(&r_b2a)?;
+    let view = StateView::new(state)?;
+    let s = view.get();
+    // The section is still Initializing: nobody else reads these words yet; the
+    // Release store of Ready in `mark_ready` publishes them.
+    s.mode.store(mode.as_u32(), Ordering::Relaxed);
+    s.flags
+        .store(if opts.shared { FLAG_SHARED } else { 0 }, Ordering::Relaxed);
+    s.max_message
+        .store(opts.max_message as u64, Ordering::Relaxed);
+    s.slot.store(slot, Ordering::Relaxed);
+    s.ticket.store(ticket, Ordering::Relaxed);
+    s.ends[1].expected.store(expected_b, Ordering::Relaxed);
+    s.magic.store(PIPE_MAGIC, Ordering::Release);
+    section.mark_ready()?;
+    Ok(section)
+}

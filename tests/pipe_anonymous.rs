@@ -1,0 +1,536 @@
+//! Anonymous pipes, across real processes: the test binary re-executes itself with
+//! `--exact <test> --nocapture --test-threads=1` and a role in `CULVERT_PIPE_TEST_ROLE`;
+//! the child attaches the pipe end it inherited (`PipeEnd::from_inherited`). Every
+//! cross-process test has an outer deadline that kills its children and fails.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use culvert::pipe::{self, PipeCommandExt, PipeEnd, PipeMode, PipeOptions, ReadMode};
+use culvert::Error;
+
+const ROLE: &str = "CULVERT_PIPE_TEST_ROLE";
+
+// ---- harness ------------------------------------------------------------------------
+
+/// Kills the registered children and aborts the test process if it outlives `limit`.
+struct Watchdog {
+    pids: Arc<Mutex<Vec<u32>>>,
+    done: Arc<Mutex<bool>>,
+}
+
+impl Watchdog {
+    fn new(name: &'static str, limit: Duration) -> Self {
+        let pids = Arc::new(Mutex::new(Vec::<u32>::new()));
+        let done = Arc::new(Mutex::new(false));
+        let (p, d) = (pids.clone(), done.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                std::thread::sleep(Duration::from_millis(50));
+                if *d.lock().unwrap() {
+                    return;
+                }
+            }
+            for pid in p.lock().unwrap().iter() {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+            eprintln!("{name}: outer deadline of {limit:?} passed; children killed");
+            std::process::exit(101);
+        });
+        Self { pids, done }
+    }
+
+    fn watch(&self, child: &Child) {
+        self.pids.lock().unwrap().push(child.id());
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        *self.done.lock().unwrap() = true;
+    }
+}
+
+/// The command re-running this test binary as `test` with `role`.
+fn child_command(test: &str, role: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role);
+    cmd
+}
+
+/// Spawns `test` as a child with `role`, handing it the second end of a fresh pipe.
+fn spawn_with_pipe(
+    dog: &Watchdog,
+    test: &str,
+    role: &str,
+    mode: PipeMode,
+    opts: &PipeOptions,
+) -> (PipeEnd, Child) {
+    let (mine, theirs) = pipe::anonymous_pending(mode, opts).unwrap();
+    let mut cmd = child_command(test, role);
+    cmd.inherit_pipe_end(&theirs).unwrap();
+    let child = cmd.spawn().unwrap();
+    dog.watch(&child);
+    drop(cmd);
+    mine.expect_peer(child.id()).unwrap();
+    drop(theirs);
+    (mine, child)
+}
+
+fn wait_ok(mut child: Child) {
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child failed: {status}");
+}
+
+fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// Deterministic test bytes.
+fn fill(buf: &mut [u8], seed: &mut u64) {
+    for chunk in buf.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let b = seed.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+}
+
+/// FNV-1a over 8-byte words (fast enough in debug builds).
+fn checksum(mut h: u64, data: &[u8]) -> u64 {
+    for chunk in data.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h ^= u64::from_le_bytes(w);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+// ---- the contract's tests -------------------------------------------------------------
+
+#[test]
+fn message_mode_four_writes_are_four_messages() {
+    if role().is_some() {
+        let mut end = PipeEnd::from_inherited().unwrap();
+        for i in 0..4u8 {
+            end.write_all(&[i; 128]).unwrap();
+        }
+        return;
+    }
+    let dog = Watchdog::new(
+        "message_mode_four_writes_are_four_messages",
+        Duration::from_secs(30),
+    );
+    let (mut end, child) = spawn_with_pipe(
+        &dog,
+        "message_mode_four_writes_are_four_messages",
+        "writer",
+        PipeMode::Message,
+        &PipeOptions::default(),
+    );
+    end.set_read_timeout(Some(Duration::from_secs(20)));
+    wait_ok(child); // every write committed before we read
+    let mut buf = [0u8; 512];
+    for i in 0..4u8 {
+        let n = end.read(&mut buf).unwrap();
+        assert_eq!(n, 128);
+        assert!(buf[..128].iter().all(|&b| b == i));
+    }
+    assert_eq!(end.read(&mut buf).unwrap(), 0, "end of stream");
+}
+
+#[test]
+fn byte_mode_four_writes_one_read() {
+    if role().is_some() {
+        let mut end = PipeEnd::from_inherited().unwrap();
+        for i in 0..4u8 {
+            end.write_all(&[i; 128]).unwrap();
+        }
+        return;
+    }
+    let dog = Watchdog::new("byte_mode_four_writes_one_read", Duration::from_secs(30));
+    let (mut end, child) = spawn_with_pipe(
+        &dog,
+        "byte_mode_four_writes_one_read",
+        "writer",
+        PipeMode::Byte,
+        &PipeOptions::default(),
+    );
+    end.set_read_timeout(Some(Duration::from_secs(20)));
+    wait_ok(child);
+    let mut buf = [0u8; 512];
+    assert_eq!(end.read(&mut buf).unwrap(), 512);
+    for i in 0..4 {
+        assert!(buf[i * 128..(i + 1) * 128].iter().all(|&b| b == i as u8));
+    }
+    assert_eq!(end.read(&mut buf).unwrap(), 0);
+}
+
+#[test]
+fn long_message_comes_back_in_pieces_with_more() {
+    if role().is_some() {
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let msg: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        end.write_all(&msg).unwrap();
+        end.write_all(b"next").unwrap();
+        return;
+    }
+    let dog = Watchdog::new(
+        "long_message_comes_back_in_pieces_with_more",
+        Duration::from_secs(30),
+    );
+    let (mut end, child) = spawn_with_pipe(
+        &dog,
+        "long_message_comes_back_in_pieces_with_more",
+        "writer",
+        PipeMode::Message,
+        &PipeOptions::default(),
+    );
+    end.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 100];
+    for call in 0..10 {
+        let r = end.read_message(&mut buf).unwrap();
+        assert_eq!(r.len, 100, "call {call}");
+        assert_eq!(r.more, call < 9, "call {call}");
+        got.extend_from_slice(&buf[..r.len]);
+    }
+    let want: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(got, want);
+    let r = end.read_message(&mut buf).unwrap();
+    assert_eq!((&buf[..r.len], r.more), (&b"next"[..], false));
+    wait_ok(child);
+    assert!(matches!(end.read_message(&mut buf), Err(Error::Closed)));
+}
+
+const ECHO_TOTAL: usize = 100 * 1000 * 1000;
+const ECHO_CHUNK: usize = 32 * 1024;
+
+#[test]
+fn child_echoes_100_mb() {
+    if role().is_some() {
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = end.read(&mut buf).unwrap();
+            if n == 0 {
+                return;
+            }
+            end.write_all(&buf[..n]).unwrap();
+        }
+    }
+    let start = Instant::now();
+    let dog = Watchdog::new("child_echoes_100_mb", Duration::from_secs(240));
+    let (mut end, child) = spawn_with_pipe(
+        &dog,
+        "child_echoes_100_mb",
+        "echo",
+        PipeMode::Byte,
+        &PipeOptions::default(),
+    );
+    end.set_read_timeout(Some(Duration::from_secs(30)));
+    end.set_write_timeout(Some(Duration::from_secs(30)));
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut out = vec![0u8; ECHO_CHUNK];
+    let mut back = vec![0u8; ECHO_CHUNK];
+    let (mut sent_sum, mut got_sum) = (0xcbf2_9ce4_8422_2325u64, 0xcbf2_9ce4_8422_2325u64);
+    let mut done = 0;
+    while done < ECHO_TOTAL {
+        let n = ECHO_CHUNK.min(ECHO_TOTAL - done);
+        fill(&mut out[..n], &mut seed);
+        sent_sum = checksum(sent_sum, &out[..n]);
+        end.write_all(&out[..n]).unwrap();
+        end.read_exact(&mut back[..n]).unwrap();
+        got_sum = checksum(got_sum, &back[..n]);
+        done += n;
+    }
+    assert_eq!(sent_sum, got_sum);
+    end.disconnect();
+    wait_ok(child);
+    eprintln!("100 MB echoed in {:?}", start.elapsed());
+}
+
+// ---- dead peers, sizes, modes ----------------------------------------------------------
+
+#[test]
+fn killed_child_gives_eof_after_the_rest_and_broken_pipe() {
+    if role().is_some() {
+        let mut end = PipeEnd::from_inherited().unwrap();
+        end.write_all(&[42u8; 1000]).unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let dog = Watchdog::new(
+        "killed_child_gives_eof_after_the_rest_and_broken_pipe",
+        Duration::from_secs(30),
+    );
+    let (mut end, mut child) = spawn_with_pipe(
+        &dog,
+        "killed_child_gives_eof_after_the_rest_and_broken_pipe",
+        "writer-then-sleep",
+        PipeMode::Byte,
+        &PipeOptions::default(),
+    );
+    end.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut one = [0u8; 1];
+    end.read_exact(&mut one).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let mut rest = Vec::new();
+    end.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest.len(), 999);
+    assert!(rest.iter().all(|&b| b == 42));
+    // Writes fail once the death is noticed (bounded: the liveness interval).
+    let err = loop {
+        match end.write_all(&[0u8; 64]) {
+            Ok(()) => assert!(
+                killed.elapsed() < Duration::from_secs(5),
+                "writes keep succeeding"
+            ),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    assert!(killed.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn child_dying_before_attaching_is_noticed() {
+    if role().is_some() {
+        std::process::exit(0); // never attaches
+    }
+    let dog = Watchdog::new(
+        "child_dying_before_attaching_is_noticed",
+        Duration::from_secs(30),
+    );
+    let (mut end, child) = spawn_with_pipe(
+        &dog,
+        "child_dying_before_attaching_is_noticed",
+        "quit",
+        PipeMode::Byte,
+        &PipeOptions::default(),
+    );
+    end.set_read_timeout(Some(Duration::from_secs(20)));
+    let started = Instant::now();
+    let mut buf = [0u8; 8];
+    assert_eq!(end.read(&mut buf).unwrap(), 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    wait_ok(child);
+}
+
+#[test]
+fn megabyte_messages_cross_a_64k_ring_whole() {
+    const MSG: usize = 1 << 20;
+    if role().is_some() {
+        let opts = PipeOptions::default();
+        let mut end = PipeEnd::from_inherited_with(culvert::pipe::PIPE_FD_ENV, &opts).unwrap();
+        let mut msg = vec![0u8; MSG];
+        for i in 0..3u64 {
+            let mut seed = i + 1;
+            fill(&mut msg, &mut seed);
+            end.write_all(&msg).unwrap();
+        }
+        return;
+    }
+    let dog = Watchdog::new(
+        "megabyte_messages_cross_a_64k_ring_whole",
+        Duration::from_secs(60),
+    );
+    let opts = PipeOptions::default().buffers(64 * 1024);
+    let (mut end, child) = spawn_with_pipe(
+        &dog,
+        "megabyte_messages_cross_a_64k_ring_whole",
+        "writer",
+        PipeMode::Message,
+        &opts,
+    );
+    end.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = vec![0u8; MSG + 10];
+    let mut want = vec![0u8; MSG];
+    for i in 0..3u64 {
+        let r = end.read_message(&mut buf).unwrap();
+        assert_eq!((r.len, r.more), (MSG, false));
+        let mut seed = i + 1;
+        fill(&mut want, &mut seed);
+        assert!(buf[..MSG] == want[..], "message {i} differs");
+    }
+    wait_ok(child);
+}
+
+#[test]
+fn too_large_message_is_refused_before_writing() {
+    let opts = PipeOptions::default().max_message(1000);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+    match a.write_message(&[0u8; 1001]) {
+        Err(Error::MessageTooLarge {
+            len: 1001,
+            max: 1000,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let err = a.write(&[0u8; 1001]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(b.peek().unwrap().next_message_len, None);
+    a.write_all(&[1u8; 1000]).unwrap();
+    assert_eq!(b.peek().unwrap().next_message_len, Some(1000));
+    let mut buf = [0u8; 2000];
+    assert_eq!(b.read(&mut buf).unwrap(), 1000);
+}
+
+#[test]
+fn default_max_message_is_one_mib() {
+    let (mut a, _b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
+    assert_eq!(a.max_message(), 1 << 20);
+    assert!(matches!(
+        a.write_message(&vec![0u8; (1 << 20) + 1]),
+        Err(Error::MessageTooLarge { .. })
+    ));
+}
+
+#[test]
+fn byte_read_mode_reads_across_messages() {
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
+    a.write_all(b"abc").unwrap();
+    a.write_all(b"").unwrap();
+    a.write_all(b"defg").unwrap();
+    b.set_read_mode(ReadMode::Byte).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(b.read(&mut buf).unwrap(), 7);
+    assert_eq!(&buf[..7], b"abcdefg");
+    // Message read mode on a byte pipe is an error.
+    let (_c, mut d) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    assert!(matches!(
+        d.set_read_mode(ReadMode::Message),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn zero_length_messages_and_peek() {
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
+    a.write_message(b"").unwrap();
+    a.write_message(b"hello").unwrap();
+    let p = b.peek().unwrap();
+    assert_eq!(p.next_message_len, Some(0));
+    let mut buf = [0u8; 3];
+    let r = b.read_message(&mut buf).unwrap();
+    assert_eq!((r.len, r.more), (0, false));
+    let r = b.read_message(&mut buf).unwrap();
+    assert_eq!((r.len, r.more), (3, true));
+    let p = b.peek().unwrap();
+    assert_eq!(p.next_message_len, Some(2));
+    assert_eq!(p.bytes_available, 2);
+    let r = b.read_message(&mut buf).unwrap();
+    assert_eq!((&buf[..r.len], r.more), (&b"lo"[..], false));
+    assert_eq!(b.peek().unwrap().next_message_len, None);
+}
+
+#[test]
+fn nonblocking_and_timeouts() {
+    let (mut a, mut b) =
+        pipe::anonymous(PipeMode::Byte, &PipeOptions::default().buffers(4096)).unwrap();
+    b.set_nonblocking(true);
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        b.read(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    b.set_nonblocking(false);
+    b.set_read_timeout(Some(Duration::from_millis(50)));
+    let t = Instant::now();
+    assert_eq!(
+        b.read(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::TimedOut
+    );
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    // Fill the ring: non-blocking writes then fail with WouldBlock.
+    a.set_nonblocking(true);
+    let mut written = 0;
+    loop {
+        match a.write(&[1u8; 1000]) {
+            Ok(n) => written += n,
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+                break;
+            }
+        }
+    }
+    assert_eq!(written, 4096);
+    a.set_nonblocking(false);
+    a.set_write_timeout(Some(Duration::from_millis(50)));
+    assert_eq!(
+        a.write(&[1u8; 10]).unwrap_err().kind(),
+        std::io::ErrorKind::TimedOut
+    );
+}
+
+#[test]
+fn transact_and_peer_pid_in_process() {
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
+    assert_eq!(a.peer_pid(), Some(std::process::id()));
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let n = b.read(&mut buf).unwrap();
+        b.write_all(&buf[..n].to_ascii_uppercase()).unwrap();
+        b
+    });
+    let mut reply = [0u8; 64];
+    let r = a.transact(b"question", &mut reply).unwrap();
+    assert_eq!(&reply[..r.len], b"QUESTION");
+    let _b = server.join().unwrap();
+    let (mut c, _d) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    assert!(matches!(
+        c.transact(b"x", &mut reply),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn disconnect_and_drop_end_the_stream() {
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    a.write_all(b"last words").unwrap();
+    a.disconnect();
+    assert_eq!(
+        a.write(b"x").unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+    let mut s = String::new();
+    b.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "last words");
+    assert_eq!(
+        b.write(b"x").unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+
+    let (a, pending) = pipe::anonymous_pending(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    drop(pending); // never handed on: the first end sees end of stream at once
+    let mut a = a;
+    let mut buf = [0u8; 4];
+    assert_eq!(a.read(&mut buf).unwrap(), 0);
+}
+
+#[test]
+fn io_copy_and_bufreader_work() {
+    let (mut a, b) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    let writer = std::thread::spawn(move || {
+        let data = vec![7u8; 1 << 20];
+        std::io::copy(&mut &data[..], &mut a).unwrap();
+    });
+    let mut sink = Vec::new();
+    std::io::copy(&mut std::io::BufReader::new(b), &mut sink).unwrap();
+    writer.join().unwrap();
+    assert_eq!(sink.len(), 1 << 20);
+}
+
+#[test]
+fn shared_mode_is_reported_unsupported() {
+    let r = pipe::anonymous(PipeMode::Message, &PipeOptions::default().shared(true));
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+}

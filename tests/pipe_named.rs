@@ -1,0 +1,323 @@
+//! Named pipes, across real processes: clients are this test binary re-executed with
+//! `--exact <test> --nocapture --test-threads=1`, a role in `CULVERT_PIPE_TEST_ROLE`,
+//! and `CULVERT_ROOT` set (on the child `Command` only) to the test's own namespace
+//! directory. Every cross-process test has an outer deadline that kills its children.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
+use culvert::sync::atomic::{AtomicUsize, Ordering};
+use culvert::Error;
+
+const ROLE: &str = "CULVERT_PIPE_TEST_ROLE";
+const PIPE: &str = "test-pipe";
+
+/// A fresh namespace directory, removed on drop.
+struct TempRoot(PathBuf);
+
+impl TempRoot {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "culvert-pipe-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills the registered children and exits if the test outlives `limit`.
+struct Watchdog {
+    pids: Arc<Mutex<Vec<u32>>>,
+    done: Arc<Mutex<bool>>,
+}
+
+impl Watchdog {
+    fn new(name: &'static str, limit: Duration) -> Self {
+        let pids = Arc::new(Mutex::new(Vec::<u32>::new()));
+        let done = Arc::new(Mutex::new(false));
+        let (p, d) = (pids.clone(), done.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                std::thread::sleep(Duration::from_millis(50));
+                if *d.lock().unwrap() {
+                    return;
+                }
+            }
+            for pid in p.lock().unwrap().iter() {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+            eprintln!("{name}: outer deadline of {limit:?} passed; children killed");
+            std::process::exit(101);
+        });
+        Self { pids, done }
+    }
+
+    fn spawn(&self, test: &str, role: &str, root: &TempRoot, stdout: bool) -> Child {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ROLE, role)
+            .env("CULVERT_ROOT", &root.0);
+        if stdout {
+            cmd.stdout(Stdio::piped());
+        }
+        let child = cmd.spawn().unwrap();
+        self.pids.lock().unwrap().push(child.id());
+        child
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        *self.done.lock().unwrap() = true;
+    }
+}
+
+fn wait_ok(mut child: Child) {
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child failed: {status}");
+}
+
+fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// Reads lines of a child's stdout until one contains `marker` (the test harness
+/// prints its own lines too).
+fn expect_line(out: &mut impl BufRead, marker: &str) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child ended before {marker}"
+        );
+        if line.contains(marker) {
+            return;
+        }
+    }
+}
+
+#[test]
+fn max_instances_two_third_client_busy_until_one_leaves() {
+    const TEST: &str = "max_instances_two_third_client_busy_until_one_leaves";
+    if let Some(role) = role() {
+        // Clients use the default namespace: CULVERT_ROOT from the parent.
+        match role.as_str() {
+            "hold" => {
+                let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+                end.write_all(b"hi").unwrap();
+                let mut buf = [0u8; 16];
+                // Wait for "bye" (or end of stream), then leave.
+                let _ = end.read(&mut buf).unwrap();
+            }
+            "third" => {
+                let t = Instant::now();
+                match PipeEnd::connect(PIPE, Some(Duration::from_millis(300))) {
+                    Err(Error::Busy { .. }) => {}
+                    other => panic!("expected Busy, got {other:?}"),
+                }
+                assert!(t.elapsed() >= Duration::from_millis(300));
+                println!("BUSY");
+                std::io::stdout().flush().unwrap();
+                let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+                end.write_all(b"third").unwrap();
+                let mut buf = [0u8; 16];
+                let _ = end.read(&mut buf);
+            }
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    let root = TempRoot::new("instances");
+    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let opts = PipeOptions::default()
+        .mode(PipeMode::Message)
+        .max_instances(2)
+        .root(&root.0);
+    let server = PipeServer::bind(PIPE, &opts).unwrap();
+    let mut buf = [0u8; 16];
+
+    let c1 = dog.spawn(TEST, "hold", &root, false);
+    let mut e1 = server.accept_timeout(Duration::from_secs(20)).unwrap();
+    e1.set_read_timeout(Some(Duration::from_secs(20)));
+    assert_eq!(e1.read(&mut buf).unwrap(), 2);
+    assert_eq!(e1.peer_pid(), Some(c1.id()));
+
+    let c2 = dog.spawn(TEST, "hold", &root, false);
+    let mut e2 = server.accept_timeout(Duration::from_secs(20)).unwrap();
+    e2.set_read_timeout(Some(Duration::from_secs(20)));
+    assert_eq!(e2.read(&mut buf).unwrap(), 2);
+    assert_eq!(server.instances_in_use(), 2);
+
+    let mut c3 = dog.spawn(TEST, "third", &root, true);
+    let mut out = BufReader::new(c3.stdout.take().unwrap());
+    expect_line(&mut out, "BUSY");
+    // While both instances are taken, nothing can be accepted.
+    assert!(matches!(server.try_accept(), Err(Error::WouldBlock)));
+
+    // The first client leaves; the third gets its instance.
+    e1.write_all(b"bye").unwrap();
+    wait_ok(c1);
+    let mut e3 = server.accept_timeout(Duration::from_secs(20)).unwrap();
+    e3.set_read_timeout(Some(Duration::from_secs(20)));
+    let n = e3.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"third");
+    assert_eq!(e3.peer_pid(), Some(c3.id()));
+    drop(e1);
+    e3.disconnect();
+    e2.disconnect();
+    wait_ok(c2);
+    wait_ok(c3);
+}
+
+#[test]
+fn killed_client_frees_its_instance() {
+    const TEST: &str = "killed_client_frees_its_instance";
+    if role().is_some() {
+        let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+        end.write_all(b"hi").unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let root = TempRoot::new("killed");
+    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let opts = PipeOptions::default().max_instances(1).root(&root.0);
+    let server = PipeServer::bind(PIPE, &opts).unwrap();
+    let mut c1 = dog.spawn(TEST, "sleep", &root, false);
+    let mut e1 = server.accept_timeout(Duration::from_secs(20)).unwrap();
+    e1.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut buf = [0u8; 2];
+    e1.read_exact(&mut buf).unwrap();
+    c1.kill().unwrap();
+    c1.wait().unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        e1.read(&mut buf).unwrap(),
+        0,
+        "end of stream after the kill"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // The slot of the dead client is reclaimed: a new client gets in.
+    let c2 = dog.spawn(TEST, "sleep", &root, false);
+    let mut e2 = server.accept_timeout(Duration::from_secs(20)).unwrap();
+    e2.set_read_timeout(Some(Duration::from_secs(20)));
+    e2.read_exact(&mut buf).unwrap();
+    let mut c2 = c2;
+    c2.kill().unwrap();
+    c2.wait().unwrap();
+}
+
+#[test]
+fn missing_server_is_not_found() {
+    let root = TempRoot::new("missing");
+    let opts = PipeOptions::default().root(&root.0);
+    match PipeEnd::connect_with("nobody-here", Some(Duration::from_millis(10)), &opts) {
+        Err(Error::NotFound { name }) => assert_eq!(name, "nobody-here"),
+        other => panic!("{other:?}"),
+    }
+    // A server that went away is not found either.
+    let server = PipeServer::bind("gone", &opts).unwrap();
+    drop(server);
+    assert!(matches!(
+        PipeEnd::connect_with("gone", Some(Duration::from_millis(10)), &opts),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn bad_names_are_invalid() {
+    let root = TempRoot::new("names");
+    let opts = PipeOptions::default().root(&root.0);
+    let long = "x".repeat(culvert::pipe::MAX_PIPE_NAME + 1);
+    for bad in ["", "a/b", "a b", "..", "é", long.as_str()] {
+        assert!(
+            matches!(PipeServer::bind(bad, &opts), Err(Error::InvalidName { .. })),
+            "bind {bad:?}"
+        );
+        assert!(
+            matches!(
+                PipeEnd::connect_with(bad, Some(Duration::ZERO), &opts),
+                Err(Error::InvalidName { .. })
+            ),
+            "connect {bad:?}"
+        );
+    }
+}
+
+#[test]
+fn second_bind_of_a_live_name_fails() {
+    let root = TempRoot::new("twice");
+    let opts = PipeOptions::default().root(&root.0);
+    let _server = PipeServer::bind("p", &opts).unwrap();
+    assert!(matches!(
+        PipeServer::bind("p", &opts),
+        Err(Error::AlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn accept_times_out_and_try_accept_would_block() {
+    let root = TempRoot::new("accept");
+    let opts = PipeOptions::default().root(&root.0);
+    let server = PipeServer::bind("p", &opts).unwrap();
+    assert!(matches!(server.try_accept(), Err(Error::WouldBlock)));
+    let t = Instant::now();
+    assert!(matches!(
+        server.accept_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn in_process_byte_pipe_with_default_timeout() {
+    let root = TempRoot::new("inproc");
+    let opts = PipeOptions::default()
+        .root(&root.0)
+        .buffers(8192)
+        .default_timeout(Duration::from_secs(5));
+    let server = PipeServer::bind("echo", &opts).unwrap();
+    let client = std::thread::spawn({
+        let opts = opts.clone();
+        move || {
+            let mut end = PipeEnd::connect_with("echo", None, &opts).unwrap();
+            // Chunks no larger than a ring, so the echo never fills both rings.
+            for i in 0..25u8 {
+                let data = vec![i; 4000];
+                end.write_all(&data).unwrap();
+                let mut back = vec![0u8; data.len()];
+                end.read_exact(&mut back).unwrap();
+                assert_eq!(back, data);
+            }
+        }
+    });
+    let mut conn = server.accept().unwrap();
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    while total < 100_000 {
+        let n = conn.read(&mut buf).unwrap();
+        conn.write_all(&buf[..n]).unwrap();
+        total += n;
+    }
+    client.join().unwrap();
+    // The instance section's name is gone: only the server's remains.
+    let names: Vec<_> = std::fs::read_dir(&root.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["culvert.echo"]);
+}
