@@ -17,7 +17,7 @@ use common::{encode, fnv1a, fold, verify, Shared, Stream, Supervisor, XorShift, 
 use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
-use culvert_ring::{Deadline, Error};
+use culvert_ring::{Deadline, Error, Region};
 use culvert_sync::atomic::Ordering;
 
 /// Per-call deadline in the children: generous, but a stuck peer still ends the run.
@@ -97,28 +97,44 @@ fn message_reader(sh: &Shared) {
     sh.word(W_READER_COUNT).store(MESSAGES, Ordering::Release);
 }
 
+/// Runs a writer and a reader process on a fresh ring of `size` bytes laid out by
+/// `init`. In a re-executed child, runs its role and returns `None`; in the parent,
+/// returns the shared file and how long the two children took.
+fn run_pair(
+    name: &'static str,
+    size: usize,
+    init: impl FnOnce(&Region),
+    writer: fn(&Shared),
+    reader: fn(&Shared),
+) -> Option<(Shared, Duration)> {
+    if let Some((role, file, _)) = common::role() {
+        let sh = Shared::open(&file, size);
+        match role.as_str() {
+            "writer" => writer(&sh),
+            "reader" => reader(&sh),
+            _ => unreachable!("{role}"),
+        }
+        return None;
+    }
+    let sh = Shared::create(size);
+    init(&sh.ring);
+    let mut sup = Supervisor::new(name, Duration::from_secs(240));
+    let start = Instant::now();
+    let reader = sup.spawn(name, "reader", &sh.path, 0);
+    let writer = sup.spawn(name, "writer", &sh.path, 0);
+    sup.wait_success(writer);
+    sup.wait_success(reader);
+    Some((sh, start.elapsed()))
+}
+
 #[test]
 fn spsc_ten_million_messages_across_processes() {
     const NAME: &str = "spsc_ten_million_messages_across_processes";
     let size = MessageRing::required_size(&msg_config()).unwrap();
-    if let Some((role, file, _)) = common::role() {
-        let sh = Shared::open(&file, size);
-        match role.as_str() {
-            "writer" => message_writer(&sh),
-            "reader" => message_reader(&sh),
-            _ => unreachable!("{role}"),
-        }
+    let init = |ring: &Region| MessageRing::init(ring, &msg_config()).unwrap();
+    let Some((sh, elapsed)) = run_pair(NAME, size, init, message_writer, message_reader) else {
         return;
-    }
-    let sh = Shared::create(size);
-    MessageRing::init(&sh.ring, &msg_config()).unwrap();
-    let mut sup = Supervisor::new(NAME, Duration::from_secs(240));
-    let start = Instant::now();
-    let reader = sup.spawn(NAME, "reader", &sh.path, 0);
-    let writer = sup.spawn(NAME, "writer", &sh.path, 0);
-    sup.wait_success(writer);
-    sup.wait_success(reader);
-    let elapsed = start.elapsed();
+    };
     let ws = sh.word(W_WRITER_SUM).load(Ordering::Acquire);
     let rs = sh.word(W_READER_SUM).load(Ordering::Acquire);
     assert_eq!(sh.word(W_WRITER_COUNT).load(Ordering::Acquire), MESSAGES);
@@ -234,24 +250,10 @@ fn byte_reader(sh: &Shared) {
 fn spsc_byte_stream_across_processes() {
     const NAME: &str = "spsc_byte_stream_across_processes";
     let size = ByteRing::required_size(&byte_config()).unwrap();
-    if let Some((role, file, _)) = common::role() {
-        let sh = Shared::open(&file, size);
-        match role.as_str() {
-            "writer" => byte_writer(&sh),
-            "reader" => byte_reader(&sh),
-            _ => unreachable!("{role}"),
-        }
+    let init = |ring: &Region| ByteRing::init(ring, &byte_config()).unwrap();
+    let Some((sh, elapsed)) = run_pair(NAME, size, init, byte_writer, byte_reader) else {
         return;
-    }
-    let sh = Shared::create(size);
-    ByteRing::init(&sh.ring, &byte_config()).unwrap();
-    let mut sup = Supervisor::new(NAME, Duration::from_secs(240));
-    let start = Instant::now();
-    let reader = sup.spawn(NAME, "reader", &sh.path, 0);
-    let writer = sup.spawn(NAME, "writer", &sh.path, 0);
-    sup.wait_success(writer);
-    sup.wait_success(reader);
-    let elapsed = start.elapsed();
+    };
     let ws = sh.word(W_WRITER_SUM).load(Ordering::Acquire);
     let rs = sh.word(W_READER_SUM).load(Ordering::Acquire);
     assert_eq!(

@@ -58,6 +58,82 @@ fn strategy(seed: u64) -> WaitStrategy {
     }
 }
 
+/// In a re-executed child: runs `body` as `expected` on the shared file; true if so.
+fn run_child(expected: &str, size: usize, body: fn(&Shared, u64)) -> bool {
+    let Some((role, file, seed)) = common::role() else {
+        return false;
+    };
+    assert_eq!(role, expected);
+    body(&Shared::open(&file, size), seed);
+    true
+}
+
+/// In the parent: `RUNS` runs of `one_run(run, seed, delay)` with seeds and kill delays
+/// drawn from `seed`; prints the totals.
+fn run_all(
+    victim: &str,
+    seed: u64,
+    mut one_run: impl FnMut(u64, u64, Duration) -> (u64, Duration),
+) {
+    let start = Instant::now();
+    let mut rng = XorShift::new(seed);
+    let mut worst = Duration::ZERO;
+    let mut total_messages = 0;
+    for run in 0..RUNS {
+        let seed = rng.next_u64();
+        let delay = Duration::from_micros(rng.below(MAX_DELAY_US + 1));
+        let (n, detect) = one_run(run, seed, delay);
+        worst = worst.max(detect);
+        total_messages += n;
+    }
+    eprintln!(
+        "{RUNS} {victim} kills in {:?}: {total_messages} messages, PeerDied at most {worst:?} after SIGKILL",
+        start.elapsed()
+    );
+}
+
+/// A fresh ring in a fresh file, and the run's supervisor.
+fn new_run(name: &'static str, size: usize) -> (Shared, Supervisor) {
+    let sh = Shared::create(size);
+    MessageRing::init(&sh.ring, &config()).unwrap();
+    (sh, Supervisor::new(name, Duration::from_secs(60)))
+}
+
+/// Waits until the child `role` attached, sleeps `delay`, and SIGKILLs it (it must not
+/// have exited by itself); returns when the signal was sent.
+fn kill_after(
+    sup: &mut Supervisor,
+    sh: &Shared,
+    child: usize,
+    role: &str,
+    delay: Duration,
+    run: u64,
+) -> Instant {
+    wait_flag(
+        sup,
+        sh.word(W_ATTACHED),
+        &format!("waiting for the {role} to attach"),
+    );
+    std::thread::sleep(delay);
+    let (killed_at, status) = sup.kill(child);
+    assert!(
+        !status.success(),
+        "run {run}: the {role} exited by itself: {status}"
+    );
+    killed_at
+}
+
+/// How long after the kill at `killed_at` the survivor saw `PeerDied` (at `ended_at`);
+/// at most [`DETECT_BOUND`].
+fn detect_time(killed_at: Instant, ended_at: Instant, run: u64) -> Duration {
+    let detect = ended_at.saturating_duration_since(killed_at);
+    assert!(
+        detect <= DETECT_BOUND,
+        "run {run}: PeerDied came {detect:?} after the kill"
+    );
+    detect
+}
+
 fn child_writer(sh: &Shared, seed: u64) {
     let mut w = MessageWriter::attach(&sh.ring).unwrap();
     w.set_wait_strategy(strategy(seed));
@@ -86,26 +162,12 @@ fn child_writer(sh: &Shared, seed: u64) {
 fn writer_killed_at_random_point() {
     const NAME: &str = "writer_killed_at_random_point";
     let size = MessageRing::required_size(&config()).unwrap();
-    if let Some((role, file, seed)) = common::role() {
-        assert_eq!(role, "writer");
-        child_writer(&Shared::open(&file, size), seed);
+    if run_child("writer", size, child_writer) {
         return;
     }
-    let start = Instant::now();
-    let mut rng = XorShift::new(0x6b11_1ed0);
-    let mut worst = Duration::ZERO;
-    let mut total_messages = 0;
-    for run in 0..RUNS {
-        let seed = rng.next_u64();
-        let delay = Duration::from_micros(rng.below(MAX_DELAY_US + 1));
-        let (n, detect) = writer_run(NAME, size, run, seed, delay);
-        worst = worst.max(detect);
-        total_messages += n;
-    }
-    eprintln!(
-        "{RUNS} writer kills in {:?}: {total_messages} messages, PeerDied at most {worst:?} after SIGKILL",
-        start.elapsed()
-    );
+    run_all("writer", 0x6b11_1ed0, |run, seed, delay| {
+        writer_run(NAME, size, run, seed, delay)
+    });
 }
 
 /// One run; returns the messages received and how long after the kill `PeerDied` came.
@@ -116,9 +178,7 @@ fn writer_run(
     seed: u64,
     delay: Duration,
 ) -> (u64, Duration) {
-    let sh = Shared::create(size);
-    MessageRing::init(&sh.ring, &config()).unwrap();
-    let mut sup = Supervisor::new(name, Duration::from_secs(60));
+    let (sh, mut sup) = new_run(name, size);
     let mut r = MessageReader::attach(&sh.ring).unwrap();
     r.set_wait_strategy(strategy(seed >> 8));
     let child = sup.spawn(name, "writer", &sh.path, seed);
@@ -153,17 +213,7 @@ fn writer_run(
             n += 1;
         }
     });
-    wait_flag(
-        &sup,
-        sh.word(W_ATTACHED),
-        "waiting for the writer to attach",
-    );
-    std::thread::sleep(delay);
-    let (killed_at, status) = sup.kill(child);
-    assert!(
-        !status.success(),
-        "run {run}: the writer exited by itself: {status}"
-    );
+    let killed_at = kill_after(&mut sup, &sh, child, "writer", delay, run);
     let (mut r, n, end, ended_at) = sup.join(reader, "reading until PeerDied");
     let committed = sh.word(W_COUNT).load(Ordering::Acquire);
     match end {
@@ -171,11 +221,7 @@ fn writer_run(
         Ok(bad) => panic!("run {run} (seed {seed:#x}): {bad}"),
         Err(e) => panic!("run {run} (seed {seed:#x}): reader ended with {e:?} instead of PeerDied after {n} messages"),
     }
-    let detect = ended_at.saturating_duration_since(killed_at);
-    assert!(
-        detect <= DETECT_BOUND,
-        "run {run}: PeerDied came {detect:?} after the kill"
-    );
+    let detect = detect_time(killed_at, ended_at, run);
     assert!(
         n >= committed && n <= committed + 1,
         "run {run} (seed {seed:#x}): received {n} messages, the writer counted {committed} committed"
@@ -230,26 +276,12 @@ fn child_reader(sh: &Shared, seed: u64) {
 fn reader_killed_at_random_point() {
     const NAME: &str = "reader_killed_at_random_point";
     let size = MessageRing::required_size(&config()).unwrap();
-    if let Some((role, file, seed)) = common::role() {
-        assert_eq!(role, "reader");
-        child_reader(&Shared::open(&file, size), seed);
+    if run_child("reader", size, child_reader) {
         return;
     }
-    let start = Instant::now();
-    let mut rng = XorShift::new(0x4ead_e4d0);
-    let mut worst = Duration::ZERO;
-    let mut total_messages = 0;
-    for run in 0..RUNS {
-        let seed = rng.next_u64();
-        let delay = Duration::from_micros(rng.below(MAX_DELAY_US + 1));
-        let (n, detect) = reader_run(NAME, size, run, seed, delay);
-        worst = worst.max(detect);
-        total_messages += n;
-    }
-    eprintln!(
-        "{RUNS} reader kills in {:?}: {total_messages} messages, PeerDied at most {worst:?} after SIGKILL",
-        start.elapsed()
-    );
+    run_all("reader", 0x4ead_e4d0, |run, seed, delay| {
+        reader_run(NAME, size, run, seed, delay)
+    });
 }
 
 /// One run; returns the messages sent and how long after the kill `PeerDied` came.
@@ -260,9 +292,7 @@ fn reader_run(
     seed: u64,
     delay: Duration,
 ) -> (u64, Duration) {
-    let sh = Shared::create(size);
-    MessageRing::init(&sh.ring, &config()).unwrap();
-    let mut sup = Supervisor::new(name, Duration::from_secs(60));
+    let (sh, mut sup) = new_run(name, size);
     let mut w = MessageWriter::attach(&sh.ring).unwrap();
     w.set_wait_strategy(strategy(seed >> 8));
     let child = sup.spawn(name, "reader", &sh.path, seed);
@@ -295,17 +325,7 @@ fn reader_run(
             }
         }
     });
-    wait_flag(
-        &sup,
-        sh.word(W_ATTACHED),
-        "waiting for the reader to attach",
-    );
-    std::thread::sleep(delay);
-    let (killed_at, status) = sup.kill(child);
-    assert!(
-        !status.success(),
-        "run {run}: the reader exited by itself: {status}"
-    );
+    let killed_at = kill_after(&mut sup, &sh, child, "reader", delay, run);
     let (mut w, sent, end, ended_at) = sup.join(writer, "writing until PeerDied");
     assert_eq!(
         sh.word(W_ERROR).load(Ordering::Acquire),
@@ -317,11 +337,7 @@ fn reader_run(
         Error::PeerDied,
         "run {run} (seed {seed:#x}): the writer ended with {end:?} after {sent} messages"
     );
-    let detect = ended_at.saturating_duration_since(killed_at);
-    assert!(
-        detect <= DETECT_BOUND,
-        "run {run}: PeerDied came {detect:?} after the kill"
-    );
+    let detect = detect_time(killed_at, ended_at, run);
     let acked = sh.word(W_COUNT).load(Ordering::Acquire);
     assert!(
         acked <= sent,

@@ -69,10 +69,7 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
             "target-loom",
         ]);
         let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-        loom.env(
-            "RUSTFLAGS",
-            format!("{flags} --cfg loom").trim().to_string(),
-        );
+        loom.env("RUSTFLAGS", format!("{flags} --cfg loom").trim());
         if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
             loom.env("LOOM_MAX_PREEMPTIONS", "2");
         }

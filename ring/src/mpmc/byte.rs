@@ -9,11 +9,12 @@
 //! by the following reads (nothing is lost, nothing allocated per record).
 
 use culvert_section::Region;
-use culvert_sync::{wait_for, Deadline, WaitStrategy};
+use culvert_sync::Deadline;
 
 use super::control::KIND_MPMC_BYTE;
 use super::core::{self, Core};
-use super::{Config, Stats};
+use super::endpoint::{self, endpoint_methods, WaitOn};
+use super::Config;
 use crate::{Error, Result};
 
 /// Creating and sizing MPMC byte rings.
@@ -44,11 +45,7 @@ pub struct ByteWriter {
     core: Core,
 }
 
-impl std::fmt::Debug for ByteWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("mpmc::ByteWriter").finish_non_exhaustive()
-    }
-}
+endpoint_methods!(ByteWriter, "writer", KIND_MPMC_BYTE);
 
 impl ByteWriter {
     /// Attaches a writer to the byte ring in `region`.
@@ -60,18 +57,6 @@ impl ByteWriter {
             });
         }
         Ok(Self { core })
-    }
-
-    /// Another writer on the same ring (a new attachment).
-    pub fn try_clone(&self) -> Result<Self> {
-        Ok(Self {
-            core: self.core.reattach(KIND_MPMC_BYTE)?,
-        })
-    }
-
-    /// How blocking calls wait (default `Adaptive`).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.core.set_wait_strategy(strategy);
     }
 
     /// The largest write that is never interleaved with other writers' bytes.
@@ -118,16 +103,13 @@ impl ByteWriter {
         if buf.is_empty() {
             return Ok(0);
         }
-        let strategy = self.core.wait_strategy();
-        // SAFETY: used only inside this call, while `self.core` lives.
-        let ctl = unsafe { self.core.ctl_unbound() };
-        wait_for(&ctl.not_full.0, strategy, deadline, |ctx| {
-            match self.poll_write(buf, ctx.liveness_due) {
-                Ok(n) => Ok(Some(n)),
-                Err(Error::WouldBlock) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        endpoint::wait(
+            self,
+            |w| &w.core,
+            WaitOn::NotFull,
+            deadline,
+            |w, live| w.poll_write(buf, live),
+        )
     }
 
     /// Writes all of `buf`, waiting for room until `deadline`.
@@ -137,32 +119,6 @@ impl ByteWriter {
             buf = &buf[n..];
         }
         Ok(())
-    }
-
-    /// Closes the ring for every endpoint.
-    pub fn close(&self) {
-        self.core.close();
-    }
-
-    /// Whether the ring was closed.
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
-    }
-
-    /// Frees now every slot held by a dead process (waiters do this lazily); returns
-    /// how many were freed. Counted in [`Stats`] like the lazy path.
-    pub fn reclaim_dead(&self) -> Result<usize> {
-        self.core.reclaim_dead()
-    }
-
-    /// The ring's shared counters.
-    pub fn stats(&self) -> Stats {
-        self.core.stats()
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.core.region()
     }
 }
 
@@ -183,6 +139,8 @@ impl std::fmt::Debug for ByteReader {
             .finish_non_exhaustive()
     }
 }
+
+endpoint_methods!(@forward ByteReader);
 
 impl ByteReader {
     /// Attaches a reader to the byte ring in `region` (allocates its spill buffer of
@@ -209,11 +167,6 @@ impl ByteReader {
     /// Another reader on the same ring (a new attachment, with its own spill buffer).
     pub fn try_clone(&self) -> Result<Self> {
         Self::from_core(self.core.reattach(KIND_MPMC_BYTE)?)
-    }
-
-    /// How blocking calls wait (default `Adaptive`).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.core.set_wait_strategy(strategy);
     }
 
     /// The ring's atomic write size (largest record).
@@ -291,16 +244,13 @@ impl ByteReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        let strategy = self.core.wait_strategy();
-        // SAFETY: used only inside this call, while `self.core` lives.
-        let ctl = unsafe { self.core.ctl_unbound() };
-        wait_for(&ctl.not_empty.0, strategy, deadline, |ctx| {
-            match self.poll_read(buf, ctx.liveness_due) {
-                Ok(n) => Ok(Some(n)),
-                Err(Error::WouldBlock) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        endpoint::wait(
+            self,
+            |r| &r.core,
+            WaitOn::NotEmpty,
+            deadline,
+            |r, live| r.poll_read(buf, live),
+        )
     }
 
     /// Reads exactly `buf.len()` bytes, waiting until `deadline`.
@@ -310,31 +260,5 @@ impl ByteReader {
             buf = &mut buf[n..];
         }
         Ok(())
-    }
-
-    /// Closes the ring for every endpoint.
-    pub fn close(&self) {
-        self.core.close();
-    }
-
-    /// Whether the ring was closed.
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
-    }
-
-    /// Frees now every slot held by a dead process (waiters do this lazily); returns
-    /// how many were freed. Counted in [`Stats`] like the lazy path.
-    pub fn reclaim_dead(&self) -> Result<usize> {
-        self.core.reclaim_dead()
-    }
-
-    /// The ring's shared counters.
-    pub fn stats(&self) -> Stats {
-        self.core.stats()
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.core.region()
     }
 }

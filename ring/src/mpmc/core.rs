@@ -55,14 +55,13 @@ use std::time::Instant;
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{
-    wait_for, Deadline, Liveness, Notifier, WaitStrategy, LIVENESS_RECHECK_INTERVAL,
-};
+use culvert_sync::{Deadline, Liveness, Notifier, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
 use super::control::{
     magic, pack, tag_diff, unpack, ConfigWords, Control, Layout, Line, SlotHeader, StateWords,
     EMPTY, FULL, LAYOUT_VERSION, READING, SLOT_DATA, WRITING,
 };
+use super::endpoint::{self, WaitOn};
 use super::Stats;
 use crate::layout::control_ptr;
 use crate::{owner, Error, Result};
@@ -560,16 +559,13 @@ impl Core {
         deadline: Deadline,
         fill: &mut dyn FnMut(*mut u8),
     ) -> Result<()> {
-        let strategy = self.strategy;
-        // SAFETY: the reference is used only inside this call, while `self` lives.
-        let ctl = unsafe { self.ctl_unbound() };
-        wait_for(&ctl.not_full.0, strategy, deadline, |ctx| {
-            match self.try_send_with(len, ctx.liveness_due, &mut *fill) {
-                Ok(()) => Ok(Some(())),
-                Err(Error::WouldBlock) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        endpoint::wait(
+            self,
+            |c| c,
+            WaitOn::NotFull,
+            deadline,
+            |c, live| c.try_send_with(len, live, &mut *fill),
+        )
     }
 
     // ---- consumer side -----------------------------------------------------------------
@@ -719,16 +715,13 @@ impl Core {
         deadline: Deadline,
         take: &mut dyn FnMut(*const u8, usize) -> R,
     ) -> Result<R> {
-        let strategy = self.strategy;
-        // SAFETY: the reference is used only inside this call, while `self` lives.
-        let ctl = unsafe { self.ctl_unbound() };
-        wait_for(&ctl.not_empty.0, strategy, deadline, |ctx| {
-            match self.try_recv_with(max_len, ctx.liveness_due, &mut *take) {
-                Ok(r) => Ok(Some(r)),
-                Err(Error::WouldBlock) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        endpoint::wait(
+            self,
+            |c| c,
+            WaitOn::NotEmpty,
+            deadline,
+            |c, live| c.try_recv_with(max_len, live, &mut *take),
+        )
     }
 
     // ---- both sides --------------------------------------------------------------------

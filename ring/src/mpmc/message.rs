@@ -1,11 +1,12 @@
 //! [`MessageRing`]: N producers, M consumers, whole messages of up to `max_message`.
 
 use culvert_section::Region;
-use culvert_sync::{Deadline, WaitStrategy};
+use culvert_sync::Deadline;
 
 use super::control::KIND_MPMC_MESSAGE;
 use super::core::{self, Core};
-use super::{Config, Stats};
+use super::endpoint::endpoint_methods;
+use super::Config;
 use crate::{Error, Result};
 
 /// Creating and sizing MPMC message rings.
@@ -43,11 +44,7 @@ pub struct Producer {
     core: Core,
 }
 
-impl std::fmt::Debug for Producer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("mpmc::Producer").finish_non_exhaustive()
-    }
-}
+endpoint_methods!(Producer, "producer", KIND_MPMC_MESSAGE);
 
 impl Producer {
     /// Attaches a producer to the message ring in `region`. `Busy` when the participant
@@ -57,18 +54,6 @@ impl Producer {
         Ok(Self {
             core: Core::attach(region, KIND_MPMC_MESSAGE)?,
         })
-    }
-
-    /// Another producer on the same ring (a new attachment).
-    pub fn try_clone(&self) -> Result<Self> {
-        Ok(Self {
-            core: self.core.reattach(KIND_MPMC_MESSAGE)?,
-        })
-    }
-
-    /// How blocking calls wait (default `Adaptive`).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.core.set_wait_strategy(strategy);
     }
 
     /// Largest message accepted.
@@ -108,32 +93,6 @@ impl Producer {
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
         })
     }
-
-    /// Closes the ring for every endpoint.
-    pub fn close(&self) {
-        self.core.close();
-    }
-
-    /// Whether the ring was closed.
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
-    }
-
-    /// Frees now every slot held by a dead process (waiters do this lazily); returns
-    /// how many were freed. Counted in [`Stats`] like the lazy path.
-    pub fn reclaim_dead(&self) -> Result<usize> {
-        self.core.reclaim_dead()
-    }
-
-    /// The ring's shared counters.
-    pub fn stats(&self) -> Stats {
-        self.core.stats()
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.core.region()
-    }
 }
 
 /// A receiving end of a [`MessageRing`]. Attach as many as needed.
@@ -141,11 +100,7 @@ pub struct Consumer {
     core: Core,
 }
 
-impl std::fmt::Debug for Consumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("mpmc::Consumer").finish_non_exhaustive()
-    }
-}
+endpoint_methods!(Consumer, "consumer", KIND_MPMC_MESSAGE);
 
 impl Consumer {
     /// Attaches a consumer to the message ring in `region`.
@@ -153,18 +108,6 @@ impl Consumer {
         Ok(Self {
             core: Core::attach(region, KIND_MPMC_MESSAGE)?,
         })
-    }
-
-    /// Another consumer on the same ring (a new attachment).
-    pub fn try_clone(&self) -> Result<Self> {
-        Ok(Self {
-            core: self.core.reattach(KIND_MPMC_MESSAGE)?,
-        })
-    }
-
-    /// How blocking calls wait (default `Adaptive`).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.core.set_wait_strategy(strategy);
     }
 
     /// Largest message the ring holds.
@@ -222,31 +165,5 @@ impl Consumer {
             .ok_or(Error::Corrupted {
                 what: "mpmc receive callback ran twice",
             })
-    }
-
-    /// Closes the ring for every endpoint (consumers still drain what was committed).
-    pub fn close(&self) {
-        self.core.close();
-    }
-
-    /// Whether the ring was closed.
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
-    }
-
-    /// Frees now every slot held by a dead process (waiters do this lazily); returns
-    /// how many were freed. Counted in [`Stats`] like the lazy path.
-    pub fn reclaim_dead(&self) -> Result<usize> {
-        self.core.reclaim_dead()
-    }
-
-    /// The ring's shared counters.
-    pub fn stats(&self) -> Stats {
-        self.core.stats()
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.core.region()
     }
 }

@@ -26,6 +26,7 @@
 mod byte;
 mod control;
 mod core;
+mod endpoint;
 mod message;
 
 pub use byte::{ByteReader, ByteRing, ByteWriter};

@@ -8,13 +8,16 @@
 //! worth of space per lap, and is why `max_message <= capacity - 8`.
 
 use culvert_section::Region;
-use culvert_sync::atomic::Ordering;
-use culvert_sync::{wait_for, Deadline, WaitStrategy};
+use culvert_sync::{Deadline, WaitStrategy};
 
 use super::control::{Config, KIND_MESSAGE};
-use super::core::{self, Core, RECORD_HEADER};
+use super::core::{self, RECORD_HEADER};
+use super::endpoint::{self, ReaderEnd, Side, WriterEnd};
 use crate::layout::round_up;
-use crate::{owner, Error, Result};
+use crate::{Error, Result};
+
+/// How attach names the positions when they fail the span check.
+const POSITIONS_AT_ATTACH: &str = "message ring positions at attach";
 
 /// Record kind of a message.
 const KIND_MSG: u32 = 0x4d53_4721;
@@ -52,80 +55,35 @@ impl MessageRing {
 
 /// The writing end of a [`MessageRing`].
 pub struct MessageWriter {
-    core: Core,
-    /// Our tail. Invariant: 8-aligned; `cached_head <= tail <= cached_head + capacity`.
-    tail: u64,
-    /// Last head read from the reader.
-    cached_head: u64,
-    strategy: WaitStrategy,
-    poisoned: bool,
-    /// Set once this writer closed: later writes get `Closed`.
-    closed: bool,
+    end: WriterEnd,
 }
 
 impl MessageWriter {
     /// Attaches the writer to the message ring in `region`. `Busy` while another live
     /// writer holds it; `Closed` if the writer side was already closed.
     pub fn attach(region: &Region) -> Result<Self> {
-        let core = Core::attach(region, KIND_MESSAGE, true)?;
-        let ctl = core.ctl();
-        owner::claim(&ctl.state.writer_owner, "writer")?;
-        if ctl.state.writer_closed.load(Ordering::Acquire) != 0 {
-            return Err(Error::Closed);
-        }
-        let tail = ctl.writer.tail.load(Ordering::Acquire);
-        let head = ctl.reader.head.load(Ordering::Acquire);
-        core.check_span(head, tail, "message ring positions at attach")?;
-        if tail % 8 != 0 {
+        let end = WriterEnd::attach(region, KIND_MESSAGE, true, POSITIONS_AT_ATTACH)?;
+        if end.tail % 8 != 0 {
             return Err(Error::Corrupted {
                 what: "message ring tail not 8-aligned",
             });
         }
-        Ok(Self {
-            core,
-            tail,
-            cached_head: head,
-            strategy: WaitStrategy::default(),
-            poisoned: false,
-            closed: false,
-        })
+        Ok(Self { end })
     }
 
     /// How blocking calls wait.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
+        self.end.strategy = strategy;
     }
 
     /// Largest message this ring carries.
     pub fn max_message(&self) -> usize {
-        self.core.max_message as usize
+        self.end.core.max_message as usize
     }
 
     /// The ring's capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
-    }
-
-    #[inline]
-    fn free(&mut self, want: u64) -> Result<u64> {
-        if self.poisoned {
-            return Err(Error::Corrupted {
-                what: "endpoint poisoned by an earlier corruption",
-            });
-        }
-        let mut free = self.core.capacity - (self.tail - self.cached_head);
-        if free < want {
-            let head = self.core.ctl().reader.head.load(Ordering::Acquire);
-            if head < self.cached_head || self.core.check_span(head, self.tail, "").is_err() {
-                self.poisoned = true;
-                return Err(Error::Corrupted {
-                    what: "reader head outside [tail - capacity, tail]",
-                });
-            }
-            self.cached_head = head;
-            free = self.core.capacity - (self.tail - head);
-        }
-        Ok(free)
+        self.end.core.capacity as usize
     }
 
     #[inline]
@@ -133,46 +91,40 @@ impl MessageWriter {
         let mut header = [0u8; RECORD_HEADER];
         header[..4].copy_from_slice(&len.to_le_bytes());
         header[4..].copy_from_slice(&kind.to_le_bytes());
-        self.core.copy_in(pos, &header);
-    }
-
-    #[inline]
-    fn publish(&mut self, new_tail: u64) {
-        self.tail = new_tail;
-        let ctl = self.core.ctl();
-        ctl.writer.tail.store(new_tail, Ordering::Release);
-        ctl.readable.notifier.notify();
+        self.end.core.copy_in(pos, &header);
     }
 
     /// Reserves room for a message of up to `len` bytes, to be written in place and
     /// committed. `MessageTooLarge` above `max_message`; `WouldBlock` if the ring has
     /// no room now; `Closed` if the reader closed.
     pub fn reserve(&mut self, len: usize) -> Result<MessageGrant<'_>> {
-        if len as u64 > self.core.max_message {
+        if len as u64 > self.end.core.max_message {
             return Err(Error::MessageTooLarge {
                 len,
-                max: self.core.max_message as usize,
+                max: self.end.core.max_message as usize,
             });
         }
-        if self.closed || self.core.ctl().state.reader_closed.load(Ordering::Acquire) != 0 {
-            return Err(Error::Closed);
-        }
+        self.end.check_open()?;
         let need = record_size(len as u64);
-        let to_end = self.core.capacity - (self.tail & self.core.mask);
+        let to_end = self.end.core.capacity - (self.end.tail & self.end.core.mask);
         if need > to_end {
             // Pad to the end of the lap first (publishing the pad is harmless: the
             // reader skips it), then the message starts at offset 0.
-            if self.free(to_end)? < to_end {
+            if self.end.free(to_end)? < to_end {
                 return Err(Error::WouldBlock);
             }
-            self.write_header(self.tail, (to_end - RECORD_HEADER as u64) as u32, KIND_PAD);
-            self.publish(self.tail + to_end);
+            self.write_header(
+                self.end.tail,
+                (to_end - RECORD_HEADER as u64) as u32,
+                KIND_PAD,
+            );
+            self.end.publish(self.end.tail + to_end);
         }
-        if self.free(need)? < need {
+        if self.end.free(need)? < need {
             return Err(Error::WouldBlock);
         }
         Ok(MessageGrant {
-            ptr: self.core.at(self.tail + RECORD_HEADER as u64),
+            ptr: self.end.core.at(self.end.tail + RECORD_HEADER as u64),
             len,
             writer: self,
         })
@@ -190,45 +142,31 @@ impl MessageWriter {
     /// Writes `msg` as one message, waiting for room until `deadline`. `PeerDied` if
     /// the reader's process died.
     pub fn write(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        let strategy = self.strategy;
-        let ctl_ptr: *const _ = self.core.ctl();
-        // SAFETY: the control block lives as long as `self.core`; only its notifier
-        // (atomics) is used through this reference.
-        let notifier = unsafe { &(*ctl_ptr).writable.notifier };
-        wait_for(notifier, strategy, deadline, |ctx| {
-            match self.try_write(msg) {
-                Ok(()) => Ok(Some(())),
-                Err(Error::WouldBlock) => {
-                    if ctx.liveness_due {
-                        let owner = self.core.ctl().state.reader_owner.load(Ordering::Acquire);
-                        if self.core.owner_died(owner) {
-                            return Err(Error::PeerDied);
-                        }
-                    }
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        })
+        let strategy = self.end.strategy;
+        endpoint::wait(
+            self,
+            Side::Writer,
+            |w| &w.end.core,
+            strategy,
+            deadline,
+            |w| w.try_write(msg),
+        )
     }
 
     /// Closes the writing side: the reader drains, then gets `Closed`. Idempotent;
     /// dropping the writer closes it too.
     pub fn close(&mut self) {
-        self.closed = true;
-        let ctl = self.core.ctl();
-        ctl.state.writer_closed.store(1, Ordering::Release);
-        ctl.readable.notifier.notify();
+        self.end.close();
     }
 
     /// Whether the reader closed its side.
     pub fn is_closed(&self) -> bool {
-        self.core.ctl().state.reader_closed.load(Ordering::Acquire) != 0
+        self.end.reader_closed()
     }
 
     /// The region the ring lives in.
     pub fn region(&self) -> &Region {
-        self.core.region()
+        self.end.core.region()
     }
 }
 
@@ -271,20 +209,14 @@ impl MessageGrant<'_> {
     pub fn commit(self, len: usize) {
         let len = len.min(self.len);
         let w = self.writer;
-        w.write_header(w.tail, len as u32, KIND_MSG);
-        w.publish(w.tail + record_size(len as u64));
+        w.write_header(w.end.tail, len as u32, KIND_MSG);
+        w.end.publish(w.end.tail + record_size(len as u64));
     }
 }
 
 /// The reading end of a [`MessageRing`].
 pub struct MessageReader {
-    core: Core,
-    /// Our head. Invariant: 8-aligned; `head <= cached_tail <= head + capacity`.
-    head: u64,
-    /// Last tail read from the writer.
-    cached_tail: u64,
-    strategy: WaitStrategy,
-    poisoned: bool,
+    end: ReaderEnd,
 }
 
 /// Where the next message lies: payload position, length, and record size.
@@ -299,123 +231,66 @@ impl MessageReader {
     /// Attaches the reader to the message ring in `region`. `Busy` while another live
     /// reader holds it.
     pub fn attach(region: &Region) -> Result<Self> {
-        let core = Core::attach(region, KIND_MESSAGE, true)?;
-        let ctl = core.ctl();
-        owner::claim(&ctl.state.reader_owner, "reader")?;
-        if ctl.state.reader_closed.load(Ordering::Acquire) != 0 {
-            return Err(Error::Closed);
-        }
-        let head = ctl.reader.head.load(Ordering::Acquire);
-        let tail = ctl.writer.tail.load(Ordering::Acquire);
-        core.check_span(head, tail, "message ring positions at attach")?;
-        if head % 8 != 0 {
+        let end = ReaderEnd::attach(region, KIND_MESSAGE, true, POSITIONS_AT_ATTACH)?;
+        if end.head % 8 != 0 {
             return Err(Error::Corrupted {
                 what: "message ring head not 8-aligned",
             });
         }
-        Ok(Self {
-            core,
-            head,
-            cached_tail: tail,
-            strategy: WaitStrategy::default(),
-            poisoned: false,
-        })
+        Ok(Self { end })
     }
 
     /// How blocking calls wait.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
+        self.end.strategy = strategy;
     }
 
     /// Largest message this ring carries.
     pub fn max_message(&self) -> usize {
-        self.core.max_message as usize
-    }
-
-    fn corrupted(&mut self, what: &'static str) -> Error {
-        self.poisoned = true;
-        Error::Corrupted { what }
-    }
-
-    /// Committed bytes after `head`, re-reading the tail when the cache shows none.
-    #[inline]
-    fn available(&mut self) -> Result<u64> {
-        if self.cached_tail != self.head {
-            return Ok(self.cached_tail - self.head);
-        }
-        let ctl = self.core.ctl();
-        let mut closed = false;
-        loop {
-            let tail = ctl.writer.tail.load(Ordering::Acquire);
-            if tail < self.cached_tail || self.core.check_span(self.head, tail, "").is_err() {
-                return Err(self.corrupted("writer tail outside [head, head + capacity]"));
-            }
-            self.cached_tail = tail;
-            if tail != self.head {
-                return Ok(tail - self.head);
-            }
-            if closed {
-                return Err(Error::Closed);
-            }
-            if ctl.state.writer_closed.load(Ordering::Acquire) == 0 {
-                return Ok(0);
-            }
-            closed = true;
-        }
+        self.end.core.max_message as usize
     }
 
     /// Finds the next message, skipping padding. `WouldBlock` if none is committed.
     #[inline]
     fn next(&mut self) -> Result<NextMessage> {
-        if self.poisoned {
-            return Err(Error::Corrupted {
-                what: "endpoint poisoned by an earlier corruption",
-            });
-        }
+        let end = &mut self.end;
+        end.check_poisoned()?;
         loop {
-            let avail = self.available()?;
+            let avail = end.available(false)?;
             if avail == 0 {
                 return Err(Error::WouldBlock);
             }
             if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
-                return Err(self.corrupted("partial record published"));
+                return Err(end.corrupted("partial record published"));
             }
             let mut header = [0u8; RECORD_HEADER];
-            self.core.copy_out(self.head, &mut header);
+            end.core.copy_out(end.head, &mut header);
             let len = u64::from(u32::from_le_bytes([
                 header[0], header[1], header[2], header[3],
             ]));
             let kind = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            let to_end = self.core.capacity - (self.head & self.core.mask);
+            let to_end = end.core.capacity - (end.head & end.core.mask);
             match kind {
                 KIND_PAD => {
                     if len + RECORD_HEADER as u64 != to_end || to_end > avail {
-                        return Err(self.corrupted("padding record of the wrong length"));
+                        return Err(end.corrupted("padding record of the wrong length"));
                     }
-                    self.release(to_end);
+                    end.release(to_end);
                 }
                 KIND_MSG => {
                     let record = record_size(len);
-                    if len > self.core.max_message || record > to_end || record > avail {
-                        return Err(self.corrupted("message record length out of bounds"));
+                    if len > end.core.max_message || record > to_end || record > avail {
+                        return Err(end.corrupted("message record length out of bounds"));
                     }
                     return Ok(NextMessage {
-                        pos: self.head + RECORD_HEADER as u64,
+                        pos: end.head + RECORD_HEADER as u64,
                         len: len as usize,
                         record,
                     });
                 }
-                _ => return Err(self.corrupted("unknown record kind")),
+                _ => return Err(end.corrupted("unknown record kind")),
             }
         }
-    }
-
-    #[inline]
-    fn release(&mut self, n: u64) {
-        self.head += n;
-        let ctl = self.core.ctl();
-        ctl.reader.head.store(self.head, Ordering::Release);
-        ctl.writable.notifier.notify();
     }
 
     /// Reads the next message into `buf` and returns its length. `WouldBlock` if none
@@ -430,8 +305,8 @@ impl MessageReader {
                 got: buf.len(),
             });
         }
-        self.core.copy_out(next.pos, &mut buf[..next.len]);
-        self.release(next.record);
+        self.end.core.copy_out(next.pos, &mut buf[..next.len]);
+        self.end.release(next.record);
         Ok(next.len)
     }
 
@@ -445,30 +320,10 @@ impl MessageReader {
     fn wait_readable<T>(
         &mut self,
         deadline: Deadline,
-        mut op: impl FnMut(&mut Self) -> Result<T>,
+        op: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let strategy = self.strategy;
-        let ctl_ptr: *const _ = self.core.ctl();
-        // SAFETY: the control block lives as long as `self.core`; only its notifier
-        // (atomics) is used through this reference.
-        let notifier = unsafe { &(*ctl_ptr).readable.notifier };
-        wait_for(notifier, strategy, deadline, |ctx| match op(self) {
-            Ok(v) => Ok(Some(v)),
-            Err(Error::WouldBlock) => {
-                if ctx.liveness_due {
-                    let owner = self.core.ctl().state.writer_owner.load(Ordering::Acquire);
-                    if self.core.owner_died(owner) {
-                        return match op(self) {
-                            Ok(v) => Ok(Some(v)),
-                            Err(Error::WouldBlock) => Err(Error::PeerDied),
-                            Err(e) => Err(e),
-                        };
-                    }
-                }
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        })
+        let strategy = self.end.strategy;
+        endpoint::wait(self, Side::Reader, |r| &r.end.core, strategy, deadline, op)
     }
 
     /// Length of the next committed message, without consuming it; `WouldBlock` if
@@ -488,7 +343,7 @@ impl MessageReader {
     pub fn read_grant(&mut self) -> Result<MessageReadGrant<'_>> {
         let next = self.next()?;
         Ok(MessageReadGrant {
-            ptr: self.core.at(next.pos),
+            ptr: self.end.core.at(next.pos),
             len: next.len,
             record: next.record,
             reader: self,
@@ -498,14 +353,12 @@ impl MessageReader {
     /// Closes the reading side: the writer gets `Closed`. Idempotent; dropping the
     /// reader closes it too.
     pub fn close(&mut self) {
-        let ctl = self.core.ctl();
-        ctl.state.reader_closed.store(1, Ordering::Release);
-        ctl.writable.notifier.notify();
+        self.end.close();
     }
 
     /// The region the ring lives in.
     pub fn region(&self) -> &Region {
-        self.core.region()
+        self.end.core.region()
     }
 }
 
@@ -546,6 +399,6 @@ impl MessageReadGrant<'_> {
 
     /// Consumes the message.
     pub fn release(self) {
-        self.reader.release(self.record);
+        self.reader.end.release(self.record);
     }
 }

@@ -33,6 +33,7 @@
 mod byte;
 mod control;
 mod core;
+mod endpoint;
 mod message;
 
 pub use byte::{ByteReadGrant, ByteReader, ByteRing, ByteWriteGrant, ByteWriter};

@@ -1,11 +1,12 @@
-//! Helpers shared by the SPSC cross-process, kill and hostile tests:
+//! Helpers shared by the ring integration tests (cross-process, kill, hostile, alloc):
 //!
 //! * [`Shared`]: a file in a fresh temp dir mapped `MAP_SHARED` (memmap2 `MmapRaw`) in
 //!   every process, split into a page of control words and the ring's [`Region`];
 //! * [`Supervisor`]: re-executes this test binary in a role (the ipc-channel pattern) and
 //!   enforces an outer deadline: children are SIGKILLed and the test fails instead of
 //!   hanging; a watchdog thread aborts the whole binary if the test itself hangs;
-//! * a tiny seeded PRNG, checksums, and the self-checking message format.
+//! * a tiny seeded PRNG, checksums, and the self-checking message format;
+//! * [`alloc`]: the counting global allocator of the allocation tests.
 
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 use culvert_ring::Region;
 use culvert_sync::atomic::AtomicU64;
 use memmap2::MmapOptions;
+
+pub mod alloc;
 
 /// Environment variable naming a child's role.
 pub const ROLE_ENV: &str = "CULVERT_SPSC_TEST_ROLE";

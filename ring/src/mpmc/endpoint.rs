@@ -1,0 +1,115 @@
+//! What every MPMC endpoint type shares: [`wait`], the blocking loop around
+//! [`culvert_sync::wait_for`], and [`endpoint_methods!`], which writes the methods that
+//! only forward to the endpoint's [`Core`] (close, stats, clone, …) once for all four
+//! endpoint types. Everything is statically dispatched; the hot `try_*` paths do not
+//! go through here.
+
+use culvert_sync::{wait_for, Deadline};
+
+use super::core::Core;
+use crate::{Error, Result};
+
+/// The notifier a blocked call sleeps on.
+#[derive(Clone, Copy)]
+pub(crate) enum WaitOn {
+    /// `not_full`: producers and writers wait for a free slot.
+    NotFull,
+    /// `not_empty`: consumers and readers wait for a committed message.
+    NotEmpty,
+}
+
+/// Runs `poll(endpoint, check_live)` until it stops returning `WouldBlock`, sleeping on
+/// the `on` notifier with the endpoint's wait strategy until `deadline` (`Timeout`).
+/// `check_live` is true when `wait_for` says a liveness check of slot holders is due.
+/// `core` finds the endpoint's [`Core`].
+#[inline]
+pub(crate) fn wait<E, T>(
+    endpoint: &mut E,
+    core: impl Fn(&E) -> &Core,
+    on: WaitOn,
+    deadline: Deadline,
+    mut poll: impl FnMut(&mut E, bool) -> Result<T>,
+) -> Result<T> {
+    let strategy = core(endpoint).wait_strategy();
+    // SAFETY: the reference is used only inside this call, while `endpoint` (and so its
+    // Core and region) lives.
+    let ctl = unsafe { core(endpoint).ctl_unbound() };
+    let notifier = match on {
+        WaitOn::NotFull => &ctl.not_full.0,
+        WaitOn::NotEmpty => &ctl.not_empty.0,
+    };
+    wait_for(notifier, strategy, deadline, |ctx| {
+        match poll(endpoint, ctx.liveness_due) {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::WouldBlock) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// Writes the methods an MPMC endpoint type (a struct with a `core: Core` field) only
+/// forwards to its core.
+///
+/// * `endpoint_methods!(Type, "who", KIND)`: for a type holding nothing but its core:
+///   `Debug`, `try_clone` (a new attachment of `KIND`), and the forwarders below.
+/// * `endpoint_methods!(@forward Type)`: `set_wait_strategy`, `close`, `is_closed`,
+///   `reclaim_dead`, `stats` and `region`.
+macro_rules! endpoint_methods {
+    ($ty:ident, $who:literal, $kind:expr) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(concat!("mpmc::", stringify!($ty)))
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $ty {
+            #[doc = concat!("Another ", $who, " on the same ring (a new attachment).")]
+            pub fn try_clone(&self) -> $crate::Result<Self> {
+                Ok(Self {
+                    core: self.core.reattach($kind)?,
+                })
+            }
+        }
+
+        endpoint_methods!(@forward $ty);
+    };
+    (@forward $ty:ident) => {
+        impl $ty {
+            /// How blocking calls wait (default `Adaptive`).
+            pub fn set_wait_strategy(&mut self, strategy: culvert_sync::WaitStrategy) {
+                self.core.set_wait_strategy(strategy);
+            }
+
+            /// Closes the ring for every endpoint (consumers still drain what was
+            /// committed).
+            pub fn close(&self) {
+                self.core.close();
+            }
+
+            /// Whether the ring was closed.
+            pub fn is_closed(&self) -> bool {
+                self.core.is_closed()
+            }
+
+            /// Frees now every slot held by a dead process (waiters do this lazily);
+            /// returns how many were freed. Counted in [`Stats`]($crate::mpmc::Stats) like the
+            /// lazy path.
+            pub fn reclaim_dead(&self) -> $crate::Result<usize> {
+                self.core.reclaim_dead()
+            }
+
+            /// The ring's shared counters.
+            pub fn stats(&self) -> $crate::mpmc::Stats {
+                self.core.stats()
+            }
+
+            /// The region the ring lives in.
+            pub fn region(&self) -> &culvert_section::Region {
+                self.core.region()
+            }
+        }
+    };
+}
+
+pub(crate) use endpoint_methods;

@@ -1,0 +1,324 @@
+//! [`WriterEnd`] and [`ReaderEnd`]: the framing-independent state and logic of the two
+//! SPSC endpoints, shared by the byte and message rings.
+//!
+//! Each holds the [`Core`], its own position and a cached copy of the peer's, and
+//! implements attach (claiming the side, checking positions), the validated refresh of
+//! the peer's position (`free` / `available`), publishing, closing, and the blocking
+//! wait around [`culvert_sync::wait_for`] with the peer liveness check. The framings
+//! keep only record layout. Everything on the hot path is `#[inline]` and statically
+//! dispatched.
+
+use culvert_section::Region;
+use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use culvert_sync::{wait_for, Deadline, Notifier, WaitStrategy};
+
+use super::control::SpscControl;
+use super::core::Core;
+use crate::{owner, Error, Result};
+
+/// The error of every call on an endpoint that detected corruption earlier.
+const POISONED: Error = Error::Corrupted {
+    what: "endpoint poisoned by an earlier corruption",
+};
+
+/// The writer's state, common to both framings.
+pub(crate) struct WriterEnd {
+    pub core: Core,
+    /// Our tail (the shared one is only ever written from here). Invariant:
+    /// `cached_head <= tail <= cached_head + capacity` (8-aligned in message rings).
+    pub tail: u64,
+    /// Last head read from the reader. Invariant: `<=` the reader's real head.
+    pub cached_head: u64,
+    pub strategy: WaitStrategy,
+    /// Set after a corruption was detected: every later call fails.
+    pub poisoned: bool,
+    /// Set once this writer closed: later writes get `Closed`.
+    pub closed: bool,
+}
+
+impl WriterEnd {
+    /// Attaches to the ring in `region` as its writer (see [`attach`]).
+    pub(crate) fn attach(
+        region: &Region,
+        kind: u8,
+        message: bool,
+        positions: &'static str,
+    ) -> Result<Self> {
+        let (core, head, tail) = attach(region, kind, message, positions, Side::Writer)?;
+        Ok(Self {
+            core,
+            tail,
+            cached_head: head,
+            strategy: WaitStrategy::default(),
+            poisoned: false,
+            closed: false,
+        })
+    }
+
+    /// Free bytes, re-reading the reader's head only when the cached one shows less
+    /// than `want`.
+    #[inline]
+    pub(crate) fn free(&mut self, want: u64) -> Result<u64> {
+        if self.poisoned {
+            return Err(POISONED);
+        }
+        let mut free = self.core.capacity - (self.tail - self.cached_head);
+        if free < want {
+            let head = self.core.ctl().reader.head.load(Ordering::Acquire);
+            if head < self.cached_head || self.core.check_span(head, self.tail, "").is_err() {
+                self.poisoned = true;
+                return Err(Error::Corrupted {
+                    what: "reader head outside [tail - capacity, tail]",
+                });
+            }
+            self.cached_head = head;
+            free = self.core.capacity - (self.tail - head);
+        }
+        Ok(free)
+    }
+
+    /// `Closed` if this writer or the reader closed.
+    #[inline]
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed || self.reader_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Whether the reader closed its side.
+    #[inline]
+    pub(crate) fn reader_closed(&self) -> bool {
+        self.core.ctl().state.reader_closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Moves the tail to `new_tail`, publishing everything before it to the reader.
+    #[inline]
+    pub(crate) fn publish(&mut self, new_tail: u64) {
+        self.tail = new_tail;
+        let ctl = self.core.ctl();
+        ctl.writer.tail.store(new_tail, Ordering::Release);
+        ctl.readable.notifier.notify();
+    }
+
+    /// Closes the writing side (idempotent).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+        let ctl = self.core.ctl();
+        ctl.state.writer_closed.store(1, Ordering::Release);
+        ctl.readable.notifier.notify();
+    }
+}
+
+/// The reader's state, common to both framings.
+pub(crate) struct ReaderEnd {
+    pub core: Core,
+    /// Our head (the shared one is only ever written from here). Invariant:
+    /// `head <= cached_tail <= head + capacity` (8-aligned in message rings).
+    pub head: u64,
+    /// Last tail read from the writer.
+    pub cached_tail: u64,
+    pub strategy: WaitStrategy,
+    /// Set after a corruption was detected: every later call fails.
+    pub poisoned: bool,
+}
+
+impl ReaderEnd {
+    /// Attaches to the ring in `region` as its reader (see [`attach`]).
+    pub(crate) fn attach(
+        region: &Region,
+        kind: u8,
+        message: bool,
+        positions: &'static str,
+    ) -> Result<Self> {
+        let (core, head, tail) = attach(region, kind, message, positions, Side::Reader)?;
+        Ok(Self {
+            core,
+            head,
+            cached_tail: tail,
+            strategy: WaitStrategy::default(),
+            poisoned: false,
+        })
+    }
+
+    /// Marks the endpoint poisoned and returns the corruption error.
+    pub(crate) fn corrupted(&mut self, what: &'static str) -> Error {
+        self.poisoned = true;
+        Error::Corrupted { what }
+    }
+
+    /// `Corrupted` once the endpoint was poisoned.
+    #[inline(always)]
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(POISONED);
+        }
+        Ok(())
+    }
+
+    /// Committed bytes after `head`, re-reading the writer's tail when the cached one
+    /// shows none (or always, when `fresh`). `Closed` once the writer closed and
+    /// everything was read. Does not check the poison flag.
+    #[inline]
+    pub(crate) fn available(&mut self, fresh: bool) -> Result<u64> {
+        if !fresh && self.cached_tail != self.head {
+            return Ok(self.cached_tail - self.head);
+        }
+        let ctl = self.core.ctl();
+        let mut closed = false;
+        loop {
+            let tail = ctl.writer.tail.load(Ordering::Acquire);
+            if tail < self.cached_tail || self.core.check_span(self.head, tail, "").is_err() {
+                return Err(self.corrupted("writer tail outside [head, head + capacity]"));
+            }
+            self.cached_tail = tail;
+            if tail != self.head {
+                return Ok(tail - self.head);
+            }
+            if closed {
+                return Err(Error::Closed);
+            }
+            // The writer sets `closed` after its last tail store: if we see it, one
+            // more tail read sees everything it committed.
+            if ctl.state.writer_closed.load(Ordering::Acquire) == 0 {
+                return Ok(0);
+            }
+            closed = true;
+        }
+    }
+
+    /// Moves the head on by `n` bytes, handing them back to the writer.
+    #[inline]
+    pub(crate) fn release(&mut self, n: u64) {
+        self.head += n;
+        let ctl = self.core.ctl();
+        ctl.reader.head.store(self.head, Ordering::Release);
+        ctl.writable.notifier.notify();
+    }
+
+    /// Closes the reading side (idempotent).
+    pub(crate) fn close(&mut self) {
+        let ctl = self.core.ctl();
+        ctl.state.reader_closed.store(1, Ordering::Release);
+        ctl.writable.notifier.notify();
+    }
+}
+
+/// Which side a blocked call waits as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Sleeps on `writable`; a dead reader means `PeerDied` at once.
+    Writer,
+    /// Sleeps on `readable`; a dead writer means `PeerDied` once drained.
+    Reader,
+}
+
+impl Side {
+    /// The owner word of this side.
+    fn own_owner(self, ctl: &SpscControl) -> &AtomicU64 {
+        match self {
+            Side::Writer => &ctl.state.writer_owner,
+            Side::Reader => &ctl.state.reader_owner,
+        }
+    }
+
+    /// This side's closed flag.
+    fn own_closed(self, ctl: &SpscControl) -> &AtomicU32 {
+        match self {
+            Side::Writer => &ctl.state.writer_closed,
+            Side::Reader => &ctl.state.reader_closed,
+        }
+    }
+
+    fn notifier(self, ctl: &SpscControl) -> &Notifier {
+        match self {
+            Side::Writer => &ctl.writable.notifier,
+            Side::Reader => &ctl.readable.notifier,
+        }
+    }
+
+    fn peer_owner(self, ctl: &SpscControl) -> &AtomicU64 {
+        match self {
+            Side::Writer => &ctl.state.reader_owner,
+            Side::Reader => &ctl.state.writer_owner,
+        }
+    }
+}
+
+/// Attaches to the ring in `region` as `side`: validates the ring, claims the side
+/// (`Busy` while another live endpoint holds it), `Closed` if the side was already
+/// closed, and checks the positions (`positions` names them in the error). Returns the
+/// core and the shared head and tail.
+fn attach(
+    region: &Region,
+    kind: u8,
+    message: bool,
+    positions: &'static str,
+    side: Side,
+) -> Result<(Core, u64, u64)> {
+    let core = Core::attach(region, kind, message)?;
+    let ctl = core.ctl();
+    let name = match side {
+        Side::Writer => "writer",
+        Side::Reader => "reader",
+    };
+    owner::claim(side.own_owner(ctl), name)?;
+    if side.own_closed(ctl).load(Ordering::Acquire) != 0 {
+        return Err(Error::Closed);
+    }
+    // Each side loads its own position first.
+    let (head, tail) = match side {
+        Side::Writer => {
+            let tail = ctl.writer.tail.load(Ordering::Acquire);
+            (ctl.reader.head.load(Ordering::Acquire), tail)
+        }
+        Side::Reader => {
+            let head = ctl.reader.head.load(Ordering::Acquire);
+            (head, ctl.writer.tail.load(Ordering::Acquire))
+        }
+    };
+    core.check_span(head, tail, positions)?;
+    Ok((core, head, tail))
+}
+
+/// Runs `op` on `endpoint` until it stops returning `WouldBlock`, sleeping on the
+/// side's notifier until `deadline`. When a liveness check is due and the peer's
+/// process died: a writer gets `PeerDied`; a reader tries `op` once more (a dead writer
+/// commits nothing new, so this drains) and gets `PeerDied` only if that blocks too.
+/// `core` finds the endpoint's [`Core`].
+#[inline]
+pub(crate) fn wait<E, T>(
+    endpoint: &mut E,
+    side: Side,
+    core: impl Fn(&E) -> &Core,
+    strategy: WaitStrategy,
+    deadline: Deadline,
+    mut op: impl FnMut(&mut E) -> Result<T>,
+) -> Result<T> {
+    let ctl_ptr: *const SpscControl = core(endpoint).ctl();
+    // SAFETY: the control block lives as long as the endpoint's Core (its region),
+    // which outlives this call; only its notifier (atomics) is used through this
+    // reference.
+    let notifier = side.notifier(unsafe { &*ctl_ptr });
+    wait_for(notifier, strategy, deadline, |ctx| match op(endpoint) {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::WouldBlock) => {
+            if ctx.liveness_due {
+                let c = core(endpoint);
+                let owner = side.peer_owner(c.ctl()).load(Ordering::Acquire);
+                if c.owner_died(owner) {
+                    if side == Side::Writer {
+                        return Err(Error::PeerDied);
+                    }
+                    return match op(endpoint) {
+                        Ok(v) => Ok(Some(v)),
+                        Err(Error::WouldBlock) => Err(Error::PeerDied),
+                        Err(e) => Err(e),
+                    };
+                }
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    })
+}
