@@ -530,7 +530,18 @@ fn io_copy_and_bufreader_work() {
 }
 
 #[test]
-fn shared_mode_is_reported_unsupported() {
-    let r = pipe::anonymous(PipeMode::Message, &PipeOptions::default().shared(true));
-    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+fn shared_mode_pipes_work_in_one_process() {
+    // Cross-process shared-mode tests are in pipe_shared.rs.
+    for mode in [PipeMode::Byte, PipeMode::Message] {
+        let opts = PipeOptions::default().shared(true).max_message(64 * 1024);
+        let (mut a, mut b) = pipe::anonymous(mode, &opts).unwrap();
+        a.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(b.read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        b.write_all(b"back").unwrap();
+        assert_eq!(a.read(&mut buf).unwrap(), 4);
+        drop(a);
+        assert_eq!(b.read(&mut buf).unwrap(), 0);
+    }
 }

@@ -136,6 +136,24 @@ struct Stats {
     worst_overshoot: Duration,
     /// The call that overshot most, and its outcome.
     worst_call: String,
+    /// Each endpoint limit (max_message or capacity) as first seen. A peer may have
+    /// scribbled the config words before we attached, so this is whatever valid value
+    /// attach accepted; it must never change afterwards (copied once, never re-read).
+    limits_at_attach: Vec<(&'static str, usize)>,
+}
+
+impl Stats {
+    /// Asserts `limit` is what this endpoint reported on its first call.
+    fn check_limit_stable(&mut self, limit: usize, what: &'static str) {
+        let first = match self.limits_at_attach.iter().find(|(w, _)| *w == what) {
+            Some(&(_, first)) => first,
+            None => {
+                self.limits_at_attach.push((what, limit));
+                limit
+            }
+        };
+        assert_eq!(limit, first, "{what} is copied at attach, never re-read");
+    }
 }
 
 impl Stats {
@@ -217,11 +235,9 @@ fn message_writer_op(
     max_wait: Duration,
 ) {
     let max = w.max_message();
-    assert_eq!(
-        max, MAX_MESSAGE,
-        "limits are copied at attach, never re-read"
-    );
-    let msg = [0x5au8; MAX_MESSAGE];
+    assert!(max <= CAPACITY - 8, "validated at attach");
+    st.check_limit_stable(max, "MessageWriter max_message");
+    let msg = [0x5au8; CAPACITY];
     let len = rng.below(max as u64 + 1) as usize;
     let t0 = Instant::now();
     match rng.below(6) {
@@ -279,11 +295,9 @@ fn message_reader_op(
     max_wait: Duration,
 ) {
     let max = r.max_message();
-    assert_eq!(
-        max, MAX_MESSAGE,
-        "limits are copied at attach, never re-read"
-    );
-    let mut buf = [0u8; MAX_MESSAGE];
+    assert!(max <= CAPACITY - 8, "validated at attach");
+    st.check_limit_stable(max, "MessageReader max_message");
+    let mut buf = [0u8; CAPACITY];
     let blen = if rng.one_in(3) {
         rng.below(max as u64 + 1) as usize
     } else {
@@ -337,11 +351,8 @@ fn message_reader_op(
 }
 
 fn byte_writer_op(w: &mut ByteWriter, rng: &mut XorShift, st: &mut Stats, max_wait: Duration) {
-    assert_eq!(
-        w.capacity(),
-        CAPACITY,
-        "capacity is copied at attach, never re-read"
-    );
+    assert!(w.capacity().is_power_of_two() && w.capacity() <= CAPACITY);
+    st.check_limit_stable(w.capacity(), "ByteWriter capacity");
     let data = [0x3cu8; 2 * CAPACITY];
     let len = rng.below(2 * CAPACITY as u64 + 1) as usize;
     let t0 = Instant::now();
@@ -389,11 +400,8 @@ fn byte_writer_op(w: &mut ByteWriter, rng: &mut XorShift, st: &mut Stats, max_wa
 }
 
 fn byte_reader_op(r: &mut ByteReader, rng: &mut XorShift, st: &mut Stats, max_wait: Duration) {
-    assert_eq!(
-        r.capacity(),
-        CAPACITY,
-        "capacity is copied at attach, never re-read"
-    );
+    assert!(r.capacity().is_power_of_two() && r.capacity() <= CAPACITY);
+    st.check_limit_stable(r.capacity(), "ByteReader capacity");
     let mut buf = [0u8; 2 * CAPACITY];
     let blen = rng.below(2 * CAPACITY as u64 + 1) as usize;
     let buf = &mut buf[..blen];

@@ -1,7 +1,8 @@
 //! Anonymous pipes: [`anonymous`], [`anonymous_pending`], [`PendingEnd`] and handing an
 //! end to a child process ([`PipeCommandExt`], [`PipeEnd::from_inherited`]).
 
-use std::process::Command;
+use std::process::{Child, Command};
+use std::sync::Mutex;
 
 use culvert_section::{Section, SectionKind};
 use culvert_sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,7 @@ use culvert_sync::atomic::{AtomicBool, Ordering};
 use super::end::PipeEnd;
 use super::layout::{create_instance, Placement, StateView, END_GONE, END_UNATTACHED, STATE_NAME};
 use super::options::{PipeMode, PipeOptions};
+use super::shared::{self, HolderView, Reservation, HOLDER_ENV_SUFFIX, SIDE_ENV_SUFFIX};
 use crate::Result;
 
 /// The environment variable through which a child learns the descriptor of the pipe
@@ -74,6 +76,7 @@ pub fn anonymous_pending(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd,
             section: Some(second),
             opts: opts.clone(),
             passed: AtomicBool::new(false),
+            reserved: Mutex::new(Vec::new()),
         },
     ))
 }
@@ -83,6 +86,16 @@ pub fn anonymous_pending(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd,
 /// Hand it to a child with [`PipeCommandExt::inherit_pipe_end`], or attach it here
 /// with [`open`](Self::open). Dropped without either, it counts as closed: the first
 /// end reads end of stream and its writes fail.
+///
+/// **Shared pipes** ([`PipeOptions::shared`]): the end may be handed to any number of
+/// children, each attaching as one more holder of it (as forked processes share a
+/// pipe descriptor). Prefer [`spawn_child`](Self::spawn_child): it reserves a holder
+/// entry for the child *before* spawning it (so the end does not look closed while a
+/// child has not attached yet) and names the child in it afterwards (so a child that
+/// dies before attaching is discounted). With [`pass_to_child`](Self::pass_to_child)
+/// call [`expect_child`](Self::expect_child) after each spawn to the same effect; a
+/// reservation never given a pid counts as a holder as long as this process lives.
+/// The other end reads end of stream once every holder closed or died.
 #[derive(Debug)]
 pub struct PendingEnd {
     /// `None` once opened.
@@ -90,6 +103,8 @@ pub struct PendingEnd {
     opts: PipeOptions,
     /// Passed to at least one `Command`.
     passed: AtomicBool,
+    /// Shared mode: holder reservations made for children whose pid we do not know yet.
+    reserved: Mutex<Vec<Reservation>>,
 }
 
 impl PendingEnd {
@@ -108,11 +123,81 @@ impl PendingEnd {
 
     /// [`pass_to_child`](Self::pass_to_child) with another environment variable (to
     /// pass several pipes); the child calls [`PipeEnd::from_inherited_env`] with it.
+    ///
+    /// Shared pipes: reserves a holder entry for the child first (see the type's
+    /// docs); call [`expect_child`](Self::expect_child) after spawning.
     pub fn pass_to_child_env(&self, cmd: &mut Command, var: &str) -> Result<()> {
         let section = self.section.as_ref().ok_or(crate::Error::Closed)?;
-        section.pass_to_child(cmd, var)?;
+        if let Some(holders) = self.holders()? {
+            let r = shared::reserve_for_child(section, &holders, 1, cmd, var)?;
+            self.reserved
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(r);
+        } else {
+            section.pass_to_child(cmd, var)?;
+            cmd.env(format!("{var}{SIDE_ENV_SUFFIX}"), "1");
+            cmd.env_remove(format!("{var}{HOLDER_ENV_SUFFIX}"));
+        }
         self.passed.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// After a [`pass_to_child`](Self::pass_to_child) and the spawn: records `pid` as
+    /// the child that will attach, so that the first end notices if it dies before
+    /// attaching. Shared pipes: the oldest reservation not yet given a pid now names
+    /// the child.
+    pub fn expect_child(&self, pid: u32) -> Result<()> {
+        let section = self.section.as_ref().ok_or(crate::Error::Closed)?;
+        let Some(holders) = self.holders()? else {
+            let id = culvert_sync::ProcessIdentity::of(pid)?;
+            let state = StateView::new(section.object(STATE_NAME)?)?;
+            state.end(1).expected.store(id.packed(), Ordering::Release);
+            return Ok(());
+        };
+        let r = {
+            let mut list = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+            if list.is_empty() {
+                return Ok(());
+            }
+            list.remove(0)
+        };
+        shared::convert_reservation(&holders, 1, r, pid)
+    }
+
+    /// Spawns `cmd` with this end passed to the child ([`pass_to_child`](Self::pass_to_child),
+    /// spawn, [`expect_child`](Self::expect_child)). For shared pipes, call it once per
+    /// child. Drop `cmd` afterwards to close this process's copy of the descriptor.
+    pub fn spawn_child(&self, cmd: &mut Command) -> Result<Child> {
+        self.pass_to_child(cmd)?;
+        match cmd.spawn() {
+            Ok(child) => {
+                self.expect_child(child.id())?;
+                Ok(child)
+            }
+            Err(e) => {
+                let last = self
+                    .reserved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop();
+                if let (Some(r), Ok(Some(holders))) = (last, self.holders()) {
+                    holders.release(1, r.index, r.word);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The holder table, for a shared pipe.
+    fn holders(&self) -> Result<Option<HolderView>> {
+        let section = self.section.as_ref().ok_or(crate::Error::Closed)?;
+        let state = StateView::new(section.object(STATE_NAME)?)?;
+        if state.config()?.shared {
+            Ok(Some(HolderView::open(section)?))
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -164,8 +249,12 @@ impl PipeEnd {
 
     /// [`from_inherited_env`](Self::from_inherited_env) with the wait strategy and
     /// section options of `opts`.
+    ///
+    /// The side comes from `<var>_SIDE` (default: the second end), and for shared
+    /// pipes the holder entry reserved for this child from `<var>_HOLDER`.
     pub fn from_inherited_with(var: &str, opts: &PipeOptions) -> Result<PipeEnd> {
+        let (side, holder) = shared::inherited_side_and_holder(var)?;
         let section = Section::from_inherited_env_with(var, &opts.section_for(SectionKind::Pipe))?;
-        PipeEnd::attach(section, 1, opts.wait_strategy, None)
+        PipeEnd::attach_holder(section, side, opts.wait_strategy, None, holder)
     }
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use culvert_ring::spsc;
+use culvert_ring::{mpmc, spsc};
 use culvert_section::Section;
 use culvert_sync::atomic::Ordering;
 use culvert_sync::{Deadline, ProcessIdentity, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
@@ -15,6 +15,7 @@ use super::layout::{
 };
 use super::options::{MessageRead, Peek, PipeMode, ReadMode};
 use super::server::ServerLink;
+use super::shared::{self, HolderView, Holders};
 use crate::{Error, Result};
 
 /// Writes between two clock reads for the periodic peer-liveness check of writes.
@@ -24,12 +25,59 @@ const WRITES_PER_LIVENESS_CLOCK: u32 = 32;
 enum Tx {
     Bytes(spsc::ByteWriter),
     Messages(spsc::MessageWriter),
+    /// Shared mode, byte pipe.
+    SharedBytes(mpmc::ByteWriter),
+    /// Shared mode, message pipe: one ring message per pipe message.
+    SharedMessages(mpmc::Producer),
 }
 
 /// The ring this end reads.
 enum Rx {
     Bytes(spsc::ByteReader),
     Messages(spsc::MessageReader),
+    /// Shared mode, byte pipe.
+    SharedBytes(mpmc::ByteReader),
+    /// Shared mode, message pipe.
+    SharedMessages(mpmc::Consumer),
+}
+
+/// Shared mode: this end's holder word, and the rest of a message taken out of the
+/// ring but not yet read.
+struct SharedState {
+    holders: HolderView,
+    /// Our holder word: index and value.
+    index: usize,
+    word: u64,
+    /// Message pipes: the message taken whole from the ring whose rest a short read
+    /// left. Allocated once at attach (`max_message` bytes). Invariant:
+    /// `start <= end <= rest.len()`; `rest[start..end]` is unread.
+    rest: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedState {
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Moves buffered bytes into `buf`; returns how many.
+    fn take(&mut self, buf: &mut [u8]) -> usize {
+        let k = self.buffered().min(buf.len());
+        buf[..k].copy_from_slice(&self.rest[self.start..self.start + k]);
+        self.start += k;
+        k
+    }
+}
+
+/// Copies a message taken from the ring: what fits into `buf`, the rest into `rest`
+/// (which holds `max_message` bytes). Returns (bytes in `buf`, bytes in `rest`).
+fn split_message(msg: &[u8], buf: &mut [u8], rest: &mut [u8]) -> (usize, usize) {
+    let k = msg.len().min(buf.len());
+    buf[..k].copy_from_slice(&msg[..k]);
+    let r = (msg.len() - k).min(rest.len());
+    rest[..r].copy_from_slice(&msg[k..k + r]);
+    (k, r)
 }
 
 /// Where the reader is inside a message (message pipes).
@@ -122,6 +170,10 @@ pub struct PipeEnd {
     last_liveness: Instant,
     /// Named pipes: the server's instance slot this connection holds.
     link: Option<ServerLink>,
+    /// Shared mode only.
+    shared: Option<SharedState>,
+    /// Shared mode: reservations for children that have no pid yet.
+    reserved: std::sync::Mutex<Vec<shared::Reservation>>,
 }
 
 impl std::fmt::Debug for PipeEnd {
@@ -132,6 +184,7 @@ impl std::fmt::Debug for PipeEnd {
             .field("read_mode", &self.read_mode)
             .field("max_message", &self.max_message)
             .field("disconnected", &self.disconnected)
+            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -149,12 +202,22 @@ impl PipeEnd {
         strategy: WaitStrategy,
         link: Option<ServerLink>,
     ) -> Result<PipeEnd> {
+        Self::attach_holder(section, side, strategy, link, None)
+    }
+
+    /// Attaches end `side`; in shared mode as one more holder, taking over the
+    /// reserved holder word `preferred` if it is still a reservation.
+    pub(crate) fn attach_holder(
+        section: Section,
+        side: usize,
+        strategy: WaitStrategy,
+        link: Option<ServerLink>,
+        preferred: Option<usize>,
+    ) -> Result<PipeEnd> {
         let state = StateView::new(section.object(STATE_NAME)?)?;
         let config = state.config()?;
         if config.shared {
-            return Err(Error::InvalidArgument {
-                what: "shared pipes are not supported by this build".into(),
-            });
+            return Self::attach_shared(section, state, side, strategy, preferred);
         }
         let me = state.end(side);
         let my_id = ProcessIdentity::current().packed();
@@ -232,6 +295,109 @@ impl PipeEnd {
             writes_since_clock: 0,
             last_liveness: Instant::now(),
             link,
+            shared: None,
+            reserved: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Shared mode: claims a holder word, marks the end attached, attaches an MPMC
+    /// producer/writer on the ring this end writes and a consumer/reader on the other.
+    fn attach_shared(
+        section: Section,
+        state: StateView,
+        side: usize,
+        strategy: WaitStrategy,
+        preferred: Option<usize>,
+    ) -> Result<PipeEnd> {
+        let config = state.config()?;
+        let holders = HolderView::open(&section)?;
+        let my_id = ProcessIdentity::current().packed();
+        let index = holders.claim(side, my_id, preferred)?;
+        let me = state.end(side);
+        // The word is claimed first and the status checked after, so whoever declares
+        // the end gone either saw our word or made us see END_GONE here.
+        let status = match me.status.compare_exchange(
+            END_UNATTACHED,
+            END_ATTACHED,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => END_ATTACHED,
+            Err(now) => now,
+        };
+        if status != END_ATTACHED {
+            holders.release(side, index, my_id);
+            return Err(Error::Closed);
+        }
+        me.identity.store(my_id, Ordering::Release);
+        me.holders.fetch_add(1, Ordering::AcqRel);
+        let fail = |e: Error| {
+            holders.release(side, index, my_id);
+            state.end(side).holders.fetch_sub(1, Ordering::AcqRel);
+            e
+        };
+        let (tx_name, rx_name) = if side == 0 { (A2B, B2A) } else { (B2A, A2B) };
+        let tx_region = section.object(tx_name).map_err(|e| fail(e.into()))?;
+        let rx_region = section.object(rx_name).map_err(|e| fail(e.into()))?;
+        let (tx, rx, rest_len) = match config.mode {
+            PipeMode::Byte => {
+                let mut w = mpmc::ByteWriter::attach(&tx_region).map_err(|e| fail(e.into()))?;
+                let mut r = mpmc::ByteReader::attach(&rx_region).map_err(|e| fail(e.into()))?;
+                w.set_wait_strategy(strategy);
+                r.set_wait_strategy(strategy);
+                (Tx::SharedBytes(w), Rx::SharedBytes(r), 0)
+            }
+            PipeMode::Message => {
+                let mut w = mpmc::Producer::attach(&tx_region).map_err(|e| fail(e.into()))?;
+                let mut r = mpmc::Consumer::attach(&rx_region).map_err(|e| fail(e.into()))?;
+                w.set_wait_strategy(strategy);
+                r.set_wait_strategy(strategy);
+                // Each ring slot must hold a whole message of `max_message` bytes.
+                if w.max_message() < config.max_message || r.max_message() < config.max_message {
+                    return Err(fail(Error::Corrupted {
+                        what: "shared pipe ring slots smaller than max_message".into(),
+                    }));
+                }
+                (
+                    Tx::SharedMessages(w),
+                    Rx::SharedMessages(r),
+                    config.max_message,
+                )
+            }
+        };
+        Ok(PipeEnd {
+            section,
+            state,
+            side,
+            mode: config.mode,
+            read_mode: match config.mode {
+                PipeMode::Byte => ReadMode::Byte,
+                PipeMode::Message => ReadMode::Message,
+            },
+            max_message: config.max_message,
+            tx,
+            rx,
+            cursor: MsgCursor::default(),
+            scratch: Vec::new(),
+            frag_payload: 0,
+            nonblocking: false,
+            read_timeout: None,
+            write_timeout: None,
+            strategy,
+            disconnected: false,
+            poisoned: false,
+            writes_since_clock: 0,
+            last_liveness: Instant::now(),
+            link: None,
+            shared: Some(SharedState {
+                holders,
+                index,
+                word: my_id,
+                rest: vec![0u8; rest_len].into_boxed_slice(),
+                start: 0,
+                end: 0,
+            }),
+            reserved: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -303,10 +469,14 @@ impl PipeEnd {
         match &mut self.tx {
             Tx::Bytes(w) => w.set_wait_strategy(strategy),
             Tx::Messages(w) => w.set_wait_strategy(strategy),
+            Tx::SharedBytes(w) => w.set_wait_strategy(strategy),
+            Tx::SharedMessages(w) => w.set_wait_strategy(strategy),
         }
         match &mut self.rx {
             Rx::Bytes(r) => r.set_wait_strategy(strategy),
             Rx::Messages(r) => r.set_wait_strategy(strategy),
+            Rx::SharedBytes(r) => r.set_wait_strategy(strategy),
+            Rx::SharedMessages(r) => r.set_wait_strategy(strategy),
         }
     }
 
@@ -402,10 +572,264 @@ impl PipeEnd {
             return Ok(());
         }
         self.last_liveness = now;
-        if self.state.peer_gone(self.side) {
+        if self.shared.is_some() {
+            if self.shared_peer_gone() {
+                self.close_shared_rings();
+                return Err(Error::Closed);
+            }
+        } else if self.state.peer_gone(self.side) {
             return Err(Error::PeerDied);
         }
         Ok(())
+    }
+
+    // ---- shared mode -------------------------------------------------------------------
+
+    /// Shared mode: whether every holder of the other end is gone.
+    fn shared_peer_gone(&self) -> bool {
+        match &self.shared {
+            Some(sh) => shared::end_gone(&self.state, &sh.holders, self.side ^ 1),
+            None => false,
+        }
+    }
+
+    /// Shared mode: closes both rings for everyone (the other end is gone, or we were
+    /// its last holder) and frees the slots of dead holders, so that what was committed
+    /// drains.
+    fn close_shared_rings(&mut self) {
+        match &self.tx {
+            Tx::SharedBytes(w) => w.close(),
+            Tx::SharedMessages(w) => w.close(),
+            _ => {}
+        }
+        match &self.rx {
+            Rx::SharedBytes(r) => {
+                r.close();
+                let _ = r.reclaim_dead();
+            }
+            Rx::SharedMessages(r) => {
+                r.close();
+                let _ = r.reclaim_dead();
+            }
+            _ => {}
+        }
+    }
+
+    /// Shared mode: runs a ring operation until `deadline`, in naps of
+    /// [`LIVENESS_RECHECK_INTERVAL`]; after a nap the other end's holders are checked,
+    /// and once all are gone the rings are closed and the operation runs once more
+    /// without waiting (a read drains what was committed; then `Closed`).
+    fn shared_op<T>(
+        &mut self,
+        deadline: Deadline,
+        mut op: impl FnMut(&mut Self, Deadline) -> culvert_ring::Result<T>,
+    ) -> Result<T> {
+        let mut gone = false;
+        loop {
+            let d = if gone {
+                Deadline::now()
+            } else {
+                deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL))
+            };
+            match op(self, d) {
+                Err(culvert_ring::Error::Timeout | culvert_ring::Error::WouldBlock) if gone => {
+                    return Err(Error::Closed)
+                }
+                Err(culvert_ring::Error::Timeout) if !deadline.has_passed() => {
+                    if self.shared_peer_gone() {
+                        self.close_shared_rings();
+                        gone = true;
+                    }
+                }
+                Err(culvert_ring::Error::WouldBlock) if self.nonblocking => {
+                    // Non-blocking: check the other end at most once per interval.
+                    let now = Instant::now();
+                    if now.duration_since(self.last_liveness) >= LIVENESS_RECHECK_INTERVAL {
+                        self.last_liveness = now;
+                        if self.shared_peer_gone() {
+                            self.close_shared_rings();
+                            gone = true;
+                            continue;
+                        }
+                    }
+                    return Err(Error::WouldBlock);
+                }
+                other => return other.map_err(Error::from),
+            }
+        }
+    }
+
+    /// Shared message pipes: reads (part of) the next message into `buf`.
+    fn shared_read_message(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<MessageRead> {
+        if let Some(sh) = self.shared.as_mut() {
+            if sh.buffered() > 0 {
+                let k = sh.take(buf);
+                return Ok(MessageRead {
+                    len: k,
+                    more: sh.buffered() > 0,
+                });
+            }
+        }
+        let nonblocking = self.nonblocking;
+        let (k, r) = self.shared_op(deadline, |me, d| {
+            let (Rx::SharedMessages(c), Some(sh)) = (&mut me.rx, me.shared.as_mut()) else {
+                return Err(culvert_ring::Error::Closed);
+            };
+            let rest = &mut sh.rest[..];
+            let f = |msg: &[u8]| split_message(msg, buf, rest);
+            if nonblocking {
+                c.try_recv_with(f)
+            } else {
+                c.recv_with(f, d)
+            }
+        })?;
+        let sh = self.shared.as_mut().ok_or(Error::Closed)?;
+        sh.start = 0;
+        sh.end = r;
+        Ok(MessageRead {
+            len: k,
+            more: r > 0,
+        })
+    }
+
+    /// Shared message pipes, byte read mode: what is buffered and the messages
+    /// committed now, across boundaries (waiting only for the first).
+    fn shared_read_across(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        let mut pos = 0;
+        while pos < buf.len() {
+            let m = if pos == 0 {
+                match self.shared_read_message(buf, deadline) {
+                    Ok(m) => m,
+                    Err(e) if is_eof(&e) => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+            } else {
+                let (Rx::SharedMessages(c), Some(sh)) = (&mut self.rx, self.shared.as_mut()) else {
+                    break;
+                };
+                let rest = &mut sh.rest[..];
+                let dst = &mut buf[pos..];
+                match c.try_recv_with(|msg| split_message(msg, dst, rest)) {
+                    Ok((k, r)) => {
+                        sh.start = 0;
+                        sh.end = r;
+                        MessageRead {
+                            len: k,
+                            more: r > 0,
+                        }
+                    }
+                    Err(culvert_ring::Error::Corrupted { what }) => {
+                        return Err(Error::Corrupted { what: what.into() })
+                    }
+                    Err(_) => break,
+                }
+            };
+            pos += m.len;
+            if m.more {
+                break;
+            }
+        }
+        Ok(pos)
+    }
+
+    /// Another holder of this end in this process (shared mode only): its own ring
+    /// attachments and holder entry, the same settings. The end counts as gone when
+    /// the last of its holders closed or died. `InvalidArgument` on a pipe that is not
+    /// shared.
+    pub fn try_clone(&self) -> Result<PipeEnd> {
+        if self.shared.is_none() {
+            return Err(Error::InvalidArgument {
+                what: "try_clone needs a shared pipe (PipeOptions::shared)".into(),
+            });
+        }
+        self.check_usable()?;
+        let dup = self.section.as_fd().try_clone_to_owned()?;
+        let section = Section::from_fd_with(
+            dup,
+            "shared pipe",
+            &culvert_section::SectionOptions::default()
+                .kind(culvert_section::SectionKind::Pipe)
+                .expect_kind(culvert_section::SectionKind::Pipe),
+        )?;
+        let mut end = Self::attach_holder(section, self.side, self.strategy, None, None)?;
+        end.read_mode = self.read_mode;
+        end.nonblocking = self.nonblocking;
+        end.read_timeout = self.read_timeout;
+        end.write_timeout = self.write_timeout;
+        Ok(end)
+    }
+
+    /// Shares this end with a child process (shared mode only): reserves a holder
+    /// entry for it and arranges for `cmd`'s child to inherit the pipe section, its
+    /// descriptor in `var`, the side in `<var>_SIDE` and the entry in `<var>_HOLDER`.
+    /// The child attaches with [`PipeEnd::from_inherited_env`]`(var)` as another
+    /// holder of this end. Until then the reservation counts as a holder naming this
+    /// process; call [`PipeEnd::expect_holder`] with the child's pid after spawning
+    /// (or use [`spawn_child`](Self::spawn_child), which does all three steps) so a
+    /// child that dies before attaching is discounted.
+    pub fn share_with_child(&self, cmd: &mut std::process::Command, var: &str) -> Result<()> {
+        let Some(sh) = &self.shared else {
+            return Err(Error::InvalidArgument {
+                what: "sharing an attached end needs a shared pipe (PipeOptions::shared)".into(),
+            });
+        };
+        let r = shared::reserve_for_child(&self.section, &sh.holders, self.side, cmd, var)?;
+        self.reservations()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(r);
+        Ok(())
+    }
+
+    /// After [`share_with_child`](Self::share_with_child) and the spawn: the oldest
+    /// reservation made by this end that names no child yet now names `pid`.
+    pub fn expect_holder(&self, pid: u32) -> Result<()> {
+        let Some(sh) = &self.shared else {
+            return self.expect_peer(pid);
+        };
+        let r = {
+            let mut list = self
+                .reservations()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if list.is_empty() {
+                return Ok(());
+            }
+            list.remove(0)
+        };
+        shared::convert_reservation(&sh.holders, self.side, r, pid)
+    }
+
+    /// Shares this end with the child `cmd` spawns (shared mode only):
+    /// [`share_with_child`](Self::share_with_child) with [`PIPE_FD_ENV`](super::PIPE_FD_ENV),
+    /// spawn, [`expect_holder`](Self::expect_holder). Drop `cmd` after this call to
+    /// close this process's copy of the descriptor.
+    pub fn spawn_child(&self, cmd: &mut std::process::Command) -> Result<std::process::Child> {
+        self.share_with_child(cmd, super::PIPE_FD_ENV)?;
+        match cmd.spawn() {
+            Ok(child) => {
+                self.expect_holder(child.id())?;
+                Ok(child)
+            }
+            Err(e) => {
+                if let (Some(sh), Some(r)) = (
+                    &self.shared,
+                    self.reservations()
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop(),
+                ) {
+                    sh.holders.release(self.side, r.index, r.word);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Reservations made by [`share_with_child`](Self::share_with_child) not yet given
+    /// a child's pid.
+    fn reservations(&self) -> &std::sync::Mutex<Vec<shared::Reservation>> {
+        &self.reserved
     }
 
     /// Runs a blocking ring operation until `deadline`. While the peer has not
@@ -463,6 +887,11 @@ impl PipeEnd {
         self.check_usable()?;
         self.periodic_peer_check()?;
         let deadline = self.write_deadline();
+        if self.shared.is_some() {
+            return self
+                .shared_write(msg, deadline)
+                .map_err(|e| self.poison_on(e));
+        }
         let r = match self.mode {
             PipeMode::Byte => self.write_bytes(msg, deadline),
             PipeMode::Message => self.write_fragments(msg, deadline).map(|()| msg.len()),
@@ -471,6 +900,50 @@ impl PipeEnd {
             Error::Timeout if self.nonblocking => Error::WouldBlock,
             e => self.poison_on(e),
         })
+    }
+
+    /// Shared mode: a message is one ring message; bytes go in records of up to the
+    /// atomic write size (a blocking write writes all of `buf`).
+    fn shared_write(&mut self, buf: &[u8], deadline: Deadline) -> Result<usize> {
+        let nonblocking = self.nonblocking;
+        match self.mode {
+            PipeMode::Message => {
+                if buf.len() > self.max_message {
+                    return Err(Error::MessageTooLarge {
+                        len: buf.len(),
+                        max: self.max_message,
+                    });
+                }
+                self.shared_op(deadline, |me, d| match &mut me.tx {
+                    Tx::SharedMessages(p) if nonblocking => p.try_send(buf),
+                    Tx::SharedMessages(p) => p.send(buf, d),
+                    _ => Err(culvert_ring::Error::Closed),
+                })?;
+                Ok(buf.len())
+            }
+            PipeMode::Byte => {
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                let mut done = 0;
+                while done < buf.len() {
+                    let r = self.shared_op(deadline, |me, d| match &mut me.tx {
+                        Tx::SharedBytes(w) if nonblocking => w.try_write(&buf[done..]),
+                        Tx::SharedBytes(w) => w.write(&buf[done..], d),
+                        _ => Err(culvert_ring::Error::Closed),
+                    });
+                    match r {
+                        Ok(n) => done += n,
+                        Err(_) if done > 0 => return Ok(done),
+                        Err(e) => return Err(e),
+                    }
+                    if nonblocking {
+                        break;
+                    }
+                }
+                Ok(done)
+            }
+        }
     }
 
     fn write_bytes(&mut self, buf: &[u8], deadline: Deadline) -> Result<usize> {
@@ -677,6 +1150,13 @@ impl PipeEnd {
             });
         }
         let deadline = self.read_deadline();
+        if self.shared.is_some() {
+            return match self.shared_read_message(buf, deadline) {
+                Err(Error::Timeout) => Err(self.timeout_error()),
+                Err(e) => Err(self.poison_on(e)),
+                ok => ok,
+            };
+        }
         let mut pos = 0;
         loop {
             let f = match self.head_fragment(Some(deadline)) {
@@ -716,6 +1196,23 @@ impl PipeEnd {
             return Ok(0);
         }
         let deadline = self.read_deadline();
+        if self.shared.is_some() {
+            let nonblocking = self.nonblocking;
+            let r = match self.mode {
+                PipeMode::Message => self.shared_read_across(buf, deadline),
+                PipeMode::Byte => self.shared_op(deadline, |me, d| match &mut me.rx {
+                    Rx::SharedBytes(r) if nonblocking => r.try_read(buf),
+                    Rx::SharedBytes(r) => r.read(buf, d),
+                    _ => Err(culvert_ring::Error::Closed),
+                }),
+            };
+            return match r {
+                Ok(n) => Ok(n),
+                Err(e) if is_eof(&e) => Ok(0),
+                Err(Error::Timeout) => Err(self.timeout_error()),
+                Err(e) => Err(self.poison_on(e)),
+            };
+        }
         match &mut self.rx {
             Rx::Bytes(r) => {
                 let r = if self.nonblocking {
@@ -730,6 +1227,7 @@ impl PipeEnd {
                     Err(e) => Err(self.poison_on(e)),
                 }
             }
+            Rx::SharedBytes(_) | Rx::SharedMessages(_) => Err(Error::Closed),
             Rx::Messages(_) => {
                 let mut pos = 0;
                 while pos < buf.len() {
@@ -754,7 +1252,11 @@ impl PipeEnd {
     /// Looks at what is waiting without consuming it. Never waits.
     pub fn peek(&mut self) -> Result<Peek> {
         self.check_usable()?;
+        if self.shared.is_some() {
+            return self.shared_peek();
+        }
         match &mut self.rx {
+            Rx::SharedBytes(_) | Rx::SharedMessages(_) => Err(Error::Closed),
             Rx::Bytes(r) => Ok(Peek {
                 bytes_available: r.bytes_available()?,
                 next_message_len: None,
@@ -786,6 +1288,50 @@ impl PipeEnd {
         }
     }
 
+    /// Shared mode `peek`: an MPMC ring cannot show a message without taking it, so a
+    /// peek of a message pipe takes the next message out of the ring into this end's
+    /// buffer (it is this end's to read from then on; other holders will not get it).
+    fn shared_peek(&mut self) -> Result<Peek> {
+        let Some(sh) = self.shared.as_mut() else {
+            return Err(Error::Closed);
+        };
+        match &mut self.rx {
+            Rx::SharedBytes(r) => Ok(Peek {
+                bytes_available: r.buffered(),
+                next_message_len: None,
+            }),
+            Rx::SharedMessages(c) => {
+                if sh.buffered() == 0 {
+                    let rest = &mut sh.rest[..];
+                    match c.try_recv_with(|msg| split_message(msg, &mut [], rest)) {
+                        Ok((_, r)) => {
+                            sh.start = 0;
+                            sh.end = r;
+                            if r == 0 {
+                                // A zero-length message.
+                                return Ok(Peek {
+                                    bytes_available: 0,
+                                    next_message_len: Some(0),
+                                });
+                            }
+                        }
+                        Err(culvert_ring::Error::Corrupted { what }) => {
+                            let e = Error::Corrupted { what: what.into() };
+                            return Err(self.poison_on(e));
+                        }
+                        Err(_) => {}
+                    }
+                }
+                let n = sh.buffered();
+                Ok(Peek {
+                    bytes_available: n,
+                    next_message_len: (n > 0).then_some(n),
+                })
+            }
+            _ => Err(Error::Closed),
+        }
+    }
+
     /// Writes `request` as one message and reads the reply message into `reply`
     /// (Windows' `TransactNamedPipe`). Message pipes only; `reply`'s [`MessageRead`]
     /// says whether more of the reply remains for [`read_message`](Self::read_message).
@@ -795,7 +1341,7 @@ impl PipeEnd {
                 what: "transact needs a message pipe".into(),
             });
         }
-        if self.cursor.in_message {
+        if self.cursor.in_message || self.shared.as_ref().is_some_and(|s| s.buffered() > 0) {
             return Err(Error::InvalidArgument {
                 what: "transact with part of a message still unread".into(),
             });
@@ -807,6 +1353,8 @@ impl PipeEnd {
     /// Closes both directions now: the peer reads what was committed, then end of
     /// stream; its writes fail. Unread data is discarded. Later calls on this end fail
     /// with `Closed`. Named pipes: frees the server's instance slot. Idempotent.
+    /// Shared pipes: detaches this holder only; the directions close when it was the
+    /// last holder of its end.
     pub fn disconnect(&mut self) {
         if self.disconnected {
             return;
@@ -816,13 +1364,32 @@ impl PipeEnd {
     }
 
     fn close_rings(&mut self) {
+        if let Some(sh) = &self.shared {
+            // One holder leaving: the rings close only when it was the last one.
+            if sh.holders.release(self.side, sh.index, sh.word) {
+                self.state
+                    .end(self.side)
+                    .holders
+                    .fetch_sub(1, Ordering::AcqRel);
+            }
+            if sh.holders.scan(self.side) != Holders::Live
+                && shared::mark_gone(&self.state, self.side)
+            {
+                self.close_shared_rings();
+            }
+            return;
+        }
         match &mut self.tx {
             Tx::Bytes(w) => w.close(),
             Tx::Messages(w) => w.close(),
+            Tx::SharedBytes(w) => w.close(),
+            Tx::SharedMessages(w) => w.close(),
         }
         match &mut self.rx {
             Rx::Bytes(r) => r.close(),
             Rx::Messages(r) => r.close(),
+            Rx::SharedBytes(r) => r.close(),
+            Rx::SharedMessages(r) => r.close(),
         }
         self.state
             .end(self.side)

@@ -15,6 +15,7 @@ use culvert_sync::{Liveness, ProcessIdentity};
 use culvert_ring::{mpmc, spsc};
 
 use super::options::{PipeMode, PipeOptions, MAX_MESSAGE_LIMIT};
+use super::shared::{HolderTable, HOLDERS_NAME, OBJ_HOLDERS};
 use crate::{Error, Result};
 
 /// Magic word of a [`PipeState`]: "CLVPIPE" + version byte.
@@ -40,10 +41,17 @@ pub(crate) const END_ATTACHED: u32 = 1;
 /// [`EndState::status`]: the end was dropped, disconnected, or given up unused.
 pub(crate) const END_GONE: u32 = 2;
 
-/// Slots of each MPMC ring in shared mode.
-pub(crate) const SHARED_SLOTS_MIN: usize = 8;
-/// Largest fragment (ring message) in shared mode: MPMC slots hold whole fragments.
-pub(crate) const SHARED_FRAGMENT_MAX: usize = 16 * 1024;
+/// Fewest slots of each MPMC ring in shared mode.
+pub(crate) const SHARED_SLOTS_MIN: usize = 4;
+/// Largest `max_message` of a shared message pipe: each MPMC slot holds one whole
+/// message (no fragmentation), so a direction costs `slots × max_message` bytes.
+pub(crate) const SHARED_MESSAGE_MAX: usize = 1 << 20;
+/// The atomic write size of shared byte pipes (Linux's `PIPE_BUF`): a write of at
+/// most this many bytes is never interleaved with another writer's bytes.
+pub(crate) const SHARED_ATOMIC_WRITE: usize = 4096;
+/// Participant-table entries of each shared ring: room for every holder of both ends
+/// ([`MAX_HOLDERS`](super::shared::MAX_HOLDERS) each) and more.
+pub(crate) const SHARED_RING_ENDPOINTS: usize = 256;
 /// Fragment header: `flags: u32` (FIRST/LAST), `total_len: u32`.
 pub(crate) const FRAG_HEADER: usize = 8;
 /// Fragment flag: first fragment of a message.
@@ -63,8 +71,9 @@ pub(crate) struct EndState {
     /// `END_UNATTACHED → END_ATTACHED → END_GONE` (or `UNATTACHED → GONE`). Never goes
     /// back. Any other value is treated as gone.
     pub status: AtomicU32,
-    /// Number of processes holding this end (shared mode; 1 otherwise). Invariant
-    /// (honest peers): > 0 while `status == END_ATTACHED`.
+    /// Attachments of this end (1 when not shared). Shared mode: attaches minus normal
+    /// detaches — a hint only (a killed holder is never subtracted); the holder table
+    /// (`super::shared`) is what decides whether the end is gone.
     pub holders: AtomicU32,
     /// Reserved, zero.
     pub reserved: [AtomicU64; 5],
@@ -209,16 +218,15 @@ enum RingPlan {
 impl RingPlan {
     fn new(mode: PipeMode, shared: bool, capacity: usize, max_message: usize) -> Self {
         if shared {
-            // Slots of up to 16 KiB fragments; as many as make up `capacity`.
+            // One message per slot (no fragmentation, so writers never interleave
+            // pieces of messages); as many slots as make up `capacity`, at least
+            // SHARED_SLOTS_MIN.
             let slot = match mode {
-                PipeMode::Byte => SHARED_FRAGMENT_MAX.min(capacity / SHARED_SLOTS_MIN),
-                PipeMode::Message => SHARED_FRAGMENT_MAX
-                    .min(capacity / SHARED_SLOTS_MIN)
-                    .min(FRAG_HEADER + max_message)
-                    .max(FRAG_HEADER + 64),
+                PipeMode::Byte => SHARED_ATOMIC_WRITE,
+                PipeMode::Message => max_message.max(1),
             };
             let slots = (capacity / slot).max(SHARED_SLOTS_MIN).next_power_of_two();
-            let config = mpmc::Config::new(slots, slot).with_max_endpoints(256);
+            let config = mpmc::Config::new(slots, slot).with_max_endpoints(SHARED_RING_ENDPOINTS);
             match mode {
                 PipeMode::Byte => RingPlan::MpmcBytes(config),
                 PipeMode::Message => RingPlan::MpmcMessages(config),
@@ -273,12 +281,26 @@ pub(crate) fn create_instance(
     expected_b: u64,
 ) -> Result<Section> {
     opts.validate()?;
+    if opts.shared && mode == PipeMode::Message && opts.max_message > SHARED_MESSAGE_MAX {
+        return Err(Error::InvalidArgument {
+            what: format!(
+                "shared message pipes carry messages of at most {SHARED_MESSAGE_MAX} bytes \
+                 (each ring slot holds a whole message); max_message is {}",
+                opts.max_message
+            ),
+        });
+    }
     let a2b_cap = PipeOptions::ring_capacity(opts.out_buffer)?;
     let b2a_cap = PipeOptions::ring_capacity(opts.in_buffer)?;
     let a2b = RingPlan::new(mode, opts.shared, a2b_cap, opts.max_message);
     let b2a = RingPlan::new(mode, opts.shared, b2a_cap, opts.max_message);
     let (a2b_len, b2a_len) = (a2b.size()?, b2a.size()?);
-    let total = std::mem::size_of::<PipeState>() + a2b_len + b2a_len + 3 * 4096;
+    let holders_len = if opts.shared {
+        std::mem::size_of::<HolderTable>()
+    } else {
+        0
+    };
+    let total = std::mem::size_of::<PipeState>() + holders_len + a2b_len + b2a_len + 4 * 4096;
     let sopts = opts.section_for(SectionKind::Pipe);
     let mut section = match place {
         Placement::Anonymous => Section::anonymous_with(total as u64, &sopts)?,
@@ -290,6 +312,10 @@ pub(crate) fn create_instance(
         std::mem::size_of::<PipeState>() as u64,
         128,
     )?;
+    if opts.shared {
+        // Zero-filled by the section: every holder word starts free.
+        section.add_object(HOLDERS_NAME, OBJ_HOLDERS, holders_len as u64, 128)?;
+    }
     let r_a2b = section.add_object(A2B, OBJ_RING, a2b_len as u64, 4096)?;
     let r_b2a = section.add_object(B2A, OBJ_RING, b2a_len as u64, 4096)?;
     a2b.init(&r_a2b)?;

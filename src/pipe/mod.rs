@@ -80,14 +80,46 @@
 //! cells, and an MPMC ring carrying connect requests; clients and server wake each
 //! other through two notifiers in it.
 //!
-//! **Shared mode** ([`PipeOptions::shared`]) is not implemented in this build: creating
-//! a shared pipe fails with `InvalidArgument`.
+//! **Shared mode** ([`PipeOptions::shared`], anonymous pipes): each direction is an
+//! MPMC ring, so an end may be held by several processes at once, each attaching its
+//! own producer and consumer to the rings.
+//!
+//! * *Sharing.* [`PendingEnd::spawn_child`] (or `pass_to_child` + `expect_child`) may
+//!   be called for any number of children, each of which attaches as one more holder
+//!   with [`PipeEnd::from_inherited`]; an attached end is shared with
+//!   [`PipeEnd::spawn_child`] / [`PipeEnd::share_with_child`] (the side travels in
+//!   `<var>_SIDE`) or, in the same process, [`PipeEnd::try_clone`].
+//! * *Holders and end of stream.* The instance section holds a holder table: one word
+//!   per attached end (a packed process identity) and *reservations* made for a child
+//!   before it is spawned and then converted to name it, so the end does not look
+//!   closed in the window before the child attaches, and a child that dies before
+//!   attaching is discounted. An end is gone when no word names a live process; the
+//!   last holder to close marks it gone, a killed one is found by the other end's
+//!   waits (naps of `LIVENESS_RECHECK_INTERVAL`, then a table scan). Whoever finds an
+//!   end gone closes both rings: readers drain what was committed, then see end of
+//!   stream; writers get `BrokenPipe`. One holder dropping or
+//!   [`disconnect`](PipeEnd::disconnect)ing detaches only itself.
+//! * *Messages are never fragmented:* an MPMC slot holds `max_message` bytes (at most
+//!   1 MiB in shared mode), so messages of different writers cannot interleave and a
+//!   message goes whole to one reader — no cross-process write or read lock needed. The
+//!   cost is memory: `slots × max_message` per direction (see [`PipeOptions::shared`]).
+//!   A `read_message` with a short buffer takes the whole message out of the ring and
+//!   keeps the rest in a per-end buffer of `max_message` bytes allocated at attach, so
+//!   [`MessageRead::more`] works and nothing is lost; `peek` of a shared message pipe
+//!   takes the next message into that buffer too (an MPMC ring cannot show a message
+//!   without claiming it), after which it is this holder's to read.
+//! * *Byte mode* uses `mpmc::ByteRing` with an atomic write size of 4096 bytes
+//!   (`PIPE_BUF`): a write of up to 4096 bytes is never interleaved with another
+//!   writer's bytes; a longer one is split into 4096-byte records.
+//! * A writer or reader killed mid-operation is handled by the MPMC rings themselves
+//!   (its half-written slot is skipped, a taken message counted lost).
 
 mod anon;
 mod end;
 mod layout;
 mod options;
 mod server;
+mod shared;
 
 pub use anon::{anonymous, anonymous_pending, PendingEnd, PipeCommandExt, PIPE_FD_ENV};
 pub use end::PipeEnd;

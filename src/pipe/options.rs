@@ -109,8 +109,21 @@ pub struct PipeOptions {
     /// before anything is written. Messages larger than the ring are fragmented and
     /// reassembled. Default 1 MiB, at most 1 GiB.
     pub max_message: usize,
-    /// Each direction is a multi-producer multi-consumer ring, so one end may be used
-    /// by several processes at once. Default `false`.
+    /// Each direction is a multi-producer multi-consumer ring, so one end may be held
+    /// by several processes at once (as Unix processes share a pipe after `fork`):
+    /// hand it to several children ([`PendingEnd::spawn_child`](super::PendingEnd::spawn_child),
+    /// [`PipeEnd::spawn_child`](super::PipeEnd::spawn_child)) or clone it
+    /// ([`PipeEnd::try_clone`](super::PipeEnd::try_clone)). The other end reads end of
+    /// stream (and its writes fail) once the last holder closed or died.
+    ///
+    /// Message pipes: every message is one ring slot, whole — never fragmented, so
+    /// writers never interleave and any reader gets a whole message; `max_message` is
+    /// at most 1 MiB, and each direction costs `slots × max_message` bytes, with
+    /// `slots = max(4, buffer / max_message)` rounded up to a power of two (the 1 MiB
+    /// default costs 4 MiB per direction: set `max_message` to what you send). Byte
+    /// pipes: writes of up to 4096 bytes (`PIPE_BUF`) are never interleaved with
+    /// another writer's bytes. Anonymous pipes only: binding a shared named pipe is
+    /// `InvalidArgument`. Default `false`.
     pub shared: bool,
     /// How blocking calls of the ends created with these options wait.
     pub wait_strategy: WaitStrategy,

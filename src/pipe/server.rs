@@ -325,7 +325,7 @@ impl PipeServer {
         }
         if opts.shared {
             return Err(Error::InvalidArgument {
-                what: "shared named pipes are not supported by this build".into(),
+                what: "shared mode is for anonymous pipes; named pipes are not shared".into(),
             });
         }
         let ring_config = mpmc::Config::new(CELLS, REQUEST_LEN).with_max_endpoints(256);

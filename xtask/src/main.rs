@@ -56,7 +56,7 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
         },
         Step {
             name: "tests",
-            command: cargo(&["test", "--workspace", "--release"]),
+            command: cargo(&["test", "--workspace", "--release", "--no-fail-fast"]),
         },
     ];
     if !skip_loom {

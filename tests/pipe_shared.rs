@@ -1,0 +1,491 @@
+//! Shared pipes (`PipeOptions::shared(true)`), across real processes: the test binary
+//! re-executes itself with `--exact <test> --nocapture --test-threads=1` and a role in
+//! `CULVERT_PIPE_SHARED_ROLE`; every child attaches the pipe end it inherited as one
+//! more holder of it (`PendingEnd::spawn_child` + `PipeEnd::from_inherited`). Every
+//! test has an outer deadline that kills its children and fails, and its own temp dir.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use culvert::pipe::{self, PendingEnd, PipeEnd, PipeMode, PipeOptions};
+use culvert::Error;
+
+const ROLE: &str = "CULVERT_PIPE_SHARED_ROLE";
+const ID: &str = "CULVERT_PIPE_SHARED_ID";
+const DIR: &str = "CULVERT_PIPE_SHARED_DIR";
+
+// ---- harness ------------------------------------------------------------------------
+
+/// Kills the registered children and aborts the test process if it outlives `limit`.
+struct Watchdog {
+    pids: Arc<Mutex<Vec<u32>>>,
+    done: Arc<Mutex<bool>>,
+}
+
+impl Watchdog {
+    fn new(name: &'static str, limit: Duration) -> Self {
+        let pids = Arc::new(Mutex::new(Vec::<u32>::new()));
+        let done = Arc::new(Mutex::new(false));
+        let (p, d) = (pids.clone(), done.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                std::thread::sleep(Duration::from_millis(50));
+                if *d.lock().unwrap() {
+                    return;
+                }
+            }
+            for pid in p.lock().unwrap().iter() {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+            eprintln!("{name}: outer deadline of {limit:?} passed; children killed");
+            std::process::exit(101);
+        });
+        Self { pids, done }
+    }
+
+    fn watch(&self, child: &Child) {
+        self.pids.lock().unwrap().push(child.id());
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        *self.done.lock().unwrap() = true;
+    }
+}
+
+/// A fresh directory for one test run.
+fn test_dir(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("culvert-pipe-shared-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Spawns `test` as a child with `role` and `id`, sharing `end` with it.
+fn spawn_holder(
+    dog: &Watchdog,
+    end: &PendingEnd,
+    test: &str,
+    role: &str,
+    id: u32,
+    dir: &Path,
+) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(ID, id.to_string())
+        .env(DIR, dir);
+    let child = end.spawn_child(&mut cmd).unwrap();
+    dog.watch(&child);
+    drop(cmd);
+    child
+}
+
+fn wait_ok(mut child: Child) {
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child failed: {status}");
+}
+
+fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+fn child_id() -> u32 {
+    std::env::var(ID).unwrap().parse().unwrap()
+}
+
+fn child_dir() -> PathBuf {
+    PathBuf::from(std::env::var(DIR).unwrap())
+}
+
+/// FNV-1a over 8-byte words.
+fn checksum(mut h: u64, data: &[u8]) -> u64 {
+    for chunk in data.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h ^= u64::from_le_bytes(w);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// A message of writer `id`, number `seq`: `id`, `seq`, then a payload whose length
+/// (8..=2000) and bytes depend on both.
+fn make_message(id: u32, seq: u32, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    let len = 8 + ((seq as usize * 7919 + id as usize * 104_729) % 1993);
+    let mut x = (u64::from(id) << 32 | u64::from(seq)) ^ 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push(x as u8);
+    }
+}
+
+fn check_message(msg: &[u8], scratch: &mut Vec<u8>) -> (u32, u32) {
+    assert!(msg.len() >= 8, "short message of {} bytes", msg.len());
+    let id = u32::from_le_bytes(msg[..4].try_into().unwrap());
+    let seq = u32::from_le_bytes(msg[4..8].try_into().unwrap());
+    make_message(id, seq, scratch);
+    assert!(
+        msg == &scratch[..],
+        "message {id}/{seq} damaged or mixed ({} bytes, expected {})",
+        msg.len(),
+        scratch.len()
+    );
+    (id, seq)
+}
+
+/// Reads one whole message (more == false), or `None` at end of stream.
+fn read_whole(end: &mut PipeEnd, buf: &mut [u8]) -> Option<usize> {
+    match end.read_message(buf) {
+        Ok(m) => {
+            assert!(!m.more, "message longer than max_message");
+            Some(m.len)
+        }
+        Err(Error::Closed | Error::PeerDied) => None,
+        Err(e) => panic!("read_message: {e}"),
+    }
+}
+
+// ---- (1) several writer processes, one message end ---------------------------------------
+
+const MSGS_PER_WRITER: u32 = 10_000;
+
+#[test]
+fn three_writer_processes_share_one_message_end() {
+    const TEST: &str = "three_writer_processes_share_one_message_end";
+    let opts = PipeOptions::default()
+        .mode(PipeMode::Message)
+        .shared(true)
+        .max_message(4096);
+    if let Some(r) = role() {
+        assert_eq!(r, "writer");
+        let id = child_id();
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut msg = Vec::new();
+        for seq in 0..MSGS_PER_WRITER {
+            make_message(id, seq, &mut msg);
+            end.write_all(&msg).unwrap();
+        }
+        return;
+    }
+    let started = Instant::now();
+    let dog = Watchdog::new(TEST, Duration::from_secs(120));
+    let dir = test_dir(TEST);
+    let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
+    let children: Vec<Child> = (0..3)
+        .map(|id| spawn_holder(&dog, &theirs, TEST, "writer", id, &dir))
+        .collect();
+    drop(theirs);
+    let mut next = [0u32; 3];
+    let mut buf = vec![0u8; 4096];
+    let mut scratch = Vec::new();
+    let mut total = 0;
+    while let Some(n) = read_whole(&mut reader, &mut buf) {
+        let (id, seq) = check_message(&buf[..n], &mut scratch);
+        assert!(id < 3, "unknown writer {id}");
+        assert_eq!(seq, next[id as usize], "writer {id}'s order broken");
+        next[id as usize] += 1;
+        total += 1;
+    }
+    assert_eq!(total, 3 * MSGS_PER_WRITER);
+    assert_eq!(next, [MSGS_PER_WRITER; 3]);
+    for c in children {
+        wait_ok(c);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{TEST}: {:?}", started.elapsed());
+}
+
+// ---- (2) byte mode: the atomic-write rule --------------------------------------------------
+
+const RECORD: usize = 4096;
+const RECORDS_PER_WRITER: u32 = 2_000;
+
+fn make_record(id: u32, seq: u32, rec: &mut [u8; RECORD]) {
+    rec[..4].copy_from_slice(&id.to_le_bytes());
+    rec[4..8].copy_from_slice(&seq.to_le_bytes());
+    let fill = (id as u8).wrapping_mul(31) ^ (seq as u8);
+    for (i, b) in rec[8..RECORD - 8].iter_mut().enumerate() {
+        *b = fill.wrapping_add(i as u8);
+    }
+    let sum = checksum(0xcbf2_9ce4_8422_2325, &rec[..RECORD - 8]);
+    rec[RECORD - 8..].copy_from_slice(&sum.to_le_bytes());
+}
+
+#[test]
+fn four_byte_writers_never_interleave_4096_byte_writes() {
+    const TEST: &str = "four_byte_writers_never_interleave_4096_byte_writes";
+    let opts = PipeOptions::default().mode(PipeMode::Byte).shared(true);
+    if let Some(r) = role() {
+        assert_eq!(r, "writer");
+        let id = child_id();
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut rec = [0u8; RECORD];
+        for seq in 0..RECORDS_PER_WRITER {
+            make_record(id, seq, &mut rec);
+            end.write_all(&rec).unwrap();
+        }
+        return;
+    }
+    let started = Instant::now();
+    let dog = Watchdog::new(TEST, Duration::from_secs(120));
+    let dir = test_dir(TEST);
+    let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Byte, &opts).unwrap();
+    let children: Vec<Child> = (0..4)
+        .map(|id| spawn_holder(&dog, &theirs, TEST, "writer", id, &dir))
+        .collect();
+    drop(theirs);
+    let mut next = [0u32; 4];
+    let mut rec = [0u8; RECORD];
+    let mut expect = [0u8; RECORD];
+    loop {
+        // A record at a time; the first read of each tells end of stream apart.
+        let n = reader.read(&mut rec).unwrap();
+        if n == 0 {
+            break;
+        }
+        reader.read_exact(&mut rec[n..]).unwrap();
+        let id = u32::from_le_bytes(rec[..4].try_into().unwrap());
+        let seq = u32::from_le_bytes(rec[4..8].try_into().unwrap());
+        assert!(
+            id < 4,
+            "record header damaged (writer {id}): bytes interleaved"
+        );
+        make_record(id, seq, &mut expect);
+        assert!(rec == expect, "record {id}/{seq} interleaved or damaged");
+        assert_eq!(seq, next[id as usize], "writer {id}'s order broken");
+        next[id as usize] += 1;
+    }
+    assert_eq!(next, [RECORDS_PER_WRITER; 4]);
+    for c in children {
+        wait_ok(c);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{TEST}: {:?}", started.elapsed());
+}
+
+// ---- (3) two reader processes share the reading end ----------------------------------------
+
+const SHARED_READ_MSGS: u32 = 20_000;
+
+#[test]
+fn two_reader_processes_get_every_message_exactly_once() {
+    const TEST: &str = "two_reader_processes_get_every_message_exactly_once";
+    let opts = PipeOptions::default()
+        .mode(PipeMode::Message)
+        .shared(true)
+        .max_message(4096);
+    if let Some(r) = role() {
+        assert_eq!(r, "reader");
+        let id = child_id();
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut scratch = Vec::new();
+        let mut got = Vec::new();
+        let mut last = None;
+        while let Some(n) = read_whole(&mut end, &mut buf) {
+            let (w, seq) = check_message(&buf[..n], &mut scratch);
+            assert_eq!(w, 7);
+            // One consumer takes messages in the order they were sent.
+            assert!(last < Some(seq), "reader {id}: {seq} after {last:?}");
+            last = Some(seq);
+            got.extend_from_slice(&seq.to_le_bytes());
+        }
+        std::fs::write(child_dir().join(format!("reader-{id}")), got).unwrap();
+        return;
+    }
+    let started = Instant::now();
+    let dog = Watchdog::new(TEST, Duration::from_secs(120));
+    let dir = test_dir(TEST);
+    let (mut writer, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
+    let children: Vec<Child> = (0..2)
+        .map(|id| spawn_holder(&dog, &theirs, TEST, "reader", id, &dir))
+        .collect();
+    drop(theirs);
+    let mut msg = Vec::new();
+    for seq in 0..SHARED_READ_MSGS {
+        make_message(7, seq, &mut msg);
+        writer.write_all(&msg).unwrap();
+    }
+    drop(writer);
+    for c in children {
+        wait_ok(c);
+    }
+    let mut seen = vec![0u8; SHARED_READ_MSGS as usize];
+    let mut per_reader = Vec::new();
+    for id in 0..2 {
+        let bytes = std::fs::read(dir.join(format!("reader-{id}"))).unwrap();
+        per_reader.push(bytes.len() / 4);
+        for c in bytes.chunks_exact(4) {
+            let seq = u32::from_le_bytes(c.try_into().unwrap()) as usize;
+            seen[seq] += 1;
+        }
+    }
+    let bad: Vec<usize> = (0..seen.len()).filter(|&i| seen[i] != 1).take(10).collect();
+    assert!(
+        bad.is_empty(),
+        "messages not delivered exactly once: {bad:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{TEST}: {:?} (split {per_reader:?})", started.elapsed());
+}
+
+// ---- (4) end of stream only after the last holder ------------------------------------------
+
+const EOF_MSGS: u32 = 500;
+
+#[test]
+fn end_of_stream_only_after_the_last_writer_holder() {
+    const TEST: &str = "end_of_stream_only_after_the_last_writer_holder";
+    let opts = PipeOptions::default()
+        .mode(PipeMode::Message)
+        .shared(true)
+        .max_message(4096);
+    if let Some(r) = role() {
+        let id = child_id();
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut msg = Vec::new();
+        for seq in 0..EOF_MSGS {
+            make_message(id, seq, &mut msg);
+            end.write_all(&msg).unwrap();
+        }
+        match r.as_str() {
+            // Waits to be SIGKILLed, holding the end.
+            "victim" => loop {
+                std::thread::sleep(Duration::from_secs(1));
+            },
+            "survivor" => {
+                let go = child_dir().join("go");
+                while !go.exists() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                for seq in EOF_MSGS..2 * EOF_MSGS {
+                    make_message(id, seq, &mut msg);
+                    end.write_all(&msg).unwrap();
+                }
+                drop(end); // closes normally
+                return;
+            }
+            other => panic!("unknown role {other}"),
+        }
+    }
+    let started = Instant::now();
+    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let dir = test_dir(TEST);
+    let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
+    let mut victim = spawn_holder(&dog, &theirs, TEST, "victim", 0, &dir);
+    let survivor = spawn_holder(&dog, &theirs, TEST, "survivor", 1, &dir);
+    drop(theirs);
+    let mut next = [0u32; 2];
+    let mut buf = vec![0u8; 4096];
+    let mut scratch = Vec::new();
+    let mut take = |reader: &mut PipeEnd, next: &mut [u32; 2]| -> Option<()> {
+        let n = read_whole(reader, &mut buf)?;
+        let (id, seq) = check_message(&buf[..n], &mut scratch);
+        assert_eq!(seq, next[id as usize]);
+        next[id as usize] += 1;
+        Some(())
+    };
+    // Both holders' first batches.
+    while next != [EOF_MSGS, EOF_MSGS] {
+        take(&mut reader, &mut next).expect("end of stream while both holders live");
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    // One holder dead, one alive: no end of stream (the wait spans several liveness
+    // checks).
+    reader.set_read_timeout(Some(Duration::from_millis(400)));
+    let mut probe = [0u8; 4096];
+    match reader.read_message(&mut probe) {
+        Err(Error::Timeout) => {}
+        other => panic!("expected a timeout while a holder lives, got {other:?}"),
+    }
+    reader.set_read_timeout(Some(Duration::from_secs(20)));
+    std::fs::write(dir.join("go"), b"").unwrap();
+    while take(&mut reader, &mut next).is_some() {}
+    assert_eq!(
+        next,
+        [EOF_MSGS, 2 * EOF_MSGS],
+        "end of stream before draining"
+    );
+    // End of stream stays.
+    assert!(matches!(
+        reader.read_message(&mut probe),
+        Err(Error::Closed | Error::PeerDied)
+    ));
+    wait_ok(survivor);
+    // Writes towards the gone end fail.
+    let e = reader.write_message(b"anyone?").unwrap_err();
+    assert!(matches!(e, Error::Closed | Error::PeerDied), "{e:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{TEST}: {:?}", started.elapsed());
+}
+
+// ---- in-process checks ---------------------------------------------------------------------
+
+#[test]
+fn short_buffers_get_the_rest_with_more_and_peek_reports_it() {
+    let opts = PipeOptions::default()
+        .mode(PipeMode::Message)
+        .shared(true)
+        .max_message(1000);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+    let msg: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    a.write_all(&msg).unwrap();
+    a.write_all(b"").unwrap();
+    a.write_all(b"tail").unwrap();
+    let p = b.peek().unwrap();
+    assert_eq!(p.next_message_len, Some(1000));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 300];
+    loop {
+        let m = b.read_message(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..m.len]);
+        if !m.more {
+            break;
+        }
+    }
+    assert_eq!(got, msg);
+    let m = b.read_message(&mut buf).unwrap();
+    assert_eq!((m.len, m.more), (0, false));
+    let m = b.read_message(&mut buf).unwrap();
+    assert_eq!(&buf[..m.len], b"tail");
+    assert!(matches!(
+        a.write_message(&vec![0u8; 1001]),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    // A clone is one more holder: dropping the original does not end the stream.
+    let mut a2 = a.try_clone().unwrap();
+    drop(a);
+    a2.write_all(b"from the clone").unwrap();
+    let m = b.read_message(&mut buf).unwrap();
+    assert_eq!(&buf[..m.len], b"from the clone");
+    drop(a2);
+    let mut small = [0u8; 8];
+    assert_eq!(b.read(&mut small).unwrap(), 0);
+    assert!(matches!(b.write_message(b"x"), Err(Error::Closed)));
+}
+
+#[test]
+fn shared_message_pipes_refuse_messages_above_one_mib() {
+    let opts = PipeOptions::default()
+        .mode(PipeMode::Message)
+        .shared(true)
+        .max_message(2 << 20);
+    let r = pipe::anonymous(PipeMode::Message, &opts);
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    // Not shared: no clone.
+    let (a, _b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
+    assert!(matches!(a.try_clone(), Err(Error::InvalidArgument { .. })));
+}
