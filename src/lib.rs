@@ -27,3 +27,8 @@ pub use culvert_section as section;
 pub use culvert_sync as sync;
 pub use culvert_sync::{Deadline, WaitStrategy};
 pub use error::{Error, Result};
+
+// The README's example runs as a doctest, so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
