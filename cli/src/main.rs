@@ -1,9 +1,103 @@
 //! # culvert — the command-line tool
 //!
-//! Will own `culvert bench` (culvert vs OS pipe and Unix sockets, cross-process) and the
-//! operator tools `ls`, `inspect`, `gc` — *not built yet (issue 7)*.
+//! * `culvert bench` — culvert against OS pipes, Unix sockets and the shared-memory
+//!   floor, every case in separate processes, one table (and `--json`);
+//! * `culvert ls`, `inspect NAME`, `gc` — what is in the section namespace, its rings
+//!   in detail (read-only, safe on corrupted sections), and removing what crashed
+//!   processes left behind;
+//! * `culvert pipe serve|connect NAME` — stdin/stdout through a named pipe, and
+//!   `culvert mailslot read|write NAME` — lines as mailslot messages, so shell users
+//!   can try culvert without writing code.
+//!
+//! Errors are one line on stderr and a non-zero exit status (1: the operation failed,
+//! 2: bad usage). The namespace directory is `--root`, else `$CULVERT_ROOT`, else
+//! `/dev/shm`.
+
+mod bench;
+mod mailslot_cmd;
+mod pipe_cmd;
+mod ringdiag;
+mod sections;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use culvert_section::SectionOptions;
+
+/// culvert: lock-free shared-memory IPC — benchmark it, see what is in shared memory,
+/// clean up after crashes.
+#[derive(Debug, Parser)]
+#[command(name = "culvert", version)]
+struct Cli {
+    /// Namespace directory of named sections (default: $CULVERT_ROOT, else /dev/shm).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compare culvert with OS pipes, Unix sockets and the shared-memory floor, in
+    /// separate processes, in one run.
+    Bench(bench::BenchArgs),
+    /// List the culvert sections: kind, size, creator, endpoints, state.
+    Ls,
+    /// Show a section's header and the state of every ring in it (read-only).
+    Inspect {
+        /// The section's name.
+        name: String,
+    },
+    /// Remove sections whose every owner is dead, and say what was removed.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Move stdin/stdout through a named pipe.
+    #[command(subcommand)]
+    Pipe(pipe_cmd::PipeCommand),
+    /// Send lines of stdin as mailslot messages, or print received messages.
+    #[command(subcommand)]
+    Mailslot(mailslot_cmd::MailslotCommand),
+    /// The other process of `culvert bench` (internal).
+    #[command(name = "__bench-peer", hide = true)]
+    BenchPeer(bench::PeerArgs),
+}
 
 fn main() {
-    eprintln!("culvert: no command is implemented yet (see issue 7)");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let mut opts = SectionOptions::default();
+    if let Some(root) = &cli.root {
+        opts = opts.root(root);
+    }
+    let result = match &cli.command {
+        Command::Bench(args) => {
+            if let Some(root) = &cli.root {
+                std::env::set_var(culvert_section::ROOT_ENV, root);
+            }
+            bench::run(args)
+        }
+        Command::BenchPeer(args) => bench::run_peer(args),
+        Command::Ls => sections::ls(&opts).map(|s| print_out(&s)),
+        Command::Inspect { name } => sections::inspect(name, &opts).map(|s| print_out(&s)),
+        Command::Gc { dry_run } => sections::gc(&opts, *dry_run).map(|s| print_out(&s)),
+        Command::Pipe(cmd) => pipe_cmd::run(cmd, cli.root.as_deref()),
+        Command::Mailslot(cmd) => mailslot_cmd::run(cmd, cli.root.as_deref()),
+    };
+    if let Err(e) = result {
+        let _ = std::io::stdout().flush();
+        let msg = e.to_string();
+        let line = msg.lines().next().unwrap_or("failed");
+        eprintln!("culvert: {line}");
+        std::process::exit(1);
+    }
+}
+
+/// Prints `s` to stdout; a closed stdout (e.g. `| head`) is not an error.
+fn print_out(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
 }

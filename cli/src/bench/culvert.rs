@@ -1,0 +1,241 @@
+//! The `culvert` transport of the bench: which culvert API carries each case, set up on
+//! both sides.
+//!
+//! Ping-pong and streams run on named pipes ([`culvert::pipe`]): byte pipes, except
+//! `stream_64B_msgs` on a message pipe; default buffers (64 KiB a direction, like an
+//! OS pipe). Calls run on a port ([`culvert::port`], default options: 64 B requests
+//! inline, 1 MiB requests through a view); the peer is the port server, the parent a
+//! client that times each `call`, and ends the run with a datagram.
+//!
+//! The hidden `culvert-ring` transport runs the same cases on the ring-level API
+//! ([`super::rings`]: SPSC rings with the pipes' default sizes), to show what the pipe
+//! and port layers cost on top of the rings.
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use std::time::Instant;
+
+use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
+use culvert::port::{MessageKind, PortClient, PortOptions, PortServer};
+use culvert::section::SectionOptions;
+use culvert::{Deadline, WaitStrategy};
+
+use super::rings::RingSetup;
+use super::spec::{Case, Shape};
+use super::work;
+use super::Duplex;
+
+/// Name of the bench's named pipe (in its private namespace).
+const PIPE: &str = "bench-pipe";
+/// Name of the bench's port.
+const PORT: &str = "bench-port";
+
+/// Which culvert API a case runs on (printed with the table).
+pub fn api_for(case: Case) -> &'static str {
+    match case.shape() {
+        Shape::PingPong { .. } => "culvert::pipe named byte pipe (PipeServer / PipeEnd::connect)",
+        Shape::Stream { messages: true, .. } => "culvert::pipe named message pipe",
+        Shape::Stream { .. } => "culvert::pipe named byte pipe",
+        Shape::Call { .. } => "culvert::port (PortServer / PortClient::call)",
+    }
+}
+
+fn strategy(case: Case) -> WaitStrategy {
+    match case.shape() {
+        Shape::PingPong { spin: true, .. } => WaitStrategy::BusyPoll,
+        _ => WaitStrategy::Adaptive,
+    }
+}
+
+fn pipe_options(case: Case, opts: &SectionOptions) -> PipeOptions {
+    let mode = match case.shape() {
+        Shape::Stream { messages: true, .. } => PipeMode::Message,
+        _ => PipeMode::Byte,
+    };
+    PipeOptions::default()
+        .mode(mode)
+        .max_instances(1)
+        .wait_strategy(strategy(case))
+        .section_options(opts.clone())
+}
+
+/// The ring layout of a case on the `culvert-ring` transport: the pipes' default
+/// 64 KiB rings; calls on message rings big enough for a whole request.
+pub fn ring_setup(case: Case) -> RingSetup {
+    let (messages, capacity, max_message) = match case.shape() {
+        Shape::PingPong { .. } => (false, 64 * 1024, 0),
+        Shape::Stream { messages, .. } => {
+            (messages, 64 * 1024, if messages { 16 * 1024 } else { 0 })
+        }
+        Shape::Call { request, reply } => {
+            let max = request.max(reply);
+            (true, (2 * max).next_power_of_two().max(64 * 1024), max)
+        }
+    };
+    RingSetup {
+        messages,
+        capacity,
+        max_message,
+        strategy: strategy(case),
+    }
+}
+
+/// A server-side pipe end that keeps its server alive.
+struct Served {
+    end: PipeEnd,
+    _server: PipeServer,
+}
+
+impl Read for Served {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.end.read(buf)
+    }
+}
+
+impl Write for Served {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.end.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.end.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.end.flush()
+    }
+}
+
+/// The parent's half, made before the peer starts.
+pub enum Pending {
+    /// A named pipe server waiting for the peer.
+    Pipe(Box<PipeServer>, WaitStrategy),
+    /// Nothing yet: the peer creates the port, the parent connects.
+    Port,
+}
+
+/// The parent's connection.
+pub enum Established {
+    /// A pipe end.
+    Link(Box<dyn Duplex>),
+    /// A port client.
+    Port(PortClient),
+}
+
+/// Parent: creates what the peer will connect to.
+pub fn prepare(case: Case, opts: &SectionOptions) -> io::Result<Pending> {
+    match case.shape() {
+        Shape::Call { .. } => Ok(Pending::Port),
+        _ => {
+            let server = PipeServer::bind(PIPE, &pipe_options(case, opts))?;
+            Ok(Pending::Pipe(Box::new(server), strategy(case)))
+        }
+    }
+}
+
+impl Pending {
+    /// Parent: completes the connection once the peer runs (`peer_alive` says whether
+    /// it still does, while we wait for its port to appear).
+    pub fn establish(
+        self,
+        opts: &SectionOptions,
+        mut peer_alive: impl FnMut() -> bool,
+    ) -> io::Result<Established> {
+        match self {
+            Pending::Pipe(server, strategy) => {
+                let mut end = server.accept_timeout(Duration::from_secs(10))?;
+                end.set_wait_strategy(strategy);
+                Ok(Established::Link(Box::new(Served {
+                    end,
+                    _server: *server,
+                })))
+            }
+            Pending::Port => {
+                let give_up = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let deadline = Deadline::after(Duration::from_secs(5));
+                    match PortClient::connect_with(PORT, b"bench", deadline, opts) {
+                        Ok((client, _)) => return Ok(Established::Port(client)),
+                        Err(culvert::Error::NotFound { .. }) if Instant::now() < give_up => {
+                            if !peer_alive() {
+                                return Err(io::Error::other("the peer exited before serving"));
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parent: times `call`s of `request` bytes (copying out the reply, like the other
+/// transports' clients), then tells the server to stop.
+pub fn call_client(
+    client: &PortClient,
+    request: usize,
+    reply: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> io::Result<Vec<u64>> {
+    let req: Vec<u8> = (0..request).map(|i| i as u8).collect();
+    let mut rep = vec![0u8; reply];
+    let samples = work::timed_loop(warmup, duration, || {
+        let r = client.call(&req, Deadline::never())?;
+        let got = r.as_slice();
+        let n = got.len().min(rep.len());
+        rep[..n].copy_from_slice(&got[..n]);
+        Ok(())
+    });
+    let _ = client.send_datagram(b"stop");
+    std::hint::black_box(&rep);
+    samples
+}
+
+/// Peer: serves calls on a port until the parent's stop datagram (or its death).
+pub fn serve_calls(case: Case, opts: &SectionOptions) -> io::Result<()> {
+    let Shape::Call { reply, .. } = case.shape() else {
+        return Err(io::Error::other("not a call case"));
+    };
+    let server = PortServer::create_with(PORT, &PortOptions::default(), opts)?;
+    let parent = rustix::process::getppid();
+    let parent_gone = || rustix::process::getppid() != parent;
+    loop {
+        match server.listen(Deadline::after(Duration::from_secs(1))) {
+            Ok(req) => {
+                req.accept(b"ok")?;
+                break;
+            }
+            Err(culvert::Error::Timeout) if !parent_gone() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut rep = vec![0u8; reply];
+    loop {
+        let incoming = match server.receive(Deadline::after(Duration::from_secs(1))) {
+            Ok(m) => m,
+            Err(culvert::Error::Timeout) if !parent_gone() => continue,
+            Err(culvert::Error::Timeout | culvert::Error::Closed | culvert::Error::PeerDied) => {
+                return Ok(())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if incoming.kind == MessageKind::Datagram {
+            return Ok(());
+        }
+        let fold = work::touch(incoming.payload.as_slice());
+        rep[..8].copy_from_slice(&fold.to_ne_bytes());
+        incoming.reply(&rep)?;
+    }
+}
+
+/// Peer: connects to the parent's pipe.
+pub fn connect(case: Case, opts: &SectionOptions) -> io::Result<Box<dyn Duplex>> {
+    let mut end = PipeEnd::connect_with(
+        PIPE,
+        Some(Duration::from_secs(10)),
+        &pipe_options(case, opts),
+    )?;
+    end.set_wait_strategy(strategy(case));
+    Ok(Box::new(end))
+}

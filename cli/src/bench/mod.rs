@@ -1,0 +1,946 @@
+//! `culvert bench`: culvert against OS pipes, Unix sockets and the shared-memory floor,
+//! every case in real separate processes, in one run.
+//!
+//! ## How a run works
+//! For each (case, transport) the parent makes what the peer connects to (a section, a
+//! socket), re-executes this binary as the hidden `__bench-peer` command, connects, and
+//! drives the work; the peer answers (ping-pong, calls) or reads (streams). OS pipes are
+//! the peer's stdin and stdout; for every other transport the peer's stdout carries
+//! only its report. A watchdog kills a peer that outlives its run.
+//!
+//! Latency cases time every round trip in the parent and report nearest-rank
+//! percentiles. Streams are timed by the reader, from its first byte to end of stream,
+//! so connection set-up is not counted. "MB" is 10^6 bytes.
+//!
+//! The ratio column is how many times better than `os-pipe` a row is (latency: the
+//! os-pipe time over this row's; throughput: this row's over os-pipe's). Absolute times
+//! on shared machines move from run to run; same-run ratios are the figures to quote.
+//! Sections live in a private namespace directory removed at the end.
+
+mod culvert;
+mod floor;
+mod rings;
+pub mod spec;
+pub mod work;
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use culvert_section::SectionOptions;
+
+use self::floor::Floor;
+use self::spec::{Case, Metric, Shape, Transport, RATIO_METRIC};
+use self::work::StreamReport;
+
+/// A two-way byte (or message) link: what every non-floor transport gives.
+pub trait Duplex: Read + Write + Send {}
+impl<T: Read + Write + Send> Duplex for T {}
+
+/// `culvert bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// A short run (under 30 s): fewer samples, noisier figures.
+    #[arg(long)]
+    pub quick: bool,
+    /// Pin the parent to CPU 0 and the peer to CPU 1 (where the machine allows).
+    #[arg(long)]
+    pub pin: bool,
+    /// Also write every figure of the table to PATH as JSON:
+    /// `[{"case", "transport", "metric", "value"}, ...]`.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Only these cases (repeat or comma-separate).
+    #[arg(long = "case", value_enum, value_delimiter = ',')]
+    pub cases: Vec<Case>,
+    /// Only these transports (repeat or comma-separate).
+    #[arg(long = "transport", value_enum, value_delimiter = ',')]
+    pub transports: Vec<Transport>,
+    /// Scale every run's duration (1.0 = the default run; `--quick` is 0.12).
+    #[arg(long, hide = true)]
+    pub scale: Option<f64>,
+    /// A few milliseconds per run: checks that everything works, nothing more (tests).
+    #[arg(long, hide = true)]
+    pub smoke: bool,
+}
+
+/// Arguments of the hidden peer role.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PeerArgs {
+    /// The case.
+    #[arg(value_enum)]
+    pub case: Case,
+    /// The transport.
+    #[arg(value_enum)]
+    pub transport: Transport,
+    /// The run's private directory (UDS socket; CULVERT_ROOT is set too).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Pin to this CPU.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+}
+
+/// One figure.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// Case.
+    pub case: Case,
+    /// Transport.
+    pub transport: Transport,
+    /// Metric name.
+    pub metric: &'static str,
+    /// Value.
+    pub value: f64,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Pins the calling thread (the whole process, single-threaded here) to `cpu`.
+fn pin_to(cpu: usize) -> io::Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).map_err(io::Error::from)
+}
+
+/// The machine line: CPUs and model.
+pub fn machine_line() -> String {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    format!("{nproc} CPUs (nproc), {model}, Linux {kernel}, load average {load}")
+}
+
+/// CPU time (clock ticks) used by the whole machine, and by this process with its
+/// waited-for children, so the run can tell how much *other* load it shared the
+/// machine with.
+#[derive(Debug, Clone, Copy)]
+struct CpuTicks {
+    busy: u64,
+    total: u64,
+    own: u64,
+}
+
+fn cpu_ticks() -> Option<CpuTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?;
+    let total = busy + f.get(3)? + f.get(4)?;
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_comm = &me[me.rfind(')')? + 1..];
+    // Fields 14..=17 (utime stime cutime cstime) are the 12th..15th after the comm.
+    let own: u64 = after_comm
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|x| x.parse::<u64>().ok())
+        .sum();
+    Some(CpuTicks { busy, total, own })
+}
+
+/// Share of the machine's CPU time used by other processes between `a` and `b`.
+fn other_load(a: Option<CpuTicks>, b: Option<CpuTicks>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    let total = b.total.checked_sub(a.total)?;
+    let busy = b.busy.checked_sub(a.busy)?;
+    let own = b.own.checked_sub(a.own)?;
+    (total > 0).then(|| busy.saturating_sub(own) as f64 / total as f64)
+}
+
+/// Runs the benchmark.
+pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
+    let scale = if args.smoke {
+        0.004
+    } else {
+        args.scale
+            .unwrap_or(if args.quick { 0.12 } else { 1.0 })
+            .max(0.0001)
+    };
+    let cases: Vec<Case> = Case::ALL
+        .into_iter()
+        .filter(|c| args.cases.is_empty() || args.cases.contains(c))
+        .collect();
+    let transports: Vec<Transport> = if args.transports.is_empty() {
+        Transport::ALL.to_vec()
+    } else {
+        let mut t = args.transports.clone();
+        t.sort();
+        t.dedup();
+        t
+    };
+
+    // Before the run: the load average then says how busy the machine was without us.
+    let machine = machine_line();
+    let dir = PrivateDir::new()?;
+    // The peers find culvert objects here; so do culvert calls in this process that do
+    // not take options (no other thread runs yet).
+    std::env::set_var(culvert_section::ROOT_ENV, dir.path());
+    let opts = SectionOptions::default().root(dir.path());
+
+    let mut pinned = false;
+    if args.pin {
+        match pin_to(0) {
+            Ok(()) => pinned = true,
+            Err(e) => eprintln!("culvert bench: cannot pin to CPU 0 ({e}); running unpinned"),
+        }
+    }
+
+    // Each case runs as `trials` short trials, interleaved across transports, so a
+    // change in the machine's load during the run hits every transport alike.
+    let trials = if args.smoke || args.quick { 1 } else { 3 };
+    let progress = Progress::new(cases.len() * transports.len() * trials);
+    let ticks_before = cpu_ticks();
+    let mut figures = Vec::new();
+    let started = Instant::now();
+    for &case in &cases {
+        let duration = case.base_duration().mul_f64(scale / trials as f64);
+        let mut raw: Vec<Vec<Raw>> = vec![Vec::new(); transports.len()];
+        for _ in 0..trials {
+            for (i, &transport) in transports.iter().enumerate() {
+                progress.start(case, transport);
+                match run_one(case, transport, duration, pinned, dir.path(), &opts) {
+                    Ok(r) => {
+                        progress.done(&r);
+                        raw[i].push(r);
+                    }
+                    Err(e) => {
+                        progress.clear();
+                        return Err(format!("{case} over {transport}: {e}").into());
+                    }
+                }
+            }
+        }
+        for (i, &transport) in transports.iter().enumerate() {
+            for (metric, value) in summarize(case, std::mem::take(&mut raw[i])) {
+                figures.push(Figure {
+                    case,
+                    transport,
+                    metric: metric.name(),
+                    value,
+                });
+            }
+        }
+    }
+    progress.finish(started.elapsed());
+    let machine = match other_load(ticks_before, cpu_ticks()) {
+        Some(l) => format!(
+            "{machine}; other processes used {:.0}% of the CPUs during the run{}",
+            l * 100.0,
+            if l > 0.05 {
+                " (figures disturbed: rerun on an idle machine)"
+            } else {
+                ""
+            }
+        ),
+        None => machine,
+    };
+
+    add_ratios(&mut figures, &cases);
+    let mode = if args.smoke {
+        "smoke run".to_string()
+    } else if args.quick {
+        "quick run".to_string()
+    } else if (scale - 1.0).abs() > 1e-9 {
+        format!("run at scale {scale}")
+    } else {
+        "full run".to_string()
+    };
+    let report = render(&figures, &cases, &transports, &machine, &mode, pinned);
+    print!("{report}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, to_json(&figures))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A private namespace directory, removed on drop.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    /// Inside the namespace directory (`--root`, `$CULVERT_ROOT`, `/dev/shm`), or the
+    /// temporary directory if that does not exist.
+    fn new() -> io::Result<PrivateDir> {
+        let root = SectionOptions::default().namespace_root();
+        let base = if root.is_dir() {
+            root
+        } else {
+            std::env::temp_dir()
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = base.join(format!("culvert-bench.{}.{nanos:x}", std::process::id()));
+        std::fs::create_dir(&path)?;
+        Ok(PrivateDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The parent's half of a transport before the peer runs.
+enum Pending {
+    OsPipe,
+    Uds(UnixListener, PathBuf),
+    Floor(Floor),
+    Culvert(culvert::Pending),
+    Ring(rings::RingLink),
+}
+
+/// The parent's connection.
+enum Conn {
+    Link(Box<dyn Duplex>),
+    Floor(Floor),
+    Port(::culvert::port::PortClient),
+}
+
+/// The OS pipe pair as one link.
+struct OsPipes<W, R> {
+    w: W,
+    r: R,
+}
+
+impl<W: Write, R> Write for OsPipes<W, R> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl<W, R: Read> Read for OsPipes<W, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.r.read(buf)
+    }
+}
+
+/// Kills the peer if the run outlives its budget.
+struct Watchdog {
+    state: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(child: Arc<Mutex<Child>>, budget: Duration) -> Watchdog {
+        let state = Arc::new((Mutex::new(false), Condvar::new()));
+        let s = state.clone();
+        let thread = std::thread::spawn(move || {
+            let (lock, cv) = &*s;
+            let done = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let (done, _) = cv
+                .wait_timeout_while(done, budget, |d| !*d)
+                .unwrap_or_else(|e| e.into_inner());
+            if !*done {
+                if let Ok(mut c) = child.lock() {
+                    let _ = c.kill();
+                }
+            }
+        });
+        Watchdog {
+            state,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.state;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs one (case, transport) and returns its figures.
+fn run_one(
+    case: Case,
+    transport: Transport,
+    duration: Duration,
+    pinned: bool,
+    dir: &Path,
+    opts: &SectionOptions,
+) -> Result<Raw, BoxError> {
+    let warmup = (duration / 10).min(Duration::from_millis(300));
+    let pending = match transport {
+        Transport::OsPipe => Pending::OsPipe,
+        Transport::Uds => {
+            let path = dir.join("bench.sock");
+            let _ = std::fs::remove_file(&path);
+            let l = UnixListener::bind(&path)?;
+            l.set_nonblocking(true)?;
+            Pending::Uds(l, path)
+        }
+        Transport::ShmFloor => Pending::Floor(Floor::create(opts)?),
+        Transport::Culvert => Pending::Culvert(culvert::prepare(case, opts)?),
+        Transport::Ring => Pending::Ring(rings::RingLink::create(culvert::ring_setup(case), opts)?),
+    };
+
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__bench-peer")
+        .arg(case.name())
+        .arg(transport.name())
+        .arg("--dir")
+        .arg(dir)
+        .env(culvert_section::ROOT_ENV, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(if transport == Transport::OsPipe {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    if pinned {
+        cmd.arg("--cpu").arg("1");
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the peer process: {e}"))?;
+    let stdin: Option<ChildStdin> = child.stdin.take();
+    let mut stdout: ChildStdout = child.stdout.take().ok_or("peer has no stdout")?;
+    let child = Arc::new(Mutex::new(child));
+    let watchdog = Watchdog::start(child.clone(), duration * 3 + Duration::from_secs(30));
+
+    let outcome = (|| -> Result<(Vec<u64>, Option<StreamReport>), BoxError> {
+        let conn = match pending {
+            Pending::OsPipe => {
+                let w = stdin.ok_or("peer has no stdin")?;
+                // The link reads the peer's stdout; keep a clone for the report.
+                let r = stdout.as_fd().try_clone_to_owned()?;
+                Conn::Link(Box::new(OsPipes {
+                    w,
+                    r: std::fs::File::from(r),
+                }))
+            }
+            Pending::Uds(listener, path) => {
+                let s = accept(&listener, &child, Duration::from_secs(10))?;
+                let _ = std::fs::remove_file(path);
+                Conn::Link(Box::new(s))
+            }
+            Pending::Floor(f) => Conn::Floor(f),
+            Pending::Ring(l) => Conn::Link(Box::new(l)),
+            Pending::Culvert(p) => {
+                let alive = || matches!(child.lock().map(|mut c| c.try_wait()), Ok(Ok(None)));
+                match p.establish(opts, alive)? {
+                    culvert::Established::Link(l) => Conn::Link(l),
+                    culvert::Established::Port(c) => Conn::Port(c),
+                }
+            }
+        };
+        match (case.shape(), conn) {
+            (Shape::PingPong { size, .. }, Conn::Link(mut l)) => {
+                Ok((work::pingpong_client(&mut l, size, warmup, duration)?, None))
+            }
+            (Shape::PingPong { .. }, Conn::Floor(f)) => {
+                Ok((f.pingpong_client(warmup, duration)?, None))
+            }
+            (Shape::Call { request, reply }, Conn::Link(mut l)) => Ok((
+                work::call_client(&mut l, request, reply, warmup, duration)?,
+                None,
+            )),
+            (Shape::Call { request, reply }, Conn::Floor(f)) => {
+                Ok((f.call_client(request, reply, warmup, duration)?, None))
+            }
+            (Shape::Call { request, reply }, Conn::Port(c)) => Ok((
+                culvert::call_client(&c, request, reply, warmup, duration)?,
+                None,
+            )),
+            (_, Conn::Port(_)) => Err("a port carries only calls".into()),
+            (Shape::Stream { write, .. }, conn) => {
+                match conn {
+                    Conn::Link(mut l) => {
+                        work::stream_writer(&mut l, write, duration)?;
+                        drop(l); // end of stream
+                    }
+                    Conn::Floor(f) => {
+                        f.stream_writer(write, duration)?;
+                    }
+                    Conn::Port(_) => return Err("a port carries no streams".into()),
+                }
+                let mut line = String::new();
+                stdout.read_to_string(&mut line)?;
+                let report = StreamReport::parse(line.trim())
+                    .ok_or_else(|| format!("the peer sent no report (got {line:?})"))?;
+                Ok((Vec::new(), Some(report)))
+            }
+        }
+    })();
+    // Whatever happened, the peer must end: it sees end of stream (or STOP) and exits.
+    let status = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+            match c.try_wait()? {
+                Some(s) => break Some(s),
+                None if Instant::now() > deadline || outcome.is_err() => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break None;
+                }
+                None => {}
+            }
+            drop(c);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    drop(watchdog);
+    let (mut samples, report) = outcome?;
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => return Err(format!("the peer process failed ({s})").into()),
+        None => return Err("the peer process did not exit".into()),
+    }
+
+    match case.shape() {
+        Shape::PingPong { .. } | Shape::Call { .. } => {
+            if samples.is_empty() {
+                return Err("no samples".into());
+            }
+            Ok(Raw::Samples(std::mem::take(&mut samples)))
+        }
+        Shape::Stream { write, messages } => {
+            let r = report.ok_or("no stream report")?;
+            if r.bytes == 0 || r.nanos == 0 {
+                return Err("the stream carried nothing".into());
+            }
+            let secs = r.nanos as f64 / 1e9;
+            Ok(if messages {
+                Raw::Rate(Metric::MsgsPerS, (r.bytes / write as u64) as f64 / secs)
+            } else {
+                Raw::Rate(Metric::MbPerS, r.bytes as f64 / 1e6 / secs)
+            })
+        }
+    }
+}
+
+/// What one trial measured.
+#[derive(Debug, Clone)]
+enum Raw {
+    /// Latency samples, ns.
+    Samples(Vec<u64>),
+    /// A rate.
+    Rate(Metric, f64),
+}
+
+/// The figures of a case from its trials: latency percentiles over every sample of
+/// every trial; the median rate of the trials.
+fn summarize(case: Case, raws: Vec<Raw>) -> Vec<(Metric, f64)> {
+    let mut samples = Vec::new();
+    let mut rates = Vec::new();
+    for r in raws {
+        match r {
+            Raw::Samples(s) => samples.extend(s),
+            Raw::Rate(_, v) => rates.push(v),
+        }
+    }
+    let mut out = Vec::new();
+    if !samples.is_empty() {
+        samples.sort_unstable();
+        for &m in case.metrics() {
+            let q = match m {
+                Metric::RttP50 => 0.5,
+                Metric::RttP99 => 0.99,
+                _ => 0.999,
+            };
+            out.push((m, work::quantile(&samples, q)));
+        }
+    }
+    if !rates.is_empty() {
+        rates.sort_by(f64::total_cmp);
+        out.push((case.metrics()[0], rates[rates.len() / 2]));
+    }
+    out
+}
+
+/// Accepts one connection, giving up if the peer exits or `limit` passes.
+fn accept(
+    listener: &UnixListener,
+    child: &Mutex<Child>,
+    limit: Duration,
+) -> Result<UnixStream, BoxError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false)?;
+                return Ok(s);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(st) = child.lock().map_err(|_| "poisoned")?.try_wait()? {
+                    return Err(format!("the peer exited before connecting ({st})").into());
+                }
+                if Instant::now() > deadline {
+                    return Err("the peer did not connect".into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The peer role: connect, serve or read, report, exit.
+pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
+    if let Some(cpu) = args.cpu {
+        // Best effort: the parent already said whether pinning works.
+        let _ = pin_to(cpu);
+    }
+    let opts = SectionOptions::default().root(&args.dir);
+    let case = args.case;
+    if args.transport == Transport::ShmFloor {
+        let f = Floor::open(&opts)?;
+        match case.shape() {
+            Shape::PingPong { .. } => f.pingpong_server()?,
+            Shape::Call { request, reply } => f.call_server(request, reply)?,
+            Shape::Stream { write, messages } => {
+                let report = f.stream_reader(if messages { write } else { write.max(65536) })?;
+                println!("{}", report.to_line());
+            }
+        }
+        return Ok(());
+    }
+    if args.transport == Transport::Culvert && matches!(case.shape(), Shape::Call { .. }) {
+        culvert::serve_calls(case, &opts)?;
+        return Ok(());
+    }
+    // For os-pipe the report goes over the same stdout pipe the data came back on.
+    let mut link: Box<dyn Duplex> = match args.transport {
+        Transport::OsPipe => {
+            let r = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned()?);
+            let w = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
+            Box::new(OsPipes { w, r })
+        }
+        Transport::Uds => Box::new(UnixStream::connect(args.dir.join("bench.sock"))?),
+        Transport::Culvert => culvert::connect(case, &opts)?,
+        Transport::Ring => Box::new(rings::RingLink::open(culvert::ring_setup(case), &opts)?),
+        Transport::ShmFloor => unreachable!(),
+    };
+    match case.shape() {
+        Shape::PingPong { size, .. } => work::echo_server(&mut link, size)?,
+        Shape::Call { request, reply } => work::call_server(&mut link, request, reply)?,
+        Shape::Stream { write, messages } => {
+            // Byte transports read whatever is there (up to 64 KiB, as a reader of an
+            // OS pipe would); culvert's message pipe reads one message per call.
+            let read_size =
+                if messages && matches!(args.transport, Transport::Culvert | Transport::Ring) {
+                    write
+                } else {
+                    write.max(65536)
+                };
+            let report = work::stream_reader(&mut link, read_size)?;
+            drop(link);
+            let mut out = io::stdout().lock();
+            writeln!(out, "{}", report.to_line())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// The progress display on stderr.
+struct Progress {
+    total: usize,
+    index: std::cell::Cell<usize>,
+    tty: bool,
+    label: std::cell::RefCell<String>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            index: std::cell::Cell::new(0),
+            tty: io::stderr().is_terminal(),
+            label: std::cell::RefCell::new(String::new()),
+        }
+    }
+
+    fn start(&self, case: Case, transport: Transport) {
+        self.index.set(self.index.get() + 1);
+        let label = format!(
+            "[{:>2}/{}] {:<18} {:<9}",
+            self.index.get(),
+            self.total,
+            case.name(),
+            transport.name()
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{label} running…");
+            let _ = io::stderr().flush();
+        }
+        *self.label.borrow_mut() = label;
+    }
+
+    fn done(&self, raw: &Raw) {
+        let s = match raw {
+            Raw::Samples(v) => {
+                let mut sorted = v.clone();
+                sorted.sort_unstable();
+                format!(" p50={:.0} ns", work::quantile(&sorted, 0.5))
+            }
+            Raw::Rate(m, v) => format!(" {}={}", m.name(), fmt_value(*m, *v)),
+        };
+        if self.tty {
+            eprint!("\r\x1b[2K{}{s}", self.label.borrow());
+            let _ = io::stderr().flush();
+        } else {
+            eprintln!("{}{s}", self.label.borrow());
+        }
+    }
+
+    fn clear(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn finish(&self, took: Duration) {
+        self.clear();
+        eprintln!(
+            "culvert bench: {} runs in {:.1} s",
+            self.total,
+            took.as_secs_f64()
+        );
+    }
+}
+
+fn fmt_value(m: Metric, v: f64) -> String {
+    match m {
+        Metric::MsgsPerS => format!("{:.2}M", v / 1e6),
+        Metric::MbPerS => format!("{v:.0}"),
+        _ => format!("{v:.0}"),
+    }
+}
+
+fn find(figures: &[Figure], case: Case, t: Transport, metric: &str) -> Option<f64> {
+    figures
+        .iter()
+        .find(|f| f.case == case && f.transport == t && f.metric == metric)
+        .map(|f| f.value)
+}
+
+/// The headline metric of a case (what the ratio is computed on).
+fn headline(case: Case) -> Metric {
+    case.metrics()[0]
+}
+
+/// Adds the "times better than os-pipe" figure of every row.
+fn add_ratios(figures: &mut Vec<Figure>, cases: &[Case]) {
+    let mut extra = Vec::new();
+    for &case in cases {
+        let m = headline(case);
+        let Some(base) = find(figures, case, Transport::OsPipe, m.name()) else {
+            continue;
+        };
+        for t in Transport::ALL.into_iter().chain([Transport::Ring]) {
+            if let Some(v) = find(figures, case, t, m.name()) {
+                let ratio = if m.higher_is_better() {
+                    v / base
+                } else {
+                    base / v
+                };
+                if ratio.is_finite() {
+                    extra.push(Figure {
+                        case,
+                        transport: t,
+                        metric: RATIO_METRIC,
+                        value: ratio,
+                    });
+                }
+            }
+        }
+    }
+    figures.extend(extra);
+}
+
+/// The table, the notes and the goals.
+fn render(
+    figures: &[Figure],
+    cases: &[Case],
+    transports: &[Transport],
+    machine: &str,
+    mode: &str,
+    pinned: bool,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "culvert bench: {machine}; {mode}; {}",
+        if pinned {
+            "pinned to CPUs 0 and 1"
+        } else {
+            "unpinned"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "{:<18} {:<12} {:>9} {:>9} {:>9} {:>14} {:>11}",
+        "case", "transport", "p50 ns", "p99 ns", "p99.9 ns", "throughput", "vs os-pipe"
+    );
+    for &case in cases {
+        for &t in transports {
+            let get = |m: Metric| find(figures, case, t, m.name());
+            let lat = |m: Metric| get(m).map_or("-".to_string(), |v| format!("{v:.0}"));
+            let tput = match case.metrics()[0] {
+                Metric::MsgsPerS => {
+                    get(Metric::MsgsPerS).map_or("-".into(), |v| format!("{:.2} Mmsg/s", v / 1e6))
+                }
+                Metric::MbPerS => {
+                    get(Metric::MbPerS).map_or("-".into(), |v| format!("{v:.0} MB/s"))
+                }
+                _ => "-".into(),
+            };
+            let ratio = find(figures, case, t, RATIO_METRIC)
+                .map_or("-".to_string(), |r| format!("{r:.2}x"));
+            let name = t.name();
+            let _ = writeln!(
+                s,
+                "{:<18} {:<12} {:>9} {:>9} {:>9} {:>14} {:>11}",
+                case.name(),
+                name,
+                lat(Metric::RttP50),
+                lat(Metric::RttP99),
+                lat(Metric::RttP999),
+                tput,
+                ratio
+            );
+        }
+    }
+    if transports.contains(&Transport::Culvert) {
+        let _ = writeln!(s, "culvert API per case:");
+        for &case in cases {
+            let _ = writeln!(s, "  {:<18} {}", case.name(), culvert::api_for(case));
+        }
+    }
+    let goals = goals(figures);
+    if !goals.is_empty() {
+        let _ = writeln!(s, "goals (same-run ratios):");
+        for g in goals {
+            let _ = writeln!(s, "  {g}");
+        }
+    }
+    s
+}
+
+/// The goals of issue 7, evaluated on this run's figures.
+fn goals(figures: &[Figure]) -> Vec<String> {
+    use Transport::{Culvert, OsPipe, ShmFloor};
+    // (case, what, numerator transport, denominator transport, metric, threshold, lower-is-better)
+    let spec: [(Case, &str, f64, Transport); 8] = [
+        (
+            Case::Pingpong8BSpin,
+            "p50 within 2x of shm-floor",
+            2.0,
+            ShmFloor,
+        ),
+        (
+            Case::Pingpong8BSpin,
+            "p50 >= 50x better than os-pipe",
+            50.0,
+            OsPipe,
+        ),
+        (
+            Case::Pingpong8BBlock,
+            "p50 >= 1.5x better than os-pipe",
+            1.5,
+            OsPipe,
+        ),
+        (Case::Stream64BMsgs, "msgs/s >= 20x os-pipe", 20.0, OsPipe),
+        (Case::Stream64KiB, "MB/s >= 3x os-pipe", 3.0, OsPipe),
+        (Case::Stream4KiB, "MB/s >= 2x os-pipe", 2.0, OsPipe),
+        (
+            Case::Call64B,
+            "p50 >= 20x better than os-pipe",
+            20.0,
+            OsPipe,
+        ),
+        (Case::Call1MiB, "p50 >= 5x better than os-pipe", 5.0, OsPipe),
+    ];
+    let mut out = Vec::new();
+    for (case, what, threshold, other) in spec {
+        let m = headline(case);
+        let (Some(c), Some(o)) = (
+            find(figures, case, Culvert, m.name()),
+            find(figures, case, other, m.name()),
+        ) else {
+            continue;
+        };
+        let (ratio, met) = if other == ShmFloor {
+            // culvert's time over the floor's: at most `threshold`.
+            let r = c / o;
+            (r, r <= threshold)
+        } else if m.higher_is_better() {
+            let r = c / o;
+            (r, r >= threshold)
+        } else {
+            let r = o / c;
+            (r, r >= threshold)
+        };
+        out.push(format!(
+            "{:<18} {:<34} {:>8.2}x  {}",
+            case.name(),
+            what,
+            ratio,
+            if met { "met" } else { "MISSED" }
+        ));
+    }
+    out
+}
+
+/// The JSON document: every figure of the table and nothing else.
+fn to_json(figures: &[Figure]) -> String {
+    let mut s = String::from("[\n");
+    for (i, f) in figures.iter().enumerate() {
+        let v = if f.value.is_finite() { f.value } else { 0.0 };
+        let _ = write!(
+            s,
+            "  {{\"case\": \"{}\", \"transport\": \"{}\", \"metric\": \"{}\", \"value\": {}}}",
+            f.case.name(),
+            f.transport.name(),
+            f.metric,
+            // Rounded to 0.01: plenty for ns and MB/s, and always a JSON number.
+            (v * 100.0).round() / 100.0
+        );
+        s.push_str(if i + 1 < figures.len() { ",\n" } else { "\n" });
+    }
+    s.push_str("]\n");
+    s
+}

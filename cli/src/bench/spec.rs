@@ -1,0 +1,230 @@
+//! What `culvert bench` measures: the [`Case`]s (names fixed: scripts read them), the
+//! [`Transport`]s compared, and the metrics each case reports.
+
+use std::fmt;
+use std::time::Duration;
+
+/// One benchmark case. The names printed and written to JSON never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Case {
+    /// Round trip of 8 bytes; culvert ends busy-poll.
+    #[value(name = "pingpong_8B_spin")]
+    Pingpong8BSpin,
+    /// Round trip of 8 bytes; culvert ends use the default `Adaptive` wait.
+    #[value(name = "pingpong_8B_block")]
+    Pingpong8BBlock,
+    /// One-way 64-byte messages.
+    #[value(name = "stream_64B_msgs")]
+    Stream64BMsgs,
+    /// One-way byte stream, 4 KiB writes.
+    #[value(name = "stream_4KiB")]
+    Stream4KiB,
+    /// One-way byte stream, 64 KiB writes.
+    #[value(name = "stream_64KiB")]
+    Stream64KiB,
+    /// Request/reply of 64 bytes each way.
+    #[value(name = "call_64B")]
+    Call64B,
+    /// Request of 1 MiB, reply of 64 bytes.
+    #[value(name = "call_1MiB")]
+    Call1MiB,
+}
+
+/// How a case is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Round trips of `size` bytes each way; the parent times each one.
+    PingPong {
+        /// Bytes each way.
+        size: usize,
+        /// Whether culvert ends busy-poll (else they use the default `Adaptive`).
+        spin: bool,
+    },
+    /// One way, parent → peer, `write` bytes per write; the peer reads and touches
+    /// every byte and times the stream from its first byte to end of stream.
+    Stream {
+        /// Bytes per write.
+        write: usize,
+        /// Whether culvert keeps message boundaries (a message pipe).
+        messages: bool,
+    },
+    /// Request/reply: `request` bytes to the peer, which touches every byte and answers
+    /// with `reply` bytes; the parent times each call.
+    Call {
+        /// Request bytes.
+        request: usize,
+        /// Reply bytes.
+        reply: usize,
+    },
+}
+
+impl Case {
+    /// Every case, in table order.
+    pub const ALL: [Case; 7] = [
+        Case::Pingpong8BSpin,
+        Case::Pingpong8BBlock,
+        Case::Stream64BMsgs,
+        Case::Stream4KiB,
+        Case::Stream64KiB,
+        Case::Call64B,
+        Case::Call1MiB,
+    ];
+
+    /// The fixed name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Pingpong8BSpin => "pingpong_8B_spin",
+            Case::Pingpong8BBlock => "pingpong_8B_block",
+            Case::Stream64BMsgs => "stream_64B_msgs",
+            Case::Stream4KiB => "stream_4KiB",
+            Case::Stream64KiB => "stream_64KiB",
+            Case::Call64B => "call_64B",
+            Case::Call1MiB => "call_1MiB",
+        }
+    }
+
+    /// How it is driven.
+    pub fn shape(self) -> Shape {
+        match self {
+            Case::Pingpong8BSpin => Shape::PingPong {
+                size: 8,
+                spin: true,
+            },
+            Case::Pingpong8BBlock => Shape::PingPong {
+                size: 8,
+                spin: false,
+            },
+            Case::Stream64BMsgs => Shape::Stream {
+                write: 64,
+                messages: true,
+            },
+            Case::Stream4KiB => Shape::Stream {
+                write: 4096,
+                messages: false,
+            },
+            Case::Stream64KiB => Shape::Stream {
+                write: 65536,
+                messages: false,
+            },
+            Case::Call64B => Shape::Call {
+                request: 64,
+                reply: 64,
+            },
+            Case::Call1MiB => Shape::Call {
+                request: 1 << 20,
+                reply: 64,
+            },
+        }
+    }
+
+    /// The metrics this case reports, in column order.
+    pub fn metrics(self) -> &'static [Metric] {
+        match self.shape() {
+            Shape::PingPong { .. } => &[Metric::RttP50, Metric::RttP99, Metric::RttP999],
+            Shape::Stream { messages: true, .. } => &[Metric::MsgsPerS],
+            Shape::Stream { .. } => &[Metric::MbPerS],
+            Shape::Call { .. } => &[Metric::RttP50],
+        }
+    }
+
+    /// How long the parent drives one run of this case, per unit of `scale`
+    /// (1.0 = the default run).
+    pub fn base_duration(self) -> Duration {
+        match self.shape() {
+            Shape::PingPong { .. } => Duration::from_millis(2500),
+            Shape::Stream { .. } => Duration::from_millis(2000),
+            Shape::Call { .. } => Duration::from_millis(2000),
+        }
+    }
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What carries the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Transport {
+    /// culvert's public API.
+    #[value(name = "culvert")]
+    Culvert,
+    /// An OS pipe pair (the peer's stdin and stdout).
+    #[value(name = "os-pipe")]
+    OsPipe,
+    /// A Unix stream socket.
+    #[value(name = "uds")]
+    Uds,
+    /// The physical floor: two processes spinning on cache lines of a shared mapping,
+    /// with no framing, no checks and no sleeping.
+    #[value(name = "shm-floor")]
+    ShmFloor,
+    /// culvert's ring-level API directly (two SPSC rings in one section): not in the
+    /// default table; ask for it to see what the pipe and port layers cost on top.
+    #[value(name = "culvert-ring")]
+    Ring,
+}
+
+impl Transport {
+    /// Every transport of the default table, in table order.
+    pub const ALL: [Transport; 4] = [
+        Transport::Culvert,
+        Transport::OsPipe,
+        Transport::Uds,
+        Transport::ShmFloor,
+    ];
+
+    /// The fixed name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Culvert => "culvert",
+            Transport::OsPipe => "os-pipe",
+            Transport::Uds => "uds",
+            Transport::ShmFloor => "shm-floor",
+            Transport::Ring => "culvert-ring",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A figure of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Median round trip, ns.
+    RttP50,
+    /// 99th percentile round trip, ns.
+    RttP99,
+    /// 99.9th percentile round trip, ns.
+    RttP999,
+    /// Messages per second.
+    MsgsPerS,
+    /// Megabytes (10^6 bytes) per second.
+    MbPerS,
+}
+
+impl Metric {
+    /// The fixed name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::RttP50 => "rtt_ns_p50",
+            Metric::RttP99 => "rtt_ns_p99",
+            Metric::RttP999 => "rtt_ns_p999",
+            Metric::MsgsPerS => "msgs_per_s",
+            Metric::MbPerS => "mb_per_s",
+        }
+    }
+
+    /// Whether a larger value is better.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::MsgsPerS | Metric::MbPerS)
+    }
+}
+
+/// The metric name of the "how many times better than os-pipe" figure.
+pub const RATIO_METRIC: &str = "x_vs_os_pipe";

@@ -1,0 +1,463 @@
+//! Read-only decoding of ring control blocks for `culvert inspect`, `ls` and `gc`.
+//!
+//! `culvert-ring` keeps its control structs private and has no diagnostic accessors
+//! yet, so this module decodes a *copy* of an object's first bytes (read with `pread`,
+//! never through a mapping: a truncated or hostile file cannot fault us) at the offsets
+//! the ring crate lays them out at. Every value is untrusted and shown as found, with
+//! what is inconsistent about it. The unit tests build real rings on the heap and check
+//! this decoder against them, so a layout change in `culvert-ring` fails here loudly.
+//!
+//! What the ring crate should expose instead (reported to the lead): a pure
+//! `culvert_ring::diag::decode(&[u8]) -> RingDiag` over copied bytes, with positions,
+//! closed flags, owners, notifier waiter counts and, for broadcast rings, an overrun
+//! counter kept in shared memory (today overruns are only known to each reader).
+
+use culvert_sync::{Liveness, ProcessIdentity};
+
+/// Bytes of an object to copy for decoding (the largest control block plus tables).
+pub const DIAG_BYTES: usize = 16 * 1024;
+
+/// What a ring's control block says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingDiag {
+    /// An SPSC byte or message ring.
+    Spsc {
+        /// Message framing (else bytes).
+        messages: bool,
+        /// Data bytes.
+        capacity: u64,
+        /// Largest message (message rings).
+        max_message: u64,
+        /// Bytes ever committed.
+        tail: u64,
+        /// Bytes ever released.
+        head: u64,
+        /// Writer closed its side.
+        writer_closed: bool,
+        /// Reader closed its side.
+        reader_closed: bool,
+        /// Packed identity of the writer (0 = none).
+        writer_owner: u64,
+        /// Packed identity of the reader (0 = none).
+        reader_owner: u64,
+        /// Waiters announced on the readable notifier (sleeping readers).
+        readers_waiting: u32,
+        /// Waiters announced on the writable notifier (sleeping writers).
+        writers_waiting: u32,
+    },
+    /// An MPMC message or byte ring.
+    Mpmc {
+        /// Message ring (else byte records).
+        messages: bool,
+        /// Slots.
+        slots: u64,
+        /// Largest message.
+        max_message: u64,
+        /// Next position producers claim.
+        enqueue_pos: u64,
+        /// Next position consumers claim.
+        dequeue_pos: u64,
+        /// Closed flag.
+        closed: bool,
+        /// Consumers sleeping.
+        consumers_waiting: u32,
+        /// Producers sleeping.
+        producers_waiting: u32,
+        /// Messages lost to consumers that died holding them.
+        lost_to_dead_consumers: u64,
+        /// Slots abandoned by producers that died mid-write.
+        abandoned_by_dead_producers: u64,
+        /// Slots given back at close.
+        aborted_by_close: u64,
+        /// Packed identities in the participant table (non-zero entries).
+        participants: Vec<u64>,
+    },
+    /// A broadcast ring.
+    Broadcast {
+        /// Slots.
+        capacity: u64,
+        /// Largest message.
+        max_message: u64,
+        /// Positions ever claimed (messages sent).
+        tail: u64,
+        /// Readers sleeping.
+        readers_waiting: u32,
+        /// Readers attached (honest peers' count).
+        readers: u64,
+        /// Packed identities in the writer table (non-zero entries).
+        writers: Vec<u64>,
+    },
+    /// Starts with the ring magic but of a kind this tool does not know.
+    UnknownRing(u8),
+    /// Not a ring (another structure of a higher layer).
+    NotARing,
+}
+
+fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    b.get(off..off + 8)
+        .map(|s| u64::from_ne_bytes(s.try_into().unwrap_or([0; 8])))
+}
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    b.get(off..off + 4)
+        .map(|s| u32::from_ne_bytes(s.try_into().unwrap_or([0; 4])))
+}
+
+/// Decodes the ring (if any) whose control block starts at `b[0]`. `None` if `b` is
+/// too short for the control block its magic announces.
+pub fn decode(b: &[u8]) -> Option<RingDiag> {
+    let magic = u64_at(b, 0)?.to_le_bytes();
+    if &magic[..7] != b"CLVRING" {
+        return Some(RingDiag::NotARing);
+    }
+    match magic[7] {
+        kind @ (1 | 2) => Some(RingDiag::Spsc {
+            messages: kind == 2,
+            capacity: u64_at(b, 8)?,
+            max_message: u64_at(b, 16)?,
+            tail: u64_at(b, 128)?,
+            head: u64_at(b, 256)?,
+            writer_closed: u32_at(b, 384)? != 0,
+            reader_closed: u32_at(b, 388)? != 0,
+            writer_owner: u64_at(b, 392)?,
+            reader_owner: u64_at(b, 400)?,
+            readers_waiting: u32_at(b, 512 + 4)?,
+            writers_waiting: u32_at(b, 640 + 4)?,
+        }),
+        kind @ (3 | 4) => {
+            let slot_shift = u32_at(b, 12)?;
+            let max_endpoints = u32_at(b, 24)?.min(1023) as usize;
+            let participants_offset = u64_at(b, 40)? as usize;
+            let mut participants = Vec::new();
+            for i in 0..max_endpoints {
+                match participants_offset
+                    .checked_add(i * 8)
+                    .and_then(|o| u64_at(b, o))
+                {
+                    Some(0) => {}
+                    Some(w) => participants.push(w),
+                    None => break,
+                }
+            }
+            Some(RingDiag::Mpmc {
+                messages: kind == 3,
+                slots: 1u64.checked_shl(slot_shift).unwrap_or(0),
+                max_message: u64_at(b, 16)?,
+                enqueue_pos: u64_at(b, 128)?,
+                dequeue_pos: u64_at(b, 256)?,
+                consumers_waiting: u32_at(b, 384 + 4)?,
+                producers_waiting: u32_at(b, 512 + 4)?,
+                closed: u32_at(b, 640)? != 0,
+                lost_to_dead_consumers: u64_at(b, 648)?,
+                abandoned_by_dead_producers: u64_at(b, 656)?,
+                aborted_by_close: u64_at(b, 664)?,
+                participants,
+            })
+        }
+        5 => {
+            let max_writers = u64_at(b, 40)?.min(128) as usize;
+            let writers = (0..max_writers)
+                .filter_map(|i| u64_at(b, 512 + i * 8))
+                .filter(|&w| w != 0)
+                .collect();
+            Some(RingDiag::Broadcast {
+                capacity: u64_at(b, 16)?,
+                max_message: u64_at(b, 24)?,
+                tail: u64_at(b, 128)?,
+                readers_waiting: u32_at(b, 256 + 4)?,
+                readers: u64_at(b, 384)?,
+                writers,
+            })
+        }
+        other => Some(RingDiag::UnknownRing(other)),
+    }
+}
+
+/// A packed owner word as "pid (live)" / "pid (dead)" / "-".
+pub fn owner_text(word: u64) -> String {
+    if word == 0 {
+        return "-".into();
+    }
+    let id = ProcessIdentity::from_packed(word);
+    let state = match ProcessIdentity::packed_liveness(word) {
+        Liveness::Alive => "live",
+        Liveness::Dead => "dead",
+    };
+    format!("{} ({state})", id.pid)
+}
+
+impl RingDiag {
+    /// Packed identities of every endpoint recorded in the ring.
+    pub fn owners(&self) -> Vec<u64> {
+        match self {
+            RingDiag::Spsc {
+                writer_owner,
+                reader_owner,
+                ..
+            } => [*writer_owner, *reader_owner]
+                .into_iter()
+                .filter(|&w| w != 0)
+                .collect(),
+            RingDiag::Mpmc { participants, .. } => participants.clone(),
+            RingDiag::Broadcast { writers, .. } => writers.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A short name of the ring type.
+    pub fn type_name(&self) -> String {
+        match self {
+            RingDiag::Spsc { messages: true, .. } => "spsc message ring".into(),
+            RingDiag::Spsc { .. } => "spsc byte ring".into(),
+            RingDiag::Mpmc { messages: true, .. } => "mpmc message ring".into(),
+            RingDiag::Mpmc { .. } => "mpmc byte ring".into(),
+            RingDiag::Broadcast { .. } => "broadcast ring".into(),
+            RingDiag::UnknownRing(k) => format!("ring of unknown kind {k}"),
+            RingDiag::NotARing => "not a ring".into(),
+        }
+    }
+
+    /// Lines describing the ring, for `inspect`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self {
+            RingDiag::Spsc {
+                messages,
+                capacity,
+                max_message,
+                tail,
+                head,
+                writer_closed,
+                reader_closed,
+                writer_owner,
+                reader_owner,
+                readers_waiting,
+                writers_waiting,
+            } => {
+                let fill = tail.wrapping_sub(*head);
+                let bad = head > tail || fill > *capacity;
+                out.push(format!(
+                    "capacity {capacity} bytes{}",
+                    if *messages {
+                        format!(", max message {max_message} bytes")
+                    } else {
+                        String::new()
+                    }
+                ));
+                out.push(format!(
+                    "fill {fill} bytes ({:.1}%){}",
+                    if *capacity > 0 {
+                        100.0 * fill as f64 / *capacity as f64
+                    } else {
+                        0.0
+                    },
+                    if bad {
+                        "  INCONSISTENT: tail - head must lie in 0..=capacity"
+                    } else {
+                        ""
+                    }
+                ));
+                out.push(format!("positions: head {head}, tail {tail}"));
+                out.push(format!(
+                    "writer {} {}; reader {} {}",
+                    owner_text(*writer_owner),
+                    if *writer_closed { "closed" } else { "open" },
+                    owner_text(*reader_owner),
+                    if *reader_closed { "closed" } else { "open" },
+                ));
+                out.push(format!(
+                    "sleeping waiters: {readers_waiting} reader(s), {writers_waiting} writer(s)"
+                ));
+            }
+            RingDiag::Mpmc {
+                slots,
+                max_message,
+                enqueue_pos,
+                dequeue_pos,
+                closed,
+                consumers_waiting,
+                producers_waiting,
+                lost_to_dead_consumers,
+                abandoned_by_dead_producers,
+                aborted_by_close,
+                participants,
+                ..
+            } => {
+                let fill = enqueue_pos.wrapping_sub(*dequeue_pos) as i64;
+                out.push(format!(
+                    "capacity {slots} slots of up to {max_message} bytes"
+                ));
+                out.push(format!(
+                    "fill ~{fill} message(s){}",
+                    if fill < 0 || fill as u64 > *slots {
+                        "  (positions move under us; slot words are authoritative)"
+                    } else {
+                        ""
+                    }
+                ));
+                out.push(format!(
+                    "positions: dequeue {dequeue_pos}, enqueue {enqueue_pos}"
+                ));
+                out.push(format!("closed: {}", if *closed { "yes" } else { "no" }));
+                out.push(format!(
+                    "sleeping waiters: {consumers_waiting} consumer(s), {producers_waiting} producer(s)"
+                ));
+                out.push(format!(
+                    "counters: lost to dead consumers {lost_to_dead_consumers}, abandoned by dead producers {abandoned_by_dead_producers}, aborted by close {aborted_by_close}"
+                ));
+                let p: Vec<String> = participants.iter().map(|&w| owner_text(w)).collect();
+                out.push(format!(
+                    "endpoints: {}",
+                    if p.is_empty() {
+                        "none".into()
+                    } else {
+                        p.join(", ")
+                    }
+                ));
+            }
+            RingDiag::Broadcast {
+                capacity,
+                max_message,
+                tail,
+                readers_waiting,
+                readers,
+                writers,
+            } => {
+                out.push(format!(
+                    "capacity {capacity} slots of up to {max_message} bytes"
+                ));
+                out.push(format!(
+                    "sent {tail} message(s) (tail); holds the last {}",
+                    tail.min(capacity)
+                ));
+                out.push(format!(
+                    "readers attached: {readers}; sleeping: {readers_waiting}"
+                ));
+                let w: Vec<String> = writers.iter().map(|&w| owner_text(w)).collect();
+                out.push(format!(
+                    "writers: {}",
+                    if w.is_empty() {
+                        "none".into()
+                    } else {
+                        w.join(", ")
+                    }
+                ));
+                out.push("overruns: counted per reader (not kept in shared memory)".to_string());
+            }
+            RingDiag::UnknownRing(_) | RingDiag::NotARing => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use culvert_ring::{broadcast, mpmc, spsc, Deadline, Region};
+    use culvert_sync::ProcessIdentity;
+
+    fn snapshot(r: &Region) -> Vec<u8> {
+        let n = r.len().min(DIAG_BYTES);
+        let mut v = vec![0u8; n];
+        // SAFETY: the heap region is at least `n` bytes and alive; only this thread
+        // uses it; `v` is local.
+        unsafe { std::ptr::copy_nonoverlapping(r.as_ptr(), v.as_mut_ptr(), n) };
+        v
+    }
+
+    #[test]
+    fn decodes_spsc_rings() {
+        let config = spsc::Config::messages(4096, 256);
+        let region = Region::heap(spsc::MessageRing::required_size(&config).unwrap()).unwrap();
+        spsc::MessageRing::init(&region, &config).unwrap();
+        let mut w = spsc::MessageWriter::attach(&region).unwrap();
+        let r = spsc::MessageReader::attach(&region).unwrap();
+        w.write(b"hello", Deadline::never()).unwrap();
+        drop(r);
+        let me = ProcessIdentity::current().packed();
+        match decode(&snapshot(&region)).unwrap() {
+            RingDiag::Spsc {
+                messages,
+                capacity,
+                max_message,
+                tail,
+                head,
+                reader_closed,
+                writer_closed,
+                writer_owner,
+                reader_owner,
+                ..
+            } => {
+                assert!(messages);
+                assert_eq!((capacity, max_message), (4096, 256));
+                assert_eq!(head, 0);
+                assert!((5..=4096).contains(&tail));
+                assert!(reader_closed && !writer_closed);
+                assert_eq!((writer_owner, reader_owner), (me, me));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let config = spsc::Config::bytes(1024);
+        let region = Region::heap(spsc::ByteRing::required_size(&config).unwrap()).unwrap();
+        spsc::ByteRing::init(&region, &config).unwrap();
+        let mut w = spsc::ByteWriter::attach(&region).unwrap();
+        w.write_all(&[1; 100], Deadline::never()).unwrap();
+        match decode(&snapshot(&region)).unwrap() {
+            RingDiag::Spsc {
+                messages: false,
+                capacity: 1024,
+                tail: 100,
+                head: 0,
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_mpmc_and_broadcast_rings() {
+        let config = mpmc::Config::new(8, 64).with_max_endpoints(4);
+        let region = Region::heap(mpmc::MessageRing::required_size(&config).unwrap()).unwrap();
+        mpmc::MessageRing::init(&region, &config).unwrap();
+        let mut p = mpmc::Producer::attach(&region).unwrap();
+        let _c = mpmc::Consumer::attach(&region).unwrap();
+        p.try_send(b"x").unwrap();
+        p.try_send(b"y").unwrap();
+        match decode(&snapshot(&region)).unwrap() {
+            RingDiag::Mpmc {
+                messages: true,
+                slots: 8,
+                max_message: 64,
+                enqueue_pos: 2,
+                dequeue_pos: 0,
+                closed: false,
+                participants,
+                ..
+            } => assert_eq!(participants.len(), 2),
+            other => panic!("{other:?}"),
+        }
+
+        let config = broadcast::Config::new(8, 64);
+        let region = Region::heap(broadcast::Ring::required_size(&config).unwrap()).unwrap();
+        broadcast::Ring::init(&region, &config).unwrap();
+        let mut w = broadcast::Writer::attach(&region).unwrap();
+        let _r = broadcast::Reader::attach(&region).unwrap();
+        for _ in 0..3 {
+            w.send(b"z").unwrap();
+        }
+        match decode(&snapshot(&region)).unwrap() {
+            RingDiag::Broadcast {
+                capacity: 8,
+                max_message: 64,
+                tail: 3,
+                readers: 1,
+                writers,
+                ..
+            } => assert_eq!(writers.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decode(&[0u8; 64]), Some(RingDiag::NotARing));
+        assert_eq!(decode(&[0u8; 4]), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! End-to-end tests of the `culvert` binary: each runs the built binary with its own
+//! temporary namespace directory (`--root` and `CULVERT_ROOT`), so they run in
+//! parallel with each other and with any other culvert user on the machine.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use culvert::pipe::{PipeOptions, PipeServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_culvert");
+
+/// `culvert --root DIR args...` with `CULVERT_ROOT=DIR` too.
+fn culvert(root: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("CULVERT_ROOT", root).arg("--root").arg(root);
+    c
+}
+
+fn run(root: &Path, args: &[&str]) -> Output {
+    culvert(root).args(args).output().expect("run culvert")
+}
+
+fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const CASES: [(&str, &[&str]); 7] = [
+    (
+        "pingpong_8B_spin",
+        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
+    ),
+    (
+        "pingpong_8B_block",
+        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
+    ),
+    ("stream_64B_msgs", &["msgs_per_s"]),
+    ("stream_4KiB", &["mb_per_s"]),
+    ("stream_64KiB", &["mb_per_s"]),
+    ("call_64B", &["rtt_ns_p50"]),
+    ("call_1MiB", &["rtt_ns_p50"]),
+];
+const TRANSPORTS: [&str; 4] = ["culvert", "os-pipe", "uds", "shm-floor"];
+
+/// `bench --json` (with the hidden `--smoke`: a few ms per run, so the whole bench
+/// takes a couple of seconds) gives every case × transport × metric, all positive.
+#[test]
+fn bench_json_has_every_case_and_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = run(
+        dir.path(),
+        &[
+            "bench",
+            "--quick",
+            "--smoke",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = stdout_of(&out);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = doc.as_array().expect("a JSON array");
+    for row in rows {
+        let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 4, "unexpected fields in {row}");
+    }
+    for (case, metrics) in CASES {
+        assert!(table.contains(case), "{case} not in the table:\n{table}");
+        for transport in TRANSPORTS {
+            for metric in metrics {
+                let found = rows.iter().find(|r| {
+                    r["case"] == *case && r["transport"] == *transport && r["metric"] == *metric
+                });
+                let value = found
+                    .and_then(|r| r["value"].as_f64())
+                    .unwrap_or_else(|| panic!("missing {case}/{transport}/{metric}"));
+                assert!(value > 0.0, "{case}/{transport}/{metric} = {value}");
+            }
+        }
+    }
+    // Nothing left behind in the namespace.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// `ls` and `inspect` show a named pipe created by this test.
+#[test]
+fn ls_and_inspect_show_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::bind("demo-pipe", &PipeOptions::default().root(dir.path())).unwrap();
+
+    let out = run(dir.path(), &["ls"]);
+    assert!(out.status.success());
+    let ls = stdout_of(&out);
+    let line = ls
+        .lines()
+        .find(|l| l.starts_with("demo-pipe "))
+        .unwrap_or_else(|| panic!("demo-pipe not listed:\n{ls}"));
+    assert!(line.contains("pipe server"), "{line}");
+    assert!(
+        line.contains(&format!("{} (live)", std::process::id())),
+        "{line}"
+    );
+    assert!(line.ends_with("ready"), "{line}");
+
+    let out = run(dir.path(), &["inspect", "demo-pipe"]);
+    assert!(out.status.success());
+    let text = stdout_of(&out);
+    assert!(text.contains("kind      pipe server"), "{text}");
+    assert!(text.contains("state     ready"), "{text}");
+    assert!(text.contains("mpmc message ring"), "{text}");
+    assert!(text.contains("capacity"), "{text}");
+    drop(server);
+
+    let out = run(dir.path(), &["ls"]);
+    assert!(stdout_of(&out).contains("no culvert sections"));
+}
+
+/// `gc` removes the section of a SIGKILLed creator and keeps a live one.
+#[test]
+fn gc_removes_dead_and_keeps_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let _live = PipeServer::bind("live-pipe", &PipeOptions::default().root(dir.path())).unwrap();
+    let mut doomed = culvert(dir.path())
+        .args(["pipe", "serve", "dead-pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = dir.path().join("culvert.dead-pipe");
+    wait_until("the server section", || file.exists());
+    doomed.kill().unwrap(); // SIGKILL
+    doomed.wait().unwrap();
+
+    let ls = stdout_of(&run(dir.path(), &["ls"]));
+    let line = ls.lines().find(|l| l.starts_with("dead-pipe ")).unwrap();
+    assert!(line.contains("(dead)") && line.ends_with("stale"), "{line}");
+
+    let dry = stdout_of(&run(dir.path(), &["gc", "--dry-run"]));
+    assert!(dry.contains("would remove dead-pipe"), "{dry}");
+    assert!(file.exists());
+
+    let out = run(dir.path(), &["gc"]);
+    assert!(out.status.success());
+    let gc = stdout_of(&out);
+    assert!(gc.contains("removed dead-pipe"), "{gc}");
+    assert!(!gc.contains("live-pipe"), "{gc}");
+    assert!(!file.exists());
+    assert!(dir.path().join("culvert.live-pipe").exists());
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `pipe serve` + `pipe connect` carry 10 MB one way (and 1 MB the other) intact.
+#[test]
+fn pipe_serve_and_connect_carry_10_mb() {
+    let dir = tempfile::tempdir().unwrap();
+    let to_server = pattern(10_000_000, 0x9e37_79b9_7f4a_7c15);
+    let to_client = pattern(1_000_000, 0x1234_5678_9abc_def1);
+
+    let mut server = culvert(dir.path())
+        .args(["pipe", "serve", "tenmb", "--timeout", "20"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the server", || dir.path().join("culvert.tenmb").exists());
+    let mut client = culvert(dir.path())
+        .args(["pipe", "connect", "tenmb", "--timeout", "10"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let feed = |mut w: std::process::ChildStdin, data: Vec<u8>| {
+        std::thread::spawn(move || {
+            w.write_all(&data).unwrap();
+        })
+    };
+    let drain = |mut r: std::process::ChildStdout| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).unwrap();
+            v
+        })
+    };
+    let f1 = feed(client.stdin.take().unwrap(), to_server.clone());
+    let f2 = feed(server.stdin.take().unwrap(), to_client.clone());
+    let got_server = drain(server.stdout.take().unwrap());
+    let got_client = drain(client.stdout.take().unwrap());
+    f1.join().unwrap();
+    f2.join().unwrap();
+    let got_server = got_server.join().unwrap();
+    let got_client = got_client.join().unwrap();
+    let s = server.wait_with_output().unwrap();
+    let c = client.wait_with_output().unwrap();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    assert_eq!(got_server.len(), to_server.len());
+    assert!(got_server == to_server, "server received different bytes");
+    assert_eq!(got_client.len(), to_client.len());
+    assert!(got_client == to_client, "client received different bytes");
+}
+
+/// `mailslot write` lines arrive at `mailslot read` as messages, in order.
+#[test]
+fn mailslot_write_and_read_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = culvert(dir.path())
+        .args([
+            "mailslot",
+            "read",
+            "box",
+            "--count",
+            "500",
+            "--timeout",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the mailslot", || dir.path().join("culvert.box").exists());
+    let lines: String = (0..500).map(|i| format!("message {i}\n")).collect();
+    let mut writer = culvert(dir.path())
+        .args(["mailslot", "write", "box"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let w = writer.wait_with_output().unwrap();
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let r = reader.wait_with_output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), lines);
+}
+
+/// Errors are one line and a non-zero status; usage errors exit with 2; every
+/// command has `--help`.
+#[test]
+fn errors_are_one_line_and_help_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["inspect", "no-such-section"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("culvert: "), "{err}");
+
+    let out = run(
+        dir.path(),
+        &["pipe", "connect", "nobody-here", "--timeout", "0.1"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not found"), "{err}");
+
+    let out = run(dir.path(), &["inspect", "bad/name"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    assert_eq!(run(dir.path(), &["no-such-command"]).status.code(), Some(2));
+
+    for cmd in [
+        &["--help"][..],
+        &["bench", "--help"],
+        &["ls", "--help"],
+        &["inspect", "--help"],
+        &["gc", "--help"],
+        &["pipe", "--help"],
+        &["pipe", "serve", "--help"],
+        &["pipe", "connect", "--help"],
+        &["mailslot", "--help"],
+        &["mailslot", "read", "--help"],
+        &["mailslot", "write", "--help"],
+    ] {
+        let out = run(dir.path(), cmd);
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(stdout_of(&out).contains("Usage"), "{cmd:?}");
+    }
+}
