@@ -9,6 +9,11 @@ use super::core;
 use super::endpoint::{self, ReaderEnd, Side, WriterEnd};
 use crate::{Error, Result};
 
+/// A write larger than `capacity / PUBLISH_PIECES` is published in pieces of that size.
+const PUBLISH_PIECES: u64 = 4;
+/// ...but never in pieces smaller than this.
+const MIN_PUBLISH_PIECE: u64 = 4096;
+
 /// Creating and sizing byte rings.
 pub struct ByteRing;
 
@@ -60,8 +65,17 @@ impl ByteWriter {
             return Err(Error::WouldBlock);
         }
         let n = (buf.len() as u64).min(free) as usize;
-        end.core.copy_in(end.tail, &buf[..n]);
-        end.publish(end.tail + n as u64);
+        // Publish large writes in pieces, so the reader copies out the first piece
+        // while we copy in the next instead of idling (and maybe falling asleep)
+        // through one long copy.
+        let piece = (end.core.capacity / PUBLISH_PIECES).max(MIN_PUBLISH_PIECE) as usize;
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(piece);
+            end.core.copy_in(end.tail, &buf[done..done + k]);
+            end.publish(end.tail + k as u64);
+            done += k;
+        }
         Ok(n)
     }
 

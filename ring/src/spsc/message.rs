@@ -88,10 +88,12 @@ impl MessageWriter {
 
     #[inline]
     fn write_header(&self, pos: u64, len: u32, kind: u32) {
-        let mut header = [0u8; RECORD_HEADER];
-        header[..4].copy_from_slice(&len.to_le_bytes());
-        header[4..].copy_from_slice(&kind.to_le_bytes());
-        self.end.core.copy_in(pos, &header);
+        let header = u64::from(len) | (u64::from(kind) << 32);
+        // SAFETY: `pos` is 8-aligned (tails only move by 8-aligned record sizes) and the
+        // data area starts 128-aligned with a capacity that is a multiple of 8, so the
+        // 8 header bytes lie inside the data area, aligned, and never wrap; they are in
+        // free space the writer owns (between tail and head + capacity).
+        unsafe { self.end.core.at(pos).cast::<u64>().write(header.to_le()) };
     }
 
     /// Reserves room for a message of up to `len` bytes, to be written in place and
@@ -217,6 +219,10 @@ impl MessageGrant<'_> {
 /// The reading end of a [`MessageRing`].
 pub struct MessageReader {
     end: ReaderEnd,
+    /// The message at the head as last parsed and validated, so that peeking, then
+    /// granting, then releasing parses a record once. Valid only while `pos` is
+    /// `head + 8` (the head moves only through this reader).
+    parsed: Option<NextMessage>,
 }
 
 /// Where the next message lies: payload position, length, and record size.
@@ -237,7 +243,7 @@ impl MessageReader {
                 what: "message ring head not 8-aligned",
             });
         }
-        Ok(Self { end })
+        Ok(Self { end, parsed: None })
     }
 
     /// How blocking calls wait.
@@ -255,6 +261,11 @@ impl MessageReader {
     fn next(&mut self) -> Result<NextMessage> {
         let end = &mut self.end;
         end.check_poisoned()?;
+        if let Some(m) = self.parsed {
+            if m.pos == end.head + RECORD_HEADER as u64 {
+                return Ok(m);
+            }
+        }
         loop {
             let avail = end.available(false)?;
             if avail == 0 {
@@ -263,12 +274,13 @@ impl MessageReader {
             if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
                 return Err(end.corrupted("partial record published"));
             }
-            let mut header = [0u8; RECORD_HEADER];
-            end.core.copy_out(end.head, &mut header);
-            let len = u64::from(u32::from_le_bytes([
-                header[0], header[1], header[2], header[3],
-            ]));
-            let kind = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            // SAFETY: `head` is 8-aligned (checked at attach; moves by 8-aligned record
+            // sizes) and the data area is 128-aligned with a capacity that is a multiple
+            // of 8, so the header lies inside it, aligned, without wrapping; `avail >= 8`
+            // means those bytes were published by the writer.
+            let header = u64::from_le(unsafe { end.core.at(end.head).cast::<u64>().read() });
+            let len = header & 0xffff_ffff;
+            let kind = (header >> 32) as u32;
             let to_end = end.core.capacity - (end.head & end.core.mask);
             match kind {
                 KIND_PAD => {
@@ -282,11 +294,13 @@ impl MessageReader {
                     if len > end.core.max_message || record > to_end || record > avail {
                         return Err(end.corrupted("message record length out of bounds"));
                     }
-                    return Ok(NextMessage {
+                    let m = NextMessage {
                         pos: end.head + RECORD_HEADER as u64,
                         len: len as usize,
                         record,
-                    });
+                    };
+                    self.parsed = Some(m);
+                    return Ok(m);
                 }
                 _ => return Err(end.corrupted("unknown record kind")),
             }
