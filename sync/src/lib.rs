@@ -25,6 +25,7 @@
 pub mod atomic;
 mod deadline;
 mod error;
+pub mod fence;
 pub mod futex;
 mod liveness;
 mod notifier;

@@ -15,14 +15,21 @@
 //! Plain acquire/release RMWs (not SeqCst fences) keep this exact under loom, whose
 //! model treats SeqCst as AcqRel. The loom model `notifier` in `loom-tests` checks it.
 //!
+//! Outside loom, where the kernel offers `membarrier(GLOBAL_EXPEDITED)`, the notifier's
+//! read-modify-write becomes a plain load behind a compiler fence and the waiter pays a
+//! membarrier before re-checking instead (see [`fence`](crate::fence)): notify is then
+//! free of locked instructions.
+//!
 //! ## Hostile peers
 //! Both words may be scribbled on by another process. A wrong `epoch` costs a spurious
 //! wake-up, a wrong `waiters` an extra system call or, at worst, a missed wake-up that
 //! [`wait_for`](crate::wait_for) bounds: no sleep lasts longer than
 //! [`LIVENESS_RECHECK_INTERVAL`](crate::LIVENESS_RECHECK_INTERVAL).
 
+use std::sync::atomic::compiler_fence;
+
 use crate::atomic::{AtomicU32, Ordering};
-use crate::{futex, Deadline, Timeout};
+use crate::{fence, futex, Deadline, Timeout};
 
 /// An eventcount: wake sleepers in any process when a condition they wait on changes.
 ///
@@ -75,6 +82,10 @@ impl Notifier {
     #[inline]
     pub fn prepare_wait(&self) -> WaitKey {
         self.waiters.fetch_add(1, Ordering::AcqRel);
+        if fence::heavy_side_needed() {
+            // Pairs with the light side in `notify` (see the `fence` module).
+            fence::heavy();
+        }
         WaitKey {
             epoch: self.epoch.load(Ordering::Acquire),
         }
@@ -99,7 +110,15 @@ impl Notifier {
     /// Release ordering or stronger). No system call when nobody waits.
     #[inline]
     pub fn notify(&self) {
-        if self.waiters.fetch_or(0, Ordering::AcqRel) != 0 {
+        let waiters = if fence::light_side_ready() {
+            // The light side of an asymmetric fence: waiters issue the heavy side
+            // before re-checking (see the `fence` module).
+            compiler_fence(Ordering::SeqCst);
+            self.waiters.load(Ordering::Relaxed)
+        } else {
+            self.waiters.fetch_or(0, Ordering::AcqRel)
+        };
+        if waiters != 0 {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             futex::wake_all(&self.epoch);
         }
