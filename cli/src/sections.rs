@@ -308,8 +308,21 @@ pub fn gc(opts: &SectionOptions, dry_run: bool) -> Result<String, BoxError> {
     let mut s = String::new();
     let mut removed = 0;
     let mut kept_corrupted = Vec::new();
+    let mut by_mailslot_layer = Vec::new();
     for name in names {
         let e = examine(&name, opts);
+        // Ready mailslots and broadcast groups have owners the generic rule cannot see
+        // (a mailslot dies with its reader even while writers live; group readers are
+        // recorded in the group's member table, not in the ring): their own layer
+        // decides.
+        if let Ok(h) = &e.header {
+            if h.state == InitState::Ready
+                && matches!(h.kind, SectionKind::Mailslot | SectionKind::BroadcastGroup)
+            {
+                by_mailslot_layer.push(name);
+                continue;
+            }
+        }
         match e.state() {
             State::Stale(st) => {
                 let Ok(h) = &e.header else { continue };
@@ -337,6 +350,29 @@ pub fn gc(opts: &SectionOptions, dry_run: bool) -> Result<String, BoxError> {
             }
             State::Corrupted(why) => kept_corrupted.push(format!("{name} ({why})")),
             State::Live(_) => {}
+        }
+    }
+    if !by_mailslot_layer.is_empty() {
+        if dry_run {
+            for name in &by_mailslot_layer {
+                let _ = writeln!(
+                    s,
+                    "would check {name}: mailslot or group, removed by a real gc if its reader(s) are all dead"
+                );
+            }
+        } else {
+            let mopts = culvert::mailslot::MailslotOptions::default().root(root.clone());
+            match culvert::mailslot::gc(&mopts) {
+                Ok(gone) => {
+                    for name in gone {
+                        removed += 1;
+                        let _ = writeln!(s, "{verb} {name}: mailslot or group with no live reader");
+                    }
+                }
+                Err(err) => {
+                    let _ = writeln!(s, "cannot check mailslots and groups: {err}");
+                }
+            }
         }
     }
     for tmp in dead_temp_files(&root) {

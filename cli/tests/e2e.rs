@@ -164,6 +164,61 @@ fn gc_removes_dead_and_keeps_live() {
     assert!(dir.path().join("culvert.live-pipe").exists());
 }
 
+/// `gc` leaves mailslots and broadcast groups to their own layer: a group whose first
+/// joiner was SIGKILLed stays while another reader is in it, and a mailslot whose reader
+/// was SIGKILLed is removed even though the generic rule only knows its creator.
+#[test]
+fn gc_keeps_a_group_with_a_live_reader_and_removes_a_dead_readers_mailslot() {
+    use culvert::mailslot::{self, MailslotOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let spawn_reader = |args: &[&str], file: &str| {
+        let mut child = culvert(dir.path())
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(file, || dir.path().join(file).exists());
+        // Let the child finish joining before it is killed.
+        std::thread::sleep(Duration::from_millis(200));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    };
+
+    // The group's creator (first joiner) dies; we join after it and stay.
+    let mut first = culvert(dir.path())
+        .args(["mailslot", "read", "--group", "team"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the group", || dir.path().join("culvert.team").exists());
+    std::thread::sleep(Duration::from_millis(200));
+    let opts = MailslotOptions::default().root(dir.path());
+    let member = mailslot::join("team", &opts).unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    spawn_reader(&["mailslot", "read", "lonely"], "culvert.lonely");
+
+    let dry = stdout_of(&run(dir.path(), &["gc", "--dry-run"]));
+    assert!(dry.contains("would check team"), "{dry}");
+    let out = run(dir.path(), &["gc"]);
+    assert!(out.status.success());
+    let gc = stdout_of(&out);
+    assert!(gc.contains("removed lonely"), "{gc}");
+    assert!(!gc.contains("removed team"), "{gc}");
+    assert!(dir.path().join("culvert.team").exists(), "live group kept");
+    assert!(
+        !dir.path().join("culvert.lonely").exists(),
+        "dead reader's mailslot removed"
+    );
+    mailslot::broadcast_with("team", b"still here", &opts).unwrap();
+    let mut buf = [0u8; 64];
+    let mut member = member;
+    member.set_read_timeout(Some(Duration::from_secs(5)));
+    let n = member.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"still here");
+}
+
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed;
     (0..len)
