@@ -23,11 +23,8 @@ const MAX: usize = 64;
 
 #[test]
 fn broadcast_fast_readers_get_all_slow_reader_told_missed() {
-    match role().as_deref() {
-        Some("reader") => return reader(),
-        Some("writer") => return writer(),
-        Some(r) => panic!("unknown role {r}"),
-        None => {}
+    if play_role(&[("reader", reader), ("writer", writer)]) {
+        return;
     }
     watchdog(Duration::from_secs(90));
     let dir = tempfile::tempdir().unwrap();
@@ -53,9 +50,7 @@ fn broadcast_fast_readers_get_all_slow_reader_told_missed() {
     kids.spawn(TEST, "writer", root, &[]);
     kids.wait_all();
     for (i, speed) in speeds.iter().enumerate() {
-        let r = get(root, &format!("reader{i}"));
-        let (delivered, missed) = r.trim().split_once(' ').unwrap();
-        let (delivered, missed): (u64, u64) = (delivered.parse().unwrap(), missed.parse().unwrap());
+        let (delivered, missed) = get_pair(root, &format!("reader{i}"));
         eprintln!("reader {i} ({speed}): delivered {delivered}, missed {missed}");
         assert_eq!(delivered + missed, u64::from(SENT), "reader {i}");
         if *speed == "fast" {

@@ -18,10 +18,8 @@ const MAX: usize = 64;
 
 #[test]
 fn eight_writers_all_messages_arrive_whole_in_order() {
-    match role().as_deref() {
-        Some("writer") => return writer(),
-        Some(r) => panic!("unknown role {r}"),
-        None => {}
+    if play_role(&[("writer", writer)]) {
+        return;
     }
     watchdog(Duration::from_secs(90));
     let dir = tempfile::tempdir().unwrap();
@@ -29,34 +27,26 @@ fn eight_writers_all_messages_arrive_whole_in_order() {
     let opts = MailslotOptions::new(MAX, 1024, Some(Duration::from_millis(100))).root(root);
     let mut slot = Mailslot::create("flood", &opts).unwrap();
     let mut kids = Kids::new(Duration::from_secs(60));
-    for id in 0..WRITERS {
-        kids.spawn(TEST, "writer", root, &[("ID", id.to_string())]);
-    }
+    kids.spawn_ids(TEST, "writer", root, WRITERS);
     let mut next = vec![0u32; WRITERS as usize];
     let mut total = 0u64;
     let mut buf = vec![0u8; MAX];
     while total < u64::from(WRITERS * PER_WRITER) {
-        match slot.read(&mut buf) {
-            Ok(n) => {
+        match read_or_timeout(&mut slot, &mut buf) {
+            Some(n) => {
                 let (id, seq) = check(&buf[..n], MAX);
                 assert!(id < WRITERS, "unknown writer {id}");
                 assert_eq!(seq, next[id as usize], "writer {id}: order or loss");
                 next[id as usize] += 1;
                 total += 1;
             }
-            Err(Error::Timeout) => kids.check(),
-            Err(e) => panic!("read: {e}"),
+            None => kids.check(),
         }
     }
     kids.wait_all();
     assert!(next.iter().all(|&n| n == PER_WRITER));
     let fulls: u64 = (0..WRITERS)
-        .map(|id| {
-            get(root, &format!("writer{id}"))
-                .trim()
-                .parse::<u64>()
-                .unwrap()
-        })
+        .map(|id| get_num(root, &format!("writer{id}")))
         .sum();
     let info = slot.info().unwrap();
     assert_eq!(info.dropped, fulls, "every Full is counted");
@@ -75,16 +65,10 @@ fn writer() {
     let mut m = Vec::new();
     for seq in 0..PER_WRITER {
         make(id, seq, MAX, &mut m);
-        loop {
-            match w.write(&m) {
-                Ok(()) => break,
-                Err(Error::Full) => {
-                    fulls += 1;
-                    std::thread::sleep(Duration::from_micros(20));
-                }
-                Err(e) => panic!("writer {id}: {e}"),
-            }
-        }
+        write_retrying(&mut w, &m, id, || {
+            fulls += 1;
+            std::thread::sleep(Duration::from_micros(20));
+        });
     }
     put(&child_root(), &format!("writer{id}"), &fulls.to_string());
 }

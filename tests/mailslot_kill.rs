@@ -9,7 +9,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
-use culvert::Error;
 use support::*;
 
 const TEST: &str = "writer_killed_mid_write_leaves_no_torn_message";
@@ -58,10 +57,8 @@ fn check_fill(m: &[u8]) -> (u32, u32) {
 
 #[test]
 fn writer_killed_mid_write_leaves_no_torn_message() {
-    match role().as_deref() {
-        Some("writer") => return writer(),
-        Some(r) => panic!("unknown role {r}"),
-        None => {}
+    if play_role(&[("writer", writer)]) {
+        return;
     }
     watchdog(Duration::from_secs(90));
     let dir = tempfile::tempdir().unwrap();
@@ -93,33 +90,25 @@ fn writer_killed_mid_write_leaves_no_torn_message() {
         let target = 20 + round % 7;
         loop {
             kids.check();
-            match slot.read(&mut buf) {
-                Ok(n) => {
-                    if next + 1 == target {
-                        kids.kill(k);
-                    }
-                    let (id, seq) = check_fill(&buf[..n]);
-                    assert_eq!((id, seq), (round, next));
-                    next += 1;
-                    if next == target {
-                        break;
-                    }
+            if let Some(n) = read_or_timeout(&mut slot, &mut buf) {
+                if next + 1 == target {
+                    kids.kill(k);
                 }
-                Err(Error::Timeout) => {}
-                Err(e) => panic!("read: {e}"),
+                let (id, seq) = check_fill(&buf[..n]);
+                assert_eq!((id, seq), (round, next));
+                next += 1;
+                if next == target {
+                    break;
+                }
             }
         }
         // Drain: whole messages of the dead writer only, then nothing.
         let quiet = Instant::now() + Duration::from_millis(300);
         while Instant::now() < quiet {
-            match slot.read(&mut buf) {
-                Ok(n) => {
-                    let (id, seq) = check_fill(&buf[..n]);
-                    assert_eq!((id, seq), (round, next));
-                    next += 1;
-                }
-                Err(Error::Timeout) => {}
-                Err(e) => panic!("read: {e}"),
+            if let Some(n) = read_or_timeout(&mut slot, &mut buf) {
+                let (id, seq) = check_fill(&buf[..n]);
+                assert_eq!((id, seq), (round, next));
+                next += 1;
             }
         }
         let abandoned = spy.stats().abandoned_by_dead_producers;
@@ -144,14 +133,10 @@ fn writer_killed_mid_write_leaves_no_torn_message() {
     let mut next = 0u32;
     while next < FINAL {
         kids.check();
-        match slot.read(&mut buf) {
-            Ok(n) => {
-                let (id, seq) = check_fill(&buf[..n]);
-                assert_eq!((id, seq), (rounds, next));
-                next += 1;
-            }
-            Err(Error::Timeout) => {}
-            Err(e) => panic!("read: {e}"),
+        if let Some(n) = read_or_timeout(&mut slot, &mut buf) {
+            let (id, seq) = check_fill(&buf[..n]);
+            assert_eq!((id, seq), (rounds, next));
+            next += 1;
         }
     }
     kids.wait_all();
@@ -167,12 +152,6 @@ fn writer() {
     for seq in 0..count {
         make_fill(id, seq, &mut m);
         // Lengths of 512 KiB to 1 MiB: most of the time goes into copying.
-        loop {
-            match w.write(&m) {
-                Ok(()) => break,
-                Err(Error::Full) => std::thread::yield_now(),
-                Err(e) => panic!("writer {id}: {e}"),
-            }
-        }
+        write_retrying(&mut w, &m, id, std::thread::yield_now);
     }
 }

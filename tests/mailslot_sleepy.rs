@@ -17,10 +17,8 @@ const MAX: usize = 128;
 
 #[test]
 fn sleeping_reader_counts_every_drop() {
-    match role().as_deref() {
-        Some("writer") => return writer(),
-        Some(r) => panic!("unknown role {r}"),
-        None => {}
+    if play_role(&[("writer", writer)]) {
+        return;
     }
     watchdog(Duration::from_secs(90));
     let dir = tempfile::tempdir().unwrap();
@@ -28,18 +26,15 @@ fn sleeping_reader_counts_every_drop() {
     let opts = MailslotOptions::new(MAX, 256, Some(Duration::ZERO)).root(root);
     let mut slot = Mailslot::create("sleepy", &opts).unwrap();
     let mut kids = Kids::new(Duration::from_secs(60));
-    for id in 0..WRITERS {
-        kids.spawn(TEST, "writer", root, &[("ID", id.to_string())]);
-    }
+    kids.spawn_ids(TEST, "writer", root, WRITERS);
     // The reader sleeps until every writer is done.
     kids.wait_all();
     let mut oks = vec![0u64; WRITERS as usize];
     let mut fulls = 0u64;
     for id in 0..WRITERS {
-        let r = get(root, &format!("writer{id}"));
-        let (ok, full) = r.trim().split_once(' ').unwrap();
-        oks[id as usize] = ok.parse().unwrap();
-        fulls += full.parse::<u64>().unwrap();
+        let (ok, full) = get_pair(root, &format!("writer{id}"));
+        oks[id as usize] = ok;
+        fulls += full;
     }
     let sent = u64::from(WRITERS * PER_WRITER);
     let info = slot.info().unwrap();
@@ -58,18 +53,15 @@ fn sleeping_reader_counts_every_drop() {
     let mut buf = vec![0u8; MAX];
     loop {
         let expect = slot.info().unwrap().next_message_size;
-        match slot.read(&mut buf) {
-            Ok(n) => {
-                assert_eq!(Some(n), expect, "info announced the next size");
-                let (id, seq) = check(&buf[..n], MAX);
-                let i = id as usize;
-                assert!(last[i].is_none_or(|l| seq > l), "writer {id}: order");
-                last[i] = Some(seq);
-                got[i] += 1;
-            }
-            Err(Error::Timeout) => break,
-            Err(e) => panic!("read: {e}"),
-        }
+        let Some(n) = read_or_timeout(&mut slot, &mut buf) else {
+            break;
+        };
+        assert_eq!(Some(n), expect, "info announced the next size");
+        let (id, seq) = check(&buf[..n], MAX);
+        let i = id as usize;
+        assert!(last[i].is_none_or(|l| seq > l), "writer {id}: order");
+        last[i] = Some(seq);
+        got[i] += 1;
     }
     assert_eq!(got, oks, "every accepted message is read, once");
     let info = slot.info().unwrap();

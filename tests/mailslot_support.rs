@@ -10,9 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use culvert::mailslot::{Mailslot, MailslotWriter};
+use culvert::Error;
+
 /// The role of this process (`None`: the parent test).
 pub fn role() -> Option<String> {
     std::env::var("CULVERT_MS_ROLE").ok()
+}
+
+/// Plays this process's role if it is a child: runs the function `roles` pairs with
+/// it (panicking on a role not there) and returns `true`, for the test to return.
+/// Returns `false` in the parent test.
+pub fn play_role(roles: &[(&str, fn())]) -> bool {
+    let Some(r) = role() else {
+        return false;
+    };
+    match roles.iter().find(|(name, _)| *name == r) {
+        Some((_, play)) => play(),
+        None => panic!("unknown role {r}"),
+    }
+    true
 }
 
 /// A per-child argument set by the parent.
@@ -61,6 +78,13 @@ impl Kids {
         self.kids
             .push((format!("{role}#{}", self.kids.len()), child));
         self.kids.len() - 1
+    }
+
+    /// Starts `n` children as `role` for `test`, with `CULVERT_MS_ID` set to `0..n`.
+    pub fn spawn_ids(&mut self, test: &str, role: &str, root: &Path, n: u32) {
+        for id in 0..n {
+            self.spawn(test, role, root, &[("ID", id.to_string())]);
+        }
     }
 
     /// Panics (killing everyone) if a child already failed or the deadline passed.
@@ -141,6 +165,40 @@ pub fn put(root: &Path, name: &str, text: &str) {
 /// Reads `root/name`.
 pub fn get(root: &Path, name: &str) -> String {
     std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("result {name}: {e}"))
+}
+
+/// Reads `root/name` as one number.
+pub fn get_num(root: &Path, name: &str) -> u64 {
+    get(root, name).trim().parse().unwrap()
+}
+
+/// Reads `root/name` as two numbers separated by a space.
+pub fn get_pair(root: &Path, name: &str) -> (u64, u64) {
+    let text = get(root, name);
+    let (a, b) = text.trim().split_once(' ').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+/// Reads one message from `slot` into `buf`: its length, or `None` on `Timeout`;
+/// any other error panics.
+pub fn read_or_timeout(slot: &mut Mailslot, buf: &mut [u8]) -> Option<usize> {
+    match slot.read(buf) {
+        Ok(n) => Some(n),
+        Err(Error::Timeout) => None,
+        Err(e) => panic!("read: {e}"),
+    }
+}
+
+/// Writes `m` with `w` (writer `id`), calling `on_full` and retrying after each
+/// `Full`; any other error panics.
+pub fn write_retrying(w: &mut MailslotWriter, m: &[u8], id: u32, mut on_full: impl FnMut()) {
+    loop {
+        match w.write(m) {
+            Ok(()) => return,
+            Err(Error::Full) => on_full(),
+            Err(e) => panic!("writer {id}: {e}"),
+        }
+    }
 }
 
 /// Waits until `root/name` exists.

@@ -15,10 +15,8 @@ const TEST: &str = "read_timeouts_zero_short_and_infinite";
 
 #[test]
 fn read_timeouts_zero_short_and_infinite() {
-    match role().as_deref() {
-        Some("writer") => return writer(),
-        Some(r) => panic!("unknown role {r}"),
-        None => {}
+    if play_role(&[("writer", writer)]) {
+        return;
     }
     watchdog(Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();

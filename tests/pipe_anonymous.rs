@@ -3,113 +3,45 @@
 //! the child attaches the pipe end it inherited (`PipeEnd::from_inherited`). Every
 //! cross-process test has an outer deadline that kills its children and fails.
 
+#[path = "pipe_support.rs"]
+mod support;
+
 use std::io::{Read, Write};
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use culvert::pipe::{self, PipeCommandExt, PipeEnd, PipeMode, PipeOptions, ReadMode};
 use culvert::Error;
-
-const ROLE: &str = "CULVERT_PIPE_TEST_ROLE";
+use support::*;
 
 // ---- harness ------------------------------------------------------------------------
 
-/// Kills the registered children and aborts the test process if it outlives `limit`.
-struct Watchdog {
-    pids: Arc<Mutex<Vec<u32>>>,
-    done: Arc<Mutex<bool>>,
-}
-
-impl Watchdog {
-    fn new(name: &'static str, limit: Duration) -> Self {
-        let pids = Arc::new(Mutex::new(Vec::<u32>::new()));
-        let done = Arc::new(Mutex::new(false));
-        let (p, d) = (pids.clone(), done.clone());
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < limit {
-                std::thread::sleep(Duration::from_millis(50));
-                if *d.lock().unwrap() {
-                    return;
-                }
-            }
-            for pid in p.lock().unwrap().iter() {
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            }
-            eprintln!("{name}: outer deadline of {limit:?} passed; children killed");
-            std::process::exit(101);
-        });
-        Self { pids, done }
-    }
-
-    fn watch(&self, child: &Child) {
-        self.pids.lock().unwrap().push(child.id());
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        *self.done.lock().unwrap() = true;
-    }
-}
-
-/// The command re-running this test binary as `test` with `role`.
-fn child_command(test: &str, role: &str) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role);
-    cmd
-}
-
-/// Spawns `test` as a child with `role`, handing it the second end of a fresh pipe.
+/// Starts `test`'s outer deadline of `limit`, then spawns `test` as a child with `role`,
+/// handing it the second end of a fresh pipe.
 fn spawn_with_pipe(
-    dog: &Watchdog,
-    test: &str,
+    test: &'static str,
+    limit: Duration,
     role: &str,
     mode: PipeMode,
     opts: &PipeOptions,
-) -> (PipeEnd, Child) {
+) -> (Watchdog, PipeEnd, Child) {
+    let dog = Watchdog::new(test, limit);
     let (mine, theirs) = pipe::anonymous_pending(mode, opts).unwrap();
     let mut cmd = child_command(test, role);
     cmd.inherit_pipe_end(&theirs).unwrap();
-    let child = cmd.spawn().unwrap();
-    dog.watch(&child);
+    let child = dog.spawn(&mut cmd);
     drop(cmd);
     mine.expect_peer(child.id()).unwrap();
     drop(theirs);
-    (mine, child)
+    (dog, mine, child)
 }
 
-fn wait_ok(mut child: Child) {
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status}");
-}
-
-fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
-}
-
-/// Deterministic test bytes.
-fn fill(buf: &mut [u8], seed: &mut u64) {
-    for chunk in buf.chunks_mut(8) {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        let b = seed.to_le_bytes();
-        chunk.copy_from_slice(&b[..chunk.len()]);
+/// Child: writes four blocks of 128 bytes (`0`s, `1`s, `2`s, `3`s) to the inherited end.
+fn write_four_blocks() {
+    let mut end = PipeEnd::from_inherited().unwrap();
+    for i in 0..4u8 {
+        end.write_all(&[i; 128]).unwrap();
     }
-}
-
-/// FNV-1a over 8-byte words (fast enough in debug builds).
-fn checksum(mut h: u64, data: &[u8]) -> u64 {
-    for chunk in data.chunks(8) {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        h ^= u64::from_le_bytes(w);
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
 }
 
 // ---- the contract's tests -------------------------------------------------------------
@@ -117,19 +49,11 @@ fn checksum(mut h: u64, data: &[u8]) -> u64 {
 #[test]
 fn message_mode_four_writes_are_four_messages() {
     if role().is_some() {
-        let mut end = PipeEnd::from_inherited().unwrap();
-        for i in 0..4u8 {
-            end.write_all(&[i; 128]).unwrap();
-        }
-        return;
+        return write_four_blocks();
     }
-    let dog = Watchdog::new(
+    let (_dog, mut end, child) = spawn_with_pipe(
         "message_mode_four_writes_are_four_messages",
         Duration::from_secs(30),
-    );
-    let (mut end, child) = spawn_with_pipe(
-        &dog,
-        "message_mode_four_writes_are_four_messages",
         "writer",
         PipeMode::Message,
         &PipeOptions::default(),
@@ -148,16 +72,11 @@ fn message_mode_four_writes_are_four_messages() {
 #[test]
 fn byte_mode_four_writes_one_read() {
     if role().is_some() {
-        let mut end = PipeEnd::from_inherited().unwrap();
-        for i in 0..4u8 {
-            end.write_all(&[i; 128]).unwrap();
-        }
-        return;
+        return write_four_blocks();
     }
-    let dog = Watchdog::new("byte_mode_four_writes_one_read", Duration::from_secs(30));
-    let (mut end, child) = spawn_with_pipe(
-        &dog,
+    let (_dog, mut end, child) = spawn_with_pipe(
         "byte_mode_four_writes_one_read",
+        Duration::from_secs(30),
         "writer",
         PipeMode::Byte,
         &PipeOptions::default(),
@@ -181,13 +100,9 @@ fn long_message_comes_back_in_pieces_with_more() {
         end.write_all(b"next").unwrap();
         return;
     }
-    let dog = Watchdog::new(
+    let (_dog, mut end, child) = spawn_with_pipe(
         "long_message_comes_back_in_pieces_with_more",
         Duration::from_secs(30),
-    );
-    let (mut end, child) = spawn_with_pipe(
-        &dog,
-        "long_message_comes_back_in_pieces_with_more",
         "writer",
         PipeMode::Message,
         &PipeOptions::default(),
@@ -226,10 +141,9 @@ fn child_echoes_100_mb() {
         }
     }
     let start = Instant::now();
-    let dog = Watchdog::new("child_echoes_100_mb", Duration::from_secs(240));
-    let (mut end, child) = spawn_with_pipe(
-        &dog,
+    let (_dog, mut end, child) = spawn_with_pipe(
         "child_echoes_100_mb",
+        Duration::from_secs(240),
         "echo",
         PipeMode::Byte,
         &PipeOptions::default(),
@@ -239,7 +153,7 @@ fn child_echoes_100_mb() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut out = vec![0u8; ECHO_CHUNK];
     let mut back = vec![0u8; ECHO_CHUNK];
-    let (mut sent_sum, mut got_sum) = (0xcbf2_9ce4_8422_2325u64, 0xcbf2_9ce4_8422_2325u64);
+    let (mut sent_sum, mut got_sum) = (CHECKSUM_START, CHECKSUM_START);
     let mut done = 0;
     while done < ECHO_TOTAL {
         let n = ECHO_CHUNK.min(ECHO_TOTAL - done);
@@ -266,13 +180,9 @@ fn killed_child_gives_eof_after_the_rest_and_broken_pipe() {
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
-    let dog = Watchdog::new(
+    let (_dog, mut end, mut child) = spawn_with_pipe(
         "killed_child_gives_eof_after_the_rest_and_broken_pipe",
         Duration::from_secs(30),
-    );
-    let (mut end, mut child) = spawn_with_pipe(
-        &dog,
-        "killed_child_gives_eof_after_the_rest_and_broken_pipe",
         "writer-then-sleep",
         PipeMode::Byte,
         &PipeOptions::default(),
@@ -306,13 +216,9 @@ fn child_dying_before_attaching_is_noticed() {
     if role().is_some() {
         std::process::exit(0); // never attaches
     }
-    let dog = Watchdog::new(
+    let (_dog, mut end, child) = spawn_with_pipe(
         "child_dying_before_attaching_is_noticed",
         Duration::from_secs(30),
-    );
-    let (mut end, child) = spawn_with_pipe(
-        &dog,
-        "child_dying_before_attaching_is_noticed",
         "quit",
         PipeMode::Byte,
         &PipeOptions::default(),
@@ -339,14 +245,10 @@ fn megabyte_messages_cross_a_64k_ring_whole() {
         }
         return;
     }
-    let dog = Watchdog::new(
+    let opts = PipeOptions::default().buffers(64 * 1024);
+    let (_dog, mut end, child) = spawn_with_pipe(
         "megabyte_messages_cross_a_64k_ring_whole",
         Duration::from_secs(60),
-    );
-    let opts = PipeOptions::default().buffers(64 * 1024);
-    let (mut end, child) = spawn_with_pipe(
-        &dog,
-        "megabyte_messages_cross_a_64k_ring_whole",
         "writer",
         PipeMode::Message,
         &opts,

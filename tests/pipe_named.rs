@@ -3,96 +3,35 @@
 //! and `CULVERT_ROOT` set (on the child `Command` only) to the test's own namespace
 //! directory. Every cross-process test has an outer deadline that kills its children.
 
+#[path = "pipe_support.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
-use culvert::sync::atomic::{AtomicUsize, Ordering};
 use culvert::Error;
+use support::*;
 
-const ROLE: &str = "CULVERT_PIPE_TEST_ROLE";
 const PIPE: &str = "test-pipe";
 
-/// A fresh namespace directory, removed on drop.
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "culvert-pipe-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+/// Spawns `test` as a client with `role` in `root`'s namespace (its stdout piped if
+/// `stdout`).
+fn spawn_client(dog: &Watchdog, test: &str, role: &str, root: &TempRoot, stdout: bool) -> Child {
+    let mut cmd = child_command(test, role);
+    cmd.env("CULVERT_ROOT", &root.0);
+    if stdout {
+        cmd.stdout(Stdio::piped());
     }
+    dog.spawn(&mut cmd)
 }
 
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Kills the registered children and exits if the test outlives `limit`.
-struct Watchdog {
-    pids: Arc<Mutex<Vec<u32>>>,
-    done: Arc<Mutex<bool>>,
-}
-
-impl Watchdog {
-    fn new(name: &'static str, limit: Duration) -> Self {
-        let pids = Arc::new(Mutex::new(Vec::<u32>::new()));
-        let done = Arc::new(Mutex::new(false));
-        let (p, d) = (pids.clone(), done.clone());
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < limit {
-                std::thread::sleep(Duration::from_millis(50));
-                if *d.lock().unwrap() {
-                    return;
-                }
-            }
-            for pid in p.lock().unwrap().iter() {
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            }
-            eprintln!("{name}: outer deadline of {limit:?} passed; children killed");
-            std::process::exit(101);
-        });
-        Self { pids, done }
-    }
-
-    fn spawn(&self, test: &str, role: &str, root: &TempRoot, stdout: bool) -> Child {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .env("CULVERT_ROOT", &root.0);
-        if stdout {
-            cmd.stdout(Stdio::piped());
-        }
-        let child = cmd.spawn().unwrap();
-        self.pids.lock().unwrap().push(child.id());
-        child
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        *self.done.lock().unwrap() = true;
-    }
-}
-
-fn wait_ok(mut child: Child) {
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status}");
-}
-
-fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
+/// Accepts the next client (waiting at most 20 s); its reads time out after 20 s.
+fn accept(server: &PipeServer) -> PipeEnd {
+    let mut end = server.accept_timeout(Duration::from_secs(20)).unwrap();
+    end.set_read_timeout(Some(Duration::from_secs(20)));
+    end
 }
 
 /// Reads lines of a child's stdout until one contains `marker` (the test harness
@@ -151,19 +90,17 @@ fn max_instances_two_third_client_busy_until_one_leaves() {
     let server = PipeServer::bind(PIPE, &opts).unwrap();
     let mut buf = [0u8; 16];
 
-    let c1 = dog.spawn(TEST, "hold", &root, false);
-    let mut e1 = server.accept_timeout(Duration::from_secs(20)).unwrap();
-    e1.set_read_timeout(Some(Duration::from_secs(20)));
+    let c1 = spawn_client(&dog, TEST, "hold", &root, false);
+    let mut e1 = accept(&server);
     assert_eq!(e1.read(&mut buf).unwrap(), 2);
     assert_eq!(e1.peer_pid(), Some(c1.id()));
 
-    let c2 = dog.spawn(TEST, "hold", &root, false);
-    let mut e2 = server.accept_timeout(Duration::from_secs(20)).unwrap();
-    e2.set_read_timeout(Some(Duration::from_secs(20)));
+    let c2 = spawn_client(&dog, TEST, "hold", &root, false);
+    let mut e2 = accept(&server);
     assert_eq!(e2.read(&mut buf).unwrap(), 2);
     assert_eq!(server.instances_in_use(), 2);
 
-    let mut c3 = dog.spawn(TEST, "third", &root, true);
+    let mut c3 = spawn_client(&dog, TEST, "third", &root, true);
     let mut out = BufReader::new(c3.stdout.take().unwrap());
     expect_line(&mut out, "BUSY");
     // While both instances are taken, nothing can be accepted.
@@ -172,8 +109,7 @@ fn max_instances_two_third_client_busy_until_one_leaves() {
     // The first client leaves; the third gets its instance.
     e1.write_all(b"bye").unwrap();
     wait_ok(c1);
-    let mut e3 = server.accept_timeout(Duration::from_secs(20)).unwrap();
-    e3.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut e3 = accept(&server);
     let n = e3.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"third");
     assert_eq!(e3.peer_pid(), Some(c3.id()));
@@ -197,9 +133,8 @@ fn killed_client_frees_its_instance() {
     let dog = Watchdog::new(TEST, Duration::from_secs(60));
     let opts = PipeOptions::default().max_instances(1).root(&root.0);
     let server = PipeServer::bind(PIPE, &opts).unwrap();
-    let mut c1 = dog.spawn(TEST, "sleep", &root, false);
-    let mut e1 = server.accept_timeout(Duration::from_secs(20)).unwrap();
-    e1.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut c1 = spawn_client(&dog, TEST, "sleep", &root, false);
+    let mut e1 = accept(&server);
     let mut buf = [0u8; 2];
     e1.read_exact(&mut buf).unwrap();
     c1.kill().unwrap();
@@ -212,9 +147,8 @@ fn killed_client_frees_its_instance() {
     );
     assert!(t.elapsed() < Duration::from_secs(5));
     // The slot of the dead client is reclaimed: a new client gets in.
-    let c2 = dog.spawn(TEST, "sleep", &root, false);
-    let mut e2 = server.accept_timeout(Duration::from_secs(20)).unwrap();
-    e2.set_read_timeout(Some(Duration::from_secs(20)));
+    let c2 = spawn_client(&dog, TEST, "sleep", &root, false);
+    let mut e2 = accept(&server);
     e2.read_exact(&mut buf).unwrap();
     let mut c2 = c2;
     c2.kill().unwrap();

@@ -1,71 +1,25 @@
 //! Shared pipes (`PipeOptions::shared(true)`), across real processes: the test binary
 //! re-executes itself with `--exact <test> --nocapture --test-threads=1` and a role in
-//! `CULVERT_PIPE_SHARED_ROLE`; every child attaches the pipe end it inherited as one
+//! `CULVERT_PIPE_TEST_ROLE`; every child attaches the pipe end it inherited as one
 //! more holder of it (`PendingEnd::spawn_child` + `PipeEnd::from_inherited`). Every
 //! test has an outer deadline that kills its children and fails, and its own temp dir.
 
+#[path = "pipe_support.rs"]
+mod support;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use culvert::pipe::{self, PendingEnd, PipeEnd, PipeMode, PipeOptions};
 use culvert::Error;
+use support::*;
 
-const ROLE: &str = "CULVERT_PIPE_SHARED_ROLE";
 const ID: &str = "CULVERT_PIPE_SHARED_ID";
 const DIR: &str = "CULVERT_PIPE_SHARED_DIR";
 
 // ---- harness ------------------------------------------------------------------------
-
-/// Kills the registered children and aborts the test process if it outlives `limit`.
-struct Watchdog {
-    pids: Arc<Mutex<Vec<u32>>>,
-    done: Arc<Mutex<bool>>,
-}
-
-impl Watchdog {
-    fn new(name: &'static str, limit: Duration) -> Self {
-        let pids = Arc::new(Mutex::new(Vec::<u32>::new()));
-        let done = Arc::new(Mutex::new(false));
-        let (p, d) = (pids.clone(), done.clone());
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < limit {
-                std::thread::sleep(Duration::from_millis(50));
-                if *d.lock().unwrap() {
-                    return;
-                }
-            }
-            for pid in p.lock().unwrap().iter() {
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            }
-            eprintln!("{name}: outer deadline of {limit:?} passed; children killed");
-            std::process::exit(101);
-        });
-        Self { pids, done }
-    }
-
-    fn watch(&self, child: &Child) {
-        self.pids.lock().unwrap().push(child.id());
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        *self.done.lock().unwrap() = true;
-    }
-}
-
-/// A fresh directory for one test run.
-fn test_dir(test: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("culvert-pipe-shared-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Spawns `test` as a child with `role` and `id`, sharing `end` with it.
 fn spawn_holder(
@@ -76,24 +30,26 @@ fn spawn_holder(
     id: u32,
     dir: &Path,
 ) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(ID, id.to_string())
-        .env(DIR, dir);
+    let mut cmd = child_command(test, role);
+    cmd.env(ID, id.to_string()).env(DIR, dir);
     let child = end.spawn_child(&mut cmd).unwrap();
     dog.watch(&child);
     drop(cmd);
     child
 }
 
-fn wait_ok(mut child: Child) {
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status}");
-}
-
-fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
+/// Spawns `n` holders of `end` with `role`, ids `0..n`.
+fn spawn_holders(
+    dog: &Watchdog,
+    end: &PendingEnd,
+    test: &str,
+    role: &str,
+    n: u32,
+    dir: &Path,
+) -> Vec<Child> {
+    (0..n)
+        .map(|id| spawn_holder(dog, end, test, role, id, dir))
+        .collect()
 }
 
 fn child_id() -> u32 {
@@ -102,17 +58,6 @@ fn child_id() -> u32 {
 
 fn child_dir() -> PathBuf {
     PathBuf::from(std::env::var(DIR).unwrap())
-}
-
-/// FNV-1a over 8-byte words.
-fn checksum(mut h: u64, data: &[u8]) -> u64 {
-    for chunk in data.chunks(8) {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        h ^= u64::from_le_bytes(w);
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
 }
 
 /// A message of writer `id`, number `seq`: `id`, `seq`, then a payload whose length
@@ -124,10 +69,7 @@ fn make_message(id: u32, seq: u32, out: &mut Vec<u8>) {
     let len = 8 + ((seq as usize * 7919 + id as usize * 104_729) % 1993);
     let mut x = (u64::from(id) << 32 | u64::from(seq)) ^ 0x9e37_79b9_7f4a_7c15;
     for _ in 0..len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.push(x as u8);
+        out.push(xorshift(&mut x) as u8);
     }
 }
 
@@ -181,11 +123,9 @@ fn three_writer_processes_share_one_message_end() {
     }
     let started = Instant::now();
     let dog = Watchdog::new(TEST, Duration::from_secs(120));
-    let dir = test_dir(TEST);
+    let dir = TempRoot::new(&format!("shared-{TEST}"));
     let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
-    let children: Vec<Child> = (0..3)
-        .map(|id| spawn_holder(&dog, &theirs, TEST, "writer", id, &dir))
-        .collect();
+    let children = spawn_holders(&dog, &theirs, TEST, "writer", 3, &dir.0);
     drop(theirs);
     let mut next = [0u32; 3];
     let mut buf = vec![0u8; 4096];
@@ -200,10 +140,8 @@ fn three_writer_processes_share_one_message_end() {
     }
     assert_eq!(total, 3 * MSGS_PER_WRITER);
     assert_eq!(next, [MSGS_PER_WRITER; 3]);
-    for c in children {
-        wait_ok(c);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    wait_all_ok(children);
+    drop(dir);
     eprintln!("{TEST}: {:?}", started.elapsed());
 }
 
@@ -219,7 +157,7 @@ fn make_record(id: u32, seq: u32, rec: &mut [u8; RECORD]) {
     for (i, b) in rec[8..RECORD - 8].iter_mut().enumerate() {
         *b = fill.wrapping_add(i as u8);
     }
-    let sum = checksum(0xcbf2_9ce4_8422_2325, &rec[..RECORD - 8]);
+    let sum = checksum(CHECKSUM_START, &rec[..RECORD - 8]);
     rec[RECORD - 8..].copy_from_slice(&sum.to_le_bytes());
 }
 
@@ -240,11 +178,9 @@ fn four_byte_writers_never_interleave_4096_byte_writes() {
     }
     let started = Instant::now();
     let dog = Watchdog::new(TEST, Duration::from_secs(120));
-    let dir = test_dir(TEST);
+    let dir = TempRoot::new(&format!("shared-{TEST}"));
     let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Byte, &opts).unwrap();
-    let children: Vec<Child> = (0..4)
-        .map(|id| spawn_holder(&dog, &theirs, TEST, "writer", id, &dir))
-        .collect();
+    let children = spawn_holders(&dog, &theirs, TEST, "writer", 4, &dir.0);
     drop(theirs);
     let mut next = [0u32; 4];
     let mut rec = [0u8; RECORD];
@@ -268,10 +204,8 @@ fn four_byte_writers_never_interleave_4096_byte_writes() {
         next[id as usize] += 1;
     }
     assert_eq!(next, [RECORDS_PER_WRITER; 4]);
-    for c in children {
-        wait_ok(c);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    wait_all_ok(children);
+    drop(dir);
     eprintln!("{TEST}: {:?}", started.elapsed());
 }
 
@@ -307,11 +241,9 @@ fn two_reader_processes_get_every_message_exactly_once() {
     }
     let started = Instant::now();
     let dog = Watchdog::new(TEST, Duration::from_secs(120));
-    let dir = test_dir(TEST);
+    let dir = TempRoot::new(&format!("shared-{TEST}"));
     let (mut writer, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
-    let children: Vec<Child> = (0..2)
-        .map(|id| spawn_holder(&dog, &theirs, TEST, "reader", id, &dir))
-        .collect();
+    let children = spawn_holders(&dog, &theirs, TEST, "reader", 2, &dir.0);
     drop(theirs);
     let mut msg = Vec::new();
     for seq in 0..SHARED_READ_MSGS {
@@ -319,13 +251,11 @@ fn two_reader_processes_get_every_message_exactly_once() {
         writer.write_all(&msg).unwrap();
     }
     drop(writer);
-    for c in children {
-        wait_ok(c);
-    }
+    wait_all_ok(children);
     let mut seen = vec![0u8; SHARED_READ_MSGS as usize];
     let mut per_reader = Vec::new();
     for id in 0..2 {
-        let bytes = std::fs::read(dir.join(format!("reader-{id}"))).unwrap();
+        let bytes = std::fs::read(dir.0.join(format!("reader-{id}"))).unwrap();
         per_reader.push(bytes.len() / 4);
         for c in bytes.chunks_exact(4) {
             let seq = u32::from_le_bytes(c.try_into().unwrap()) as usize;
@@ -337,7 +267,7 @@ fn two_reader_processes_get_every_message_exactly_once() {
         bad.is_empty(),
         "messages not delivered exactly once: {bad:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     eprintln!("{TEST}: {:?} (split {per_reader:?})", started.elapsed());
 }
 
@@ -382,10 +312,10 @@ fn end_of_stream_only_after_the_last_writer_holder() {
     }
     let started = Instant::now();
     let dog = Watchdog::new(TEST, Duration::from_secs(60));
-    let dir = test_dir(TEST);
+    let dir = TempRoot::new(&format!("shared-{TEST}"));
     let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
-    let mut victim = spawn_holder(&dog, &theirs, TEST, "victim", 0, &dir);
-    let survivor = spawn_holder(&dog, &theirs, TEST, "survivor", 1, &dir);
+    let mut victim = spawn_holder(&dog, &theirs, TEST, "victim", 0, &dir.0);
+    let survivor = spawn_holder(&dog, &theirs, TEST, "survivor", 1, &dir.0);
     drop(theirs);
     let mut next = [0u32; 2];
     let mut buf = vec![0u8; 4096];
@@ -412,7 +342,7 @@ fn end_of_stream_only_after_the_last_writer_holder() {
         other => panic!("expected a timeout while a holder lives, got {other:?}"),
     }
     reader.set_read_timeout(Some(Duration::from_secs(20)));
-    std::fs::write(dir.join("go"), b"").unwrap();
+    std::fs::write(dir.0.join("go"), b"").unwrap();
     while take(&mut reader, &mut next).is_some() {}
     assert_eq!(
         next,
@@ -428,7 +358,7 @@ fn end_of_stream_only_after_the_last_writer_holder() {
     // Writes towards the gone end fail.
     let e = reader.write_message(b"anyone?").unwrap_err();
     assert!(matches!(e, Error::Closed | Error::PeerDied), "{e:?}");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     eprintln!("{TEST}: {:?}", started.elapsed());
 }
 
