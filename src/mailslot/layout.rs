@@ -189,11 +189,12 @@ impl MailslotView {
     }
 
     pub(crate) fn get(&self) -> &MailslotControl {
-        // SAFETY: `new` checked that the region is large and aligned enough for a
+        // Why this is sound: `new` checked that the region is large and aligned enough for a
         // `MailslotControl`, and `self.region` keeps the mapping alive for `&self`.
         // Every field is an atomic, so concurrent writes by other processes are atomic
         // accesses (a hostile peer's plain stores only change values, which we validate
         // or report as found).
+        // SAFETY: in bounds, aligned, kept mapped by `self.region`; atomics only.
         unsafe { &*self.region.as_ptr().cast::<MailslotControl>() }
     }
 

@@ -140,11 +140,12 @@ impl StateView {
 
     /// The block.
     pub(crate) fn get(&self) -> &PipeState {
-        // SAFETY: the region is at least size_of::<PipeState>() bytes, aligned for it
+        // Why this is sound: the region is at least size_of::<PipeState>() bytes, aligned for it
         // (checked in `new`), and kept alive by `self.region`. Every field is an atomic,
         // so concurrent writes by other processes are accesses through atomics (or, by
         // a hostile peer, plain stores that can only change the values we read, which
         // are validated where used).
+        // SAFETY: in bounds, aligned, kept mapped by `self.region`; atomics only.
         unsafe { &*self.region.as_ptr().cast::<PipeState>() }
     }
 

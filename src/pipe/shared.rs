@@ -116,10 +116,11 @@ impl HolderView {
     }
 
     fn table(&self) -> &HolderTable {
-        // SAFETY: the region is at least size_of::<HolderTable>() bytes and aligned for
+        // Why this is sound: the region is at least size_of::<HolderTable>() bytes and aligned for
         // it (checked in `open`), kept mapped by `self.region`; every field is an
         // atomic, so other processes' writes are atomic accesses (or hostile plain
         // stores, which only change values we treat as hints).
+        // SAFETY: in bounds, aligned, kept mapped by `self.region`; atomics only.
         unsafe { &*self.region.as_ptr().cast::<HolderTable>() }
     }
 

@@ -136,10 +136,11 @@ pub(crate) fn at<T>(region: &Region, offset: usize) -> Result<&T> {
             what: "port object too small or misaligned".into(),
         });
     }
-    // SAFETY: in bounds and aligned (checked above); `T` is one of this module's
+    // Why this is sound: in bounds and aligned (checked above); `T` is one of this module's
     // structs made only of atomics, valid for any bit pattern and accessed atomically;
     // the reference lives no longer than the borrow of `region`, which keeps the
     // mapping alive.
+    // SAFETY: in bounds and aligned; `T` is made of atomics; `region` keeps it mapped.
     Ok(unsafe { &*ptr.cast::<T>() })
 }
 

@@ -60,10 +60,11 @@ pub(crate) fn init(region: &Region, config: &Config, kind: u8, message: bool) ->
         });
     }
     let ctl = control_ptr::<SpscControl>(region)?;
-    // SAFETY: `ctl` is aligned and the region holds at least size_of::<SpscControl>()
+    // Why this is sound: `ctl` is aligned and the region holds at least size_of::<SpscControl>()
     // bytes (control_ptr checked both); the creator initialises before any endpoint
     // attaches, so nobody else accesses these bytes now. `write` constructs every
     // atomic (required under loom) without reading the old bytes.
+    // SAFETY: `ctl` is in bounds, aligned and not yet shared (see above).
     unsafe {
         ctl.as_ptr().write(SpscControl::new(
             kind,
@@ -163,10 +164,11 @@ impl Core {
         debug_assert!(src.len() as u64 <= self.capacity);
         let idx = (pos & self.mask) as usize;
         let first = src.len().min(self.capacity as usize - idx);
-        // SAFETY: `idx + first <= capacity` and `src.len() - first <= idx` (since
+        // Why this is sound: `idx + first <= capacity` and `src.len() - first <= idx` (since
         // `src.len() <= capacity`), so both copies stay inside the data area; the
         // protocol grants these bytes to the writer, and `src` is local memory, so the
         // ranges do not overlap.
+        // SAFETY: both copies stay in the data area, in bytes the writer owns (see above).
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(idx), first);
             std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);

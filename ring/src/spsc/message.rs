@@ -89,10 +89,11 @@ impl MessageWriter {
     #[inline]
     fn write_header(&self, pos: u64, len: u32, kind: u32) {
         let header = u64::from(len) | (u64::from(kind) << 32);
-        // SAFETY: `pos` is 8-aligned (tails only move by 8-aligned record sizes) and the
+        // Why this is sound: `pos` is 8-aligned (tails only move by 8-aligned record sizes) and the
         // data area starts 128-aligned with a capacity that is a multiple of 8, so the
         // 8 header bytes lie inside the data area, aligned, and never wrap; they are in
         // free space the writer owns (between tail and head + capacity).
+        // SAFETY: an aligned, in-bounds header in free space the writer owns (see above).
         unsafe { self.end.core.at(pos).cast::<u64>().write(header.to_le()) };
     }
 
@@ -274,10 +275,11 @@ impl MessageReader {
             if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
                 return Err(end.corrupted("partial record published"));
             }
-            // SAFETY: `head` is 8-aligned (checked at attach; moves by 8-aligned record
+            // Why this is sound: `head` is 8-aligned (checked at attach; moves by 8-aligned record
             // sizes) and the data area is 128-aligned with a capacity that is a multiple
             // of 8, so the header lies inside it, aligned, without wrapping; `avail >= 8`
             // means those bytes were published by the writer.
+            // SAFETY: an aligned, in-bounds, published header (see above).
             let header = u64::from_le(unsafe { end.core.at(end.head).cast::<u64>().read() });
             let len = header & 0xffff_ffff;
             let kind = (header >> 32) as u32;
