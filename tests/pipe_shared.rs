@@ -419,3 +419,223 @@ fn shared_message_pipes_refuse_messages_above_one_mib() {
     let (a, _b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
     assert!(matches!(a.try_clone(), Err(Error::InvalidArgument { .. })));
 }
+
+// ---- named shared pipes ----------------------------------------------------------------
+
+/// Options of the named shared message pipes below, in namespace `root`.
+fn named_opts(root: &Path) -> PipeOptions {
+    PipeOptions::default()
+        .mode(PipeMode::Message)
+        .shared(true)
+        .max_message(4096)
+        .max_instances(1)
+        .root(root)
+}
+
+/// Shares the attached `end` with a child playing `role` as writer `id`.
+fn share_end(dog: &Watchdog, end: &PipeEnd, test: &str, role: &str, id: u32, dir: &Path) -> Child {
+    let mut cmd = child_command(test, role);
+    cmd.env(ID, id.to_string()).env(DIR, dir);
+    let child = end.spawn_child(&mut cmd).unwrap();
+    dog.watch(&child);
+    drop(cmd);
+    child
+}
+
+const NAMED_MSGS_PER_WRITER: u32 = 2_000;
+
+#[test]
+fn named_shared_client_end_held_by_three_writer_processes() {
+    const TEST: &str = "named_shared_client_end_held_by_three_writer_processes";
+    if let Some(r) = role() {
+        assert_eq!(r, "writer");
+        let id = child_id();
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut msg = Vec::new();
+        for seq in 0..NAMED_MSGS_PER_WRITER {
+            make_message(id, seq, &mut msg);
+            end.write_all(&msg).unwrap();
+        }
+        return;
+    }
+    let started = Instant::now();
+    let dog = Watchdog::new(TEST, Duration::from_secs(120));
+    let dir = TempRoot::new(&format!("shared-{TEST}"));
+    let opts = named_opts(&dir.0);
+    let name = format!("named-shared-writers-{}", std::process::id());
+    let server = pipe::PipeServer::bind(&name, &opts).unwrap();
+    std::thread::scope(|s| {
+        let client = s.spawn(|| {
+            let mut end =
+                PipeEnd::connect_with(&name, Some(Duration::from_secs(20)), &opts).unwrap();
+            let children: Vec<Child> = (0..2)
+                .map(|id| share_end(&dog, &end, TEST, "writer", id, &dir.0))
+                .collect();
+            let mut msg = Vec::new();
+            for seq in 0..NAMED_MSGS_PER_WRITER {
+                make_message(2, seq, &mut msg);
+                end.write_all(&msg).unwrap();
+            }
+            drop(end);
+            children
+        });
+        let mut conn = server.accept_timeout(Duration::from_secs(20)).unwrap();
+        let mut next = [0u32; 3];
+        let mut buf = vec![0u8; 4096];
+        let mut scratch = Vec::new();
+        let mut total = 0;
+        // End of stream only once every holder of the client end closed.
+        while let Some(n) = read_whole(&mut conn, &mut buf) {
+            let (id, seq) = check_message(&buf[..n], &mut scratch);
+            assert!(id < 3, "unknown writer {id}");
+            assert_eq!(seq, next[id as usize], "writer {id}'s order broken");
+            next[id as usize] += 1;
+            total += 1;
+        }
+        assert_eq!(total, 3 * NAMED_MSGS_PER_WRITER);
+        assert_eq!(next, [NAMED_MSGS_PER_WRITER; 3]);
+        wait_all_ok(client.join().unwrap());
+        drop(conn);
+    });
+    assert_eq!(server.instances_in_use(), 0);
+    drop(server);
+    drop(dir);
+    eprintln!("{TEST}: {:?}", started.elapsed());
+}
+
+/// While the slot is taken: `accept` runs (so it could reclaim the slot), and a
+/// connect with a short timeout gets `Busy`.
+fn assert_slot_taken(server: &pipe::PipeServer, name: &str, opts: &PipeOptions, when: &str) {
+    std::thread::scope(|s| {
+        let acceptor = s.spawn(|| server.accept_timeout(Duration::from_millis(800)));
+        std::thread::sleep(Duration::from_millis(50));
+        match PipeEnd::connect_with(name, Some(Duration::from_millis(400)), opts) {
+            Err(Error::Busy { .. }) => {}
+            other => panic!("{when}: expected Busy, got {other:?}"),
+        }
+        match acceptor.join().unwrap() {
+            Err(Error::Timeout) => {}
+            other => panic!("{when}: accept should time out, got {other:?}"),
+        }
+    });
+    assert_eq!(server.instances_in_use(), 1, "{when}");
+}
+
+#[test]
+fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
+    const TEST: &str = "named_shared_slot_freed_only_after_every_client_holder_is_gone";
+    if let Some(r) = role() {
+        let id = child_id();
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut msg = Vec::new();
+        make_message(id, 0, &mut msg);
+        end.write_all(&msg).unwrap(); // attached
+        match r.as_str() {
+            // Waits to be SIGKILLed, holding the end (or for the test to fail).
+            "victim" => {
+                while child_dir().exists() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            "survivor" => {
+                let go = child_dir().join("go");
+                while !go.exists() && child_dir().exists() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                drop(end); // closes normally
+            }
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    let started = Instant::now();
+    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let dir = TempRoot::new(&format!("shared-{TEST}"));
+    let opts = named_opts(&dir.0);
+    let name = format!("named-shared-slot-{}", std::process::id());
+    let server = pipe::PipeServer::bind(&name, &opts).unwrap();
+    let (mut conn, client) = std::thread::scope(|s| {
+        let client =
+            s.spawn(|| PipeEnd::connect_with(&name, Some(Duration::from_secs(20)), &opts).unwrap());
+        let conn = server.accept_timeout(Duration::from_secs(20)).unwrap();
+        (conn, client.join().unwrap())
+    });
+    let mut victim = share_end(&dog, &client, TEST, "victim", 0, &dir.0);
+    let survivor = share_end(&dog, &client, TEST, "survivor", 1, &dir.0);
+    // Both children attached (each sent one message).
+    let mut buf = vec![0u8; 4096];
+    let mut scratch = Vec::new();
+    let mut seen = [false; 2];
+    for _ in 0..2 {
+        let n = read_whole(&mut conn, &mut buf).expect("end of stream before the hellos");
+        let (id, seq) = check_message(&buf[..n], &mut scratch);
+        assert_eq!(seq, 0);
+        seen[id as usize] = true;
+    }
+    assert_eq!(seen, [true, true]);
+    assert_slot_taken(&server, &name, &opts, "all holders live");
+    // The client's own holder (the one with the server link) goes first.
+    drop(client);
+    assert_slot_taken(&server, &name, &opts, "client's holder dropped");
+    // The server end goes too: one end is gone, the other is held by the children.
+    drop(conn);
+    assert_slot_taken(&server, &name, &opts, "server end dropped");
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert_slot_taken(&server, &name, &opts, "one holder killed, one alive");
+    // The last holder closes: now the slot is freed (found by `accept`).
+    std::fs::write(dir.0.join("go"), b"").unwrap();
+    wait_ok(survivor);
+    let freed = Instant::now();
+    std::thread::scope(|s| {
+        let acceptor = s.spawn(|| server.accept_timeout(Duration::from_secs(10)));
+        let mut c = PipeEnd::connect_with(&name, Some(Duration::from_secs(10)), &opts)
+            .expect("connect after every holder is gone");
+        let mut conn = acceptor.join().unwrap().unwrap();
+        c.write_all(b"new connection").unwrap();
+        let n = read_whole(&mut conn, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"new connection");
+        assert_eq!(server.instances_in_use(), 1);
+        drop(c);
+        drop(conn);
+    });
+    eprintln!(
+        "{TEST}: reconnected {:?} after the last holder closed",
+        freed.elapsed()
+    );
+    // Both ends of the new connection were dropped in this process: freed at once.
+    assert_eq!(server.instances_in_use(), 0);
+    drop(server);
+    drop(dir);
+    eprintln!("{TEST}: {:?}", started.elapsed());
+}
+
+#[test]
+fn named_shared_server_end_can_be_cloned() {
+    let dir = TempRoot::new("shared-named-clone");
+    let opts = named_opts(&dir.0);
+    let name = format!("named-shared-clone-{}", std::process::id());
+    let server = pipe::PipeServer::bind(&name, &opts).unwrap();
+    let (conn, mut client) = std::thread::scope(|s| {
+        let client =
+            s.spawn(|| PipeEnd::connect_with(&name, Some(Duration::from_secs(20)), &opts).unwrap());
+        let conn = server.accept_timeout(Duration::from_secs(20)).unwrap();
+        (conn, client.join().unwrap())
+    });
+    let mut clone = conn.try_clone().unwrap();
+    drop(conn);
+    clone.write_all(b"from the clone").unwrap();
+    let mut buf = [0u8; 64];
+    let n = read_whole(&mut client, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"from the clone");
+    assert_eq!(server.instances_in_use(), 1);
+    drop(clone);
+    assert_eq!(client.read(&mut buf).unwrap(), 0);
+    assert_eq!(server.instances_in_use(), 1, "the client end still lives");
+    drop(client);
+    assert_eq!(server.instances_in_use(), 0);
+    // Too large a message for a shared pipe: refused at bind.
+    let big = named_opts(&dir.0).max_message(2 << 20);
+    let r = pipe::PipeServer::bind(&format!("{name}-big"), &big);
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+}

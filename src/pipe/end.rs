@@ -217,7 +217,7 @@ impl PipeEnd {
         let state = StateView::new(section.object(STATE_NAME)?)?;
         let config = state.config()?;
         if config.shared {
-            return Self::attach_shared(section, state, side, strategy, preferred);
+            return Self::attach_shared(section, state, side, strategy, link, preferred);
         }
         let me = state.end(side);
         let my_id = ProcessIdentity::current().packed();
@@ -302,11 +302,14 @@ impl PipeEnd {
 
     /// Shared mode: claims a holder word, marks the end attached, attaches an MPMC
     /// producer/writer on the ring this end writes and a consumer/reader on the other.
+    /// A named pipe's `link` is kept, and from then on frees the server's slot only
+    /// once both ends are gone.
     fn attach_shared(
         section: Section,
         state: StateView,
         side: usize,
         strategy: WaitStrategy,
+        link: Option<ServerLink>,
         preferred: Option<usize>,
     ) -> Result<PipeEnd> {
         let config = state.config()?;
@@ -365,6 +368,10 @@ impl PipeEnd {
                 )
             }
         };
+        let link = link.map(|mut l| {
+            l.set_shared_views(state.clone(), holders.clone());
+            l
+        });
         Ok(PipeEnd {
             section,
             state,
@@ -388,7 +395,7 @@ impl PipeEnd {
             poisoned: false,
             writes_since_clock: 0,
             last_liveness: Instant::now(),
-            link: None,
+            link,
             shared: Some(SharedState {
                 holders,
                 index,
@@ -751,7 +758,8 @@ impl PipeEnd {
                 .kind(culvert_section::SectionKind::Pipe)
                 .expect_kind(culvert_section::SectionKind::Pipe),
         )?;
-        let mut end = Self::attach_holder(section, self.side, self.strategy, None, None)?;
+        let link = self.link.as_ref().map(ServerLink::for_another_holder);
+        let mut end = Self::attach_holder(section, self.side, self.strategy, link, None)?;
         end.read_mode = self.read_mode;
         end.nonblocking = self.nonblocking;
         end.read_timeout = self.read_timeout;
@@ -1376,6 +1384,10 @@ impl PipeEnd {
                 && shared::mark_gone(&self.state, self.side)
             {
                 self.close_shared_rings();
+            }
+            // Named pipes: frees the server's slot if both ends are gone now.
+            if let Some(link) = self.link.take() {
+                link.release();
             }
             return;
         }

@@ -80,9 +80,14 @@
 //! cells, and an MPMC ring carrying connect requests; clients and server wake each
 //! other through two notifiers in it.
 //!
-//! **Shared mode** ([`PipeOptions::shared`], anonymous pipes): each direction is an
-//! MPMC ring, so an end may be held by several processes at once, each attaching its
-//! own producer and consumer to the rings.
+//! **Shared mode** ([`PipeOptions::shared`], anonymous and named pipes): each
+//! direction is an MPMC ring, so an end may be held by several processes at once, each
+//! attaching its own producer and consumer to the rings. A shared named pipe's
+//! instances are made the same way (holder table included), so either end of a
+//! connection can be shared; its instance slot is freed only when both ends are gone
+//! (checked by every holder that detaches in the processes of `accept` and `connect`,
+//! and by `accept` itself at least every `LIVENESS_RECHECK_INTERVAL`, which covers
+//! holders in children).
 //!
 //! * *Sharing.* [`PendingEnd::spawn_child`] (or `pass_to_child` + `expect_child`) may
 //!   be called for any number of children, each of which attaches as one more holder

@@ -122,8 +122,10 @@ pub struct PipeOptions {
     /// `slots = max(4, buffer / max_message)` rounded up to a power of two (the 1 MiB
     /// default costs 4 MiB per direction: set `max_message` to what you send). Byte
     /// pipes: writes of up to 4096 bytes (`PIPE_BUF`) are never interleaved with
-    /// another writer's bytes. Anonymous pipes only: binding a shared named pipe is
-    /// `InvalidArgument`. Default `false`.
+    /// another writer's bytes. Named pipes too: every instance of a shared
+    /// [`PipeServer`](super::PipeServer) is shared, either end of a connection may be
+    /// shared or cloned, and its instance slot is freed once both ends are gone (every
+    /// holder of each closed or died). Default `false`.
     pub shared: bool,
     /// How blocking calls of the ends created with these options wait.
     pub wait_strategy: WaitStrategy,

@@ -28,6 +28,18 @@
 //! is freed when either end of its connection is dropped or disconnected (both CAS the
 //! slot's ticket to 0, so twice is harmless), or, found by `accept`, when the client
 //! process died.
+//!
+//! **Shared named pipes** ([`PipeOptions::shared`]; the header's `flags` has
+//! [`SERVER_FLAG_SHARED`]): instances are made like shared anonymous pipes (MPMC rings
+//! and a holder table), so either end of a connection may be shared with children or
+//! cloned. A slot is then freed only when *both* ends are gone as the holder table
+//! decides (`shared::end_gone`): a holder that carries the connection's link (the end
+//! `accept` or `connect` returned, and its `try_clone`s) checks that when it detaches;
+//! holders without one (children) are covered by `accept`, which keeps a view of every
+//! instance it made and, at least every `LIVENESS_RECHECK_INTERVAL` while it waits,
+//! frees the slots of connections whose ends are both gone (and unlinks the instance's
+//! name). A client's death alone frees nothing in shared mode: its children may hold
+//! its end.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,8 +50,9 @@ use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use culvert_sync::{wait_for, Deadline, Liveness, Notifier, ProcessIdentity};
 
 use super::end::PipeEnd;
-use super::layout::{create_instance, Placement};
+use super::layout::{create_instance, Placement, StateView, SHARED_MESSAGE_MAX};
 use super::options::{validate_pipe_name, PipeMode, PipeOptions, MAX_INSTANCES};
+use super::shared::{self, HolderView};
 use crate::{Error, Result};
 
 /// Magic of a [`ServerHeader`]: "CLVPSRV" + version.
@@ -53,6 +66,8 @@ const OBJ_CELLS: u32 = 0x5053_0003;
 const OBJ_REQUESTS: u32 = 0x5053_0004;
 /// Request message: cell index and generation, both `u32` LE.
 const REQUEST_LEN: usize = 8;
+/// [`ServerHeader::flags`]: the instances are shared (MPMC rings, holder table).
+pub(crate) const SERVER_FLAG_SHARED: u32 = 1;
 /// Largest default timeout honoured from a server's header.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
@@ -83,8 +98,8 @@ pub(crate) struct ServerHeader {
     max_instances: AtomicU32,
     /// Request cells. Invariant: `== CELLS`.
     cells: AtomicU32,
-    /// Reserved, zero.
-    reserved0: AtomicU32,
+    /// `SERVER_FLAG_*` bits. Invariant: no unknown bits.
+    flags: AtomicU32,
     /// Default connect timeout in milliseconds.
     default_timeout_ms: AtomicU64,
     /// Packed identity of the server process.
@@ -145,6 +160,8 @@ pub(crate) struct ServerShared {
     cells: Region,
     max_instances: usize,
     mode: PipeMode,
+    /// The header's [`SERVER_FLAG_SHARED`].
+    shared: bool,
 }
 
 impl ServerShared {
@@ -168,6 +185,7 @@ impl ServerShared {
             cells,
             max_instances: 0,
             mode: PipeMode::Byte,
+            shared: false,
         };
         let h = s.header();
         if h.magic.load(Ordering::Acquire) != SERVER_MAGIC {
@@ -184,7 +202,12 @@ impl ServerShared {
         {
             return Err(bad("request cell table"));
         }
+        let flags = h.flags.load(Ordering::Relaxed);
+        if flags & !SERVER_FLAG_SHARED != 0 {
+            return Err(bad("unknown flags"));
+        }
         s.mode = PipeMode::from_u32(h.mode.load(Ordering::Relaxed)).ok_or_else(|| bad("mode"))?;
+        s.shared = flags & SERVER_FLAG_SHARED != 0;
         s.max_instances = max;
         Ok(s)
     }
@@ -217,7 +240,8 @@ impl ServerShared {
     }
 }
 
-/// The instance slot a connection holds; freed on drop of either end.
+/// The instance slot a connection holds; freed on drop of either end (shared mode:
+/// on the drop of a holder that finds both ends gone).
 pub(crate) struct ServerLink {
     shared: Arc<ServerShared>,
     slot: usize,
@@ -225,6 +249,9 @@ pub(crate) struct ServerLink {
     /// Server side: the instance section's name, unlinked on release (the client
     /// normally unlinked it already).
     instance: Option<(String, culvert_section::SectionOptions)>,
+    /// Shared instances, once an end is attached: its state block and holder table.
+    /// The slot is then freed only when both ends are gone.
+    views: Option<(StateView, HolderView)>,
 }
 
 impl ServerLink {
@@ -232,10 +259,33 @@ impl ServerLink {
     pub(crate) fn release(self) {
         drop(self);
     }
+
+    /// Shared mode: from now on, frees the slot only when both ends of the instance
+    /// (`state`, `holders`) are gone.
+    pub(crate) fn set_shared_views(&mut self, state: StateView, holders: HolderView) {
+        self.views = Some((state, holders));
+    }
+
+    /// A link for another holder of the same end in this process (shared mode).
+    pub(crate) fn for_another_holder(&self) -> ServerLink {
+        ServerLink {
+            shared: self.shared.clone(),
+            slot: self.slot,
+            ticket: self.ticket,
+            instance: None,
+            views: self.views.clone(),
+        }
+    }
 }
 
 impl Drop for ServerLink {
     fn drop(&mut self) {
+        if let Some((state, holders)) = &self.views {
+            if !(shared::end_gone(state, holders, 0) && shared::end_gone(state, holders, 1)) {
+                // Another holder of either end lives: it, or `accept`, frees the slot.
+                return;
+            }
+        }
         let slot = self.shared.slot(self.slot);
         if slot
             .ticket
@@ -248,6 +298,15 @@ impl Drop for ServerLink {
             let _ = Section::unlink(name, opts);
         }
     }
+}
+
+/// Shared mode: what `accept` keeps of an instance it made, to free its slot once both
+/// ends are gone.
+struct TrackedInstance {
+    ticket: u64,
+    state: StateView,
+    holders: HolderView,
+    name: String,
 }
 
 fn instance_name(pipe: &str, ticket: u64) -> String {
@@ -299,6 +358,8 @@ pub struct PipeServer {
     shared: Arc<ServerShared>,
     consumer: Mutex<mpmc::Consumer>,
     opts: PipeOptions,
+    /// Shared mode: per slot, the instance made for it (see [`TrackedInstance`]).
+    tracked: Mutex<Vec<Option<TrackedInstance>>>,
 }
 
 impl std::fmt::Debug for PipeServer {
@@ -323,9 +384,13 @@ impl PipeServer {
                 what: format!("max_instances must be 1 to {MAX_INSTANCES}"),
             });
         }
-        if opts.shared {
+        if opts.shared && opts.mode == PipeMode::Message && opts.max_message > SHARED_MESSAGE_MAX {
             return Err(Error::InvalidArgument {
-                what: "shared mode is for anonymous pipes; named pipes are not shared".into(),
+                what: format!(
+                    "shared message pipes carry messages of at most {SHARED_MESSAGE_MAX} bytes \
+                     (each ring slot holds a whole message); max_message is {}",
+                    opts.max_message
+                ),
             });
         }
         let ring_config = mpmc::Config::new(CELLS, REQUEST_LEN).with_max_endpoints(256);
@@ -365,6 +430,10 @@ impl PipeServer {
             h.max_instances
                 .store(opts.max_instances as u32, Ordering::Relaxed);
             h.cells.store(CELLS as u32, Ordering::Relaxed);
+            h.flags.store(
+                if opts.shared { SERVER_FLAG_SHARED } else { 0 },
+                Ordering::Relaxed,
+            );
             h.default_timeout_ms.store(
                 opts.default_timeout.as_millis().min(u128::from(u64::MAX)) as u64,
                 Ordering::Relaxed,
@@ -381,6 +450,7 @@ impl PipeServer {
             shared: Arc::new(ServerShared::new(name, section)?),
             consumer: Mutex::new(consumer),
             opts: opts.clone(),
+            tracked: Mutex::new((0..opts.max_instances).map(|_| None).collect()),
         })
     }
 
@@ -413,6 +483,9 @@ impl PipeServer {
 
     /// Instances in use (connections whose ends are not both gone).
     pub fn instances_in_use(&self) -> usize {
+        if self.shared.shared {
+            self.reclaim_shared_instances();
+        }
         (0..self.shared.max_instances)
             .filter(|&k| self.shared.slot(k).ticket.load(Ordering::Acquire) != 0)
             .count()
@@ -482,10 +555,45 @@ impl PipeServer {
         )
     }
 
-    /// Frees the slots of clients that died.
+    /// Shared mode: frees the slots of connections whose ends are both gone (every
+    /// holder of each closed or died), and unlinks their instance sections' names.
+    fn reclaim_shared_instances(&self) {
+        let shared = &self.shared;
+        let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, entry) in tracked.iter_mut().enumerate().take(shared.max_instances) {
+            let Some(t) = entry else { continue };
+            let slot = shared.slot(k);
+            let ticket = slot.ticket.load(Ordering::Acquire);
+            if ticket == t.ticket
+                && !(shared::end_gone(&t.state, &t.holders, 0)
+                    && shared::end_gone(&t.state, &t.holders, 1))
+            {
+                continue;
+            }
+            if ticket == t.ticket {
+                let _ =
+                    slot.ticket
+                        .compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+            // Freed here, or already by a holder's link: forget the instance.
+            let _ = Section::unlink(&t.name, &self.opts.section_for(SectionKind::Pipe));
+            *entry = None;
+        }
+    }
+
+    /// Frees the slots of clients that died (shared mode: of connections whose ends
+    /// are both gone).
     fn reclaim_dead_clients(&self) {
         let shared = &self.shared;
-        for k in 0..shared.max_instances {
+        // Shared mode: the client's death alone frees nothing (its children may hold
+        // its end); both ends must be gone.
+        let slots = if shared.shared {
+            self.reclaim_shared_instances();
+            0
+        } else {
+            shared.max_instances
+        };
+        for k in 0..slots {
             let slot = shared.slot(k);
             let ticket = slot.ticket.load(Ordering::Acquire);
             if ticket == 0 {
@@ -579,8 +687,23 @@ impl PipeServer {
             slot: k,
             ticket,
             instance: Some((name.clone(), sopts.clone())),
+            views: None,
         };
         let end = PipeEnd::attach(section, 0, self.opts.wait_strategy, Some(link))?;
+        let views = if shared.shared {
+            let state = StateView::new(end.section().object(super::layout::STATE_NAME)?)?;
+            let holders = HolderView::open(end.section())?;
+            let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+            tracked[k] = Some(TrackedInstance {
+                ticket,
+                state: state.clone(),
+                holders,
+                name: name.clone(),
+            });
+            Some(state)
+        } else {
+            None
+        };
         cell.ticket.store(ticket, Ordering::Release);
         cell.slot.store(k as u64, Ordering::Release);
         if cell
@@ -593,7 +716,11 @@ impl PipeServer {
             )
             .is_err()
         {
-            // Withdrawn at the last moment: dropping the end frees the slot.
+            // Withdrawn at the last moment: dropping the end frees the slot. Shared
+            // mode: the client will not attach, so its end is gone too.
+            if let Some(state) = &views {
+                shared::mark_gone(state, 1);
+            }
             drop(end);
             return Ok(None);
         }
@@ -782,6 +909,7 @@ impl PipeEnd {
             slot,
             ticket,
             instance: None,
+            views: None,
         };
         let iname = instance_name(name, ticket);
         let iopts = opts.section_for(SectionKind::Pipe);
