@@ -374,7 +374,7 @@ mod tests {
         let r = spsc::MessageReader::attach(&region).unwrap();
         w.write(b"hello", Deadline::never()).unwrap();
         drop(r);
-        let me = ProcessIdentity::current().packed();
+        let me = ProcessIdentity::me().packed();
         match decode(&snapshot(&region)).unwrap() {
             RingDiag::Spsc {
                 messages,

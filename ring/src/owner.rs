@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 /// The packed identity of the calling process.
 pub(crate) fn my_identity() -> u64 {
-    ProcessIdentity::current().packed()
+    ProcessIdentity::me().packed()
 }
 
 /// Claims `word` for the calling process: from "nobody", or from a holder that died.

@@ -259,7 +259,7 @@ impl Section {
             }
         };
 
-        let creator = ProcessIdentity::current();
+        let creator = ProcessIdentity::me();
         let header = SectionHeader::new(opts.kind, total, creator);
         let prepared = (|| -> Result<()> {
             rfs::fchmod(&fd, Mode::from_raw_mode(opts.mode & 0o777))
@@ -312,7 +312,7 @@ impl Section {
         let flags = rfs::MemfdFlags::CLOEXEC | rfs::MemfdFlags::ALLOW_SEALING;
         let fd = rfs::memfd_create("culvert.anonymous", flags).map_err(|e| map_errno(e, &cx))?;
         size_file(fd.as_fd(), total, &cx)?;
-        let creator = ProcessIdentity::current();
+        let creator = ProcessIdentity::me();
         let header = SectionHeader::new(opts.kind, total, creator);
         pwrite_all(fd.as_fd(), header.as_bytes(), 0).map_err(|e| map_errno(e, &cx))?;
         rfs::fcntl_add_seals(

@@ -148,7 +148,7 @@ fn remove_if_empty(
         return false;
     }
     if view.any_live_member() {
-        view.reopen(ProcessIdentity::current().packed());
+        view.reopen(ProcessIdentity::me().packed());
         return false;
     }
     unlink_if_same(section, name, sopts)

@@ -171,7 +171,7 @@ fn check_region<T>(region: &Region, what: &str) -> Result<()> {
 /// Whether a member or owner word names a live process (0: nobody).
 pub(crate) fn word_alive(word: u64) -> bool {
     word != 0
-        && (word == ProcessIdentity::current().packed()
+        && (word == ProcessIdentity::me().packed()
             || ProcessIdentity::packed_liveness(word) == Liveness::Alive)
 }
 
@@ -221,7 +221,7 @@ impl MailslotView {
     /// Claims the right to remove this (dead) mailslot: from nobody, or from a dead
     /// reclaimer. `false` when a live process holds it.
     pub(crate) fn claim_reclaim(&self) -> bool {
-        let me = ProcessIdentity::current().packed();
+        let me = ProcessIdentity::me().packed();
         let word = &self.get().reclaimer;
         let mut cur = word.load(Ordering::Acquire);
         for _ in 0..16 {
@@ -278,7 +278,7 @@ impl GroupView {
     /// Claims a free member entry (or one held by a dead process) for this process.
     /// Returns its index; `Busy` when every entry is held by a live reader.
     pub(crate) fn claim_member(&self) -> Result<usize> {
-        let me = ProcessIdentity::current().packed();
+        let me = ProcessIdentity::me().packed();
         for (i, entry) in self.get().members.iter().enumerate() {
             let cur = entry.load(Ordering::Acquire);
             if cur != 0 && word_alive(cur) {
@@ -298,7 +298,7 @@ impl GroupView {
 
     /// Frees member entry `index` if it still holds our identity.
     pub(crate) fn release_member(&self, index: usize) {
-        let me = ProcessIdentity::current().packed();
+        let me = ProcessIdentity::me().packed();
         if let Some(entry) = self.get().members.get(index) {
             let _ = entry.compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed);
         }
@@ -323,7 +323,7 @@ impl GroupView {
 
     /// Tries to become the remover: `closing` 0 → us.
     pub(crate) fn begin_close(&self) -> bool {
-        let me = ProcessIdentity::current().packed();
+        let me = ProcessIdentity::me().packed();
         self.get()
             .closing
             .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)

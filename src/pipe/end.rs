@@ -220,7 +220,7 @@ impl PipeEnd {
             return Self::attach_shared(section, state, side, strategy, link, preferred);
         }
         let me = state.end(side);
-        let my_id = ProcessIdentity::current().packed();
+        let my_id = ProcessIdentity::me().packed();
         match me.status.compare_exchange(
             END_UNATTACHED,
             END_ATTACHED,
@@ -314,7 +314,7 @@ impl PipeEnd {
     ) -> Result<PipeEnd> {
         let config = state.config()?;
         let holders = HolderView::open(&section)?;
-        let my_id = ProcessIdentity::current().packed();
+        let my_id = ProcessIdentity::me().packed();
         let index = holders.claim(side, my_id, preferred)?;
         let me = state.end(side);
         // The word is claimed first and the status checked after, so whoever declares

@@ -439,7 +439,7 @@ impl PipeServer {
                 Ordering::Relaxed,
             );
             h.server
-                .store(ProcessIdentity::current().packed(), Ordering::Relaxed);
+                .store(ProcessIdentity::me().packed(), Ordering::Relaxed);
             h.next_ticket.store(1, Ordering::Relaxed);
             h.magic.store(SERVER_MAGIC, Ordering::Release);
         }
@@ -789,7 +789,7 @@ impl PipeEnd {
         let busy = || Error::Busy {
             what: format!("every instance of pipe '{name}' is taken"),
         };
-        let me = ProcessIdentity::current().packed();
+        let me = ProcessIdentity::me().packed();
 
         // 1. Claim a request cell.
         let claimed = wait_for(&h.answers.n, strategy, deadline, |ctx| {

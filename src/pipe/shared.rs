@@ -242,7 +242,7 @@ pub(crate) fn reserve_for_child(
     cmd: &mut Command,
     var: &str,
 ) -> Result<Reservation> {
-    let me = ProcessIdentity::current().packed();
+    let me = ProcessIdentity::me().packed();
     let nonce = u64::from(std::process::id())
         ^ (std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

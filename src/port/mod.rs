@@ -75,8 +75,6 @@ mod payload;
 mod server;
 mod wire;
 
-use std::sync::OnceLock;
-
 use culvert_ring::{mpmc, spsc};
 use culvert_sync::ProcessIdentity;
 
@@ -230,16 +228,9 @@ pub enum MessageKind {
     Datagram,
 }
 
-/// Our packed identity (computed once per process).
+/// Our packed identity.
 pub(crate) fn me() -> u64 {
-    static ME: OnceLock<(u32, u64)> = OnceLock::new();
-    let pid = std::process::id();
-    let &(cached_pid, packed) = ME.get_or_init(|| (pid, ProcessIdentity::current().packed()));
-    if cached_pid == pid {
-        packed
-    } else {
-        ProcessIdentity::current().packed()
-    }
+    ProcessIdentity::me().packed()
 }
 
 /// Whether the process with this packed identity is alive.

@@ -14,7 +14,8 @@
 //!   spin → yield → futex;
 //! * [`ProcessIdentity`] — a process identity (pid + start time) not fooled by PID reuse,
 //!   and [`LIVENESS_RECHECK_INTERVAL`], the bound on how long a sleeper goes without
-//!   checking that the peer it waits for still lives.
+//!   checking that the peer it waits for still lives, and [`RecheckClock`], the
+//!   per-endpoint rate limit every operation uses to honour that bound.
 //!
 //! This crate must never know about sections, rings or any layer above; it never
 //! allocates shared memory and never trusts a value read from it (a hostile epoch or
@@ -29,10 +30,12 @@ pub mod fence;
 pub mod futex;
 mod liveness;
 mod notifier;
+mod recheck;
 mod strategy;
 
 pub use deadline::Deadline;
 pub use error::{Error, Timeout};
 pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 pub use notifier::{Notifier, WaitKey};
+pub use recheck::RecheckClock;
 pub use strategy::{wait_for, WaitContext, WaitStrategy};

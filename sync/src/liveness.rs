@@ -82,6 +82,20 @@ impl ProcessIdentity {
         }
     }
 
+    /// The identity of the calling process, read once per process and cached; a forked
+    /// child notices its new pid and reads its own. Prefer this to [`Self::current`]
+    /// everywhere but in tests of the uncached path.
+    pub fn me() -> Self {
+        #[cfg(loom)]
+        {
+            Self::current()
+        }
+        #[cfg(not(loom))]
+        {
+            me_cache::get()
+        }
+    }
+
     /// The identity of the running process `pid`; `NotFound` if there is none.
     pub fn of(pid: u32) -> io::Result<Self> {
         let stat = read_stat(pid)?;
@@ -159,6 +173,33 @@ impl ProcessIdentity {
     }
 }
 
+/// The cache behind [`ProcessIdentity::me`]: process-local statics (not shared memory),
+/// lock-free so a fork while another thread reads it cannot leave the child stuck.
+#[cfg(not(loom))]
+#[allow(clippy::disallowed_types)]
+mod me_cache {
+    use super::ProcessIdentity;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    /// The pid the cached start time belongs to; 0 before the first read.
+    static PID: AtomicU32 = AtomicU32::new(0);
+    /// Start time of `PID`. Written before `PID` is published.
+    static START: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn get() -> ProcessIdentity {
+        let pid = std::process::id();
+        if PID.load(Ordering::Acquire) == pid {
+            return ProcessIdentity::from_parts(pid, START.load(Ordering::Relaxed));
+        }
+        let id = ProcessIdentity::current();
+        // Racing threads of one process store the same values.
+        PID.store(0, Ordering::Release);
+        START.store(id.start_time, Ordering::Relaxed);
+        PID.store(pid, Ordering::Release);
+        id
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -185,6 +226,8 @@ mod tests {
         assert!(me.start_time > 0);
         assert_eq!(me.liveness(), Liveness::Alive);
         assert_eq!(ProcessIdentity::of(me.pid).unwrap(), me);
+        assert_eq!(ProcessIdentity::me(), me);
+        assert_eq!(ProcessIdentity::me(), me);
         assert_eq!(
             ProcessIdentity::packed_liveness(me.packed()),
             Liveness::Alive

@@ -1,0 +1,107 @@
+//! [`RecheckClock`]: the one rate limit on liveness checks.
+//!
+//! Asking the kernel whether a peer still lives costs a `/proc` read (microseconds), so
+//! an endpoint does it at most once per [`LIVENESS_RECHECK_INTERVAL`]. The clock belongs
+//! to the endpoint, not to a call: a caller that polls a non-blocking operation, or
+//! calls a blocking one with short timeouts in a loop, still gets a check every
+//! interval, so a dead peer is reported within it by every operation.
+//!
+//! The clock is read only by callers that have nothing better to do (an operation that
+//! would block) or every [`RecheckClock::OPS_PER_CLOCK_READ`] calls of
+//! [`RecheckClock::tick`] on a path that makes progress, so the hot path pays a counter
+//! increment, not a clock read.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use crate::LIVENESS_RECHECK_INTERVAL;
+
+/// Rate limit for liveness checks of one endpoint. Not `Sync`: one per endpoint.
+#[derive(Debug, Clone)]
+pub struct RecheckClock {
+    /// When the last check was granted; `None` before the first one (granted at once).
+    last: Cell<Option<Instant>>,
+    /// `tick` calls since the clock was last read.
+    ticks: Cell<u32>,
+}
+
+impl Default for RecheckClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecheckClock {
+    /// `tick` calls between two clock reads on a path that makes progress.
+    pub const OPS_PER_CLOCK_READ: u32 = 64;
+
+    /// A clock whose first [`due`](Self::due) is true.
+    pub const fn new() -> Self {
+        Self {
+            last: Cell::new(None),
+            ticks: Cell::new(0),
+        }
+    }
+
+    /// Whether a liveness check is due now: true at most once per
+    /// [`LIVENESS_RECHECK_INTERVAL`] (and at the first call). Reads the clock.
+    pub fn due(&self) -> bool {
+        let now = Instant::now();
+        match self.last.get() {
+            Some(t) if now.duration_since(t) < LIVENESS_RECHECK_INTERVAL => false,
+            _ => {
+                self.last.set(Some(now));
+                self.ticks.set(0);
+                true
+            }
+        }
+    }
+
+    /// For a path that made progress: reads the clock only every
+    /// [`OPS_PER_CLOCK_READ`](Self::OPS_PER_CLOCK_READ) calls, then as [`due`](Self::due).
+    #[inline]
+    pub fn tick(&self) -> bool {
+        let t = self.ticks.get() + 1;
+        if t < Self::OPS_PER_CLOCK_READ {
+            self.ticks.set(t);
+            return false;
+        }
+        self.ticks.set(0);
+        self.due()
+    }
+
+    /// Makes the next [`due`](Self::due) true (e.g. after the peer changed).
+    pub fn reset(&self) {
+        self.last.set(None);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_call_is_due_then_rate_limited() {
+        let c = RecheckClock::new();
+        assert!(c.due());
+        assert!(!c.due());
+        std::thread::sleep(LIVENESS_RECHECK_INTERVAL);
+        assert!(c.due());
+        assert!(!c.due());
+        c.reset();
+        assert!(c.due());
+    }
+
+    #[test]
+    fn tick_reads_the_clock_only_every_n_calls() {
+        let c = RecheckClock::new();
+        // The first clock read happens on the Nth tick, and is due (first check).
+        for _ in 1..RecheckClock::OPS_PER_CLOCK_READ {
+            assert!(!c.tick());
+        }
+        assert!(c.tick());
+        for _ in 0..10 * RecheckClock::OPS_PER_CLOCK_READ {
+            assert!(!c.tick());
+        }
+    }
+}
