@@ -179,6 +179,13 @@ impl ByteReader {
         self.end - self.start
     }
 
+    /// Bytes ready to read without waiting: those [`buffered`](Self::buffered) and
+    /// those of the records committed in the ring now (a snapshot: other readers may
+    /// take them first).
+    pub fn bytes_available(&self) -> usize {
+        self.buffered() + self.core.committed_len()
+    }
+
     fn poll_read(&mut self, buf: &mut [u8], check_live: bool) -> Result<usize> {
         let mut n = 0;
         if self.start < self.end {

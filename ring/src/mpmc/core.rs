@@ -752,6 +752,27 @@ impl Core {
     }
 }
 
+/// A look at the ring that takes nothing.
+impl Core {
+    /// Bytes of the committed messages from the dequeue position on, up to the first
+    /// slot that holds none (at most one lap). A snapshot: other consumers may take
+    /// them meanwhile. Lengths above `max_message` count as `max_message`.
+    pub(crate) fn committed_len(&self) -> usize {
+        let q = self.ctl().dequeue_pos.0.load(Ordering::Acquire);
+        let mut total = 0usize;
+        for pos in q..q.wrapping_add(self.layout.slots as u64) {
+            let slot = self.slot(pos);
+            let s = unpack(slot.state.load(Ordering::Acquire));
+            if s.state != FULL || tag_diff(s.tag, pos) != 0 {
+                break;
+            }
+            let len = slot.len.load(Ordering::Relaxed) as usize;
+            total = total.saturating_add(len.min(self.layout.max_message));
+        }
+        total
+    }
+}
+
 impl Drop for Core {
     fn drop(&mut self) {
         if self.me != 0 {

@@ -86,6 +86,18 @@ impl MessageWriter {
         self.end.core.capacity as usize
     }
 
+    /// Ring bytes a message of `len` bytes takes: its record header and the payload
+    /// padded to 8. A message that would straddle the end of the lap also pads the
+    /// rest of the lap, at most one record's worth.
+    pub fn record_len(len: usize) -> usize {
+        record_size(len as u64) as usize
+    }
+
+    /// Free bytes in the ring now (re-reads the reader's position).
+    pub fn free_bytes(&mut self) -> Result<usize> {
+        self.end.free(u64::MAX).map(|n| n as usize)
+    }
+
     #[inline]
     fn write_header(&self, pos: u64, len: u32, kind: u32) {
         let header = u64::from(len) | (u64::from(kind) << 32);

@@ -1,0 +1,324 @@
+//! Message framing on an SPSC message ring: a pipe message is one or more ring
+//! records (*fragments*), each an 8-byte header (`flags`: FIRST/LAST, `total_len`) and
+//! up to `frag_payload` bytes. The only writer of a direction is one end, so no other
+//! writer's fragments come between those of one message.
+//!
+//! **Writer.** A message is finished once started (the reader may already hold part
+//! of it): in blocking mode the write deadline applies to the first fragment, later
+//! ones wait until the reader makes room, closes or dies. In non-blocking mode a
+//! message of several fragments is written only whole: `WouldBlock` while the ring has
+//! less free room than all its fragments take plus one fragment of slack for the
+//! padding at the end of a lap (nothing is written then); a message too long to ever fit that
+//! way ([`PipeEnd::max_nonblocking_message`]) fails with `MessageTooLarge`. So a
+//! non-blocking write never waits and the reader never sees part of a message the
+//! writer gave up on.
+//!
+//! **Reader.** Fragments are read in place (a ring read grant) against a
+//! [`MsgCursor`]: a short buffer gets part of a fragment and the fragment stays in the
+//! ring until all of it was handed out. Every header is checked against the cursor; a
+//! fragment out of sequence is `Corrupted` and poisons the end.
+
+use culvert_sync::Deadline;
+
+use super::super::layout::{FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
+use super::super::options::MessageRead;
+use super::{PipeEnd, Rx, Tx};
+use crate::{Error, Result};
+
+/// Where the reader is inside a message.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct MsgCursor {
+    /// A message was started (bytes of it handed out) and not finished.
+    pub in_message: bool,
+    /// Its total length (from the fragment headers).
+    pub total: usize,
+    /// Payload bytes of it handed out so far.
+    pub consumed: usize,
+    /// Payload bytes of the fragment at the ring's head already handed out (the
+    /// fragment stays in the ring until all of it is). Invariant: `frag_off > 0`
+    /// implies `in_message`.
+    pub frag_off: usize,
+}
+
+/// One parsed fragment at the head of the ring.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Fragment {
+    pub first: bool,
+    pub last: bool,
+    pub total: usize,
+    pub payload: usize,
+}
+
+/// The header of a fragment.
+fn header(first: bool, last: bool, total: u32) -> [u8; FRAG_HEADER] {
+    let flags = if first { FRAG_FIRST } else { 0 } | if last { FRAG_LAST } else { 0 };
+    let mut h = [0u8; FRAG_HEADER];
+    h[..4].copy_from_slice(&flags.to_le_bytes());
+    h[4..].copy_from_slice(&total.to_le_bytes());
+    h
+}
+
+impl PipeEnd {
+    /// Ring bytes taken by one full fragment.
+    fn full_fragment_record(&self) -> usize {
+        culvert_ring::spsc::MessageWriter::record_len(FRAG_HEADER + self.frag_payload)
+    }
+
+    /// Message pipes: the longest message a non-blocking write can write whole (see
+    /// the module doc); longer ones fail with `MessageTooLarge` in non-blocking mode.
+    /// A message of one fragment always qualifies.
+    pub fn max_nonblocking_message(&self) -> usize {
+        let Tx::Messages(w) = &self.tx else {
+            return self.max_message;
+        };
+        let whole = ((w.capacity() + 8) / self.full_fragment_record()).saturating_sub(1);
+        (whole * self.frag_payload)
+            .max(self.frag_payload)
+            .min(self.max_message)
+    }
+
+    /// Writes `msg` as fragments (see the module doc).
+    pub(super) fn write_fragments(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        if msg.len() > self.max_message {
+            return Err(Error::MessageTooLarge {
+                len: msg.len(),
+                max: self.max_message,
+            });
+        }
+        let several = msg.len() > self.frag_payload;
+        if several && self.nonblocking {
+            let max = self.max_nonblocking_message();
+            if msg.len() > max {
+                return Err(Error::MessageTooLarge {
+                    len: msg.len(),
+                    max,
+                });
+            }
+            let whole = msg.len() / self.frag_payload;
+            let tail = msg.len() % self.frag_payload;
+            let full = self.full_fragment_record();
+            // Padding at the end of a lap is shorter than the record that did not fit.
+            let need = (whole + 1) * full - 8
+                + if tail > 0 {
+                    culvert_ring::spsc::MessageWriter::record_len(FRAG_HEADER + tail)
+                } else {
+                    0
+                };
+            let Tx::Messages(w) = &mut self.tx else {
+                return Err(Error::Closed);
+            };
+            if w.free_bytes()? < need {
+                return Err(Error::WouldBlock);
+            }
+        }
+        let total = msg.len() as u32;
+        let mut off = 0usize;
+        loop {
+            let n = (msg.len() - off).min(self.frag_payload);
+            let (first, last) = (off == 0, off + n == msg.len());
+            let h = header(first, last, total);
+            let payload = &msg[off..off + n];
+            // Once started, the message is finished (see the module doc).
+            let d = if first { deadline } else { Deadline::never() };
+            let r = self.ring_op(d, |me, wait| {
+                let PipeEnd { tx, scratch, .. } = me;
+                let Tx::Messages(w) = tx else {
+                    return Err(culvert_ring::Error::Closed);
+                };
+                match (w.reserve(FRAG_HEADER + n), wait) {
+                    (Ok(mut grant), _) => {
+                        let dst = grant.as_mut_slice();
+                        dst[..FRAG_HEADER].copy_from_slice(&h);
+                        dst[FRAG_HEADER..].copy_from_slice(payload);
+                        grant.commit(FRAG_HEADER + n);
+                        Ok(())
+                    }
+                    (Err(culvert_ring::Error::WouldBlock), Some(d)) => {
+                        scratch.clear();
+                        scratch.extend_from_slice(&h);
+                        scratch.extend_from_slice(payload);
+                        w.write(scratch, d)
+                    }
+                    (Err(e), _) => Err(e),
+                }
+            });
+            match r {
+                Ok(()) => {}
+                // Room checked above only grows; losing it means the reader's
+                // position went backwards.
+                Err(Error::WouldBlock) if !first => {
+                    self.poisoned = true;
+                    return Err(Error::Corrupted {
+                        what: "pipe ring room shrank under a non-blocking message write".into(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+            off += n;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Parses the fragment at the ring's head against the cursor. Waits until the
+    /// deadline if one is given; otherwise `WouldBlock` when none is committed.
+    pub(super) fn head_fragment(&mut self, deadline: Option<Deadline>) -> Result<Fragment> {
+        match deadline {
+            Some(d) => {
+                self.ring_op(d, |me, wait| match (&mut me.rx, wait) {
+                    (Rx::Messages(r), None) => r.peek_len(),
+                    (Rx::Messages(r), Some(d)) => r.wait_peek_len(d),
+                    _ => Err(culvert_ring::Error::Closed),
+                })?;
+            }
+            None => {
+                let Rx::Messages(r) = &mut self.rx else {
+                    return Err(Error::Closed);
+                };
+                r.peek_len()?;
+            }
+        }
+        let Rx::Messages(r) = &mut self.rx else {
+            return Err(Error::Closed);
+        };
+        let grant = r.read_grant()?;
+        let bytes = grant.as_slice();
+        let bad = |what: &str| Error::Corrupted {
+            what: format!("pipe fragment: {what}"),
+        };
+        if bytes.len() < FRAG_HEADER {
+            return Err(bad("shorter than its header"));
+        }
+        let flags = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let total = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+        let payload = bytes.len() - FRAG_HEADER;
+        let f = Fragment {
+            first: flags & FRAG_FIRST != 0,
+            last: flags & FRAG_LAST != 0,
+            total,
+            payload,
+        };
+        let c = &self.cursor;
+        let ok = flags & !(FRAG_FIRST | FRAG_LAST) == 0
+            && total <= self.max_message
+            && if c.in_message {
+                // frag_off > 0: the head is the fragment we are part-way through (it
+                // may be the FIRST one); otherwise a continuation.
+                (c.frag_off > 0 || !f.first)
+                    && total == c.total
+                    && c.consumed - c.frag_off + payload <= total
+            } else {
+                f.first && payload <= total
+            }
+            && (!f.last || {
+                let before = if c.in_message {
+                    c.consumed - c.frag_off
+                } else {
+                    0
+                };
+                before + payload == total
+            })
+            && c.frag_off <= payload;
+        if !ok {
+            return Err(bad("out of sequence or lengths inconsistent"));
+        }
+        Ok(f)
+    }
+
+    /// Copies from the head fragment into `buf`; returns (bytes copied, message
+    /// done). Copying nothing of a fragment that has bytes changes nothing.
+    pub(super) fn take_from_fragment(
+        &mut self,
+        f: Fragment,
+        buf: &mut [u8],
+    ) -> Result<(usize, bool)> {
+        let Rx::Messages(r) = &mut self.rx else {
+            return Err(Error::Closed);
+        };
+        let c = &mut self.cursor;
+        let k = buf.len().min(f.payload - c.frag_off);
+        if k == 0 && f.payload > c.frag_off {
+            return Ok((0, false));
+        }
+        if !c.in_message {
+            *c = MsgCursor {
+                in_message: true,
+                total: f.total,
+                consumed: 0,
+                frag_off: 0,
+            };
+        }
+        let grant = r.read_grant()?;
+        let bytes = grant.as_slice();
+        if bytes.len() != FRAG_HEADER + f.payload {
+            return Err(Error::Corrupted {
+                what: "pipe fragment changed under the reader".into(),
+            });
+        }
+        let src = FRAG_HEADER + c.frag_off;
+        buf[..k].copy_from_slice(&bytes[src..src + k]);
+        c.frag_off += k;
+        c.consumed += k;
+        if c.frag_off == f.payload {
+            grant.release();
+            c.frag_off = 0;
+            if f.last {
+                *c = MsgCursor::default();
+                return Ok((k, true));
+            }
+        }
+        Ok((k, false))
+    }
+
+    /// Reads (part of) the next message into a non-empty `buf` (see
+    /// [`read_message`](Self::read_message)).
+    pub(super) fn read_fragments(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<MessageRead> {
+        let mut pos = 0;
+        loop {
+            let f = match self.head_fragment(Some(deadline)) {
+                Ok(f) => f,
+                Err(e) if pos > 0 && !matches!(e, Error::Corrupted { .. }) => {
+                    return Ok(MessageRead {
+                        len: pos,
+                        more: true,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            let (k, done) = self.take_from_fragment(f, &mut buf[pos..])?;
+            pos += k;
+            if done || pos == buf.len() {
+                return Ok(MessageRead {
+                    len: pos,
+                    more: !done,
+                });
+            }
+        }
+    }
+
+    /// Byte read mode on a message pipe: the bytes of the fragments committed now,
+    /// across message boundaries (waiting only for the first).
+    pub(super) fn read_fragments_across(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<usize> {
+        let mut pos = 0;
+        while pos < buf.len() {
+            let wait = if pos == 0 { Some(deadline) } else { None };
+            let f = match self.head_fragment(wait) {
+                Ok(f) => f,
+                Err(e) if pos > 0 && !matches!(e, Error::Corrupted { .. }) => break,
+                Err(e) => return Err(e),
+            };
+            let (k, _) = self.take_from_fragment(f, &mut buf[pos..])?;
+            pos += k;
+        }
+        Ok(pos)
+    }
+}

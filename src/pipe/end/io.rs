@@ -1,0 +1,271 @@
+//! The reading and writing calls of a [`PipeEnd`], and its `std::io::Read + Write`.
+//!
+//! Each call dispatches on the end's rings (SPSC bytes, SPSC fragments, shared MPMC)
+//! and maps ring outcomes to the pipe's: a read at end of stream gives `Ok(0)` from
+//! `Read::read` and `Closed`/`PeerDied` from `read_message`; a write to a gone reader
+//! fails (`BrokenPipe`); a corruption poisons the end.
+
+use std::io;
+
+use super::super::options::{MessageRead, Peek, PipeMode, ReadMode};
+use super::{is_eof, PipeEnd, Rx, Tx};
+use crate::{Error, Result};
+
+impl PipeEnd {
+    // ---- writing ---------------------------------------------------------------------
+
+    /// Writes one message (message pipes) or all of `buf` (byte pipes).
+    ///
+    /// Message pipes: `MessageTooLarge` above [`max_message`](Self::max_message),
+    /// before anything is written; a message larger than the ring is fragmented and
+    /// reassembled by the reader. Once started, a message is finished (the write
+    /// timeout applies to its start). In non-blocking mode a message is written whole
+    /// or not at all: `WouldBlock` while the ring lacks room for all of it, and
+    /// `MessageTooLarge` above [`max_nonblocking_message`](Self::max_nonblocking_message).
+    ///
+    /// Byte pipes: a blocking write writes all of `buf`, or as much as it could before
+    /// its timeout (then it returns the count); in non-blocking mode it writes what
+    /// fits (at least one byte) and returns how much.
+    ///
+    /// `Closed` (`BrokenPipe`) once the reader closed or gave up before attaching;
+    /// `PeerDied` once its process died, noticed within
+    /// [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL).
+    pub fn write_message(&mut self, msg: &[u8]) -> Result<usize> {
+        self.check_usable()?;
+        self.check_peer_for_write()?;
+        let deadline = self.write_deadline();
+        let r = if self.shared.is_some() {
+            self.shared_write(msg, deadline)
+        } else {
+            match self.mode {
+                PipeMode::Byte => self.write_bytes(msg, deadline),
+                PipeMode::Message => self.write_fragments(msg, deadline).map(|()| msg.len()),
+            }
+        };
+        r.map_err(|e| self.poison_on(e))
+    }
+
+    fn write_bytes(&mut self, buf: &[u8], deadline: culvert_sync::Deadline) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let r = self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
+                (Tx::Bytes(w), None) => w.try_write(&buf[done..]),
+                (Tx::Bytes(w), Some(d)) => w.write(&buf[done..], d),
+                _ => Err(culvert_ring::Error::Closed),
+            });
+            match r {
+                Ok(n) => done += n,
+                Err(Error::Timeout | Error::WouldBlock) if done > 0 => return Ok(done),
+                Err(e) => return Err(e),
+            }
+            if self.nonblocking {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    // ---- reading ---------------------------------------------------------------------
+
+    /// Reads (part of) the next message into `buf`.
+    ///
+    /// Returns the bytes written and whether more of the same message remains
+    /// (`more`: the message was longer than `buf`; the rest comes with the next call,
+    /// nothing is lost). A zero-length message reads as `len == 0, more == false`.
+    /// At end of stream fails with `Closed` (the peer disconnected) or `PeerDied`; a
+    /// timeout gives `Timeout` (or `WouldBlock` in non-blocking mode) — unless some
+    /// bytes of the message were read, which are then returned with `more`.
+    ///
+    /// An empty `buf` returns at once and changes nothing: `len == 0`, and `more`
+    /// tells whether part of a message already started remains. To learn whether a
+    /// message is waiting without reading it, use [`peek`](Self::peek).
+    ///
+    /// On a byte pipe, reads what is available (`more` is always `false`).
+    pub fn read_message(&mut self, buf: &mut [u8]) -> Result<MessageRead> {
+        self.check_usable()?;
+        if buf.is_empty() {
+            let more = self.shared_holds_message() || self.cursor.in_message;
+            return Ok(MessageRead { len: 0, more });
+        }
+        if self.mode == PipeMode::Byte {
+            return match self.read_bytes(buf)? {
+                0 => Err(Error::Closed),
+                n => Ok(MessageRead {
+                    len: n,
+                    more: false,
+                }),
+            };
+        }
+        let deadline = self.read_deadline();
+        let r = if self.shared.is_some() {
+            self.shared_read_message(buf, deadline)
+        } else {
+            self.read_fragments(buf, deadline)
+        };
+        r.map_err(|e| self.poison_on(e))
+    }
+
+    /// Byte-mode read: at least one byte (waiting per the settings), or 0 at end of
+    /// stream or for an empty `buf`. On a message pipe, reads across message
+    /// boundaries.
+    fn read_bytes(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let deadline = self.read_deadline();
+        let r = match (&self.rx, self.mode) {
+            (Rx::SharedMessages(_), _) => self.shared_read_across(buf, deadline),
+            (Rx::SharedBytes(_), _) => self.shared_read_bytes(buf, deadline),
+            (Rx::Messages(_), _) => self.read_fragments_across(buf, deadline),
+            (Rx::Bytes(_), _) => self.ring_op(deadline, |me, wait| match (&mut me.rx, wait) {
+                (Rx::Bytes(r), None) => r.try_read(buf),
+                (Rx::Bytes(r), Some(d)) => r.read(buf, d),
+                _ => Err(culvert_ring::Error::Closed),
+            }),
+        };
+        match r {
+            Ok(n) => Ok(n),
+            Err(e) if is_eof(&e) => Ok(0),
+            Err(e) => Err(self.poison_on(e)),
+        }
+    }
+
+    /// Looks at what is waiting without consuming it. Never waits.
+    ///
+    /// With nothing waiting, fails with `Closed` (`BrokenPipe`) once the peer closed
+    /// or gave up before attaching, and with `PeerDied` once its process died (noticed
+    /// within [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)),
+    /// so "peek until it fails" loops end. Committed data is reported first.
+    pub fn peek(&mut self) -> Result<Peek> {
+        self.check_usable()?;
+        let found = if self.shared.is_some() {
+            self.shared_peek()
+        } else {
+            self.spsc_peek()
+        };
+        match found.map_err(|e| self.poison_on(e))? {
+            Some(p) => Ok(p),
+            None => {
+                let due = self.clock.due();
+                match self.peer_gone(due) {
+                    Some(e) => Err(e),
+                    None => Ok(Peek {
+                        bytes_available: 0,
+                        next_message_len: None,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// `peek` on SPSC rings; `None` when nothing is waiting.
+    fn spsc_peek(&mut self) -> Result<Option<Peek>> {
+        if let Rx::Bytes(r) = &mut self.rx {
+            let n = r.bytes_available()?;
+            return Ok((n > 0).then_some(Peek {
+                bytes_available: n,
+                next_message_len: None,
+            }));
+        }
+        let c = self.cursor;
+        match self.head_fragment(None) {
+            Ok(f) if c.in_message => Ok(Some(Peek {
+                bytes_available: f.payload - c.frag_off,
+                next_message_len: Some(c.total - c.consumed),
+            })),
+            Ok(f) => Ok(Some(Peek {
+                bytes_available: f.payload,
+                next_message_len: Some(f.total),
+            })),
+            Err(Error::WouldBlock | Error::Closed | Error::PeerDied) => {
+                Ok(c.in_message.then_some(Peek {
+                    bytes_available: 0,
+                    next_message_len: Some(c.total - c.consumed),
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `request` as one message and reads the reply message into `reply`
+    /// (Windows' `TransactNamedPipe`). `reply`'s [`MessageRead`] says whether more of
+    /// the reply remains for [`read_message`](Self::read_message).
+    ///
+    /// Fails before sending anything with `InvalidArgument` on a byte pipe or in
+    /// [`ReadMode::Byte`], and with `Busy` when a message (or part of one) is already
+    /// waiting to be read — it would be taken for the reply.
+    pub fn transact(&mut self, request: &[u8], reply: &mut [u8]) -> Result<MessageRead> {
+        self.check_usable()?;
+        if self.mode != PipeMode::Message || self.read_mode != ReadMode::Message {
+            return Err(Error::InvalidArgument {
+                what: "transact needs a message pipe in message read mode".into(),
+            });
+        }
+        let waiting = match self.peek() {
+            Ok(p) => p.next_message_len.is_some(),
+            Err(e) => return Err(e),
+        };
+        if waiting {
+            return Err(Error::Busy {
+                what: "transact with a message waiting to be read".into(),
+            });
+        }
+        self.write_message(request)?;
+        self.read_message(reply)
+    }
+}
+
+impl io::Read for PipeEnd {
+    /// Byte read mode: at least one byte, across message boundaries. Message read
+    /// mode: at most one message (a longer one continues in the next read); zero-length
+    /// messages are skipped, since `Ok(0)` means end of stream. An empty `buf`
+    /// returns `Ok(0)` at once.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.disconnected {
+            return Ok(0);
+        }
+        if self.read_mode == ReadMode::Byte || self.mode == PipeMode::Byte {
+            return self.read_bytes(buf).map_err(io::Error::from);
+        }
+        loop {
+            match self.read_message(buf) {
+                Ok(MessageRead {
+                    len: 0,
+                    more: false,
+                }) => continue,
+                Ok(m) => return Ok(m.len),
+                Err(e) if is_eof(&e) => return Ok(0),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl io::Write for PipeEnd {
+    /// Message pipes: `buf` is one message. Byte pipes: all of `buf` unless
+    /// non-blocking or timed out part-way.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_message(buf).map_err(io::Error::from)
+    }
+
+    /// Message pipes: one message, like [`write`](io::Write::write) (the default
+    /// would loop on a short write, which messages never have).
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut buf = buf;
+        loop {
+            let n = self.write_message(buf).map_err(io::Error::from)?;
+            if self.mode == PipeMode::Message || n >= buf.len() {
+                return Ok(());
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+    }
+
+    /// Nothing is buffered in the end: committed bytes are already in the ring.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

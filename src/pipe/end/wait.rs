@@ -1,0 +1,129 @@
+//! How a pipe end waits on its rings and notices that its peer is gone.
+//!
+//! Every ring operation of a [`PipeEnd`] goes through [`PipeEnd::ring_op`]. In
+//! non-blocking mode the operation is tried once; otherwise it waits in naps of at
+//! most [`LIVENESS_RECHECK_INTERVAL`] up to the caller's deadline. Whenever it could
+//! not complete, the peer end is checked ([`PipeEnd::peer_gone`]): its status word on
+//! every call (closed, or given up before attaching), the liveness of its process at
+//! most once per interval, by the end's [`RecheckClock`](culvert_sync::RecheckClock),
+//! which outlives the call, so a caller polling in a loop or using short timeouts is
+//! told within the interval too. Once the peer is gone the operation runs once more
+//! without waiting (a read drains what was committed) and then fails with the peer's
+//! outcome: `Closed` when it closed, `PeerDied` when its process died.
+//!
+//! Writes that make progress never wait, so [`PipeEnd::check_peer_for_write`] runs
+//! before each one: the status word while the peer has not attached, then a liveness
+//! check every [`OPS_PER_CLOCK_READ`](culvert_sync::RecheckClock::OPS_PER_CLOCK_READ)
+//! writes and at most once per interval.
+
+use culvert_sync::atomic::Ordering;
+use culvert_sync::{Deadline, LIVENESS_RECHECK_INTERVAL};
+
+use super::super::layout::{END_ATTACHED, END_UNATTACHED};
+use super::super::shared;
+use super::PipeEnd;
+use crate::{Error, Result};
+
+/// How the peer end went away. Once seen it is kept: a gone peer never comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PeerGone {
+    /// It closed, gave up before attaching, or (shared) all its holders left.
+    Closed,
+    /// Its process died.
+    Died,
+}
+
+impl PeerGone {
+    fn error(self) -> Error {
+        match self {
+            PeerGone::Closed => Error::Closed,
+            PeerGone::Died => Error::PeerDied,
+        }
+    }
+}
+
+impl PipeEnd {
+    /// The outcome for an operation on this end if the peer end is gone: `Closed`
+    /// once it closed or gave up (or, shared, all its holders left), `PeerDied` once
+    /// its process died. The status word is read every call; process liveness (a
+    /// `/proc` read) only if `liveness_due`. Shared mode: a gone peer closes both
+    /// rings for every holder, so what was committed drains.
+    pub(super) fn peer_gone(&mut self, liveness_due: bool) -> Option<Error> {
+        if self.peer_lost.is_none() {
+            self.peer_lost = self.find_peer_gone(liveness_due);
+        }
+        self.peer_lost.map(PeerGone::error)
+    }
+
+    fn find_peer_gone(&mut self, liveness_due: bool) -> Option<PeerGone> {
+        let status = self.state.end(self.side ^ 1).status.load(Ordering::Acquire);
+        let closed = status != END_UNATTACHED && status != END_ATTACHED;
+        if let Some(sh) = &self.shared {
+            if closed || liveness_due && shared::end_gone(&self.state, &sh.holders, self.side ^ 1) {
+                self.close_shared_rings();
+                return Some(PeerGone::Closed);
+            }
+            return None;
+        }
+        if closed {
+            return Some(PeerGone::Closed);
+        }
+        (liveness_due && self.state.peer_gone(self.side)).then_some(PeerGone::Died)
+    }
+
+    /// Before a write: `Closed`/`PeerDied` if the reader is gone. Until the peer has
+    /// attached, a due clock is enough (the expected process may have died); after,
+    /// a write checks every `OPS_PER_CLOCK_READ` writes, at most once per interval.
+    pub(super) fn check_peer_for_write(&mut self) -> Result<()> {
+        let attached = self.state.end(self.side ^ 1).status.load(Ordering::Acquire) == END_ATTACHED;
+        let due = if attached {
+            self.clock.tick()
+        } else {
+            self.clock.due()
+        };
+        match self.peer_gone(due) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a ring operation per the end's settings until `deadline`.
+    ///
+    /// `op(end, None)` must not wait; `op(end, Some(d))` may wait until `d`. A
+    /// `WouldBlock` or `Timeout` from it is retried (blocking mode) until `deadline`,
+    /// with the peer checked in between; see the module doc. Returns `WouldBlock`
+    /// (non-blocking), `Timeout` (deadline passed), or the peer's outcome.
+    pub(super) fn ring_op<T>(
+        &mut self,
+        deadline: Deadline,
+        mut op: impl FnMut(&mut Self, Option<Deadline>) -> culvert_ring::Result<T>,
+    ) -> Result<T> {
+        let mut gone: Option<Error> = None;
+        loop {
+            let wait = if gone.is_some() || self.nonblocking {
+                None
+            } else {
+                Some(deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL)))
+            };
+            match op(self, wait) {
+                Err(culvert_ring::Error::Timeout | culvert_ring::Error::WouldBlock) => {
+                    if let Some(e) = gone {
+                        return Err(e);
+                    }
+                    let due = self.clock.due();
+                    if let Some(e) = self.peer_gone(due) {
+                        gone = Some(e);
+                        continue;
+                    }
+                    if self.nonblocking {
+                        return Err(Error::WouldBlock);
+                    }
+                    if deadline.has_passed() {
+                        return Err(Error::Timeout);
+                    }
+                }
+                other => return other.map_err(Error::from),
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Pipe edge cases: non-blocking message writes, zero-length reads, peek and
+//! `peer_pid` around a gone peer, `transact` preconditions, writes cut short, and a
+//! dead peer noticed by non-blocking and short-timeout calls. Cross-process cases
+//! re-execute the test binary (see `pipe_support.rs`).
+
+#[path = "pipe_support.rs"]
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use culvert::pipe::{self, PipeCommandExt, PipeEnd, PipeMode, PipeOptions, ReadMode};
+use culvert::Error;
+use support::*;
+
+/// Runs `f` on a thread and fails the test if it has not returned within `limit`
+/// (a call that should not wait would otherwise hang the test).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .expect("the call did not return in time")
+}
+
+fn spawn_with_pipe(
+    test: &'static str,
+    role: &str,
+    mode: PipeMode,
+    opts: &PipeOptions,
+) -> (Watchdog, PipeEnd, Child) {
+    let dog = Watchdog::new(test, Duration::from_secs(60));
+    let (mine, theirs) = pipe::anonymous_pending(mode, opts).unwrap();
+    let mut cmd = child_command(test, role);
+    cmd.inherit_pipe_end(&theirs).unwrap();
+    let child = dog.spawn(&mut cmd);
+    drop(cmd);
+    mine.expect_peer(child.id()).unwrap();
+    drop(theirs);
+    (dog, mine, child)
+}
+
+/// Reads one byte (blocking, with a timeout) so the child is known to have attached
+/// and written.
+fn read_one(end: &mut PipeEnd) {
+    end.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut one = [0u8; 1];
+    end.read_exact(&mut one).unwrap();
+}
+
+// ---- non-blocking message writes -------------------------------------------------------
+
+#[test]
+fn nonblocking_long_message_is_written_whole_or_not_at_all() {
+    const KIB: usize = 1024;
+    let opts = PipeOptions::default().buffers(64 * KIB);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+    a.set_nonblocking(true);
+    // Leave about 24 KiB free; a 24 KiB message takes two fragments.
+    for _ in 0..5 {
+        a.write_all(&[1u8; 8 * KIB]).unwrap();
+    }
+    let (a, r) = within(Duration::from_secs(10), move || {
+        let r = a.write_message(&[2u8; 24 * KIB]);
+        (a, r)
+    });
+    let mut a = a;
+    assert!(matches!(r, Err(Error::WouldBlock)), "{r:?}");
+    // A message that can never fit whole fails at once, nobody reading.
+    let max = a.max_nonblocking_message();
+    assert!(max > 24 * KIB && max < 64 * KIB, "{max}");
+    let (a2, r) = within(Duration::from_secs(10), move || {
+        let r = a.write_message(&vec![3u8; 1 << 20]);
+        (a, r)
+    });
+    a = a2;
+    assert!(
+        matches!(r, Err(Error::MessageTooLarge { len, max: m }) if len == 1 << 20 && m == max),
+        "{r:?}"
+    );
+    // The reader sees only the five whole messages: nothing of the refused ones.
+    b.set_nonblocking(true);
+    let mut buf = vec![0u8; 64 * KIB];
+    for _ in 0..5 {
+        let m = b.read_message(&mut buf).unwrap();
+        assert_eq!((m.len, m.more), (8 * KIB, false));
+        assert!(buf[..m.len].iter().all(|&x| x == 1));
+    }
+    assert!(matches!(b.read_message(&mut buf), Err(Error::WouldBlock)));
+    // With room, a long message (several fragments) goes through whole.
+    a.write_message(&[4u8; 24 * KIB]).unwrap();
+    let m = b.read_message(&mut buf).unwrap();
+    assert_eq!((m.len, m.more), (24 * KIB, false));
+    assert!(buf[..m.len].iter().all(|&x| x == 4));
+    // As does the longest non-blocking message, on an empty ring.
+    a.write_message(&vec![5u8; max]).unwrap();
+    let m = b.read_message(&mut buf).unwrap();
+    assert_eq!((m.len, m.more), (max, false));
+}
+
+// ---- zero-length reads ------------------------------------------------------------------
+
+#[test]
+fn empty_read_message_changes_nothing() {
+    for shared in [false, true] {
+        let opts = PipeOptions::default().shared(shared);
+        let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+        a.write_all(b"hello").unwrap();
+        let m = b.read_message(&mut []).unwrap();
+        assert_eq!((m.len, m.more), (0, false), "shared {shared}");
+        let mut buf = [0u8; 2];
+        let m = b.read_message(&mut buf).unwrap();
+        assert_eq!((m.len, m.more, &buf), (2, true, b"he"), "shared {shared}");
+        let m = b.read_message(&mut []).unwrap();
+        assert_eq!((m.len, m.more), (0, true), "shared {shared}");
+        let mut rest = [0u8; 8];
+        let m = b.read_message(&mut rest).unwrap();
+        assert_eq!(
+            (m.len, m.more, &rest[..3]),
+            (3, false, &b"llo"[..]),
+            "shared {shared}"
+        );
+        // The end is still usable.
+        a.write_all(b"next").unwrap();
+        let m = b.read_message(&mut rest).unwrap();
+        assert_eq!(&rest[..m.len], b"next", "shared {shared}");
+    }
+}
+
+#[test]
+fn empty_read_on_an_empty_pipe_returns_at_once() {
+    for mode in [PipeMode::Byte, PipeMode::Message] {
+        let (a, b) = pipe::anonymous(mode, &PipeOptions::default()).unwrap();
+        let (b, r) = within(Duration::from_secs(10), move || {
+            let mut b = b;
+            let n = b.read(&mut []).unwrap();
+            let m = b.read_message(&mut []).unwrap();
+            (b, (n, m.len, m.more))
+        });
+        assert_eq!(r, (0, 0, false), "{mode:?}");
+        drop((a, b));
+    }
+}
+
+// ---- peek -------------------------------------------------------------------------------
+
+#[test]
+fn shared_peek_keeps_a_zero_length_message() {
+    let opts = PipeOptions::default().shared(true);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+    a.write_all(b"").unwrap();
+    a.write_all(b"x").unwrap();
+    let p = b.peek().unwrap();
+    assert_eq!((p.bytes_available, p.next_message_len), (0, Some(0)));
+    let mut buf = [0u8; 4];
+    let m = b.read_message(&mut buf).unwrap();
+    assert_eq!((m.len, m.more), (0, false));
+    let m = b.read_message(&mut buf).unwrap();
+    assert_eq!(&buf[..m.len], b"x");
+}
+
+#[test]
+fn shared_byte_peek_counts_committed_bytes() {
+    let opts = PipeOptions::default().shared(true);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Byte, &opts).unwrap();
+    a.write_all(&[7u8; 150]).unwrap();
+    assert_eq!(b.peek().unwrap().bytes_available, 150);
+    let mut buf = [0u8; 30];
+    b.read_exact(&mut buf).unwrap();
+    assert_eq!(b.peek().unwrap().bytes_available, 120);
+}
+
+#[test]
+fn peek_fails_once_the_peer_closed_and_everything_was_read() {
+    for shared in [false, true] {
+        for mode in [PipeMode::Byte, PipeMode::Message] {
+            let opts = PipeOptions::default().shared(shared);
+            let (mut a, mut b) = pipe::anonymous(mode, &opts).unwrap();
+            a.write_all(b"last").unwrap();
+            drop(a);
+            let p = b.peek().unwrap();
+            assert_eq!(p.bytes_available, 4, "{mode:?} shared {shared}");
+            let mut buf = [0u8; 4];
+            b.read_exact(&mut buf).unwrap();
+            let e = b.peek().unwrap_err();
+            assert!(
+                matches!(e, Error::Closed),
+                "{mode:?} shared {shared}: {e:?}"
+            );
+            assert_eq!(std::io::Error::from(e).kind(), ErrorKind::BrokenPipe);
+        }
+    }
+}
+
+// ---- a peer that is gone -------------------------------------------------------------------
+
+#[test]
+fn writes_to_a_pending_end_dropped_unused_fail() {
+    for mode in [PipeMode::Byte, PipeMode::Message] {
+        let (mut a, pending) = pipe::anonymous_pending(mode, &PipeOptions::default()).unwrap();
+        drop(pending);
+        let e = a.write_all(b"nobody will read this").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{mode:?}");
+    }
+}
+
+#[test]
+fn writes_to_a_child_that_exited_before_attaching_fail() {
+    if role().is_some() {
+        std::process::exit(0); // never attaches
+    }
+    let (_dog, mut end, child) = spawn_with_pipe(
+        "writes_to_a_child_that_exited_before_attaching_fail",
+        "quit",
+        PipeMode::Byte,
+        &PipeOptions::default(),
+    );
+    wait_ok(child);
+    let e = end.write_all(b"to nobody").unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn peer_pid_is_none_after_disconnect() {
+    let (a, mut b) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    let me = std::process::id();
+    assert_eq!((a.peer_pid(), b.peer_pid()), (Some(me), Some(me)));
+    b.disconnect();
+    assert_eq!(a.peer_pid(), None);
+    assert_eq!(b.peer_pid(), None);
+    drop(a);
+}
+
+#[test]
+fn blocking_byte_write_cut_short_by_the_reader_closing_fails() {
+    let opts = PipeOptions::default().buffers(4096);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Byte, &opts).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        b.read_exact(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(b);
+    });
+    let r = a.write(&[9u8; 16384]);
+    reader.join().unwrap();
+    let e = r.expect_err("a write cut short must fail, not return a short count");
+    assert_eq!(e.kind(), ErrorKind::BrokenPipe);
+}
+
+// ---- transact ------------------------------------------------------------------------------
+
+#[test]
+fn transact_with_a_message_waiting_is_busy_and_sends_nothing() {
+    for shared in [false, true] {
+        let opts = PipeOptions::default().shared(shared);
+        let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+        b.write_all(b"old").unwrap();
+        let mut reply = [0u8; 8];
+        let e = a.transact(b"request", &mut reply).unwrap_err();
+        assert!(matches!(e, Error::Busy { .. }), "shared {shared}: {e:?}");
+        b.set_nonblocking(true);
+        assert!(matches!(b.read_message(&mut reply), Err(Error::WouldBlock)));
+        let m = a.read_message(&mut reply).unwrap();
+        assert_eq!(&reply[..m.len], b"old");
+    }
+}
+
+#[test]
+fn transact_in_byte_read_mode_is_refused_and_sends_nothing() {
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
+    a.set_read_mode(ReadMode::Byte).unwrap();
+    let mut reply = [0u8; 8];
+    let e = a.transact(b"request", &mut reply).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+    b.set_nonblocking(true);
+    assert!(matches!(b.read_message(&mut reply), Err(Error::WouldBlock)));
+}
+
+// ---- a killed peer, seen by non-blocking and short-timeout calls ----------------------------
+
+/// Child: attaches, writes `n` bytes, then sleeps until killed.
+fn write_then_sleep(n: usize) {
+    let mut end = PipeEnd::from_inherited().unwrap();
+    end.write_all(&vec![42u8; n]).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Kills `child`, then polls `op` until it returns `Some`, failing after 5 s.
+fn poll_after_kill<T>(mut child: Child, mut op: impl FnMut() -> Option<T>) -> T {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    loop {
+        if let Some(t) = op() {
+            return t;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the dead peer was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn nonblocking_reader_notices_a_killed_writer_after_the_rest() {
+    for shared in [false, true] {
+        if role().is_some() {
+            return write_then_sleep(100);
+        }
+        let opts = PipeOptions::default().shared(shared);
+        let (_dog, mut end, child) = spawn_with_pipe(
+            "nonblocking_reader_notices_a_killed_writer_after_the_rest",
+            "writer",
+            PipeMode::Byte,
+            &opts,
+        );
+        read_one(&mut end);
+        end.set_nonblocking(true);
+        let mut got = 1;
+        let mut buf = [0u8; 64];
+        let eof = poll_after_kill(child, || match end.read(&mut buf) {
+            Ok(0) => Some(true),
+            Ok(n) => {
+                got += n;
+                None
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+            Err(e) => panic!("{e:?}"),
+        });
+        assert!(eof);
+        assert_eq!(got, 100, "shared {shared}");
+        // peek reports the gone peer too.
+        assert!(end.peek().is_err());
+    }
+}
+
+#[test]
+fn short_timeout_reader_notices_a_killed_writer() {
+    if role().is_some() {
+        return write_then_sleep(1);
+    }
+    let (_dog, mut end, child) = spawn_with_pipe(
+        "short_timeout_reader_notices_a_killed_writer",
+        "writer",
+        PipeMode::Message,
+        &PipeOptions::default(),
+    );
+    read_one(&mut end);
+    end.set_read_timeout(Some(Duration::from_millis(5)));
+    let mut buf = [0u8; 8];
+    let e = poll_after_kill(child, || match end.read_message(&mut buf) {
+        Err(Error::Timeout) => None,
+        other => Some(other),
+    });
+    assert!(matches!(e, Err(Error::PeerDied | Error::Closed)), "{e:?}");
+}
+
+#[test]
+fn nonblocking_writer_notices_a_killed_reader() {
+    if role().is_some() {
+        let _end = PipeEnd::from_inherited().unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let opts = PipeOptions::default().buffers(4096);
+    let (_dog, mut end, child) = spawn_with_pipe(
+        "nonblocking_writer_notices_a_killed_reader",
+        "reader",
+        PipeMode::Byte,
+        &opts,
+    );
+    let attached = Instant::now();
+    while !end.is_peer_attached() {
+        assert!(attached.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    end.set_nonblocking(true);
+    // Fill the ring.
+    loop {
+        match end.write(&[1u8; 1024]) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let e = poll_after_kill(child, || match end.write(&[1u8; 16]) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+        Ok(_) => panic!("a full ring accepted a write"),
+        Err(e) => Some(e),
+    });
+    assert!(
+        matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+        "{e:?}"
+    );
+}
