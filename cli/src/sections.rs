@@ -170,7 +170,7 @@ fn state_text(s: &State) -> String {
 
 /// `culvert ls`.
 pub fn ls(opts: &SectionOptions) -> Result<String, BoxError> {
-    let root = opts.namespace_root();
+    let root = opts.namespace_root()?;
     let names = Section::list(opts).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
     let mut s = String::new();
     if names.is_empty() {
@@ -216,7 +216,11 @@ pub fn inspect(name: &str, opts: &SectionOptions) -> Result<String, BoxError> {
     culvert_section::validate_name(name)?;
     let path = opts.path_of(name)?;
     if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
-        return Err(format!("no section '{name}' in {}", opts.namespace_root().display()).into());
+        return Err(format!(
+            "no section '{name}' in {}",
+            opts.namespace_root()?.display()
+        )
+        .into());
     }
     let e = examine(name, opts);
     let mut s = String::new();
@@ -302,7 +306,7 @@ fn dead_temp_files(root: &Path) -> Vec<PathBuf> {
 
 /// `culvert gc [--dry-run]`.
 pub fn gc(opts: &SectionOptions, dry_run: bool) -> Result<String, BoxError> {
-    let root = opts.namespace_root();
+    let root = opts.namespace_root()?;
     let names = Section::list(opts).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
     let verb = if dry_run { "would remove" } else { "removed" };
     let mut s = String::new();
