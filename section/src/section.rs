@@ -207,7 +207,7 @@ fn map(fd: BorrowedFd<'_>, len: u64, populate: bool, name: &str) -> Result<MmapR
 }
 
 /// A name for a temporary file, unique enough with `O_EXCL` and a retry.
-fn temp_name(attempt: u32) -> String {
+pub(crate) fn temp_name(attempt: u32) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -457,7 +457,7 @@ impl Section {
     }
 
     /// Validates, maps and waits for an opened section file.
-    fn attach(
+    pub(crate) fn attach(
         fd: OwnedFd,
         name: &str,
         path: Option<PathBuf>,
