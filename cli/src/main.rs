@@ -16,13 +16,13 @@
 mod bench;
 mod mailslot_cmd;
 mod pipe_cmd;
-mod ringdiag;
 mod sections;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use culvert_cli::ringdiag;
 use culvert_section::SectionOptions;
 
 /// culvert: lock-free shared-memory IPC — benchmark it, see what is in shared memory,

@@ -7,6 +7,13 @@
 //! what is inconsistent about it. The unit tests build real rings on the heap and check
 //! this decoder against them, so a layout change in `culvert-ring` fails here loudly.
 //!
+//! Contract: [`decode`] takes any byte slice and never panics. Offsets and counts read
+//! from the bytes are combined with checked arithmetic only; a table that a count or
+//! offset places outside the bytes (or a count beyond what the ring crate ever writes)
+//! makes the ring [`RingDiag::Corrupted`] — reported for that one object, so a listing
+//! of many sections goes on. The fuzz target `cli_ringdiag` drives it
+//! ([`crate::fuzzing::ringdiag`]).
+//!
 //! What the ring crate should expose instead (reported to the lead): a pure
 //! `culvert_ring::diag::decode(&[u8]) -> RingDiag` over copied bytes, with positions,
 //! closed flags, owners, notifier waiter counts and, for broadcast rings, an overrun
@@ -16,6 +23,13 @@ use culvert_sync::{Liveness, ProcessIdentity};
 
 /// Bytes of an object to copy for decoding (the largest control block plus tables).
 pub const DIAG_BYTES: usize = 16 * 1024;
+
+/// Most participant-table entries of an MPMC ring (the ring crate's `MAX_ENDPOINTS`).
+pub const MPMC_MAX_ENDPOINTS: u64 = 1023;
+/// Writer-table entries of a broadcast ring (the ring crate's `MAX_WRITERS`).
+pub const BROADCAST_MAX_WRITERS: u64 = 128;
+/// Offset of the broadcast writer table.
+const BROADCAST_WRITERS_OFFSET: usize = 512;
 
 /// What a ring's control block says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,20 +101,50 @@ pub enum RingDiag {
         /// Packed identities in the writer table (non-zero entries).
         writers: Vec<u64>,
     },
+    /// A ring control block that contradicts itself (a table outside the object, a
+    /// count out of range): what is wrong.
+    Corrupted(String),
     /// Starts with the ring magic but of a kind this tool does not know.
     UnknownRing(u8),
     /// Not a ring (another structure of a higher layer).
     NotARing,
 }
 
+/// The native-endian `u64` at `off`; `None` if it does not lie (entirely) in `b`.
 fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    b.get(off..off + 8)
+    let end = off.checked_add(8)?;
+    b.get(off..end)
         .map(|s| u64::from_ne_bytes(s.try_into().unwrap_or([0; 8])))
 }
 
+/// The native-endian `u32` at `off`; `None` if it does not lie (entirely) in `b`.
 fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    b.get(off..off + 4)
+    let end = off.checked_add(4)?;
+    b.get(off..end)
         .map(|s| u32::from_ne_bytes(s.try_into().unwrap_or([0; 4])))
+}
+
+/// The non-zero words of the table of `count` `u64`s at `offset`, or why it does not
+/// lie inside `b`.
+fn table(b: &[u8], offset: u64, count: u64, what: &str) -> Result<Vec<u64>, String> {
+    let outside = || {
+        format!(
+            "{what} table ({count} entries at offset {offset}) lies outside the {} bytes read",
+            b.len()
+        )
+    };
+    let start = usize::try_from(offset).map_err(|_| outside())?;
+    let n = usize::try_from(count).map_err(|_| outside())?;
+    let end = n
+        .checked_mul(8)
+        .and_then(|len| start.checked_add(len))
+        .filter(|&end| end <= b.len())
+        .ok_or_else(outside)?;
+    Ok(b[start..end]
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+        .filter(|&w| w != 0)
+        .collect())
 }
 
 /// Decodes the ring (if any) whose control block starts at `b[0]`. `None` if `b` is
@@ -126,19 +170,19 @@ pub fn decode(b: &[u8]) -> Option<RingDiag> {
         }),
         kind @ (3 | 4) => {
             let slot_shift = u32_at(b, 12)?;
-            let max_endpoints = u32_at(b, 24)?.min(1023) as usize;
-            let participants_offset = u64_at(b, 40)? as usize;
-            let mut participants = Vec::new();
-            for i in 0..max_endpoints {
-                match participants_offset
-                    .checked_add(i * 8)
-                    .and_then(|o| u64_at(b, o))
-                {
-                    Some(0) => {}
-                    Some(w) => participants.push(w),
-                    None => break,
-                }
+            let max_endpoints = u64::from(u32_at(b, 24)?);
+            let participants_offset = u64_at(b, 40)?;
+            // The fixed part must be there before the tables are judged.
+            u64_at(b, 664)?;
+            if !(1..=MPMC_MAX_ENDPOINTS).contains(&max_endpoints) {
+                return Some(RingDiag::Corrupted(format!(
+                    "participant table of {max_endpoints} entries (must be 1..={MPMC_MAX_ENDPOINTS})"
+                )));
             }
+            let participants = match table(b, participants_offset, max_endpoints, "participant") {
+                Ok(p) => p,
+                Err(why) => return Some(RingDiag::Corrupted(why)),
+            };
             Some(RingDiag::Mpmc {
                 messages: kind == 3,
                 slots: 1u64.checked_shl(slot_shift).unwrap_or(0),
@@ -155,11 +199,18 @@ pub fn decode(b: &[u8]) -> Option<RingDiag> {
             })
         }
         5 => {
-            let max_writers = u64_at(b, 40)?.min(128) as usize;
-            let writers = (0..max_writers)
-                .filter_map(|i| u64_at(b, 512 + i * 8))
-                .filter(|&w| w != 0)
-                .collect();
+            let max_writers = u64_at(b, 40)?;
+            // The fixed part must be there before the table is judged.
+            u64_at(b, 384)?;
+            if !(1..=BROADCAST_MAX_WRITERS).contains(&max_writers) {
+                return Some(RingDiag::Corrupted(format!(
+                    "writer table of {max_writers} entries (must be 1..={BROADCAST_MAX_WRITERS})"
+                )));
+            }
+            let writers = match table(b, BROADCAST_WRITERS_OFFSET as u64, max_writers, "writer") {
+                Ok(w) => w,
+                Err(why) => return Some(RingDiag::Corrupted(why)),
+            };
             Some(RingDiag::Broadcast {
                 capacity: u64_at(b, 16)?,
                 max_message: u64_at(b, 24)?,
@@ -212,6 +263,7 @@ impl RingDiag {
             RingDiag::Mpmc { messages: true, .. } => "mpmc message ring".into(),
             RingDiag::Mpmc { .. } => "mpmc byte ring".into(),
             RingDiag::Broadcast { .. } => "broadcast ring".into(),
+            RingDiag::Corrupted(_) => "corrupted ring".into(),
             RingDiag::UnknownRing(k) => format!("ring of unknown kind {k}"),
             RingDiag::NotARing => "not a ring".into(),
         }
@@ -344,6 +396,7 @@ impl RingDiag {
                 ));
                 out.push("overruns: counted per reader (not kept in shared memory)".to_string());
             }
+            RingDiag::Corrupted(why) => out.push(format!("CORRUPTED: {why}")),
             RingDiag::UnknownRing(_) | RingDiag::NotARing => {}
         }
         out

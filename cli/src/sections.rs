@@ -9,7 +9,11 @@
 //! A section is **stale** when every process known to own it is dead: the creator, and
 //! every endpoint recorded in the rings it holds. (A section still initializing whose
 //! creator died is stale whatever the rings say.) Only stale sections are removed by
-//! `gc`; corrupted ones are reported and left for a human.
+//! `gc`; corrupted ones are reported and left for a human. A section is corrupted when
+//! its header is unreadable or when one of its rings' control blocks contradicts
+//! itself (e.g. a table offset outside the object): its owners cannot be known, so it
+//! is never judged stale. Either way only that section is affected; `ls` and `gc` go
+//! on with the rest of the namespace.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::FileExt;
@@ -37,7 +41,7 @@ pub enum State {
     Live(InitState),
     /// Every owner is dead.
     Stale(InitState),
-    /// The header is unreadable.
+    /// The header is unreadable, or a ring's control block contradicts itself.
     Corrupted(String),
 }
 
@@ -70,7 +74,9 @@ pub fn examine(name: &str, opts: &SectionOptions) -> Entry {
         let file = opts.path_of(name).ok().and_then(|p| open_read_only(&p));
         for o in &h.objects {
             let ring = file.as_ref().and_then(|f| {
-                let n = (o.len as usize).min(ringdiag::DIAG_BYTES);
+                let n = usize::try_from(o.len)
+                    .unwrap_or(usize::MAX)
+                    .min(ringdiag::DIAG_BYTES);
                 let mut buf = vec![0u8; n];
                 f.read_exact_at(&mut buf, o.offset).ok()?;
                 ringdiag::decode(&buf)
@@ -114,12 +120,23 @@ impl Entry {
         (live, owners.len())
     }
 
+    /// The first object whose ring control block contradicts itself, and why.
+    pub fn corrupted_object(&self) -> Option<String> {
+        self.objects.iter().find_map(|(o, r)| match r {
+            Some(RingDiag::Corrupted(why)) => Some(format!("object '{}': {why}", o.name)),
+            _ => None,
+        })
+    }
+
     /// Its state.
     pub fn state(&self) -> State {
         let h = match &self.header {
             Ok(h) => h,
             Err(e) => return State::Corrupted(e.clone()),
         };
+        if let Some(why) = self.corrupted_object() {
+            return State::Corrupted(why);
+        }
         let creator_alive = h.creator.is_alive();
         if h.state == InitState::Initializing {
             return if creator_alive {
@@ -164,13 +181,13 @@ fn state_text(s: &State) -> String {
         State::Live(st) => state_name(*st).to_string(),
         State::Stale(InitState::Ready) => "stale".to_string(),
         State::Stale(st) => format!("stale ({})", state_name(*st)),
-        State::Corrupted(_) => "corrupted".to_string(),
+        State::Corrupted(why) => format!("corrupted: {why}"),
     }
 }
 
 /// `culvert ls`.
 pub fn ls(opts: &SectionOptions) -> Result<String, BoxError> {
-    let root = opts.namespace_root();
+    let root = opts.namespace_root()?;
     let names = Section::list(opts).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
     let mut s = String::new();
     if names.is_empty() {
@@ -216,7 +233,11 @@ pub fn inspect(name: &str, opts: &SectionOptions) -> Result<String, BoxError> {
     culvert_section::validate_name(name)?;
     let path = opts.path_of(name)?;
     if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
-        return Err(format!("no section '{name}' in {}", opts.namespace_root().display()).into());
+        return Err(format!(
+            "no section '{name}' in {}",
+            opts.namespace_root()?.display()
+        )
+        .into());
     }
     let e = examine(name, opts);
     let mut s = String::new();
@@ -302,7 +323,7 @@ fn dead_temp_files(root: &Path) -> Vec<PathBuf> {
 
 /// `culvert gc [--dry-run]`.
 pub fn gc(opts: &SectionOptions, dry_run: bool) -> Result<String, BoxError> {
-    let root = opts.namespace_root();
+    let root = opts.namespace_root()?;
     let names = Section::list(opts).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
     let verb = if dry_run { "would remove" } else { "removed" };
     let mut s = String::new();

@@ -366,3 +366,40 @@ fn errors_are_one_line_and_help_everywhere() {
         assert!(stdout_of(&out).contains("Usage"), "{cmd:?}");
     }
 }
+
+/// An empty namespace directory is refused, and nothing is created in the current
+/// directory: `--root ""` is a usage error (exit 2), `CULVERT_ROOT=""` without `--root`
+/// a one-line error (exit 1) from every namespace command.
+#[test]
+fn empty_root_is_an_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["ls"],
+        &["gc"],
+        &["inspect", "x"],
+        &["pipe", "serve", "x"],
+        &["mailslot", "read", "x"],
+    ];
+    for args in commands {
+        let culvert = || {
+            let mut c = Command::new(BIN);
+            c.current_dir(cwd.path())
+                .env("CULVERT_ROOT", "")
+                .stdin(Stdio::null());
+            c
+        };
+        let out = culvert().arg("--root").arg("").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--root '' {args:?}: {err}");
+
+        let out = culvert().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("invalid namespace directory"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}

@@ -50,6 +50,16 @@ pub enum Error {
         /// The rejected name.
         name: String,
     },
+    /// The namespace directory is unusable as given (an empty path from
+    /// `SectionOptions::root` or `CULVERT_ROOT`). Give a directory, or leave both unset
+    /// for `/dev/shm`.
+    #[error("invalid namespace directory {root:?}: {reason}")]
+    InvalidRoot {
+        /// The rejected directory.
+        root: PathBuf,
+        /// Why, and where it came from.
+        reason: String,
+    },
     /// A size is zero or too large.
     #[error("invalid size {size}: {reason}")]
     InvalidSize {

@@ -12,6 +12,8 @@
 //! * [`Region`] — a bounded span of memory (a sub-object, or heap memory in tests) that
 //!   the ring layer lays its structures out in;
 //! * [`Error`] — typed, actionable errors (`NotFound`, `Stale`, `NoSpace`…);
+//! * [`replace`] — [`Section::create_replacing_stale`]: create a name, replacing a
+//!   section its owner left behind without ever removing someone else's fresh one;
 //! * [`inherit`] — passing a section's descriptor to a child process;
 //! * [`fuzzing`] — the body of the `section_open` fuzz target and its seeds.
 //!
@@ -29,6 +31,7 @@ pub mod inherit;
 pub mod layout;
 mod options;
 mod region;
+pub mod replace;
 mod section;
 
 pub use error::{Error, Result};

@@ -1,8 +1,15 @@
 //! [`SectionOptions`], name validation, and where named sections live.
 //!
 //! The namespace directory is, in order: [`SectionOptions::root`], the environment
-//! variable `CULVERT_ROOT` (if set and non-empty), `/dev/shm`. A section named `x` is the
-//! file `culvert.x` there.
+//! variable `CULVERT_ROOT` (if set), `/dev/shm`. A section named `x` is the file
+//! `culvert.x` there.
+//!
+//! An empty path — `root("")`, or `CULVERT_ROOT` set to the empty string — is an
+//! [`Error::InvalidRoot`], never "the current directory" nor a silent fall-back to
+//! `/dev/shm`: an empty value is almost always a variable that was meant to be set,
+//! and guessing would put sections where the other side will not look (or put a
+//! test's sections into the shared system namespace). A relative path is used as given
+//! (relative to the current directory).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,7 +32,8 @@ pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// builder methods (or set the public fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectionOptions {
-    /// Namespace directory; `None`: `$CULVERT_ROOT`, else `/dev/shm`.
+    /// Namespace directory; `None`: `$CULVERT_ROOT`, else `/dev/shm`. Must not be
+    /// empty (operations then fail with [`Error::InvalidRoot`]).
     pub root: Option<PathBuf>,
     /// File mode of created sections (exactly, the umask is not applied). Default
     /// `0o600`: only our user. Widen (e.g. `0o666`) to share with other users.
@@ -64,7 +72,8 @@ impl SectionOptions {
         Self::default()
     }
 
-    /// Sets [`Self::root`].
+    /// Sets [`Self::root`]. An empty path makes every named operation fail with
+    /// [`Error::InvalidRoot`].
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
@@ -106,22 +115,34 @@ impl SectionOptions {
         self
     }
 
-    /// The namespace directory these options resolve to.
-    pub fn namespace_root(&self) -> PathBuf {
+    /// The namespace directory these options resolve to: [`Self::root`], else
+    /// `$CULVERT_ROOT`, else `/dev/shm`. `InvalidRoot` if the chosen one is empty.
+    pub fn namespace_root(&self) -> Result<PathBuf> {
         if let Some(root) = &self.root {
-            return root.clone();
+            return non_empty_root(root.clone(), "SectionOptions::root");
         }
         match std::env::var_os(ROOT_ENV) {
-            Some(r) if !r.is_empty() => PathBuf::from(r),
-            _ => PathBuf::from(DEFAULT_ROOT),
+            Some(r) => non_empty_root(PathBuf::from(r), "the environment variable CULVERT_ROOT"),
+            None => Ok(PathBuf::from(DEFAULT_ROOT)),
         }
     }
 
-    /// The file a section called `name` lives in (the name is validated).
+    /// The file a section called `name` lives in (the name and root are validated).
     pub fn path_of(&self, name: &str) -> Result<PathBuf> {
         validate_name(name)?;
-        Ok(file_path(&self.namespace_root(), name))
+        Ok(file_path(&self.namespace_root()?, name))
     }
+}
+
+/// `root`, unless it is empty.
+fn non_empty_root(root: PathBuf, origin: &str) -> Result<PathBuf> {
+    if root.as_os_str().is_empty() {
+        return Err(Error::InvalidRoot {
+            root,
+            reason: format!("{origin} is empty; give a directory (or leave it unset for /dev/shm)"),
+        });
+    }
+    Ok(root)
 }
 
 /// `root/culvert.<name>`.
@@ -149,7 +170,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// Names of the sections (files `culvert.<name>` with a valid name) in the namespace
 /// directory of `opts`, sorted. A missing directory holds no sections.
 pub fn list(opts: &SectionOptions) -> Result<Vec<String>> {
-    let root = opts.namespace_root();
+    let root = opts.namespace_root()?;
     let dir = match std::fs::read_dir(&root) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

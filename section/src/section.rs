@@ -207,7 +207,7 @@ fn map(fd: BorrowedFd<'_>, len: u64, populate: bool, name: &str) -> Result<MmapR
 }
 
 /// A name for a temporary file, unique enough with `O_EXCL` and a retry.
-fn temp_name(attempt: u32) -> String {
+pub(crate) fn temp_name(attempt: u32) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -229,7 +229,7 @@ impl Section {
     pub fn create(name: &str, size: u64, opts: &SectionOptions) -> Result<Section> {
         validate_name(name)?;
         let total = total_for(size)?;
-        let root = opts.namespace_root();
+        let root = opts.namespace_root()?;
         let final_path = file_path(&root, name);
         let cx = ErrCtx {
             name,
@@ -362,7 +362,7 @@ impl Section {
     /// `Timeout` (the creator lives but did not mark it ready in time).
     pub fn open(name: &str, opts: &SectionOptions) -> Result<Section> {
         validate_name(name)?;
-        let root = opts.namespace_root();
+        let root = opts.namespace_root()?;
         let path = file_path(&root, name);
         let cx = ErrCtx {
             name,
@@ -398,7 +398,7 @@ impl Section {
         }
         Err(last.unwrap_or_else(|| Error::NotFound {
             name: name.to_string(),
-            root: opts.namespace_root(),
+            root: opts.namespace_root().unwrap_or_default(),
         }))
     }
 
@@ -406,7 +406,7 @@ impl Section {
     /// their mapping; new opens fail with `NotFound`.
     pub fn unlink(name: &str, opts: &SectionOptions) -> Result<()> {
         validate_name(name)?;
-        let root = opts.namespace_root();
+        let root = opts.namespace_root()?;
         let cx = ErrCtx {
             name,
             root: &root,
@@ -421,7 +421,7 @@ impl Section {
     /// The object table of a section still initializing may be incomplete.
     pub fn inspect(name: &str, opts: &SectionOptions) -> Result<HeaderInfo> {
         validate_name(name)?;
-        let root = opts.namespace_root();
+        let root = opts.namespace_root()?;
         let path = file_path(&root, name);
         let cx = ErrCtx {
             name,
@@ -457,7 +457,7 @@ impl Section {
     }
 
     /// Validates, maps and waits for an opened section file.
-    fn attach(
+    pub(crate) fn attach(
         fd: OwnedFd,
         name: &str,
         path: Option<PathBuf>,

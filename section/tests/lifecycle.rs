@@ -234,12 +234,15 @@ fn open_or_create_creates_once() {
 #[test]
 fn root_comes_from_options_then_env_then_dev_shm() {
     let o = SectionOptions::default().root("/some/where");
-    assert_eq!(o.namespace_root(), std::path::PathBuf::from("/some/where"));
+    assert_eq!(
+        o.namespace_root().unwrap(),
+        std::path::PathBuf::from("/some/where")
+    );
     // (The env override is read at call time; this test does not set it to stay
     // independent of other tests running in parallel.)
     if std::env::var_os("CULVERT_ROOT").is_none() {
         assert_eq!(
-            SectionOptions::default().namespace_root(),
+            SectionOptions::default().namespace_root().unwrap(),
             std::path::PathBuf::from("/dev/shm")
         );
     }

@@ -287,7 +287,9 @@ impl PrivateDir {
     /// Inside the namespace directory (`--root`, `$CULVERT_ROOT`, `/dev/shm`), or the
     /// temporary directory if that does not exist.
     fn new() -> io::Result<PrivateDir> {
-        let root = SectionOptions::default().namespace_root();
+        let root = SectionOptions::default()
+            .namespace_root()
+            .map_err(io::Error::other)?;
         let base = if root.is_dir() {
             root
         } else {
