@@ -255,3 +255,77 @@ fn in_process_byte_pipe_with_default_timeout() {
         .collect();
     assert_eq!(names, ["culvert.echo"]);
 }
+
+#[test]
+fn accept_returns_with_the_client_attached() {
+    const TEST: &str = "accept_returns_with_the_client_attached";
+    if role().is_some() {
+        let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 1];
+        let _ = end.read(&mut buf);
+        return;
+    }
+    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let root = TempRoot::new("attached");
+    let server = PipeServer::bind(PIPE, &PipeOptions::default().root(&root.0)).unwrap();
+    for _ in 0..5 {
+        let child = spawn_client(&dog, TEST, "client", &root, false);
+        let mut end = accept(&server);
+        // Known at once, as after Windows' ConnectNamedPipe.
+        assert!(end.is_peer_attached());
+        assert_eq!(end.peer_pid(), Some(child.id()));
+        end.write_all(b"x").unwrap();
+        wait_ok(child);
+    }
+}
+
+#[test]
+fn client_gets_the_servers_accept_failure_promptly() {
+    const TEST: &str = "client_gets_the_servers_accept_failure_promptly";
+    if role().is_some() {
+        // Server under a file-size limit (SIGXFSZ ignored by the shell that started
+        // it): its instance sections cannot be allocated.
+        let opts = PipeOptions::default().buffers(64 << 20);
+        let server = PipeServer::bind(PIPE, &opts).unwrap();
+        println!("bound");
+        let e = server.accept_timeout(Duration::from_secs(20)).unwrap_err();
+        println!("accept failed: {e}");
+        assert!(
+            matches!(e, Error::Section(culvert::section::Error::NoSpace { .. })),
+            "{e:?}"
+        );
+        return;
+    }
+    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let root = TempRoot::new("nospace");
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -f 4096 && trap '' XFSZ && exec \"$0\" \"$@\"")
+        .arg(exe)
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(ROLE, "server")
+        .env("CULVERT_ROOT", &root.0)
+        .stdout(Stdio::piped());
+    let mut child = dog.spawn(&mut cmd);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "bound");
+    let started = Instant::now();
+    let e = PipeEnd::connect_with(
+        PIPE,
+        Some(Duration::from_secs(20)),
+        &PipeOptions::default().root(&root.0),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Section(culvert::section::Error::NoSpace { .. })),
+        "{e:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    expect_line(&mut out, "accept failed");
+    wait_ok(child);
+}

@@ -1,7 +1,7 @@
 //! [`Mailslot`]: the reader of a mailslot, or of a broadcast group.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use culvert_ring::mpmc::{Consumer, MessageRing};
 use culvert_section::{InitState, Section, SectionOptions};
@@ -20,7 +20,6 @@ use crate::{Error, Result};
 
 /// How long `create` keeps trying to reclaim a name whose reader died while another
 /// process is reclaiming it too.
-const RECLAIM_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The reader of a mailslot ([`Mailslot::create`]) or of a broadcast group
 /// ([`join`](super::join)).
@@ -72,43 +71,23 @@ impl Mailslot {
         let ring_cfg = slot_ring_config(cfg);
         let ring_len = MessageRing::required_size(&ring_cfg)?;
         let size = section_size(std::mem::size_of::<MailslotControl>(), ring_len)?;
-        let already = || Error::AlreadyExists {
-            name: name.to_string(),
-        };
-        let started = Instant::now();
-        loop {
-            match Section::create(name, size, &sopts) {
-                Ok(section) => {
-                    return match SlotReader::build(section, cfg, ring_len, &sopts) {
-                        Ok(r) => Ok(Self {
-                            name: name.to_string(),
-                            read_timeout: opts.read_timeout,
-                            inner: Inner::Slot(r),
-                        }),
-                        Err(e) => {
-                            let _ = Section::unlink(name, &sopts);
-                            Err(e)
-                        }
-                    };
-                }
-                Err(culvert_section::Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            // The name is taken: by a live reader (done), another kind (done), or a dead
-            // reader (reclaim and try again).
-            match Section::inspect(name, &sopts) {
-                Ok(h) if h.kind != MAILSLOT_KIND => return Err(already()),
-                Ok(h) if h.creator.liveness() == Liveness::Alive => return Err(already()),
-                Ok(_) => {
-                    if !reclaim_dead(name, root)? {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                }
-                Err(culvert_section::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if started.elapsed() > RECLAIM_PATIENCE {
-                return Err(already());
+        // A dead reader's mailslot is replaced; its reclaimer word makes joiners
+        // stand back (a corrupted control block leaves nothing to coordinate on).
+        let section = Section::create_replacing_stale(name, size, &sopts, |old| {
+            !old.header().creator.is_alive()
+                && object(old, MAILSLOT_OBJ)
+                    .and_then(MailslotView::new)
+                    .map_or(true, |view| view.claim_reclaim())
+        })?;
+        match SlotReader::build(section, cfg, ring_len, &sopts) {
+            Ok(r) => Ok(Self {
+                name: name.to_string(),
+                read_timeout: opts.read_timeout,
+                inner: Inner::Slot(r),
+            }),
+            Err(e) => {
+                let _ = Section::unlink(name, &sopts);
+                Err(e)
             }
         }
     }

@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use culvert_ring::mpmc;
-use culvert_section::{Region, Section, SectionKind};
+use culvert_section::{Region, Section, SectionKind, SectionOptions};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use culvert_sync::{wait_for, Deadline, Liveness, Notifier, ProcessIdentity};
 
@@ -76,6 +76,46 @@ const CELL_FREE: u32 = 0;
 const CELL_CLAIMED: u32 = 1;
 const CELL_PENDING: u32 = 2;
 const CELL_ASSIGNED: u32 = 3;
+/// The server could not make the connection; the cell's `ticket` holds a
+/// `REFUSED_*` cause and `slot` its detail.
+const CELL_REFUSED: u32 = 4;
+
+/// Refusal causes (a refused cell's `ticket`).
+const REFUSED_NO_SPACE: u64 = 1;
+const REFUSED_OS_ERROR: u64 = 2;
+const REFUSED_OTHER: u64 = 3;
+
+/// How long `accept` waits for an answered client to attach its end.
+const ATTACH_GRACE: Duration = Duration::from_secs(5);
+
+/// The refusal cause and detail a server writes for `e`.
+fn refusal_of(e: &Error) -> (u64, u64) {
+    match e {
+        Error::Section(culvert_section::Error::NoSpace { size, .. }) => (REFUSED_NO_SPACE, *size),
+        Error::Io(io) => match io.raw_os_error() {
+            Some(errno) => (REFUSED_OS_ERROR, errno as u64),
+            None => (REFUSED_OTHER, 0),
+        },
+        _ => (REFUSED_OTHER, 0),
+    }
+}
+
+/// The error a client reports for a refusal read from its cell (untrusted values).
+fn refusal_error(cause: u64, detail: u64, pipe: &str, root: std::path::PathBuf) -> Error {
+    match cause {
+        REFUSED_NO_SPACE => Error::Section(culvert_section::Error::NoSpace {
+            name: format!("{pipe} (an instance of the pipe)"),
+            size: detail,
+            root,
+        }),
+        REFUSED_OS_ERROR if detail <= i32::MAX as u64 => {
+            Error::Io(std::io::Error::from_raw_os_error(detail as i32))
+        }
+        _ => Error::Io(std::io::Error::other(format!(
+            "the server of pipe '{pipe}' could not make the connection"
+        ))),
+    }
+}
 
 fn cell_word(gen: u32, state: u32) -> u64 {
     (u64::from(gen) << 32) | u64::from(state)
@@ -140,9 +180,11 @@ pub(crate) struct Cell {
     word: AtomicU64,
     /// Packed identity of the requesting client (valid from `PENDING`).
     client: AtomicU64,
-    /// The connection's ticket (valid in `ASSIGNED`).
+    /// The connection's ticket (valid in `ASSIGNED`); the `REFUSED_*` cause in
+    /// `REFUSED`.
     ticket: AtomicU64,
-    /// The connection's slot (valid in `ASSIGNED`). Invariant: `< max_instances`.
+    /// The connection's slot (valid in `ASSIGNED`; invariant: `< max_instances`); the
+    /// cause's detail in `REFUSED`.
     slot: AtomicU64,
 }
 
@@ -399,19 +441,15 @@ impl PipeServer {
         let cells_len = CELLS * std::mem::size_of::<Cell>();
         let total = std::mem::size_of::<ServerHeader>() + slots_len + cells_len + ring_len + 8192;
         let sopts = opts.section_for(SectionKind::PipeServer);
-        let mut section = match Section::create(name, total as u64, &sopts) {
-            Ok(s) => s,
-            Err(culvert_section::Error::AlreadyExists { .. }) => {
-                if !Self::existing_is_dead(name, opts) {
-                    return Err(Error::AlreadyExists {
-                        name: name.to_string(),
-                    });
-                }
-                let _ = Section::unlink(name, &sopts);
-                Section::create(name, total as u64, &sopts)?
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let mut section = Section::create_replacing_stale(name, total as u64, &sopts, |old| {
+            Self::server_gone_in(name, old, &sopts)
+        })
+        .map_err(|e| match e {
+            culvert_section::Error::AlreadyExists { .. } => Error::AlreadyExists {
+                name: name.to_string(),
+            },
+            e => e.into(),
+        })?;
         let header = section.add_object(
             "server",
             OBJ_HEADER,
@@ -454,21 +492,16 @@ impl PipeServer {
         })
     }
 
-    /// Whether the section called `name` belongs to a server that is gone.
-    fn existing_is_dead(name: &str, opts: &PipeOptions) -> bool {
-        let sopts = opts
-            .section_for(SectionKind::PipeServer)
-            .open_timeout(Duration::from_millis(200));
-        match Section::open(name, &sopts) {
-            Ok(s) => match ServerShared::new(name, s) {
-                Ok(shared) => shared.server_gone(),
-                Err(_) => true,
-            },
-            Err(culvert_section::Error::Stale { .. } | culvert_section::Error::Poisoned { .. }) => {
-                true
-            }
-            Err(_) => false,
-        }
+    /// Whether `section` (at `name`) belongs to a server that is gone: closed, its
+    /// process dead, or its header unreadable.
+    fn server_gone_in(name: &str, section: &Section, sopts: &SectionOptions) -> bool {
+        let view = section
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(Error::from)
+            .and_then(|fd| Ok(Section::from_fd_with(fd, name, sopts)?))
+            .and_then(|s| ServerShared::new(name, s));
+        view.map_or(true, |shared| shared.server_gone())
     }
 
     /// The pipe's name.
@@ -652,6 +685,43 @@ impl PipeServer {
             );
             return Ok(None);
         }
+        match self.make_instance(cell, gen, k, client) {
+            Ok(end) => Ok(end),
+            Err(e) => {
+                // Tell the client why, at once, then report it to our caller.
+                let (cause, detail) = refusal_of(&e);
+                cell.ticket.store(cause, Ordering::Release);
+                cell.slot.store(detail, Ordering::Release);
+                if cell
+                    .word
+                    .compare_exchange(
+                        pending,
+                        cell_word(gen, CELL_REFUSED),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    shared.header().answers.n.notify();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the instance for the request in `cell` (generation `gen`) in slot `k`,
+    /// answers the cell and waits (up to [`ATTACH_GRACE`]) for the client to attach.
+    /// `None` when the request was withdrawn, or the client gave up or died before
+    /// attaching (the slot is then free again).
+    fn make_instance(
+        &self,
+        cell: &Cell,
+        gen: u32,
+        k: usize,
+        client: u64,
+    ) -> Result<Option<PipeEnd>> {
+        let shared = &self.shared;
+        let pending = cell_word(gen, CELL_PENDING);
         let sopts = self.opts.section_for(SectionKind::Pipe);
         let mut attempts = 0;
         let (section, ticket, name) = loop {
@@ -725,7 +795,32 @@ impl PipeServer {
             return Ok(None);
         }
         shared.header().answers.n.notify();
-        Ok(Some(end))
+        // The client attaches next; return once it did (its pid known), so a caller
+        // never sees a connection whose client is not there yet.
+        let attached: Result<bool> = wait_for(
+            &shared.header().events.n,
+            self.opts.wait_strategy,
+            Deadline::after(ATTACH_GRACE),
+            |ctx| {
+                if end.is_peer_attached() {
+                    return Ok(Some(true));
+                }
+                let released = slot.ticket.load(Ordering::Acquire) != ticket;
+                let died =
+                    ctx.liveness_due && ProcessIdentity::packed_liveness(client) == Liveness::Dead;
+                Ok((released || died).then_some(false))
+            },
+        );
+        match attached {
+            Ok(true) if end.peer_pid().is_some() => Ok(Some(end)),
+            _ => {
+                if let Some(state) = &views {
+                    shared::mark_gone(state, 1);
+                }
+                drop(end);
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -863,10 +958,20 @@ impl PipeEnd {
 
         // 3. Wait for the answer.
         let assigned = cell_word(gen, CELL_ASSIGNED);
+        let refused = cell_word(gen, CELL_REFUSED);
         let answered = wait_for(&h.answers.n, strategy, deadline, |ctx| {
             let word = cell.word.load(Ordering::Acquire);
             if word == assigned {
                 return Ok(Some(()));
+            }
+            if word == refused {
+                let cause = cell.ticket.load(Ordering::Acquire);
+                let detail = cell.slot.load(Ordering::Acquire);
+                cell.word
+                    .store(cell_word(gen, CELL_FREE), Ordering::Release);
+                h.answers.n.notify();
+                let root = opts.section.namespace_root().unwrap_or_default();
+                return Err(refusal_error(cause, detail, name, root));
             }
             if word != cell_word(gen, CELL_PENDING) {
                 return Err(Error::Corrupted {
@@ -921,6 +1026,9 @@ impl PipeEnd {
             }
         };
         let _ = Section::unlink(&iname, &iopts);
-        PipeEnd::attach(section, 1, strategy, Some(link))
+        let end = PipeEnd::attach(section, 1, strategy, Some(link));
+        // The server's accept waits for this attach.
+        h.events.n.notify();
+        end
     }
 }

@@ -153,14 +153,16 @@ impl PortServer {
             })?;
         let slots_len = std::mem::size_of::<ConnSlot>() * cfg.max_connections;
         let size = std::mem::size_of::<PortHeader>() + slots_len + ring_len + heap_len + 4 * 4096;
-        let mut section = match Section::create(name, size as u64, &so) {
-            Ok(s) => s,
-            Err(culvert_section::Error::AlreadyExists { .. }) => {
-                replace_dead(name, &so)?;
-                Section::create(name, size as u64, &so)?
-            }
-            Err(e) => return Err(e.into()),
-        };
+        // A port whose creator died (a crashed server) is replaced.
+        let mut section = Section::create_replacing_stale(name, size as u64, &so, |old| {
+            !old.header().creator.is_alive()
+        })
+        .map_err(|e| match e {
+            culvert_section::Error::AlreadyExists { .. } => Error::AlreadyExists {
+                name: name.to_string(),
+            },
+            e => e.into(),
+        })?;
         let me = me();
         let port = section.add_object(
             "port",
@@ -299,25 +301,6 @@ impl PortServer {
 impl Drop for PortServer {
     fn drop(&mut self) {
         self.inner.close();
-    }
-}
-
-/// Removes the section `name` if its creator is dead (a crashed server).
-fn replace_dead(name: &str, so: &SectionOptions) -> Result<()> {
-    let info = Section::inspect(name, so)?;
-    if info.kind != SectionKind::Port {
-        return Err(Error::AlreadyExists {
-            name: name.to_string(),
-        });
-    }
-    if info.creator.is_alive() {
-        return Err(Error::AlreadyExists {
-            name: name.to_string(),
-        });
-    }
-    match Section::unlink(name, so) {
-        Ok(()) | Err(culvert_section::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,0 +1,146 @@
+//! Replacing a name whose creator died: a pipe server, a port and a mailslot left by
+//! a SIGKILLed process are replaced by the next creator, and when several creators
+//! race for the name exactly one wins — no winner's fresh section is removed by
+//! another — and the survivor is the one reachable by name.
+
+#[path = "pipe_support.rs"]
+mod support;
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use culvert::pipe::{PipeEnd, PipeOptions, PipeServer};
+use culvert::port::{PortClient, PortOptions, PortServer};
+use culvert::section::SectionOptions;
+use culvert::{Deadline, Error};
+use support::*;
+
+const RACERS: usize = 4;
+const ROUNDS: usize = 8;
+const KINDS: [&str; 3] = ["pipe", "port", "mailslot"];
+
+fn pipe_opts(root: &Path) -> PipeOptions {
+    PipeOptions::default().root(root)
+}
+
+fn mailslot_opts(root: &Path) -> MailslotOptions {
+    MailslotOptions::new(64, 8, Some(Duration::ZERO)).root(root)
+}
+
+/// What a creator holds; kept alive until the round is judged.
+enum Created {
+    Pipe(PipeServer),
+    Port(PortServer),
+    Mailslot(Mailslot),
+}
+
+fn create(kind: &str, name: &str, root: &Path) -> culvert::Result<Created> {
+    match kind {
+        "pipe" => PipeServer::bind(name, &pipe_opts(root)).map(Created::Pipe),
+        "port" => PortServer::create_with(
+            name,
+            &PortOptions::default(),
+            &SectionOptions::default().root(root),
+        )
+        .map(Created::Port),
+        _ => Mailslot::create(name, &mailslot_opts(root)).map(Created::Mailslot),
+    }
+}
+
+/// Whether a client reaches `created` by name.
+fn reachable(created: &mut Created, name: &str, root: &Path) -> bool {
+    let deadline = || Deadline::after(Duration::from_secs(5));
+    match created {
+        Created::Pipe(server) => std::thread::scope(|s| {
+            let c = s.spawn(|| {
+                PipeEnd::connect_with(name, Some(Duration::from_secs(5)), &pipe_opts(root))
+            });
+            let accepted = server.accept_deadline(deadline());
+            accepted.is_ok() && c.join().unwrap().is_ok()
+        }),
+        Created::Port(server) => std::thread::scope(|s| {
+            let so = SectionOptions::default().root(root);
+            let c = s.spawn(move || PortClient::connect_with(name, b"", deadline(), &so));
+            // A connect request reaching the server proves the name leads to it.
+            let accepted = server
+                .listen(deadline())
+                .is_ok_and(|req| req.accept(b"").is_ok());
+            accepted && c.join().unwrap().is_ok()
+        }),
+        Created::Mailslot(slot) => {
+            let Ok(mut w) = MailslotWriter::open_with(name, &mailslot_opts(root)) else {
+                return false;
+            };
+            let mut buf = [0u8; 64];
+            w.write(b"hi").is_ok() && slot.try_read(&mut buf).is_ok_and(|n| n == 2)
+        }
+    }
+}
+
+#[test]
+fn racing_creators_replace_a_dead_creators_name_exactly_once() {
+    if let Some(r) = role() {
+        // Child: create, report, then wait to be killed.
+        let (kind, name) = r.split_once(':').unwrap();
+        let root = std::env::var("CULVERT_TEST_ROOT").unwrap();
+        let _held = create(kind, name, Path::new(&root)).unwrap();
+        println!("created");
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let dog = Watchdog::new(
+        "racing_creators_replace_a_dead_creators_name_exactly_once",
+        Duration::from_secs(120),
+    );
+    let root = TempRoot::new("stale");
+    for kind in KINDS {
+        for round in 0..ROUNDS {
+            let name = format!("{kind}-{round}");
+            let mut cmd = child_command(
+                "racing_creators_replace_a_dead_creators_name_exactly_once",
+                &format!("{kind}:{name}"),
+            );
+            cmd.env("CULVERT_TEST_ROOT", &root.0)
+                .stdout(std::process::Stdio::piped());
+            let mut child = dog.spawn(&mut cmd);
+            let mut out = child.stdout.take().unwrap();
+            let mut seen = String::new();
+            while !seen.contains("created") {
+                let mut b = [0u8; 256];
+                let n = std::io::Read::read(&mut out, &mut b).unwrap();
+                assert!(n > 0, "child exited before creating");
+                seen.push_str(&String::from_utf8_lossy(&b[..n]));
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let barrier = Arc::new(Barrier::new(RACERS));
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..RACERS)
+                    .map(|_| {
+                        let (b, name, root) = (barrier.clone(), name.clone(), &root.0);
+                        s.spawn(move || {
+                            b.wait();
+                            create(kind, &name, root)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut winners = Vec::new();
+            for r in results {
+                match r {
+                    Ok(c) => winners.push(c),
+                    Err(Error::AlreadyExists { .. }) => {}
+                    Err(e) => panic!("{kind} round {round}: {e:?}"),
+                }
+            }
+            assert_eq!(winners.len(), 1, "{kind} round {round}: winners");
+            assert!(
+                reachable(&mut winners[0], &name, &root.0),
+                "{kind} round {round}: the winner is not reachable by name"
+            );
+        }
+    }
+}
