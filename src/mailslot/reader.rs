@@ -18,9 +18,6 @@ use super::{
 };
 use crate::{Error, Result};
 
-/// How long `create` keeps trying to reclaim a name whose reader died while another
-/// process is reclaiming it too.
-
 /// The reader of a mailslot ([`Mailslot::create`]) or of a broadcast group
 /// ([`join`](super::join)).
 ///
