@@ -46,8 +46,14 @@
 //! Configuration words are copied out at attach and validated against a recomputed
 //! layout. Slot words are checked (state/holder coherence, tag within one lap of the
 //! position), lengths against `max_message`; a violation poisons the endpoint with
-//! `Error::Corrupted`. Every loop iteration either returns or observed another
-//! endpoint's progress, and blocking waits take a `Deadline`.
+//! `Error::Corrupted`. A tag *ahead* of the position is normally a sign of a stale
+//! position read, and the claimer helps the position on; but honest peers never leave a
+//! tag more than one lap ahead of a position that has not moved (a tag exactly one lap
+//! ahead is left by a holder that died before helping the position, and reclaimed), so
+//! that state, confirmed by re-reading the position after the slot word, is
+//! `Corrupted` rather than something to help through lap by lap. Every loop iteration
+//! either returns or observed another endpoint's progress, a claim gives up with
+//! `WouldBlock` after a fixed number of rounds, and blocking waits take a `Deadline`.
 
 use std::cell::Cell;
 use std::ptr::NonNull;
@@ -136,6 +142,12 @@ pub(crate) fn init(region: &Region, kind: u8, layout: &Layout) -> Result<()> {
     unsafe { ctl.as_ptr().write(control) };
     Ok(())
 }
+
+/// Most rounds one claim makes. Every round either returns or saw another endpoint
+/// move a slot word or a position, so honest peers never get near this; it bounds a
+/// call against a peer rewriting shared words in a loop (the call then reports
+/// `WouldBlock`, as if the ring were contended).
+const MAX_CLAIM_ROUNDS: u32 = 1 << 16;
 
 /// What a poll of the ring found when it could not complete.
 enum Blocked {
@@ -481,7 +493,7 @@ impl Core {
     fn claim_send(&self, check_live: bool) -> std::result::Result<Result<u64>, Blocked> {
         let cap = self.layout.slots as u64;
         let mut checked_live = false;
-        loop {
+        for _ in 0..MAX_CLAIM_ROUNDS {
             if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
                 return Ok(Err(Error::Closed));
             }
@@ -503,10 +515,12 @@ impl Core {
                 {
                     continue;
                 }
-                let _ = enq.compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Relaxed);
+                let _ =
+                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
                     // Closed between our check and our claim: give the slot back.
-                    slot.state.store(pack(p + cap, EMPTY, 0), Ordering::Release);
+                    slot.state
+                        .store(pack(p.wrapping_add(cap), EMPTY, 0), Ordering::Release);
                     self.ctl()
                         .state
                         .0
@@ -522,8 +536,15 @@ impl Core {
                 if d % cap as i64 != 0 {
                     return Ok(Err(self.poison("mpmc slot tag not of this slot")));
                 }
+                if d > cap as i64 && enq.load(Ordering::Acquire) == p {
+                    // More than a lap ahead of a position that did not move.
+                    return Ok(Err(self.poison(
+                        "mpmc slot tag more than a lap ahead of the enqueue position",
+                    )));
+                }
                 // Position `p` is taken (or long gone): help the position on.
-                let _ = enq.compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Relaxed);
+                let _ =
+                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             if d == -(cap as i64) && s.state != EMPTY {
@@ -550,6 +571,7 @@ impl Core {
             }
             return Ok(Err(self.poison("mpmc slot tag behind the enqueue position")));
         }
+        Err(Blocked::Wait)
     }
 
     /// Blocking send: waits on `not_full` until the message is committed.
@@ -590,7 +612,7 @@ impl Core {
             .with(|p| assert_eq!(unsafe { *p }, len as u32));
         let r = take(self.slot_data(q), len);
         slot.state.store(
-            pack(q + self.layout.slots as u64, EMPTY, 0),
+            pack(q.wrapping_add(self.layout.slots as u64), EMPTY, 0),
             Ordering::Release,
         );
         self.ctl().not_full.0.notify();
@@ -606,7 +628,7 @@ impl Core {
     ) -> std::result::Result<Result<(u64, usize)>, Blocked> {
         let cap = self.layout.slots as u64;
         let mut checked_live = false;
-        loop {
+        for _ in 0..MAX_CLAIM_ROUNDS {
             // Load `closed` before the slot word (see the module doc on close).
             let closed = self.ctl().state.0.closed.load(Ordering::SeqCst) != 0;
             let deq = &self.ctl().dequeue_pos.0;
@@ -642,7 +664,12 @@ impl Core {
                         {
                             continue;
                         }
-                        let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                        let _ = deq.compare_exchange(
+                            q,
+                            q.wrapping_add(1),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
                         return Ok(Ok((q, len)));
                     }
                     WRITING => {
@@ -671,7 +698,12 @@ impl Core {
                     }
                     _ => {
                         // READING(q): another consumer has it; help the position on.
-                        let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                        let _ = deq.compare_exchange(
+                            q,
+                            q.wrapping_add(1),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
                         continue;
                     }
                 }
@@ -680,7 +712,14 @@ impl Core {
                 if d % cap as i64 != 0 {
                     return Ok(Err(self.poison("mpmc slot tag not of this slot")));
                 }
-                let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                if d > cap as i64 && deq.load(Ordering::Acquire) == q {
+                    // More than a lap ahead of a position that did not move.
+                    return Ok(Err(self.poison(
+                        "mpmc slot tag more than a lap ahead of the dequeue position",
+                    )));
+                }
+                let _ =
+                    deq.compare_exchange(q, q.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             if d == -(cap as i64) && s.state == READING {
@@ -706,6 +745,7 @@ impl Core {
             }
             return Ok(Err(self.poison("mpmc slot tag behind the dequeue position")));
         }
+        Err(Blocked::Wait)
     }
 
     /// Blocking receive: waits on `not_empty` until a message is taken.

@@ -536,3 +536,76 @@ fn byte_ring_writers_are_never_interleaved() {
     let total: usize = readers.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(total, WRITERS * RECORDS);
 }
+
+/// Runs `f` on a thread and returns its result, failing (not hanging) after 10 s.
+fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the call did not return within 10 s")
+}
+
+#[test]
+fn positions_moved_back_whole_laps_are_corrupted_not_spun_through() {
+    let cfg = Config::new(4, 8);
+    let r = ring(4, 8);
+    let raw = Raw { region: &r, cfg };
+    let mut p = Producer::attach(&r).unwrap();
+    let mut c = Consumer::attach(&r).unwrap();
+    p.try_send(b"a").unwrap();
+    p.try_send(b"b").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.try_recv(&mut buf), Ok(1));
+    // A scribbler moves both positions back by 2^40 (a whole number of laps).
+    let back = 1u64 << 40;
+    let enq = raw.ctl().enqueue_pos.0.load(Ordering::Relaxed);
+    let deq = raw.ctl().dequeue_pos.0.load(Ordering::Relaxed);
+    raw.ctl()
+        .enqueue_pos
+        .0
+        .store(enq.wrapping_sub(back), Ordering::Relaxed);
+    raw.ctl()
+        .dequeue_pos
+        .0
+        .store(deq.wrapping_sub(back), Ordering::Relaxed);
+    let (send, recv) = within_10s(move || {
+        let mut buf = [0u8; 8];
+        (p.try_send(b"c"), c.try_recv(&mut buf))
+    });
+    assert!(matches!(send, Err(Error::Corrupted { .. })), "{send:?}");
+    assert!(matches!(recv, Err(Error::Corrupted { .. })), "{recv:?}");
+    // Fresh endpoints blocking with a deadline report it too, and do not hang.
+    let mut p2 = Producer::attach(&r).unwrap();
+    let mut c2 = Consumer::attach(&r).unwrap();
+    let (send, recv) = within_10s(move || {
+        let mut buf = [0u8; 8];
+        (p2.send(b"c", secs(5)), c2.recv(&mut buf, secs(5)))
+    });
+    assert!(matches!(send, Err(Error::Corrupted { .. })), "{send:?}");
+    assert!(matches!(recv, Err(Error::Corrupted { .. })), "{recv:?}");
+}
+
+#[test]
+fn a_tag_one_lap_ahead_left_by_a_dead_holder_is_helped_not_corrupted() {
+    let cfg = Config::new(4, 8);
+    let r = ring(4, 8);
+    let raw = Raw { region: &r, cfg };
+    let mut p = Producer::attach(&r).unwrap();
+    let mut c = Consumer::attach(&r).unwrap();
+    // Participant 5 claimed position 0 and died before helping `enqueue_pos` on.
+    raw.part(5).store(DEAD, Ordering::Relaxed);
+    raw.slot(0)
+        .state
+        .store(pack(0, WRITING, 5), Ordering::Relaxed);
+    assert_eq!(c.reclaim_dead(), Ok(1));
+    // Slot 0 is now EMPTY(4) while both positions are still 0: one lap ahead.
+    assert_eq!(raw.ctl().enqueue_pos.0.load(Ordering::Relaxed), 0);
+    let mut buf = [0u8; 8];
+    assert_eq!(c.try_recv(&mut buf), Err(Error::WouldBlock));
+    p.try_send(b"x").unwrap();
+    assert_eq!(c.try_recv(&mut buf), Ok(1));
+    assert_eq!(buf[0], b'x');
+    assert_eq!(c.stats().abandoned_by_dead_producers, 1);
+}
