@@ -156,13 +156,15 @@ impl ReaderEnd {
         Ok(())
     }
 
-    /// Committed bytes after `head`, re-reading the writer's tail when the cached one
-    /// shows none (or always, when `fresh`). `Closed` once the writer closed and
-    /// everything was read. Does not check the poison flag.
+    /// Committed bytes after `head`, re-reading the writer's tail only when the cached
+    /// one shows fewer than `want` (so `want == u64::MAX` always re-reads, and a caller
+    /// never sees less than it asked for while more is committed). `Closed` once the
+    /// writer closed and everything was read. Does not check the poison flag.
     #[inline]
-    pub(crate) fn available(&mut self, fresh: bool) -> Result<u64> {
-        if !fresh && self.cached_tail != self.head {
-            return Ok(self.cached_tail - self.head);
+    pub(crate) fn available(&mut self, want: u64) -> Result<u64> {
+        let cached = self.cached_tail - self.head;
+        if cached >= want.max(1) {
+            return Ok(cached);
         }
         let ctl = self.core.ctl();
         let mut closed = false;

@@ -268,7 +268,8 @@ impl MessageReader {
             }
         }
         loop {
-            let avail = end.available(false)?;
+            // Tails move by whole records, so any committed byte means a whole record.
+            let avail = end.available(1)?;
             if avail == 0 {
                 return Err(Error::WouldBlock);
             }

@@ -5,8 +5,10 @@
 //! owns `tail`, the reader owns `head`; both are `u64` positions that only grow, and
 //! `tail - head` (the bytes in flight) is always in `0..=capacity`. Each side keeps a
 //! *cached* copy of the other's position and re-reads the shared one only when the
-//! cached value says the ring is full (writer) or empty (reader), so in steady state
-//! each side writes its own cache line and reads the other's only once per batch.
+//! cached value shows less than the call asks for (fewer free bytes than a write wants,
+//! fewer committed bytes than a read or grant could take), so in steady state each
+//! side writes its own cache line and reads the other's only once per batch, and no
+//! call returns less than was there when it looked.
 //!
 //! ```
 //! use culvert_ring::{spsc, Deadline, Region};
