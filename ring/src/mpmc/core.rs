@@ -30,7 +30,10 @@
 //! delivered (counted in `abandoned_by_dead_producers`); `READING(t, dead)` →
 //! `EMPTY(t + slots)`: the message was consumed by a process that died, and is counted
 //! in `lost_to_dead_consumers`, never delivered twice. Both are single CASes, so exactly
-//! one waiter does each. An attach that takes over a dead process's table entry first
+//! one waiter does each. A callback that unwinds while its endpoint holds a slot gives
+//! the slot up the same way, at once and counted alike (see `Held`); blocking calls
+//! run the callback after their wait, so an unwind never leaves a waiter registered.
+//! An attach that takes over a dead process's table entry first
 //! sweeps the slots for words naming that entry, so a number is never reused while a
 //! slot still names its old holder.
 //!
@@ -470,23 +473,39 @@ impl Core {
         check_live: bool,
         fill: impl FnOnce(*mut u8),
     ) -> Result<()> {
+        let pos = self.poll_claim_send(len, check_live)?;
+        self.fill_and_commit(pos, len, fill);
+        Ok(())
+    }
+
+    /// One claim attempt of a producer: `Ok(pos)` when this endpoint now holds
+    /// `WRITING(pos)`, `WouldBlock` when full.
+    fn poll_claim_send(&mut self, len: usize, check_live: bool) -> Result<u64> {
         self.check_poison()?;
         debug_assert!(len <= self.layout.max_message);
-        let pos = match self.claim_send(check_live) {
-            Ok(pos) => pos,
-            Err(Blocked::Wait) => {
-                return Err(Error::WouldBlock);
-            }
-        }?;
-        let slot = self.slot(pos);
+        match self.claim_send(check_live) {
+            Ok(r) => r,
+            Err(Blocked::Wait) => Err(Error::WouldBlock),
+        }
+    }
+
+    /// Lets `fill` write the claimed slot of `pos`, then commits `len` bytes. If `fill`
+    /// unwinds, the slot is given up as a dead producer's would be (see [`Held`]).
+    fn fill_and_commit(&self, pos: u64, len: usize, fill: impl FnOnce(*mut u8)) {
+        let held = Held {
+            core: self,
+            pos,
+            state: WRITING,
+        };
         fill(self.slot_data(pos));
+        std::mem::forget(held);
+        let slot = self.slot(pos);
         #[cfg(loom)]
         // SAFETY: WRITING(pos, me) grants this endpoint exclusive use of the slot.
         slot.data_guard.with_mut(|p| unsafe { *p = len as u32 });
         slot.len.store(len as u32, Ordering::Relaxed);
         slot.state.store(pack(pos, FULL, 0), Ordering::Release);
         self.ctl().not_empty.0.notify();
-        Ok(())
     }
 
     /// The claim loop of a producer. `Ok(Ok(pos))`: this endpoint holds `WRITING(pos)`.
@@ -574,20 +593,22 @@ impl Core {
         Err(Blocked::Wait)
     }
 
-    /// Blocking send: waits on `not_full` until the message is committed.
+    /// Blocking send: waits on `not_full` for a slot, then fills and commits it.
     pub(crate) fn send_with(
         &mut self,
         len: usize,
         deadline: Deadline,
-        fill: &mut dyn FnMut(*mut u8),
+        fill: impl FnOnce(*mut u8),
     ) -> Result<()> {
-        endpoint::wait(
+        let pos = endpoint::wait(
             self,
             |c| c,
             WaitOn::NotFull,
             deadline,
-            |c, live| c.try_send_with(len, live, &mut *fill),
-        )
+            |c, live| c.poll_claim_send(len, live),
+        )?;
+        self.fill_and_commit(pos, len, fill);
+        Ok(())
     }
 
     // ---- consumer side -----------------------------------------------------------------
@@ -600,23 +621,47 @@ impl Core {
         check_live: bool,
         take: impl FnOnce(*const u8, usize) -> R,
     ) -> Result<R> {
+        let (q, len) = self.poll_claim_recv(max_len, check_live)?;
+        Ok(self.take_and_release(q, len, take))
+    }
+
+    /// One claim attempt of a consumer: `Ok((q, len))` when this endpoint now holds
+    /// `READING(q)` of a `len`-byte message, `WouldBlock` when empty.
+    fn poll_claim_recv(&mut self, max_len: usize, check_live: bool) -> Result<(u64, usize)> {
         self.check_poison()?;
-        let (q, len) = match self.claim_recv(max_len, check_live) {
-            Ok(r) => r?,
-            Err(Blocked::Wait) => return Err(Error::WouldBlock),
-        };
+        match self.claim_recv(max_len, check_live) {
+            Ok(r) => r,
+            Err(Blocked::Wait) => Err(Error::WouldBlock),
+        }
+    }
+
+    /// Lets `take` read the claimed message of `q`, then releases the slot. If `take`
+    /// unwinds, the slot is released all the same and the message counted as lost (see
+    /// [`Held`]).
+    fn take_and_release<R>(
+        &self,
+        q: u64,
+        len: usize,
+        take: impl FnOnce(*const u8, usize) -> R,
+    ) -> R {
         let slot = self.slot(q);
         #[cfg(loom)]
         // SAFETY: READING(q, me) grants this endpoint exclusive use of the slot.
         slot.data_guard
             .with(|p| assert_eq!(unsafe { *p }, len as u32));
+        let held = Held {
+            core: self,
+            pos: q,
+            state: READING,
+        };
         let r = take(self.slot_data(q), len);
+        std::mem::forget(held);
         slot.state.store(
             pack(q.wrapping_add(self.layout.slots as u64), EMPTY, 0),
             Ordering::Release,
         );
         self.ctl().not_full.0.notify();
-        Ok(r)
+        r
     }
 
     /// The claim loop of a consumer. `Ok(Ok((q, len)))`: this endpoint holds
@@ -748,20 +793,21 @@ impl Core {
         Err(Blocked::Wait)
     }
 
-    /// Blocking receive: waits on `not_empty` until a message is taken.
+    /// Blocking receive: waits on `not_empty` for a message, then lets `take` read it.
     pub(crate) fn recv_with<R>(
         &mut self,
         max_len: usize,
         deadline: Deadline,
-        take: &mut dyn FnMut(*const u8, usize) -> R,
+        take: impl FnOnce(*const u8, usize) -> R,
     ) -> Result<R> {
-        endpoint::wait(
+        let (q, len) = endpoint::wait(
             self,
             |c| c,
             WaitOn::NotEmpty,
             deadline,
-            |c, live| c.try_recv_with(max_len, live, &mut *take),
-        )
+            |c, live| c.poll_claim_recv(max_len, live),
+        )?;
+        Ok(self.take_and_release(q, len, take))
     }
 
     // ---- both sides --------------------------------------------------------------------
@@ -789,6 +835,36 @@ impl Core {
             enqueue_pos: self.ctl().enqueue_pos.0.load(Ordering::Relaxed),
             dequeue_pos: self.ctl().dequeue_pos.0.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A slot this endpoint holds (`WRITING(pos, me)` or `READING(pos, me)`) while a
+/// callback runs. The normal path forgets it and commits or releases the slot itself;
+/// dropping it means the callback unwound, and the slot is then given up exactly as a
+/// dead holder's is reclaimed: `EMPTY(pos + slots)`, counted in
+/// `abandoned_by_dead_producers` (nothing was committed) or `lost_to_dead_consumers`
+/// (the message was taken and is never delivered again).
+struct Held<'a> {
+    core: &'a Core,
+    pos: u64,
+    /// `WRITING` or `READING`.
+    state: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let c = self.core;
+        let next = pack(self.pos.wrapping_add(c.layout.slots as u64), EMPTY, 0);
+        c.slot(self.pos).state.store(next, Ordering::Release);
+        let st = &c.ctl().state.0;
+        if self.state == READING {
+            st.lost_to_dead_consumers.fetch_add(1, Ordering::Relaxed);
+        } else {
+            st.abandoned_by_dead_producers
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        c.ctl().not_full.0.notify();
+        c.ctl().not_empty.0.notify();
     }
 }
 

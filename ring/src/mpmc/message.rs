@@ -88,7 +88,7 @@ impl Producer {
     /// Sends `msg`, waiting for a free slot until `deadline` (`Timeout`).
     pub fn send(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.check_len(msg.len())?;
-        self.core.send_with(msg.len(), deadline, &mut |dst| {
+        self.core.send_with(msg.len(), deadline, |dst| {
             // SAFETY: as in `try_send`.
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
         })
@@ -135,7 +135,7 @@ impl Consumer {
     /// Receives the next message into `buf`, waiting until `deadline` (`Timeout`).
     pub fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         let max = buf.len();
-        self.core.recv_with(max, deadline, &mut |src, len| {
+        self.core.recv_with(max, deadline, |src, len| {
             // SAFETY: as in `try_recv`.
             unsafe { copy_out(src, len, buf) };
             len
@@ -143,7 +143,9 @@ impl Consumer {
     }
 
     /// Hands the next message to `f` in place (no copy), then frees its slot.
-    /// `WouldBlock` when empty, `Closed` when closed and drained.
+    /// `WouldBlock` when empty, `Closed` when closed and drained. If `f` panics, the
+    /// slot is freed all the same and the message, taken but not handled, is counted in
+    /// [`Stats::lost_to_dead_consumers`](super::Stats::lost_to_dead_consumers).
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.core.try_recv_with(usize::MAX, false, |src, len| {
             // SAFETY: we hold the slot (READING): no honest peer writes these `len <=
@@ -152,18 +154,12 @@ impl Consumer {
         })
     }
 
-    /// [`try_recv_with`](Self::try_recv_with), waiting until `deadline`.
+    /// [`try_recv_with`](Self::try_recv_with), waiting until `deadline` (`f` runs
+    /// after the wait, once a message is claimed).
     pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R, deadline: Deadline) -> Result<R> {
-        let mut f = Some(f);
-        self.core
-            .recv_with(usize::MAX, deadline, &mut |src, len| {
-                // SAFETY: as in `try_recv_with`.
-                let bytes = unsafe { std::slice::from_raw_parts(src, len) };
-                // The take closure runs exactly once (only after a successful claim).
-                f.take().map(|f| f(bytes))
-            })?
-            .ok_or(Error::Corrupted {
-                what: "mpmc receive callback ran twice",
-            })
+        self.core.recv_with(usize::MAX, deadline, |src, len| {
+            // SAFETY: as in `try_recv_with`.
+            f(unsafe { std::slice::from_raw_parts(src, len) })
+        })
     }
 }

@@ -81,11 +81,11 @@ impl Config {
 /// Shared counters of a ring (read with relaxed loads; a snapshot, possibly stale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
-    /// Messages taken by a consumer that died before finishing: consumed, never
-    /// delivered again.
+    /// Messages taken by a consumer that died before finishing, or whose in-place
+    /// callback ([`Consumer::try_recv_with`]) panicked: consumed, never delivered again.
     pub lost_to_dead_consumers: u64,
-    /// Slots claimed by a producer that died before committing: skipped, never
-    /// delivered (the message was never committed, so nothing committed is lost).
+    /// Slots claimed by a producer that died (or unwound) before committing: skipped,
+    /// never delivered (the message was never committed, so nothing committed is lost).
     pub abandoned_by_dead_producers: u64,
     /// Slots a producer gave back because the ring was closed while it claimed.
     pub aborted_by_close: u64,

@@ -609,3 +609,61 @@ fn a_tag_one_lap_ahead_left_by_a_dead_holder_is_helped_not_corrupted() {
     assert_eq!(buf[0], b'x');
     assert_eq!(c.stats().abandoned_by_dead_producers, 1);
 }
+
+/// Runs `f`, which must panic, with the panic message kept off the test output.
+fn expect_panic(f: impl FnOnce()) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    assert!(r.is_err(), "the callback did not panic");
+}
+
+#[test]
+fn a_panicking_receive_callback_frees_its_slot_and_counts_the_message() {
+    let r = ring(2, 8);
+    let mut p = Producer::attach(&r).unwrap();
+    let mut c = Consumer::attach(&r).unwrap();
+    p.try_send(b"doomed").unwrap();
+    expect_panic(|| {
+        let _ = c.try_recv_with(|_| -> () { panic!("callback fails") });
+    });
+    assert_eq!(c.stats().lost_to_dead_consumers, 1);
+    // The consumer is alive and attached: the ring must still take `slots` messages.
+    p.try_send(b"0").unwrap();
+    p.try_send(b"1").unwrap();
+    assert_eq!(p.try_send(b"2"), Err(Error::WouldBlock));
+    assert_eq!(c.try_recv_with(|m| m.to_vec()), Ok(b"0".to_vec()));
+    assert_eq!(c.try_recv_with(|m| m.to_vec()), Ok(b"1".to_vec()));
+    assert_eq!(c.try_recv_with(|m| m.len()), Err(Error::WouldBlock));
+    // The blocking form likewise.
+    p.try_send(b"doomed").unwrap();
+    expect_panic(|| {
+        let _ = c.recv_with(|_| -> () { panic!("callback fails") }, secs(5));
+    });
+    assert_eq!(c.stats().lost_to_dead_consumers, 2);
+    p.try_send(b"2").unwrap();
+    p.try_send(b"3").unwrap();
+    assert_eq!(c.recv_with(|m| m.to_vec(), secs(5)), Ok(b"2".to_vec()));
+    assert_eq!(c.recv_with(|m| m.to_vec(), secs(5)), Ok(b"3".to_vec()));
+    assert_eq!(c.stats().abandoned_by_dead_producers, 0);
+}
+
+#[test]
+fn a_panicking_fill_gives_its_slot_back_uncommitted() {
+    use super::control::KIND_MPMC_MESSAGE;
+    let r = ring(2, 8);
+    let mut core = super::core::Core::attach(&r, KIND_MPMC_MESSAGE).unwrap();
+    let mut p = Producer::attach(&r).unwrap();
+    let mut c = Consumer::attach(&r).unwrap();
+    expect_panic(|| {
+        let _ = core.try_send_with(1, false, |_| panic!("fill fails"));
+    });
+    assert_eq!(c.stats().abandoned_by_dead_producers, 1);
+    let mut buf = [0u8; 8];
+    assert_eq!(c.try_recv(&mut buf), Err(Error::WouldBlock));
+    p.try_send(b"0").unwrap();
+    p.try_send(b"1").unwrap();
+    assert_eq!(c.try_recv(&mut buf), Ok(1));
+    assert_eq!(buf[0], b'0');
+    assert_eq!(c.try_recv(&mut buf), Ok(1));
+    assert_eq!(buf[0], b'1');
+    assert_eq!(c.stats().lost_to_dead_consumers, 0);
+}
