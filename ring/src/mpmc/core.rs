@@ -60,7 +60,7 @@
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -151,6 +151,94 @@ pub(crate) fn init(region: &Region, kind: u8, layout: &Layout) -> Result<()> {
 /// call against a peer rewriting shared words in a loop (the call then reports
 /// `WouldBlock`, as if the ring were contended).
 const MAX_CLAIM_ROUNDS: u32 = 1 << 16;
+
+/// How long, in all, a non-blocking claim waits for slots that other live endpoints
+/// hold mid-operation before it reports `WouldBlock` (see [`Patience`]).
+pub(crate) const PATIENCE: Duration = Duration::from_millis(2);
+
+/// Pauses of [`Patience`] that only spin (each twice as long as the one before, up to
+/// `1 << PATIENCE_SPIN_SHIFT_MAX` spin hints) before it starts yielding the CPU.
+const PATIENCE_SPINS: u32 = 10;
+const PATIENCE_SPIN_SHIFT_MAX: u32 = 6;
+
+/// What kind of call a claim serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Poll {
+    /// A non-blocking call: a slot held mid-operation by a live endpoint is waited for,
+    /// up to [`PATIENCE`] per call, before `WouldBlock`.
+    Try,
+    /// One poll of a blocking wait (which sleeps on a notifier instead), or a follow-up
+    /// record of a call that already moved data: never waits. `check_live`: a liveness
+    /// check of slot holders is due.
+    Once {
+        /// Check whether the holder of the slot we are stuck on died.
+        check_live: bool,
+    },
+}
+
+impl Poll {
+    fn check_live(self) -> bool {
+        matches!(self, Poll::Once { check_live: true })
+    }
+}
+
+/// The bounded wait of one non-blocking claim for slots held mid-operation: a few
+/// growing spins, then `yield_now` until [`PATIENCE`] has passed since the first yield,
+/// and one last look after that. Stops at once if the holder's process is dead (the
+/// liveness check reclaims such slots; waiting cannot help). Under loom it never waits:
+/// models must stay finite, and they check the protocol, not the timing.
+struct Patience {
+    /// False once this call may not wait (any more).
+    enabled: bool,
+    /// Pauses made so far.
+    pauses: u32,
+    /// When the yielding phase ends; set at its first pause.
+    until: Option<Instant>,
+}
+
+impl Patience {
+    fn new(how: Poll) -> Self {
+        Self {
+            enabled: how == Poll::Try && !cfg!(loom),
+            pauses: 0,
+            until: None,
+        }
+    }
+
+    /// Waits a moment for the slot held by participant `who` (validated) to move on.
+    /// True: look again; false: this call's patience is spent.
+    fn pause(&mut self, core: &Core, who: u32) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        self.pauses += 1;
+        if self.pauses <= PATIENCE_SPINS {
+            for _ in 0..1u32 << self.pauses.min(PATIENCE_SPIN_SHIFT_MAX) {
+                std::hint::spin_loop();
+            }
+            return true;
+        }
+        let now = Instant::now();
+        match self.until {
+            None => {
+                if core.holder_dead(who) {
+                    self.enabled = false;
+                    return false;
+                }
+                self.until = Some(now + PATIENCE);
+            }
+            Some(until) if now >= until => {
+                // Spent; the caller looks once more (we may have been descheduled
+                // while the holder finished).
+                self.enabled = false;
+                return true;
+            }
+            Some(_) => {}
+        }
+        std::thread::yield_now();
+        true
+    }
+}
 
 /// What a poll of the ring found when it could not complete.
 enum Blocked {
@@ -470,20 +558,20 @@ impl Core {
     pub(crate) fn try_send_with(
         &mut self,
         len: usize,
-        check_live: bool,
+        how: Poll,
         fill: impl FnOnce(*mut u8),
     ) -> Result<()> {
-        let pos = self.poll_claim_send(len, check_live)?;
+        let pos = self.poll_claim_send(len, how)?;
         self.fill_and_commit(pos, len, fill);
         Ok(())
     }
 
     /// One claim attempt of a producer: `Ok(pos)` when this endpoint now holds
     /// `WRITING(pos)`, `WouldBlock` when full.
-    fn poll_claim_send(&mut self, len: usize, check_live: bool) -> Result<u64> {
+    fn poll_claim_send(&mut self, len: usize, how: Poll) -> Result<u64> {
         self.check_poison()?;
         debug_assert!(len <= self.layout.max_message);
-        match self.claim_send(check_live) {
+        match self.claim_send(how) {
             Ok(r) => r,
             Err(Blocked::Wait) => Err(Error::WouldBlock),
         }
@@ -509,9 +597,11 @@ impl Core {
     }
 
     /// The claim loop of a producer. `Ok(Ok(pos))`: this endpoint holds `WRITING(pos)`.
-    fn claim_send(&self, check_live: bool) -> std::result::Result<Result<u64>, Blocked> {
+    fn claim_send(&self, how: Poll) -> std::result::Result<Result<u64>, Blocked> {
         let cap = self.layout.slots as u64;
+        let check_live = how.check_live();
         let mut checked_live = false;
+        let mut patience = Patience::new(how);
         for _ in 0..MAX_CLAIM_ROUNDS {
             if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
                 return Ok(Err(Error::Closed));
@@ -582,6 +672,11 @@ impl Core {
                 if enq.load(Ordering::Acquire) != p {
                     continue;
                 }
+                // A slot mid-operation (a send or receive of the last lap still
+                // running) is not a full ring: give its holder a moment.
+                if (s.state == WRITING || s.state == READING) && patience.pause(self, s.who) {
+                    continue;
+                }
                 return Err(Blocked::Wait);
             }
             if enq.load(Ordering::Acquire) != p {
@@ -605,7 +700,7 @@ impl Core {
             |c| c,
             WaitOn::NotFull,
             deadline,
-            |c, live| c.poll_claim_send(len, live),
+            |c, live| c.poll_claim_send(len, Poll::Once { check_live: live }),
         )?;
         self.fill_and_commit(pos, len, fill);
         Ok(())
@@ -618,18 +713,18 @@ impl Core {
     pub(crate) fn try_recv_with<R>(
         &mut self,
         max_len: usize,
-        check_live: bool,
+        how: Poll,
         take: impl FnOnce(*const u8, usize) -> R,
     ) -> Result<R> {
-        let (q, len) = self.poll_claim_recv(max_len, check_live)?;
+        let (q, len) = self.poll_claim_recv(max_len, how)?;
         Ok(self.take_and_release(q, len, take))
     }
 
     /// One claim attempt of a consumer: `Ok((q, len))` when this endpoint now holds
     /// `READING(q)` of a `len`-byte message, `WouldBlock` when empty.
-    fn poll_claim_recv(&mut self, max_len: usize, check_live: bool) -> Result<(u64, usize)> {
+    fn poll_claim_recv(&mut self, max_len: usize, how: Poll) -> Result<(u64, usize)> {
         self.check_poison()?;
-        match self.claim_recv(max_len, check_live) {
+        match self.claim_recv(max_len, how) {
             Ok(r) => r,
             Err(Blocked::Wait) => Err(Error::WouldBlock),
         }
@@ -669,10 +764,12 @@ impl Core {
     fn claim_recv(
         &self,
         max_len: usize,
-        check_live: bool,
+        how: Poll,
     ) -> std::result::Result<Result<(u64, usize)>, Blocked> {
         let cap = self.layout.slots as u64;
+        let check_live = how.check_live();
         let mut checked_live = false;
+        let mut patience = Patience::new(how);
         for _ in 0..MAX_CLAIM_ROUNDS {
             // Load `closed` before the slot word (see the module doc on close).
             let closed = self.ctl().state.0.closed.load(Ordering::SeqCst) != 0;
@@ -727,6 +824,10 @@ impl Core {
                             }
                         }
                         if deq.load(Ordering::Acquire) != q {
+                            continue;
+                        }
+                        // A send in progress is not an empty ring: give it a moment.
+                        if patience.pause(self, s.who) {
                             continue;
                         }
                         return Err(Blocked::Wait);
@@ -805,7 +906,7 @@ impl Core {
             |c| c,
             WaitOn::NotEmpty,
             deadline,
-            |c, live| c.poll_claim_recv(max_len, live),
+            |c, live| c.poll_claim_recv(max_len, Poll::Once { check_live: live }),
         )?;
         Ok(self.take_and_release(q, len, take))
     }

@@ -13,9 +13,13 @@
 //!   found from the slot: its half-written message is skipped and never delivered, a
 //!   message it had taken is counted in [`Stats::lost_to_dead_consumers`] and never
 //!   delivered again. See `core` for the protocol.
-//! * `try_*` calls never wait; blocking calls take a [`Deadline`](culvert_sync::Deadline)
-//!   and sleep on the ring's two [`Notifier`](culvert_sync::Notifier)s (not-empty for
-//!   consumers, not-full for producers) through [`culvert_sync::wait_for`].
+//! * `try_*` calls never sleep, and are linearizable as long as no endpoint stalls
+//!   mid-operation for more than about 2 ms: one that finds a slot still held by a
+//!   live endpoint finishing its send or receive spins, then yields, for at most that
+//!   long before it reports `WouldBlock` (see [`Producer::try_send`]). Blocking calls
+//!   take a [`Deadline`](culvert_sync::Deadline) and sleep on the ring's two
+//!   [`Notifier`](culvert_sync::Notifier)s (not-empty for consumers, not-full for
+//!   producers) through [`culvert_sync::wait_for`].
 //! * `close()` from any endpoint: producers then get `Closed`; consumers drain what was
 //!   committed and then get `Closed`.
 //! * A receive whose buffer is too short gets `BufferTooSmall` and the message stays in
