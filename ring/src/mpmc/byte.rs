@@ -79,11 +79,7 @@ impl ByteWriter {
         let max = self.core.max_message();
         let mut done = 0;
         for chunk in buf.chunks(max) {
-            let how = if done == 0 {
-                how
-            } else {
-                Poll::Once { check_live: false }
-            };
+            let how = if done == 0 { how } else { Poll::Once };
             match self.try_record(chunk, how) {
                 Ok(()) => done += chunk.len(),
                 Err(_) if done > 0 => break,
@@ -117,7 +113,7 @@ impl ByteWriter {
             |w| &w.core,
             WaitOn::NotFull,
             deadline,
-            |w, live| w.poll_write(buf, Poll::Once { check_live: live }),
+            |w| w.poll_write(buf, Poll::Once),
         )
     }
 
@@ -204,11 +200,7 @@ impl ByteReader {
         while n < buf.len() {
             let rest = &mut buf[n..];
             let room = rest.len();
-            let how = if n == 0 {
-                how
-            } else {
-                Poll::Once { check_live: false }
-            };
+            let how = if n == 0 { how } else { Poll::Once };
             let got = self.core.try_recv_with(room, how, |src, len| {
                 // SAFETY: `src` is the data of the slot we hold (READING); `len <= room`.
                 unsafe { std::ptr::copy_nonoverlapping(src, rest.as_mut_ptr(), len) };
@@ -219,7 +211,7 @@ impl ByteReader {
                 Err(Error::BufferTooSmall { .. }) if n == 0 => {
                     let spill = &mut self.spill;
                     let cap = spill.len();
-                    let once = Poll::Once { check_live: false };
+                    let once = Poll::Once;
                     let len = self.core.try_recv_with(cap, once, |src, len| {
                         // SAFETY: as above, with `len <= max_message == spill.len()`.
                         unsafe { std::ptr::copy_nonoverlapping(src, spill.as_mut_ptr(), len) };
@@ -268,7 +260,7 @@ impl ByteReader {
             |r| &r.core,
             WaitOn::NotEmpty,
             deadline,
-            |r, live| r.poll_read(buf, Poll::Once { check_live: live }),
+            |r| r.poll_read(buf, Poll::Once),
         )
     }
 

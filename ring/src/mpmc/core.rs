@@ -23,8 +23,9 @@
 //!
 //! ## Dead holders
 //! Every endpoint registers its packed [`ProcessIdentity`](culvert_sync::ProcessIdentity)
-//! in the participant table at attach. A waiter (at most every
-//! [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)) looks up the
+//! in the participant table at attach. A waiter, blocking or not (at most every
+//! [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL) per endpoint,
+//! by its [`RecheckClock`]), looks up the
 //! holder of the slot it is stuck on; if that process is dead:
 //! `WRITING(t, dead)` → `EMPTY(t + slots)`: the half-written message is skipped, never
 //! delivered (counted in `abandoned_by_dead_producers`); `READING(t, dead)` →
@@ -64,7 +65,7 @@ use std::time::{Duration, Instant};
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{Deadline, Liveness, Notifier, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
+use culvert_sync::{Deadline, Liveness, Notifier, RecheckClock, WaitStrategy};
 
 use super::control::{
     magic, pack, tag_diff, unpack, ConfigWords, Control, Layout, Line, SlotHeader, StateWords,
@@ -168,18 +169,8 @@ pub(crate) enum Poll {
     /// up to [`PATIENCE`] per call, before `WouldBlock`.
     Try,
     /// One poll of a blocking wait (which sleeps on a notifier instead), or a follow-up
-    /// record of a call that already moved data: never waits. `check_live`: a liveness
-    /// check of slot holders is due.
-    Once {
-        /// Check whether the holder of the slot we are stuck on died.
-        check_live: bool,
-    },
-}
-
-impl Poll {
-    fn check_live(self) -> bool {
-        matches!(self, Poll::Once { check_live: true })
-    }
+    /// record of a call that already moved data: never waits.
+    Once,
 }
 
 /// The bounded wait of one non-blocking claim for slots held mid-operation: a few
@@ -264,8 +255,8 @@ pub(crate) struct Core {
     strategy: WaitStrategy,
     /// Set at the first corruption seen; every later call fails with it.
     poisoned: Cell<Option<&'static str>>,
-    /// Last time a blocked call checked holders' liveness.
-    last_liveness: Cell<Option<Instant>>,
+    /// Rate limit of the holder liveness checks made by blocked claims.
+    recheck: RecheckClock,
 }
 
 // SAFETY: the raw pointers point into `region`, which the Core keeps alive and which is
@@ -336,7 +327,7 @@ impl Core {
             identity: 1,
             strategy: WaitStrategy::default(),
             poisoned: Cell::new(None),
-            last_liveness: Cell::new(None),
+            recheck: RecheckClock::new(),
         };
         core.register()?;
         Ok(core)
@@ -512,21 +503,12 @@ impl Core {
         owner::holder_liveness(id) == Liveness::Dead
     }
 
-    /// Whether a blocked non-blocking call should check holders' liveness now.
-    fn liveness_due(&self, ctx_due: bool) -> bool {
-        let now = Instant::now();
-        match self.last_liveness.get() {
-            Some(t) if !ctx_due && now.duration_since(t) < LIVENESS_RECHECK_INTERVAL => false,
-            Some(_) => {
-                self.last_liveness.set(Some(now));
-                true
-            }
-            None => {
-                // First block: start the clock; check now only if the waiter asks.
-                self.last_liveness.set(Some(now));
-                ctx_due
-            }
-        }
+    /// Whether a blocked claim should check its slot holder's liveness now: at most
+    /// once per liveness interval per endpoint, for blocking and non-blocking calls
+    /// alike. Never under loom: models run in one process, where no holder dies, and
+    /// must not depend on the wall clock.
+    fn liveness_due(&self) -> bool {
+        !cfg!(loom) && self.recheck.due()
     }
 
     fn poison(&self, what: &'static str) -> Error {
@@ -599,7 +581,6 @@ impl Core {
     /// The claim loop of a producer. `Ok(Ok(pos))`: this endpoint holds `WRITING(pos)`.
     fn claim_send(&self, how: Poll) -> std::result::Result<Result<u64>, Blocked> {
         let cap = self.layout.slots as u64;
-        let check_live = how.check_live();
         let mut checked_live = false;
         let mut patience = Patience::new(how);
         for _ in 0..MAX_CLAIM_ROUNDS {
@@ -660,7 +641,7 @@ impl Core {
                 // The previous lap still holds the slot: full, unless its holder died.
                 if (s.state == WRITING || s.state == READING)
                     && !checked_live
-                    && self.liveness_due(check_live)
+                    && self.liveness_due()
                 {
                     checked_live = true;
                     if self.holder_dead(s.who) {
@@ -700,7 +681,7 @@ impl Core {
             |c| c,
             WaitOn::NotFull,
             deadline,
-            |c, live| c.poll_claim_send(len, Poll::Once { check_live: live }),
+            |c| c.poll_claim_send(len, Poll::Once),
         )?;
         self.fill_and_commit(pos, len, fill);
         Ok(())
@@ -767,7 +748,6 @@ impl Core {
         how: Poll,
     ) -> std::result::Result<Result<(u64, usize)>, Blocked> {
         let cap = self.layout.slots as u64;
-        let check_live = how.check_live();
         let mut checked_live = false;
         let mut patience = Patience::new(how);
         for _ in 0..MAX_CLAIM_ROUNDS {
@@ -816,7 +796,7 @@ impl Core {
                     }
                     WRITING => {
                         // A producer is writing our position: wait for it, unless dead.
-                        if !checked_live && self.liveness_due(check_live) {
+                        if !checked_live && self.liveness_due() {
                             checked_live = true;
                             if self.holder_dead(s.who) {
                                 self.take_from_dead(slot, w);
@@ -870,7 +850,7 @@ impl Core {
             }
             if d == -(cap as i64) && s.state == READING {
                 // A consumer of the previous lap still reads this slot: empty for us.
-                if !checked_live && self.liveness_due(check_live) {
+                if !checked_live && self.liveness_due() {
                     checked_live = true;
                     if self.holder_dead(s.who) {
                         self.take_from_dead(slot, w);
@@ -906,7 +886,7 @@ impl Core {
             |c| c,
             WaitOn::NotEmpty,
             deadline,
-            |c, live| c.poll_claim_recv(max_len, Poll::Once { check_live: live }),
+            |c| c.poll_claim_recv(max_len, Poll::Once),
         )?;
         Ok(self.take_and_release(q, len, take))
     }

@@ -53,7 +53,8 @@ impl ByteWriter {
         self.end.core.capacity as usize
     }
 
-    /// Writes as much of `buf` as fits now; `WouldBlock` if nothing fits.
+    /// Writes as much of `buf` as fits now; `WouldBlock` if nothing fits (`PeerDied`
+    /// instead, at most once per liveness interval, if the reader's process died).
     pub fn try_write(&mut self, buf: &[u8]) -> Result<usize> {
         let end = &mut self.end;
         end.check_open()?;
@@ -62,7 +63,7 @@ impl ByteWriter {
         }
         let free = end.free(buf.len() as u64)?;
         if free == 0 {
-            return Err(Error::WouldBlock);
+            return Err(end.blocked());
         }
         let n = (buf.len() as u64).min(free) as usize;
         // Publish large writes in pieces, so the reader copies out the first piece
@@ -112,7 +113,7 @@ impl ByteWriter {
         let idx = end.tail & end.core.mask;
         let contiguous = (end.core.capacity - idx).min(free).min(max as u64);
         if contiguous == 0 {
-            return Err(Error::WouldBlock);
+            return Err(end.blocked());
         }
         Ok(ByteWriteGrant {
             ptr: end.core.at(end.tail),
@@ -215,11 +216,13 @@ impl ByteReader {
     }
 
     /// Reads up to `buf.len()` committed bytes (all that were committed when it looked,
-    /// up to `buf.len()`); `WouldBlock` if there are none yet, `Closed` at end of stream.
+    /// up to `buf.len()`); `WouldBlock` if there are none yet, `Closed` at end of stream,
+    /// `PeerDied` (checked at most once per liveness interval) when the writer's process
+    /// died and everything it committed was read.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let avail = self.available(buf.len() as u64)?;
         if avail == 0 {
-            return Err(Error::WouldBlock);
+            return Err(self.end.blocked());
         }
         let n = (buf.len() as u64).min(avail) as usize;
         if n == 0 {
@@ -270,7 +273,7 @@ impl ByteReader {
         let to_end = self.end.core.capacity - (self.end.head & self.end.core.mask);
         let avail = self.available(to_end)?;
         if avail == 0 {
-            return Err(Error::WouldBlock);
+            return Err(self.end.blocked());
         }
         let end = &self.end;
         let contiguous = to_end.min(avail);

@@ -27,9 +27,11 @@
 //! Closing: either side may `close()` (dropping an endpoint closes it). A reader drains
 //! what was committed, then gets [`Error::Closed`](crate::Error::Closed); a writer whose
 //! reader closed gets `Closed` at once. A peer that dies is found through its owner
-//! identity within [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)
-//! by a blocked call, which then reports [`Error::PeerDied`](crate::Error::PeerDied)
-//! (a reader only after draining). A writer that dies between `reserve` and `commit`
+//! identity within about [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)
+//! by any call that would block, blocking or not (each endpoint checks at most once
+//! per interval), which then reports [`Error::PeerDied`](crate::Error::PeerDied)
+//! instead of waiting or `WouldBlock` (a reader only after draining everything the
+//! writer committed). A writer that dies between `reserve` and `commit`
 //! leaves nothing visible: the reader never sees a half-written record.
 
 mod byte;
