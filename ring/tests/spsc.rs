@@ -298,3 +298,31 @@ fn two_threads_stream_a_million_messages() {
     writer.join().unwrap();
     assert_eq!(r.try_read(&mut buf), Err(Error::Closed));
 }
+
+#[test]
+fn byte_reads_see_bytes_committed_after_the_cached_tail() {
+    let (_r, mut w, mut r) = byte_ring(64);
+    let data = pattern(1, 65);
+    assert_eq!(w.try_write(&data[..64]), Ok(64));
+    let mut buf = [0u8; 64];
+    assert_eq!(r.try_read(&mut buf[..1]), Ok(1));
+    assert_eq!(w.try_write(&data[64..]), Ok(1));
+    // 63 bytes are behind the reader's cached tail, one more after it: all 64 count.
+    assert_eq!(r.try_read(&mut buf), Ok(64));
+    assert_eq!(&buf[..], &data[1..]);
+    assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
+}
+
+#[test]
+fn byte_read_grants_see_bytes_committed_after_the_cached_tail() {
+    let (_r, mut w, mut r) = byte_ring(64);
+    let data = pattern(2, 48);
+    assert_eq!(w.try_write(&data[..32]), Ok(32));
+    let mut one = [0u8; 1];
+    assert_eq!(r.try_read(&mut one), Ok(1));
+    assert_eq!(w.try_write(&data[32..]), Ok(16));
+    let g = r.read_grant().unwrap();
+    assert_eq!(g.as_slice(), &data[1..]);
+    g.release(47);
+    assert_eq!(r.read_grant().err(), Some(Error::WouldBlock));
+}

@@ -320,7 +320,7 @@ enum Pending {
     Uds(UnixListener, PathBuf),
     Floor(Floor),
     Culvert(culvert::Pending),
-    Ring(rings::RingLink),
+    Ring(Box<rings::RingLink>),
 }
 
 /// The parent's connection.
@@ -412,7 +412,10 @@ fn run_one(
         }
         Transport::ShmFloor => Pending::Floor(Floor::create(opts)?),
         Transport::Culvert => Pending::Culvert(culvert::prepare(case, opts)?),
-        Transport::Ring => Pending::Ring(rings::RingLink::create(culvert::ring_setup(case), opts)?),
+        Transport::Ring => Pending::Ring(Box::new(rings::RingLink::create(
+            culvert::ring_setup(case),
+            opts,
+        )?)),
     };
 
     let exe = std::env::current_exe()?;
@@ -458,7 +461,7 @@ fn run_one(
                 Conn::Link(Box::new(s))
             }
             Pending::Floor(f) => Conn::Floor(f),
-            Pending::Ring(l) => Conn::Link(Box::new(l)),
+            Pending::Ring(l) => Conn::Link(l),
             Pending::Culvert(p) => {
                 let alive = || matches!(child.lock().map(|mut c| c.try_wait()), Ok(Ok(None)));
                 match p.establish(opts, alive)? {

@@ -12,7 +12,7 @@ use culvert_section::Region;
 use culvert_sync::Deadline;
 
 use super::control::KIND_MPMC_BYTE;
-use super::core::{self, Core};
+use super::core::{self, Core, Poll};
 use super::endpoint::{self, endpoint_methods, WaitOn};
 use super::Config;
 use crate::{Error, Result};
@@ -65,8 +65,8 @@ impl ByteWriter {
     }
 
     /// Writes one record of `chunk.len() <= atomic_write_max` bytes, if a slot is free.
-    fn try_record(&mut self, chunk: &[u8], check_live: bool) -> Result<()> {
-        self.core.try_send_with(chunk.len(), check_live, |dst| {
+    fn try_record(&mut self, chunk: &[u8], how: Poll) -> Result<()> {
+        self.core.try_send_with(chunk.len(), how, |dst| {
             // SAFETY: `dst` is the data of a slot we hold (WRITING), with room for
             // `atomic_write_max >= chunk.len()` bytes.
             unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst, chunk.len()) }
@@ -74,11 +74,13 @@ impl ByteWriter {
     }
 
     /// Writes as many whole records of `buf` as fit now; returns the bytes written.
-    fn poll_write(&mut self, buf: &[u8], check_live: bool) -> Result<usize> {
+    /// `how` applies to the first record; later ones never wait.
+    fn poll_write(&mut self, buf: &[u8], how: Poll) -> Result<usize> {
         let max = self.core.max_message();
         let mut done = 0;
         for chunk in buf.chunks(max) {
-            match self.try_record(chunk, check_live && done == 0) {
+            let how = if done == 0 { how } else { Poll::Once };
+            match self.try_record(chunk, how) {
                 Ok(()) => done += chunk.len(),
                 Err(_) if done > 0 => break,
                 Err(e) => return Err(e),
@@ -89,12 +91,15 @@ impl ByteWriter {
 
     /// Writes what fits now, as whole records: all of `buf` or `WouldBlock` when
     /// `buf.len() <= atomic_write_max`; otherwise a prefix made of whole records.
-    /// `Ok(0)` for an empty `buf`.
+    /// `Ok(0)` for an empty `buf`. The first record has the guarantee of
+    /// [`Producer::try_send`](super::Producer::try_send) (a slot held by a live
+    /// endpoint mid-operation is waited for up to about 2 ms); later ones are written
+    /// only if a slot is free at once.
     pub fn try_write(&mut self, buf: &[u8]) -> Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.poll_write(buf, false)
+        self.poll_write(buf, Poll::Try)
     }
 
     /// Like [`try_write`](Self::try_write), but waits until at least one record is
@@ -108,7 +113,7 @@ impl ByteWriter {
             |w| &w.core,
             WaitOn::NotFull,
             deadline,
-            |w, live| w.poll_write(buf, live),
+            |w| w.poll_write(buf, Poll::Once),
         )
     }
 
@@ -186,7 +191,9 @@ impl ByteReader {
         self.buffered() + self.core.committed_len()
     }
 
-    fn poll_read(&mut self, buf: &mut [u8], check_live: bool) -> Result<usize> {
+    /// Reads what is committed now into `buf`; `how` applies to the first record, later
+    /// ones never wait.
+    fn poll_read(&mut self, buf: &mut [u8], how: Poll) -> Result<usize> {
         let mut n = 0;
         if self.start < self.end {
             let k = (self.end - self.start).min(buf.len());
@@ -200,19 +207,19 @@ impl ByteReader {
         while n < buf.len() {
             let rest = &mut buf[n..];
             let room = rest.len();
-            let got = self
-                .core
-                .try_recv_with(room, check_live && n == 0, |src, len| {
-                    // SAFETY: `src` is the data of the slot we hold (READING); `len <= room`.
-                    unsafe { std::ptr::copy_nonoverlapping(src, rest.as_mut_ptr(), len) };
-                    len
-                });
+            let how = if n == 0 { how } else { Poll::Once };
+            let got = self.core.try_recv_with(room, how, |src, len| {
+                // SAFETY: `src` is the data of the slot we hold (READING); `len <= room`.
+                unsafe { std::ptr::copy_nonoverlapping(src, rest.as_mut_ptr(), len) };
+                len
+            });
             match got {
                 Ok(len) => n += len,
                 Err(Error::BufferTooSmall { .. }) if n == 0 => {
                     let spill = &mut self.spill;
                     let cap = spill.len();
-                    let len = self.core.try_recv_with(cap, false, |src, len| {
+                    let once = Poll::Once;
+                    let len = self.core.try_recv_with(cap, once, |src, len| {
                         // SAFETY: as above, with `len <= max_message == spill.len()`.
                         unsafe { std::ptr::copy_nonoverlapping(src, spill.as_mut_ptr(), len) };
                         len
@@ -239,11 +246,15 @@ impl ByteReader {
 
     /// Reads the bytes of one or more records now available. `WouldBlock` when none;
     /// `Closed` when the ring is closed and drained; `Ok(0)` only for an empty `buf`.
+    /// The first record has the guarantee of
+    /// [`Consumer::try_recv`](super::Consumer::try_recv) (a record being written by a
+    /// live endpoint is waited for up to about 2 ms); later ones are taken only if
+    /// committed already.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.poll_read(buf, false)
+        self.poll_read(buf, Poll::Try)
     }
 
     /// Like [`try_read`](Self::try_read), waiting until `deadline` for a record.
@@ -256,7 +267,7 @@ impl ByteReader {
             |r| &r.core,
             WaitOn::NotEmpty,
             deadline,
-            |r, live| r.poll_read(buf, live),
+            |r| r.poll_read(buf, Poll::Once),
         )
     }
 

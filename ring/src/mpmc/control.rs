@@ -128,10 +128,11 @@ pub(crate) struct StateWords {
     pub closed: AtomicU32,
     /// Reserved, zero.
     pub reserved: AtomicU32,
-    /// Messages a consumer claimed and died before releasing: consumed by a dead
-    /// process, reclaimed, never delivered again. Only grows.
+    /// Messages a consumer claimed and died (or unwound out of its callback) before
+    /// releasing: reclaimed, never delivered again. Only grows.
     pub lost_to_dead_consumers: AtomicU64,
-    /// Slots a producer claimed and died before committing: skipped, never delivered.
+    /// Slots a producer claimed and died (or unwound) before committing: skipped, never
+    /// delivered.
     /// Only grows.
     pub abandoned_by_dead_producers: AtomicU64,
     /// Slots a producer claimed and gave back because the ring closed meanwhile.

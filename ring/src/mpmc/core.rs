@@ -23,14 +23,18 @@
 //!
 //! ## Dead holders
 //! Every endpoint registers its packed [`ProcessIdentity`](culvert_sync::ProcessIdentity)
-//! in the participant table at attach. A waiter (at most every
-//! [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)) looks up the
+//! in the participant table at attach. A waiter, blocking or not (at most every
+//! [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL) per endpoint,
+//! by its [`RecheckClock`]), looks up the
 //! holder of the slot it is stuck on; if that process is dead:
 //! `WRITING(t, dead)` → `EMPTY(t + slots)`: the half-written message is skipped, never
 //! delivered (counted in `abandoned_by_dead_producers`); `READING(t, dead)` →
 //! `EMPTY(t + slots)`: the message was consumed by a process that died, and is counted
 //! in `lost_to_dead_consumers`, never delivered twice. Both are single CASes, so exactly
-//! one waiter does each. An attach that takes over a dead process's table entry first
+//! one waiter does each. A callback that unwinds while its endpoint holds a slot gives
+//! the slot up the same way, at once and counted alike (see `Held`); blocking calls
+//! run the callback after their wait, so an unwind never leaves a waiter registered.
+//! An attach that takes over a dead process's table entry first
 //! sweeps the slots for words naming that entry, so a number is never reused while a
 //! slot still names its old holder.
 //!
@@ -46,16 +50,22 @@
 //! Configuration words are copied out at attach and validated against a recomputed
 //! layout. Slot words are checked (state/holder coherence, tag within one lap of the
 //! position), lengths against `max_message`; a violation poisons the endpoint with
-//! `Error::Corrupted`. Every loop iteration either returns or observed another
-//! endpoint's progress, and blocking waits take a `Deadline`.
+//! `Error::Corrupted`. A tag *ahead* of the position is normally a sign of a stale
+//! position read, and the claimer helps the position on; but honest peers never leave a
+//! tag more than one lap ahead of a position that has not moved (a tag exactly one lap
+//! ahead is left by a holder that died before helping the position, and reclaimed), so
+//! that state, confirmed by re-reading the position after the slot word, is
+//! `Corrupted` rather than something to help through lap by lap. Every loop iteration
+//! either returns or observed another endpoint's progress, a claim gives up with
+//! `WouldBlock` after a fixed number of rounds, and blocking waits take a `Deadline`.
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{Deadline, Liveness, Notifier, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
+use culvert_sync::{Deadline, Liveness, Notifier, RecheckClock, WaitStrategy};
 
 use super::control::{
     magic, pack, tag_diff, unpack, ConfigWords, Control, Layout, Line, SlotHeader, StateWords,
@@ -137,6 +147,90 @@ pub(crate) fn init(region: &Region, kind: u8, layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// Most rounds one claim makes. Every round either returns or saw another endpoint
+/// move a slot word or a position, so honest peers never get near this; it bounds a
+/// call against a peer rewriting shared words in a loop (the call then reports
+/// `WouldBlock`, as if the ring were contended).
+const MAX_CLAIM_ROUNDS: u32 = 1 << 16;
+
+/// How long, in all, a non-blocking claim waits for slots that other live endpoints
+/// hold mid-operation before it reports `WouldBlock` (see [`Patience`]).
+pub(crate) const PATIENCE: Duration = Duration::from_millis(2);
+
+/// Pauses of [`Patience`] that only spin (each twice as long as the one before, up to
+/// `1 << PATIENCE_SPIN_SHIFT_MAX` spin hints) before it starts yielding the CPU.
+const PATIENCE_SPINS: u32 = 10;
+const PATIENCE_SPIN_SHIFT_MAX: u32 = 6;
+
+/// What kind of call a claim serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Poll {
+    /// A non-blocking call: a slot held mid-operation by a live endpoint is waited for,
+    /// up to [`PATIENCE`] per call, before `WouldBlock`.
+    Try,
+    /// One poll of a blocking wait (which sleeps on a notifier instead), or a follow-up
+    /// record of a call that already moved data: never waits.
+    Once,
+}
+
+/// The bounded wait of one non-blocking claim for slots held mid-operation: a few
+/// growing spins, then `yield_now` until [`PATIENCE`] has passed since the first yield,
+/// and one last look after that. Stops at once if the holder's process is dead (the
+/// liveness check reclaims such slots; waiting cannot help). Under loom it never waits:
+/// models must stay finite, and they check the protocol, not the timing.
+struct Patience {
+    /// False once this call may not wait (any more).
+    enabled: bool,
+    /// Pauses made so far.
+    pauses: u32,
+    /// When the yielding phase ends; set at its first pause.
+    until: Option<Instant>,
+}
+
+impl Patience {
+    fn new(how: Poll) -> Self {
+        Self {
+            enabled: how == Poll::Try && !cfg!(loom),
+            pauses: 0,
+            until: None,
+        }
+    }
+
+    /// Waits a moment for the slot held by participant `who` (validated) to move on.
+    /// True: look again; false: this call's patience is spent.
+    fn pause(&mut self, core: &Core, who: u32) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        self.pauses += 1;
+        if self.pauses <= PATIENCE_SPINS {
+            for _ in 0..1u32 << self.pauses.min(PATIENCE_SPIN_SHIFT_MAX) {
+                std::hint::spin_loop();
+            }
+            return true;
+        }
+        let now = Instant::now();
+        match self.until {
+            None => {
+                if core.holder_dead(who) {
+                    self.enabled = false;
+                    return false;
+                }
+                self.until = Some(now + PATIENCE);
+            }
+            Some(until) if now >= until => {
+                // Spent; the caller looks once more (we may have been descheduled
+                // while the holder finished).
+                self.enabled = false;
+                return true;
+            }
+            Some(_) => {}
+        }
+        std::thread::yield_now();
+        true
+    }
+}
+
 /// What a poll of the ring found when it could not complete.
 enum Blocked {
     /// Nothing to do until a peer moves.
@@ -161,8 +255,8 @@ pub(crate) struct Core {
     strategy: WaitStrategy,
     /// Set at the first corruption seen; every later call fails with it.
     poisoned: Cell<Option<&'static str>>,
-    /// Last time a blocked call checked holders' liveness.
-    last_liveness: Cell<Option<Instant>>,
+    /// Rate limit of the holder liveness checks made by blocked claims.
+    recheck: RecheckClock,
 }
 
 // SAFETY: the raw pointers point into `region`, which the Core keeps alive and which is
@@ -233,7 +327,7 @@ impl Core {
             identity: 1,
             strategy: WaitStrategy::default(),
             poisoned: Cell::new(None),
-            last_liveness: Cell::new(None),
+            recheck: RecheckClock::new(),
         };
         core.register()?;
         Ok(core)
@@ -409,21 +503,12 @@ impl Core {
         owner::holder_liveness(id) == Liveness::Dead
     }
 
-    /// Whether a blocked non-blocking call should check holders' liveness now.
-    fn liveness_due(&self, ctx_due: bool) -> bool {
-        let now = Instant::now();
-        match self.last_liveness.get() {
-            Some(t) if !ctx_due && now.duration_since(t) < LIVENESS_RECHECK_INTERVAL => false,
-            Some(_) => {
-                self.last_liveness.set(Some(now));
-                true
-            }
-            None => {
-                // First block: start the clock; check now only if the waiter asks.
-                self.last_liveness.set(Some(now));
-                ctx_due
-            }
-        }
+    /// Whether a blocked claim should check its slot holder's liveness now: at most
+    /// once per liveness interval per endpoint, for blocking and non-blocking calls
+    /// alike. Never under loom: models run in one process, where no holder dies, and
+    /// must not depend on the wall clock.
+    fn liveness_due(&self) -> bool {
+        !cfg!(loom) && self.recheck.due()
     }
 
     fn poison(&self, what: &'static str) -> Error {
@@ -455,33 +540,50 @@ impl Core {
     pub(crate) fn try_send_with(
         &mut self,
         len: usize,
-        check_live: bool,
+        how: Poll,
         fill: impl FnOnce(*mut u8),
     ) -> Result<()> {
+        let pos = self.poll_claim_send(len, how)?;
+        self.fill_and_commit(pos, len, fill);
+        Ok(())
+    }
+
+    /// One claim attempt of a producer: `Ok(pos)` when this endpoint now holds
+    /// `WRITING(pos)`, `WouldBlock` when full.
+    fn poll_claim_send(&mut self, len: usize, how: Poll) -> Result<u64> {
         self.check_poison()?;
         debug_assert!(len <= self.layout.max_message);
-        let pos = match self.claim_send(check_live) {
-            Ok(pos) => pos,
-            Err(Blocked::Wait) => {
-                return Err(Error::WouldBlock);
-            }
-        }?;
-        let slot = self.slot(pos);
+        match self.claim_send(how) {
+            Ok(r) => r,
+            Err(Blocked::Wait) => Err(Error::WouldBlock),
+        }
+    }
+
+    /// Lets `fill` write the claimed slot of `pos`, then commits `len` bytes. If `fill`
+    /// unwinds, the slot is given up as a dead producer's would be (see [`Held`]).
+    fn fill_and_commit(&self, pos: u64, len: usize, fill: impl FnOnce(*mut u8)) {
+        let held = Held {
+            core: self,
+            pos,
+            state: WRITING,
+        };
         fill(self.slot_data(pos));
+        std::mem::forget(held);
+        let slot = self.slot(pos);
         #[cfg(loom)]
         // SAFETY: WRITING(pos, me) grants this endpoint exclusive use of the slot.
         slot.data_guard.with_mut(|p| unsafe { *p = len as u32 });
         slot.len.store(len as u32, Ordering::Relaxed);
         slot.state.store(pack(pos, FULL, 0), Ordering::Release);
         self.ctl().not_empty.0.notify();
-        Ok(())
     }
 
     /// The claim loop of a producer. `Ok(Ok(pos))`: this endpoint holds `WRITING(pos)`.
-    fn claim_send(&self, check_live: bool) -> std::result::Result<Result<u64>, Blocked> {
+    fn claim_send(&self, how: Poll) -> std::result::Result<Result<u64>, Blocked> {
         let cap = self.layout.slots as u64;
         let mut checked_live = false;
-        loop {
+        let mut patience = Patience::new(how);
+        for _ in 0..MAX_CLAIM_ROUNDS {
             if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
                 return Ok(Err(Error::Closed));
             }
@@ -503,10 +605,12 @@ impl Core {
                 {
                     continue;
                 }
-                let _ = enq.compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Relaxed);
+                let _ =
+                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
                     // Closed between our check and our claim: give the slot back.
-                    slot.state.store(pack(p + cap, EMPTY, 0), Ordering::Release);
+                    slot.state
+                        .store(pack(p.wrapping_add(cap), EMPTY, 0), Ordering::Release);
                     self.ctl()
                         .state
                         .0
@@ -522,15 +626,22 @@ impl Core {
                 if d % cap as i64 != 0 {
                     return Ok(Err(self.poison("mpmc slot tag not of this slot")));
                 }
+                if d > cap as i64 && enq.load(Ordering::Acquire) == p {
+                    // More than a lap ahead of a position that did not move.
+                    return Ok(Err(self.poison(
+                        "mpmc slot tag more than a lap ahead of the enqueue position",
+                    )));
+                }
                 // Position `p` is taken (or long gone): help the position on.
-                let _ = enq.compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Relaxed);
+                let _ =
+                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             if d == -(cap as i64) && s.state != EMPTY {
                 // The previous lap still holds the slot: full, unless its holder died.
                 if (s.state == WRITING || s.state == READING)
                     && !checked_live
-                    && self.liveness_due(check_live)
+                    && self.liveness_due()
                 {
                     checked_live = true;
                     if self.holder_dead(s.who) {
@@ -542,6 +653,11 @@ impl Core {
                 if enq.load(Ordering::Acquire) != p {
                     continue;
                 }
+                // A slot mid-operation (a send or receive of the last lap still
+                // running) is not a full ring: give its holder a moment.
+                if (s.state == WRITING || s.state == READING) && patience.pause(self, s.who) {
+                    continue;
+                }
                 return Err(Blocked::Wait);
             }
             if enq.load(Ordering::Acquire) != p {
@@ -550,22 +666,25 @@ impl Core {
             }
             return Ok(Err(self.poison("mpmc slot tag behind the enqueue position")));
         }
+        Err(Blocked::Wait)
     }
 
-    /// Blocking send: waits on `not_full` until the message is committed.
+    /// Blocking send: waits on `not_full` for a slot, then fills and commits it.
     pub(crate) fn send_with(
         &mut self,
         len: usize,
         deadline: Deadline,
-        fill: &mut dyn FnMut(*mut u8),
+        fill: impl FnOnce(*mut u8),
     ) -> Result<()> {
-        endpoint::wait(
+        let pos = endpoint::wait(
             self,
             |c| c,
             WaitOn::NotFull,
             deadline,
-            |c, live| c.try_send_with(len, live, &mut *fill),
-        )
+            |c| c.poll_claim_send(len, Poll::Once),
+        )?;
+        self.fill_and_commit(pos, len, fill);
+        Ok(())
     }
 
     // ---- consumer side -----------------------------------------------------------------
@@ -575,26 +694,50 @@ impl Core {
     pub(crate) fn try_recv_with<R>(
         &mut self,
         max_len: usize,
-        check_live: bool,
+        how: Poll,
         take: impl FnOnce(*const u8, usize) -> R,
     ) -> Result<R> {
+        let (q, len) = self.poll_claim_recv(max_len, how)?;
+        Ok(self.take_and_release(q, len, take))
+    }
+
+    /// One claim attempt of a consumer: `Ok((q, len))` when this endpoint now holds
+    /// `READING(q)` of a `len`-byte message, `WouldBlock` when empty.
+    fn poll_claim_recv(&mut self, max_len: usize, how: Poll) -> Result<(u64, usize)> {
         self.check_poison()?;
-        let (q, len) = match self.claim_recv(max_len, check_live) {
-            Ok(r) => r?,
-            Err(Blocked::Wait) => return Err(Error::WouldBlock),
-        };
+        match self.claim_recv(max_len, how) {
+            Ok(r) => r,
+            Err(Blocked::Wait) => Err(Error::WouldBlock),
+        }
+    }
+
+    /// Lets `take` read the claimed message of `q`, then releases the slot. If `take`
+    /// unwinds, the slot is released all the same and the message counted as lost (see
+    /// [`Held`]).
+    fn take_and_release<R>(
+        &self,
+        q: u64,
+        len: usize,
+        take: impl FnOnce(*const u8, usize) -> R,
+    ) -> R {
         let slot = self.slot(q);
         #[cfg(loom)]
         // SAFETY: READING(q, me) grants this endpoint exclusive use of the slot.
         slot.data_guard
             .with(|p| assert_eq!(unsafe { *p }, len as u32));
+        let held = Held {
+            core: self,
+            pos: q,
+            state: READING,
+        };
         let r = take(self.slot_data(q), len);
+        std::mem::forget(held);
         slot.state.store(
-            pack(q + self.layout.slots as u64, EMPTY, 0),
+            pack(q.wrapping_add(self.layout.slots as u64), EMPTY, 0),
             Ordering::Release,
         );
         self.ctl().not_full.0.notify();
-        Ok(r)
+        r
     }
 
     /// The claim loop of a consumer. `Ok(Ok((q, len)))`: this endpoint holds
@@ -602,11 +745,12 @@ impl Core {
     fn claim_recv(
         &self,
         max_len: usize,
-        check_live: bool,
+        how: Poll,
     ) -> std::result::Result<Result<(u64, usize)>, Blocked> {
         let cap = self.layout.slots as u64;
         let mut checked_live = false;
-        loop {
+        let mut patience = Patience::new(how);
+        for _ in 0..MAX_CLAIM_ROUNDS {
             // Load `closed` before the slot word (see the module doc on close).
             let closed = self.ctl().state.0.closed.load(Ordering::SeqCst) != 0;
             let deq = &self.ctl().dequeue_pos.0;
@@ -642,12 +786,17 @@ impl Core {
                         {
                             continue;
                         }
-                        let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                        let _ = deq.compare_exchange(
+                            q,
+                            q.wrapping_add(1),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
                         return Ok(Ok((q, len)));
                     }
                     WRITING => {
                         // A producer is writing our position: wait for it, unless dead.
-                        if !checked_live && self.liveness_due(check_live) {
+                        if !checked_live && self.liveness_due() {
                             checked_live = true;
                             if self.holder_dead(s.who) {
                                 self.take_from_dead(slot, w);
@@ -655,6 +804,10 @@ impl Core {
                             }
                         }
                         if deq.load(Ordering::Acquire) != q {
+                            continue;
+                        }
+                        // A send in progress is not an empty ring: give it a moment.
+                        if patience.pause(self, s.who) {
                             continue;
                         }
                         return Err(Blocked::Wait);
@@ -671,7 +824,12 @@ impl Core {
                     }
                     _ => {
                         // READING(q): another consumer has it; help the position on.
-                        let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                        let _ = deq.compare_exchange(
+                            q,
+                            q.wrapping_add(1),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
                         continue;
                     }
                 }
@@ -680,12 +838,19 @@ impl Core {
                 if d % cap as i64 != 0 {
                     return Ok(Err(self.poison("mpmc slot tag not of this slot")));
                 }
-                let _ = deq.compare_exchange(q, q + 1, Ordering::AcqRel, Ordering::Relaxed);
+                if d > cap as i64 && deq.load(Ordering::Acquire) == q {
+                    // More than a lap ahead of a position that did not move.
+                    return Ok(Err(self.poison(
+                        "mpmc slot tag more than a lap ahead of the dequeue position",
+                    )));
+                }
+                let _ =
+                    deq.compare_exchange(q, q.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             if d == -(cap as i64) && s.state == READING {
                 // A consumer of the previous lap still reads this slot: empty for us.
-                if !checked_live && self.liveness_due(check_live) {
+                if !checked_live && self.liveness_due() {
                     checked_live = true;
                     if self.holder_dead(s.who) {
                         self.take_from_dead(slot, w);
@@ -706,22 +871,24 @@ impl Core {
             }
             return Ok(Err(self.poison("mpmc slot tag behind the dequeue position")));
         }
+        Err(Blocked::Wait)
     }
 
-    /// Blocking receive: waits on `not_empty` until a message is taken.
+    /// Blocking receive: waits on `not_empty` for a message, then lets `take` read it.
     pub(crate) fn recv_with<R>(
         &mut self,
         max_len: usize,
         deadline: Deadline,
-        take: &mut dyn FnMut(*const u8, usize) -> R,
+        take: impl FnOnce(*const u8, usize) -> R,
     ) -> Result<R> {
-        endpoint::wait(
+        let (q, len) = endpoint::wait(
             self,
             |c| c,
             WaitOn::NotEmpty,
             deadline,
-            |c, live| c.try_recv_with(max_len, live, &mut *take),
-        )
+            |c| c.poll_claim_recv(max_len, Poll::Once),
+        )?;
+        Ok(self.take_and_release(q, len, take))
     }
 
     // ---- both sides --------------------------------------------------------------------
@@ -770,6 +937,36 @@ impl Core {
             total = total.saturating_add(len.min(self.layout.max_message));
         }
         total
+    }
+}
+
+/// A slot this endpoint holds (`WRITING(pos, me)` or `READING(pos, me)`) while a
+/// callback runs. The normal path forgets it and commits or releases the slot itself;
+/// dropping it means the callback unwound, and the slot is then given up exactly as a
+/// dead holder's is reclaimed: `EMPTY(pos + slots)`, counted in
+/// `abandoned_by_dead_producers` (nothing was committed) or `lost_to_dead_consumers`
+/// (the message was taken and is never delivered again).
+struct Held<'a> {
+    core: &'a Core,
+    pos: u64,
+    /// `WRITING` or `READING`.
+    state: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let c = self.core;
+        let next = pack(self.pos.wrapping_add(c.layout.slots as u64), EMPTY, 0);
+        c.slot(self.pos).state.store(next, Ordering::Release);
+        let st = &c.ctl().state.0;
+        if self.state == READING {
+            st.lost_to_dead_consumers.fetch_add(1, Ordering::Relaxed);
+        } else {
+            st.abandoned_by_dead_producers
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        c.ctl().not_full.0.notify();
+        c.ctl().not_empty.0.notify();
     }
 }
 

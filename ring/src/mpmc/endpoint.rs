@@ -18,17 +18,18 @@ pub(crate) enum WaitOn {
     NotEmpty,
 }
 
-/// Runs `poll(endpoint, check_live)` until it stops returning `WouldBlock`, sleeping on
-/// the `on` notifier with the endpoint's wait strategy until `deadline` (`Timeout`).
-/// `check_live` is true when `wait_for` says a liveness check of slot holders is due.
-/// `core` finds the endpoint's [`Core`].
+/// Runs `poll(endpoint)` until it stops returning `WouldBlock`, sleeping on the `on`
+/// notifier with the endpoint's wait strategy until `deadline` (`Timeout`). The claims
+/// inside `poll` check slot holders' liveness themselves (rate-limited by the core's
+/// clock); `wait_for` polls at least once per liveness interval. `core` finds the
+/// endpoint's [`Core`].
 #[inline]
 pub(crate) fn wait<E, T>(
     endpoint: &mut E,
     core: impl Fn(&E) -> &Core,
     on: WaitOn,
     deadline: Deadline,
-    mut poll: impl FnMut(&mut E, bool) -> Result<T>,
+    mut poll: impl FnMut(&mut E) -> Result<T>,
 ) -> Result<T> {
     let strategy = core(endpoint).wait_strategy();
     // SAFETY: the reference is used only inside this call, while `endpoint` (and so its
@@ -38,12 +39,10 @@ pub(crate) fn wait<E, T>(
         WaitOn::NotFull => &ctl.not_full.0,
         WaitOn::NotEmpty => &ctl.not_empty.0,
     };
-    wait_for(notifier, strategy, deadline, |ctx| {
-        match poll(endpoint, ctx.liveness_due) {
-            Ok(v) => Ok(Some(v)),
-            Err(Error::WouldBlock) => Ok(None),
-            Err(e) => Err(e),
-        }
+    wait_for(notifier, strategy, deadline, |_| match poll(endpoint) {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::WouldBlock) => Ok(None),
+        Err(e) => Err(e),
     })
 }
 

@@ -4,7 +4,7 @@ use culvert_section::Region;
 use culvert_sync::Deadline;
 
 use super::control::KIND_MPMC_MESSAGE;
-use super::core::{self, Core};
+use super::core::{self, Core, Poll};
 use super::endpoint::endpoint_methods;
 use super::Config;
 use crate::{Error, Result};
@@ -74,11 +74,18 @@ impl Producer {
         Ok(())
     }
 
-    /// Sends `msg` if a slot is free now; `WouldBlock` when the ring is full, `Closed`
-    /// once closed, `MessageTooLarge` (nothing written) above `max_message`.
+    /// Sends `msg` if the ring has room; `WouldBlock` when it is full, `Closed` once
+    /// closed, `MessageTooLarge` (nothing written) above `max_message`.
+    ///
+    /// Linearizable as long as no endpoint stays stalled in the middle of a send or
+    /// receive (or dies there) for more than about 2 ms: `WouldBlock` then means the
+    /// ring held `slots` messages at some instant of the call. A slot still held by a
+    /// live endpoint finishing its operation is waited for, by spinning and then
+    /// yielding, up to that bound; past it (or at once if that endpoint's process is
+    /// dead) the call gives `WouldBlock` although the ring may have had room.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
         self.check_len(msg.len())?;
-        self.core.try_send_with(msg.len(), false, |dst| {
+        self.core.try_send_with(msg.len(), Poll::Try, |dst| {
             // SAFETY: `dst` is the data of a slot we hold (WRITING), with room for
             // `max_message >= msg.len()` bytes.
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
@@ -88,7 +95,7 @@ impl Producer {
     /// Sends `msg`, waiting for a free slot until `deadline` (`Timeout`).
     pub fn send(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.check_len(msg.len())?;
-        self.core.send_with(msg.len(), deadline, &mut |dst| {
+        self.core.send_with(msg.len(), deadline, |dst| {
             // SAFETY: as in `try_send`.
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
         })
@@ -123,8 +130,15 @@ impl Consumer {
     /// Receives the next message into `buf`, returning its length. `WouldBlock` when
     /// empty; `Closed` when closed and drained; `BufferTooSmall` (the message stays in
     /// the ring for a later call with a larger buffer) when it does not fit.
+    ///
+    /// Linearizable as long as no endpoint stays stalled in the middle of a send or
+    /// receive (or dies there) for more than about 2 ms: `WouldBlock` then means the
+    /// ring was empty at some instant of the call. A message whose send has claimed
+    /// its slot but not yet committed is waited for, by spinning and then yielding, up
+    /// to that bound; past it (or at once if that producer's process is dead) the call
+    /// gives `WouldBlock` although later messages may be committed.
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.core.try_recv_with(buf.len(), false, |src, len| {
+        self.core.try_recv_with(buf.len(), Poll::Try, |src, len| {
             // SAFETY: `src` is the data of the slot we hold (READING); `len <= buf.len()`
             // was checked by the claim.
             unsafe { copy_out(src, len, buf) };
@@ -135,7 +149,7 @@ impl Consumer {
     /// Receives the next message into `buf`, waiting until `deadline` (`Timeout`).
     pub fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         let max = buf.len();
-        self.core.recv_with(max, deadline, &mut |src, len| {
+        self.core.recv_with(max, deadline, |src, len| {
             // SAFETY: as in `try_recv`.
             unsafe { copy_out(src, len, buf) };
             len
@@ -143,27 +157,24 @@ impl Consumer {
     }
 
     /// Hands the next message to `f` in place (no copy), then frees its slot.
-    /// `WouldBlock` when empty, `Closed` when closed and drained.
+    /// `WouldBlock` when empty (with the guarantee of [`try_recv`](Self::try_recv)),
+    /// `Closed` when closed and drained. If `f` panics, the
+    /// slot is freed all the same and the message, taken but not handled, is counted in
+    /// [`Stats::lost_to_dead_consumers`](super::Stats::lost_to_dead_consumers).
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        self.core.try_recv_with(usize::MAX, false, |src, len| {
+        self.core.try_recv_with(usize::MAX, Poll::Try, |src, len| {
             // SAFETY: we hold the slot (READING): no honest peer writes these `len <=
             // max_message` bytes until we release it (DESIGN §3 rule 3's grant).
             f(unsafe { std::slice::from_raw_parts(src, len) })
         })
     }
 
-    /// [`try_recv_with`](Self::try_recv_with), waiting until `deadline`.
+    /// [`try_recv_with`](Self::try_recv_with), waiting until `deadline` (`f` runs
+    /// after the wait, once a message is claimed).
     pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R, deadline: Deadline) -> Result<R> {
-        let mut f = Some(f);
-        self.core
-            .recv_with(usize::MAX, deadline, &mut |src, len| {
-                // SAFETY: as in `try_recv_with`.
-                let bytes = unsafe { std::slice::from_raw_parts(src, len) };
-                // The take closure runs exactly once (only after a successful claim).
-                f.take().map(|f| f(bytes))
-            })?
-            .ok_or(Error::Corrupted {
-                what: "mpmc receive callback ran twice",
-            })
+        self.core.recv_with(usize::MAX, deadline, |src, len| {
+            // SAFETY: as in `try_recv_with`.
+            f(unsafe { std::slice::from_raw_parts(src, len) })
+        })
     }
 }

@@ -13,9 +13,13 @@
 //!   found from the slot: its half-written message is skipped and never delivered, a
 //!   message it had taken is counted in [`Stats::lost_to_dead_consumers`] and never
 //!   delivered again. See `core` for the protocol.
-//! * `try_*` calls never wait; blocking calls take a [`Deadline`](culvert_sync::Deadline)
-//!   and sleep on the ring's two [`Notifier`](culvert_sync::Notifier)s (not-empty for
-//!   consumers, not-full for producers) through [`culvert_sync::wait_for`].
+//! * `try_*` calls never sleep, and are linearizable as long as no endpoint stalls
+//!   mid-operation for more than about 2 ms: one that finds a slot still held by a
+//!   live endpoint finishing its send or receive spins, then yields, for at most that
+//!   long before it reports `WouldBlock` (see [`Producer::try_send`]). Blocking calls
+//!   take a [`Deadline`](culvert_sync::Deadline) and sleep on the ring's two
+//!   [`Notifier`](culvert_sync::Notifier)s (not-empty for consumers, not-full for
+//!   producers) through [`culvert_sync::wait_for`].
 //! * `close()` from any endpoint: producers then get `Closed`; consumers drain what was
 //!   committed and then get `Closed`.
 //! * A receive whose buffer is too short gets `BufferTooSmall` and the message stays in
@@ -81,11 +85,11 @@ impl Config {
 /// Shared counters of a ring (read with relaxed loads; a snapshot, possibly stale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
-    /// Messages taken by a consumer that died before finishing: consumed, never
-    /// delivered again.
+    /// Messages taken by a consumer that died before finishing, or whose in-place
+    /// callback ([`Consumer::try_recv_with`]) panicked: consumed, never delivered again.
     pub lost_to_dead_consumers: u64,
-    /// Slots claimed by a producer that died before committing: skipped, never
-    /// delivered (the message was never committed, so nothing committed is lost).
+    /// Slots claimed by a producer that died (or unwound) before committing: skipped,
+    /// never delivered (the message was never committed, so nothing committed is lost).
     pub abandoned_by_dead_producers: u64,
     /// Slots a producer gave back because the ring was closed while it claimed.
     pub aborted_by_close: u64,

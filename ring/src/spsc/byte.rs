@@ -53,7 +53,8 @@ impl ByteWriter {
         self.end.core.capacity as usize
     }
 
-    /// Writes as much of `buf` as fits now; `WouldBlock` if nothing fits.
+    /// Writes as much of `buf` as fits now; `WouldBlock` if nothing fits (`PeerDied`
+    /// instead, at most once per liveness interval, if the reader's process died).
     pub fn try_write(&mut self, buf: &[u8]) -> Result<usize> {
         let end = &mut self.end;
         end.check_open()?;
@@ -62,7 +63,7 @@ impl ByteWriter {
         }
         let free = end.free(buf.len() as u64)?;
         if free == 0 {
-            return Err(Error::WouldBlock);
+            return Err(end.blocked());
         }
         let n = (buf.len() as u64).min(free) as usize;
         // Publish large writes in pieces, so the reader copies out the first piece
@@ -112,7 +113,7 @@ impl ByteWriter {
         let idx = end.tail & end.core.mask;
         let contiguous = (end.core.capacity - idx).min(free).min(max as u64);
         if contiguous == 0 {
-            return Err(Error::WouldBlock);
+            return Err(end.blocked());
         }
         Ok(ByteWriteGrant {
             ptr: end.core.at(end.tail),
@@ -207,19 +208,21 @@ impl ByteReader {
     }
 
     /// Committed bytes available, re-reading the writer's tail when the cached one
-    /// shows none. `Closed` once the writer closed and everything was read.
+    /// shows fewer than `want`. `Closed` once the writer closed and everything was read.
     #[inline]
-    fn available(&mut self, fresh: bool) -> Result<u64> {
+    fn available(&mut self, want: u64) -> Result<u64> {
         self.end.check_poisoned()?;
-        self.end.available(fresh)
+        self.end.available(want)
     }
 
-    /// Reads up to `buf.len()` committed bytes; `WouldBlock` if there are none yet,
-    /// `Closed` at end of stream.
+    /// Reads up to `buf.len()` committed bytes (all that were committed when it looked,
+    /// up to `buf.len()`); `WouldBlock` if there are none yet, `Closed` at end of stream,
+    /// `PeerDied` (checked at most once per liveness interval) when the writer's process
+    /// died and everything it committed was read.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let avail = self.available(false)?;
+        let avail = self.available(buf.len() as u64)?;
         if avail == 0 {
-            return Err(Error::WouldBlock);
+            return Err(self.end.blocked());
         }
         let n = (buf.len() as u64).min(avail) as usize;
         if n == 0 {
@@ -256,23 +259,24 @@ impl ByteReader {
 
     /// Committed bytes ready to read without waiting (0 if none); re-reads the tail.
     pub fn bytes_available(&mut self) -> Result<usize> {
-        match self.available(true) {
+        match self.available(u64::MAX) {
             Ok(n) => Ok(n as usize),
             Err(Error::Closed) => Ok(0),
             Err(e) => Err(e),
         }
     }
 
-    /// A zero-copy grant of the contiguous committed bytes at the head; release what
-    /// was consumed. `WouldBlock` if there are none, `Closed` at end of stream.
+    /// A zero-copy grant of the contiguous committed bytes at the head (all that were
+    /// committed when it looked, up to the end of the lap); release what was consumed.
+    /// `WouldBlock` if there are none, `Closed` at end of stream.
     pub fn read_grant(&mut self) -> Result<ByteReadGrant<'_>> {
-        let avail = self.available(false)?;
+        let to_end = self.end.core.capacity - (self.end.head & self.end.core.mask);
+        let avail = self.available(to_end)?;
         if avail == 0 {
-            return Err(Error::WouldBlock);
+            return Err(self.end.blocked());
         }
         let end = &self.end;
-        let idx = end.head & end.core.mask;
-        let contiguous = (end.core.capacity - idx).min(avail);
+        let contiguous = to_end.min(avail);
         Ok(ByteReadGrant {
             ptr: end.core.at(end.head),
             len: contiguous as usize,

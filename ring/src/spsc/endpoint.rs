@@ -3,14 +3,26 @@
 //!
 //! Each holds the [`Core`], its own position and a cached copy of the peer's, and
 //! implements attach (claiming the side, checking positions), the validated refresh of
-//! the peer's position (`free` / `available`), publishing, closing, and the blocking
-//! wait around [`culvert_sync::wait_for`] with the peer liveness check. The framings
-//! keep only record layout. Everything on the hot path is `#[inline]` and statically
+//! the peer's position (`free` / `available`), publishing, closing, the peer liveness
+//! check, and the blocking wait around [`culvert_sync::wait_for`]. The framings keep
+//! only record layout. Everything on the hot path is `#[inline]` and statically
 //! dispatched.
+//!
+//! ## Peer death
+//! Every call that would block (non-blocking or inside a blocking wait) asks the end's
+//! [`RecheckClock`] whether a liveness check is due (at most once per
+//! [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL), and at the
+//! first blocked call); if so and the peer's owner word names a dead process, the call
+//! reports `PeerDied` instead of `WouldBlock`. A writer does so at once (nothing it
+//! writes can be read any more); a reader first re-reads the tail, and reports
+//! `PeerDied` only if nothing committed is left unread (a dead writer commits nothing
+//! new), so nothing the writer committed before dying is lost. A caller polling
+//! `try_*` therefore learns of the death within about one interval, as a blocked one
+//! does.
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{wait_for, Deadline, Notifier, WaitStrategy};
+use culvert_sync::{wait_for, Deadline, Notifier, RecheckClock, WaitStrategy};
 
 use super::control::SpscControl;
 use super::core::Core;
@@ -34,6 +46,8 @@ pub(crate) struct WriterEnd {
     pub poisoned: bool,
     /// Set once this writer closed: later writes get `Closed`.
     pub closed: bool,
+    /// Rate limit of the reader liveness check made by calls that find no room.
+    pub recheck: RecheckClock,
 }
 
 impl WriterEnd {
@@ -52,7 +66,19 @@ impl WriterEnd {
             strategy: WaitStrategy::default(),
             poisoned: false,
             closed: false,
+            recheck: RecheckClock::new(),
         })
+    }
+
+    /// The error of a call that found no room: `PeerDied` when a liveness check is due
+    /// and the reader's process is dead, `WouldBlock` otherwise.
+    #[cold]
+    pub(crate) fn blocked(&self) -> Error {
+        let reader = Side::Writer.peer_owner(self.core.ctl());
+        if check_due(&self.recheck) && self.core.owner_died(reader.load(Ordering::Acquire)) {
+            return Error::PeerDied;
+        }
+        Error::WouldBlock
     }
 
     /// Free bytes, re-reading the reader's head only when the cached one shows less
@@ -121,6 +147,8 @@ pub(crate) struct ReaderEnd {
     pub strategy: WaitStrategy,
     /// Set after a corruption was detected: every later call fails.
     pub poisoned: bool,
+    /// Rate limit of the writer liveness check made by calls that find nothing to read.
+    pub recheck: RecheckClock,
 }
 
 impl ReaderEnd {
@@ -138,7 +166,29 @@ impl ReaderEnd {
             cached_tail: tail,
             strategy: WaitStrategy::default(),
             poisoned: false,
+            recheck: RecheckClock::new(),
         })
+    }
+
+    /// The error of a call that found nothing committed: `PeerDied` when a liveness
+    /// check is due, the writer's process is dead and a fresh look at the tail still
+    /// shows nothing unread; `WouldBlock` otherwise (also when that look found bytes
+    /// the writer committed before it died: the next call reads them, and checks again
+    /// at once).
+    #[cold]
+    pub(crate) fn blocked(&mut self) -> Error {
+        let writer = Side::Reader.peer_owner(self.core.ctl());
+        if !check_due(&self.recheck) || !self.core.owner_died(writer.load(Ordering::Acquire)) {
+            return Error::WouldBlock;
+        }
+        match self.available(u64::MAX) {
+            Ok(0) => Error::PeerDied,
+            Ok(_) => {
+                self.recheck.reset();
+                Error::WouldBlock
+            }
+            Err(e) => e,
+        }
     }
 
     /// Marks the endpoint poisoned and returns the corruption error.
@@ -156,13 +206,15 @@ impl ReaderEnd {
         Ok(())
     }
 
-    /// Committed bytes after `head`, re-reading the writer's tail when the cached one
-    /// shows none (or always, when `fresh`). `Closed` once the writer closed and
-    /// everything was read. Does not check the poison flag.
+    /// Committed bytes after `head`, re-reading the writer's tail only when the cached
+    /// one shows fewer than `want` (so `want == u64::MAX` always re-reads, and a caller
+    /// never sees less than it asked for while more is committed). `Closed` once the
+    /// writer closed and everything was read. Does not check the poison flag.
     #[inline]
-    pub(crate) fn available(&mut self, fresh: bool) -> Result<u64> {
-        if !fresh && self.cached_tail != self.head {
-            return Ok(self.cached_tail - self.head);
+    pub(crate) fn available(&mut self, want: u64) -> Result<u64> {
+        let cached = self.cached_tail - self.head;
+        if cached >= want.max(1) {
+            return Ok(cached);
         }
         let ctl = self.core.ctl();
         let mut closed = false;
@@ -281,11 +333,18 @@ fn attach(
     Ok((core, head, tail))
 }
 
+/// Whether a liveness check of the peer is due by `clock`. Never under loom: models run
+/// in one process, where no peer dies, and must not depend on the wall clock.
+#[inline]
+fn check_due(clock: &RecheckClock) -> bool {
+    !cfg!(loom) && clock.due()
+}
+
 /// Runs `op` on `endpoint` until it stops returning `WouldBlock`, sleeping on the
-/// side's notifier until `deadline`. When a liveness check is due and the peer's
-/// process died: a writer gets `PeerDied`; a reader tries `op` once more (a dead writer
-/// commits nothing new, so this drains) and gets `PeerDied` only if that blocks too.
-/// `core` finds the endpoint's [`Core`].
+/// side's notifier until `deadline`. `op` reports a dead peer itself (`PeerDied`, see
+/// the module doc): `wait_for` polls at least once per liveness interval, so a blocked
+/// call learns of the death within about one interval. `core` finds the endpoint's
+/// [`Core`].
 #[inline]
 pub(crate) fn wait<E, T>(
     endpoint: &mut E,
@@ -300,25 +359,9 @@ pub(crate) fn wait<E, T>(
     // which outlives this call; only its notifier (atomics) is used through this
     // reference.
     let notifier = side.notifier(unsafe { &*ctl_ptr });
-    wait_for(notifier, strategy, deadline, |ctx| match op(endpoint) {
+    wait_for(notifier, strategy, deadline, |_| match op(endpoint) {
         Ok(v) => Ok(Some(v)),
-        Err(Error::WouldBlock) => {
-            if ctx.liveness_due {
-                let c = core(endpoint);
-                let owner = side.peer_owner(c.ctl()).load(Ordering::Acquire);
-                if c.owner_died(owner) {
-                    if side == Side::Writer {
-                        return Err(Error::PeerDied);
-                    }
-                    return match op(endpoint) {
-                        Ok(v) => Ok(Some(v)),
-                        Err(Error::WouldBlock) => Err(Error::PeerDied),
-                        Err(e) => Err(e),
-                    };
-                }
-            }
-            Ok(None)
-        }
+        Err(Error::WouldBlock) => Ok(None),
         Err(e) => Err(e),
     })
 }

@@ -111,7 +111,8 @@ impl MessageWriter {
 
     /// Reserves room for a message of up to `len` bytes, to be written in place and
     /// committed. `MessageTooLarge` above `max_message`; `WouldBlock` if the ring has
-    /// no room now; `Closed` if the reader closed.
+    /// no room now (`PeerDied` instead, at most once per liveness interval, if the
+    /// reader's process died); `Closed` if the reader closed.
     pub fn reserve(&mut self, len: usize) -> Result<MessageGrant<'_>> {
         if len as u64 > self.end.core.max_message {
             return Err(Error::MessageTooLarge {
@@ -126,7 +127,7 @@ impl MessageWriter {
             // Pad to the end of the lap first (publishing the pad is harmless: the
             // reader skips it), then the message starts at offset 0.
             if self.end.free(to_end)? < to_end {
-                return Err(Error::WouldBlock);
+                return Err(self.end.blocked());
             }
             self.write_header(
                 self.end.tail,
@@ -136,7 +137,7 @@ impl MessageWriter {
             self.end.publish(self.end.tail + to_end);
         }
         if self.end.free(need)? < need {
-            return Err(Error::WouldBlock);
+            return Err(self.end.blocked());
         }
         Ok(MessageGrant {
             ptr: self.end.core.at(self.end.tail + RECORD_HEADER as u64),
@@ -145,7 +146,8 @@ impl MessageWriter {
         })
     }
 
-    /// Writes `msg` as one message if it fits now; `WouldBlock` otherwise.
+    /// Writes `msg` as one message if it fits now; `WouldBlock` otherwise (`PeerDied`
+    /// if the reader's process died, see [`reserve`](Self::reserve)).
     #[inline]
     pub fn try_write(&mut self, msg: &[u8]) -> Result<()> {
         let mut grant = self.reserve(msg.len())?;
@@ -269,7 +271,8 @@ impl MessageReader {
         self.end.core.max_message as usize
     }
 
-    /// Finds the next message, skipping padding. `WouldBlock` if none is committed.
+    /// Finds the next message, skipping padding. `WouldBlock` if none is committed
+    /// (`PeerDied` if the writer died, see [`ReaderEnd::blocked`]).
     #[inline]
     fn next(&mut self) -> Result<NextMessage> {
         let end = &mut self.end;
@@ -280,9 +283,10 @@ impl MessageReader {
             }
         }
         loop {
-            let avail = end.available(false)?;
+            // Tails move by whole records, so any committed byte means a whole record.
+            let avail = end.available(1)?;
             if avail == 0 {
-                return Err(Error::WouldBlock);
+                return Err(end.blocked());
             }
             if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
                 return Err(end.corrupted("partial record published"));
@@ -323,7 +327,8 @@ impl MessageReader {
 
     /// Reads the next message into `buf` and returns its length. `WouldBlock` if none
     /// is committed; `BufferTooSmall` (message left in place) if it does not fit;
-    /// `Closed` at end of stream.
+    /// `Closed` at end of stream; `PeerDied` (checked at most once per liveness
+    /// interval) when the writer's process died and every message it committed was read.
     #[inline]
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let next = self.next()?;

@@ -5,8 +5,10 @@
 //! owns `tail`, the reader owns `head`; both are `u64` positions that only grow, and
 //! `tail - head` (the bytes in flight) is always in `0..=capacity`. Each side keeps a
 //! *cached* copy of the other's position and re-reads the shared one only when the
-//! cached value says the ring is full (writer) or empty (reader), so in steady state
-//! each side writes its own cache line and reads the other's only once per batch.
+//! cached value shows less than the call asks for (fewer free bytes than a write wants,
+//! fewer committed bytes than a read or grant could take), so in steady state each
+//! side writes its own cache line and reads the other's only once per batch, and no
+//! call returns less than was there when it looked.
 //!
 //! ```
 //! use culvert_ring::{spsc, Deadline, Region};
@@ -25,9 +27,11 @@
 //! Closing: either side may `close()` (dropping an endpoint closes it). A reader drains
 //! what was committed, then gets [`Error::Closed`](crate::Error::Closed); a writer whose
 //! reader closed gets `Closed` at once. A peer that dies is found through its owner
-//! identity within [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)
-//! by a blocked call, which then reports [`Error::PeerDied`](crate::Error::PeerDied)
-//! (a reader only after draining). A writer that dies between `reserve` and `commit`
+//! identity within about [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)
+//! by any call that would block, blocking or not (each endpoint checks at most once
+//! per interval), which then reports [`Error::PeerDied`](crate::Error::PeerDied)
+//! instead of waiting or `WouldBlock` (a reader only after draining everything the
+//! writer committed). A writer that dies between `reserve` and `commit`
 //! leaves nothing visible: the reader never sees a half-written record.
 
 mod byte;
