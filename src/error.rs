@@ -76,6 +76,13 @@ pub enum Error {
         /// The server's reason payload.
         reason: Vec<u8>,
     },
+    /// The server could not send the reply to this call (it was too large, or the
+    /// server's view heap had no room…); `reason` is the server's error.
+    #[error("the server could not reply: {reason}")]
+    ReplyFailed {
+        /// The server's error, as text.
+        reason: String,
+    },
     /// The name is not `[A-Za-z0-9._-]{1,200}`.
     #[error("invalid name {name:?}: use 1 to 200 characters of [A-Za-z0-9._-]")]
     InvalidName {

@@ -283,3 +283,55 @@ fn cancel_races_reply() {
         == start_free));
     served.stop();
 }
+
+#[test]
+fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
+    const TEST: &str = "a_reply_the_server_cannot_send_fails_the_call_at_once";
+    let opts = PortOptions {
+        max_message: 8192,
+        ..PortOptions::default()
+    };
+    if role().is_some() {
+        let client = connect(NAME);
+        let started = Instant::now();
+        // No deadline: the call must end because the server told us, not by a timeout.
+        let e = client.call(b"too big", Deadline::never()).unwrap_err();
+        assert!(
+            matches!(&e, culvert::Error::ReplyFailed { reason } if reason.contains("exceeds")),
+            "{e:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The connection goes on.
+        assert_eq!(client.call(b"small", secs(10)).unwrap().as_slice(), b"ok");
+        return;
+    }
+    let root = TempRoot::new("replyfail");
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = failures.clone();
+    let served = serve(
+        NAME,
+        &opts,
+        &root.opts(),
+        1,
+        Arc::new(move |inc: culvert::port::Incoming| {
+            let big = inc.payload.as_slice() == b"too big";
+            let r = if big {
+                inc.reply(&vec![0u8; 9000])
+            } else {
+                inc.reply(b"ok")
+            };
+            if big {
+                assert!(
+                    matches!(r, Err(culvert::Error::MessageTooLarge { .. })),
+                    "{r:?}"
+                );
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }),
+    );
+    let mut kids = Children::default();
+    let c = kids.spawn(TEST, "client", &root.path, &[]);
+    kids.expect_success(c, Duration::from_secs(30));
+    served.stop();
+    assert_eq!(failures.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -726,6 +726,34 @@ impl Section {
         self.path.as_deref()
     }
 
+    /// Whether this section's name still refers to its file (same device and inode):
+    /// `false` for an anonymous section, or once the name was removed or now names
+    /// another file.
+    pub fn is_linked(&self) -> bool {
+        let Some(path) = &self.path else {
+            return false;
+        };
+        match (rfs::lstat(path), rfs::fstat(&self.fd)) {
+            (Ok(by_name), Ok(ours)) => {
+                by_name.st_dev == ours.st_dev && by_name.st_ino == ours.st_ino
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes this section's name if it still refers to this section's file; `false`
+    /// if it did not (an anonymous section, a name already removed, or one that now
+    /// names another file, which is left alone). Only a process removing names
+    /// without this check can slip a new file in between the check and the removal;
+    /// [`create_replacing_stale`](Self::create_replacing_stale) closes that window for
+    /// replacements.
+    pub fn unlink_if_linked(&self) -> bool {
+        let Some(path) = &self.path else {
+            return false;
+        };
+        self.is_linked() && rfs::unlinkat(CWD, path, AtFlags::empty()).is_ok()
+    }
+
     /// Bytes mapped, header included.
     pub fn len(&self) -> usize {
         self.map.len()

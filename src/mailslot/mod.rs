@@ -258,25 +258,12 @@ fn group_ring_config(cfg: layout::Config) -> bring::Config {
 
 /// Whether `section`'s file is still the one its name points at.
 fn still_linked(section: &Section) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Some(path) = section.path() else {
-        return false;
-    };
-    let Ok(by_name) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
-    let Ok(fd) = section.as_fd().try_clone_to_owned() else {
-        return false;
-    };
-    let Ok(ours) = std::fs::File::from(fd).metadata() else {
-        return false;
-    };
-    by_name.dev() == ours.dev() && by_name.ino() == ours.ino()
+    section.is_linked()
 }
 
 /// Unlinks `section`'s name if it still points at `section`; `true` if we did.
-fn unlink_if_same(section: &Section, name: &str, sopts: &SectionOptions) -> bool {
-    still_linked(section) && Section::unlink(name, sopts).is_ok()
+fn unlink_if_same(section: &Section, _name: &str, _sopts: &SectionOptions) -> bool {
+    section.unlink_if_linked()
 }
 
 /// Unlinks `name` if its header still names the dead `creator` and is not ready (a

@@ -712,12 +712,25 @@ impl ClientInner {
 
     /// Files one reply record under its call id (or drops it).
     fn dispatch(&self, bytes: &[u8]) -> Result<Option<u64>> {
-        let (h, body) = wire::decode(bytes, &[wire::KIND_REPLY, wire::KIND_NO_REPLY])?;
+        let (h, body) = wire::decode(
+            bytes,
+            &[
+                wire::KIND_REPLY,
+                wire::KIND_NO_REPLY,
+                wire::KIND_REPLY_FAILED,
+            ],
+        )?;
         if h.conn != self.index || h.epoch != self.epoch {
             return Err(corrupt("reply for another connection"));
         }
         let result = match (h.kind, body) {
             (wire::KIND_NO_REPLY, _) => Err(Error::Closed),
+            (wire::KIND_REPLY_FAILED, Body::Inline(b)) if b.len() <= wire::FAILURE_TEXT_MAX => {
+                Err(Error::ReplyFailed {
+                    reason: String::from_utf8_lossy(b).into_owned(),
+                })
+            }
+            (wire::KIND_REPLY_FAILED, _) => Err(corrupt("reply failure record")),
             (_, Body::Inline(b)) => Ok(Payload::inline(b.to_vec())),
             (_, Body::View(d)) => self
                 .server_heap

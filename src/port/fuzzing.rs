@@ -10,7 +10,11 @@ use super::wire;
 /// view descriptor checked against a small heap with a few live blocks. Never panics.
 pub fn decode(data: &[u8]) {
     let requests = [wire::KIND_REQUEST, wire::KIND_DATAGRAM, wire::KIND_CANCEL];
-    let replies = [wire::KIND_REPLY, wire::KIND_NO_REPLY];
+    let replies = [
+        wire::KIND_REPLY,
+        wire::KIND_NO_REPLY,
+        wire::KIND_REPLY_FAILED,
+    ];
     let mut bodies = Vec::new();
     for allowed in [&requests[..], &replies[..]] {
         if let Ok((h, body)) = wire::decode(data, allowed) {

@@ -506,14 +506,29 @@ impl Shared {
         }
     }
 
-    /// Unlinks the connection section named in slot `i` (only names of this port's
-    /// connections: a hostile name cannot make us unlink anything else).
+    /// Unlinks the connection section named in `slot`, only once verified: a
+    /// `PortConnection` section of this port whose creator is the slot's client, still
+    /// at that name. A hostile client cannot so make the server remove anything it
+    /// could not remove itself.
     fn unlink_conn(&self, slot: &ConnSlot) {
-        if let Some(name) = slot.name() {
-            if name.starts_with(&conn_prefix(&self.name)) {
-                let _ = Section::unlink(&name, &self.sopts);
-            }
+        if let Some(section) = self.open_conn(slot, Duration::ZERO) {
+            section.unlink_if_linked();
         }
+    }
+
+    /// Opens the connection section named in `slot` (waiting up to `wait` for its
+    /// client to finish it), if it is one: of this port's connection names, of kind
+    /// `PortConnection`, created by the slot's client.
+    fn open_conn(&self, slot: &ConnSlot, wait: Duration) -> Option<Section> {
+        let name = slot
+            .name()
+            .filter(|n| n.starts_with(&conn_prefix(&self.name)))?;
+        let client = slot.client.load(Ordering::Acquire);
+        let mut so = self.sopts.clone();
+        so.expect_kind = Some(SectionKind::PortConnection);
+        so.open_timeout = wait;
+        let section = Section::open(&name, &so).ok()?;
+        (client != 0 && section.header().creator.packed() == client).then_some(section)
     }
 
     /// Frees slot `i` if it is in state `from` (whoever wins the CAS does it).
@@ -617,14 +632,9 @@ impl Shared {
         let corrupt = |what: &str| Error::Corrupted {
             what: what.to_string(),
         };
-        let name = slot
-            .name()
-            .filter(|n| n.starts_with(&conn_prefix(&self.name)))
-            .ok_or_else(|| corrupt("connect request names no connection section of this port"))?;
-        let mut so = self.sopts.clone();
-        so.expect_kind = Some(SectionKind::PortConnection);
-        so.open_timeout = CONN_OPEN_TIMEOUT;
-        let section = Section::open(&name, &so)?;
+        let section = self.open_conn(slot, CONN_OPEN_TIMEOUT).ok_or_else(|| {
+            corrupt("connect request names no connection section of its client on this port")
+        })?;
         let conn = section.object("conn")?;
         let hdr = at::<ConnHeader>(&conn, 0)?;
         if hdr.magic.load(Ordering::Acquire) != CONN_MAGIC
@@ -896,7 +906,14 @@ impl Responder {
             return Err(Error::Closed);
         }
         match bytes {
-            Some(b) => self.server.send_reply(&self.conn, self.id, b),
+            Some(b) => match self.server.send_reply(&self.conn, self.id, b) {
+                Err(e) if !matches!(e, Error::Closed | Error::PeerDied) => {
+                    // The caller must not wait for a reply that will never come.
+                    let _ = self.fail(&e);
+                    Err(e)
+                }
+                r => r,
+            },
             None => {
                 let mut rec = Vec::with_capacity(wire::HEADER_LEN);
                 let c = &self.conn;
@@ -914,6 +931,31 @@ impl Responder {
     }
 }
 
+impl Responder {
+    /// Tells the client that the reply to its call could not be sent, and why.
+    fn fail(&self, e: &Error) -> Result<()> {
+        let mut text = e.to_string();
+        // The record must fit a ring record (`record_max`).
+        let room = self.server.cfg.record_max() - wire::HEADER_LEN;
+        let mut cut = text.len().min(wire::FAILURE_TEXT_MAX).min(room);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        let c = &self.conn;
+        let mut rec = Vec::with_capacity(wire::HEADER_LEN + text.len());
+        wire::encode(
+            &mut rec,
+            wire::KIND_REPLY_FAILED,
+            c.id.index,
+            c.id.epoch,
+            self.id,
+            Body::Inline(text.as_bytes()),
+        );
+        c.write(&rec)
+    }
+}
+
 impl Drop for Responder {
     fn drop(&mut self) {
         if self.pending {
@@ -926,6 +968,9 @@ impl Incoming {
     /// Replies to the request: inline up to `inline_max`, else through a view of the
     /// server's heap. `Cancelled` if the client cancelled the call (nothing is sent);
     /// `Closed`/`PeerDied` if the client is gone; `InvalidArgument` for a datagram.
+    /// Any other failure (`MessageTooLarge` above `max_message`, no room in the view
+    /// heap…) is returned here and reaches the caller at once as
+    /// [`Error::ReplyFailed`](crate::Error::ReplyFailed) with its text.
     pub fn reply(mut self, bytes: &[u8]) -> Result<()> {
         self.responder.finish(Some(bytes))
     }
@@ -946,3 +991,6 @@ impl Incoming {
         ProcessIdentity::from_packed(self.responder.conn.client).pid
     }
 }
+
+#[cfg(test)]
+mod tests;

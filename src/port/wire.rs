@@ -32,6 +32,12 @@ pub(crate) const KIND_CANCEL: u8 = 3;
 pub(crate) const KIND_REPLY: u8 = 0x11;
 /// Server → client: call `id` was dropped without a reply.
 pub(crate) const KIND_NO_REPLY: u8 = 0x12;
+/// Server → client: the server could not send the reply to call `id`; the inline
+/// body says why (UTF-8 text, at most [`FAILURE_TEXT_MAX`] bytes).
+pub(crate) const KIND_REPLY_FAILED: u8 = 0x13;
+
+/// Longest reason text of a [`KIND_REPLY_FAILED`] record.
+pub(crate) const FAILURE_TEXT_MAX: usize = 256;
 
 /// Flag: the body is a view descriptor.
 pub(crate) const FLAG_VIEW: u8 = 1;
