@@ -306,7 +306,7 @@ fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
         return;
     }
     let root = TempRoot::new("replyfail");
-    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let failures = Arc::new(culvert::sync::atomic::AtomicUsize::new(0));
     let seen = failures.clone();
     let served = serve(
         NAME,
@@ -325,7 +325,7 @@ fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
                     matches!(r, Err(culvert::Error::MessageTooLarge { .. })),
                     "{r:?}"
                 );
-                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                seen.fetch_add(1, culvert::sync::atomic::Ordering::SeqCst);
             }
         }),
     );
@@ -333,5 +333,5 @@ fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
     let c = kids.spawn(TEST, "client", &root.path, &[]);
     kids.expect_success(c, Duration::from_secs(30));
     served.stop();
-    assert_eq!(failures.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(failures.load(culvert::sync::atomic::Ordering::SeqCst), 1);
 }
