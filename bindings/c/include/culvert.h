@@ -486,6 +486,12 @@ typedef struct CulvertSectionData {
  */
 #define CULVERT_E_INTERNAL -24
 
+/**
+ * The server could not send the reply to this call (too large, no room in its view
+ * heap…); the message says why. The connection stays usable.
+ */
+#define CULVERT_E_REPLY_FAILED -25
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -812,7 +818,9 @@ CulvertStatus culvert_pipe_peek(const struct CulvertPipe *pipe,
 /**
  * Writes `request` as one message and reads the reply message into `reply`
  * (Windows' `TransactNamedPipe`); `*len` and `*more` as for
- * `culvert_pipe_read_message`. Message pipes only.
+ * `culvert_pipe_read_message`. Message pipes in message read mode only
+ * (`CULVERT_E_INVALID_ARGUMENT` otherwise); `CULVERT_E_BUSY` when a message is
+ * already waiting to be read. Either way nothing is sent.
  *
  * # Safety
  * As for `culvert_pipe_write` (`request`, `request_len`) and

@@ -393,7 +393,9 @@ pub unsafe extern "C" fn culvert_pipe_peek(
 
 /// Writes `request` as one message and reads the reply message into `reply`
 /// (Windows' `TransactNamedPipe`); `*len` and `*more` as for
-/// `culvert_pipe_read_message`. Message pipes only.
+/// `culvert_pipe_read_message`. Message pipes in message read mode only
+/// (`CULVERT_E_INVALID_ARGUMENT` otherwise); `CULVERT_E_BUSY` when a message is
+/// already waiting to be read. Either way nothing is sent.
 ///
 /// # Safety
 /// As for `culvert_pipe_write` (`request`, `request_len`) and

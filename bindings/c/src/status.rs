@@ -76,6 +76,9 @@ pub const CULVERT_E_SECTION: CulvertStatus = -23;
 /// A bug inside culvert: a Rust panic was caught at the boundary. The handle used may
 /// be unusable; close it.
 pub const CULVERT_E_INTERNAL: CulvertStatus = -24;
+/// The server could not send the reply to this call (too large, no room in its view
+/// heap…); the message says why. The connection stays usable.
+pub const CULVERT_E_REPLY_FAILED: CulvertStatus = -25;
 
 /// A timeout in milliseconds that never passes (any negative value does).
 pub const CULVERT_WAIT_FOREVER: i64 = -1;
@@ -118,6 +121,7 @@ fn classify(e: &Error) -> (CulvertStatus, u64) {
         Error::Overrun { missed } => (CULVERT_E_OVERRUN, *missed),
         Error::Cancelled => (CULVERT_E_CANCELLED, 0),
         Error::Rejected { reason } => (CULVERT_E_REJECTED, reason.len() as u64),
+        Error::ReplyFailed { .. } => (CULVERT_E_REPLY_FAILED, 0),
         Error::InvalidName { .. } => (CULVERT_E_INVALID_NAME, 0),
         Error::InvalidArgument { .. } => (CULVERT_E_INVALID_ARGUMENT, 0),
         Error::PermissionDenied { .. } => (CULVERT_E_PERMISSION_DENIED, 0),
@@ -137,9 +141,9 @@ fn classify_section(e: &SectionError) -> (CulvertStatus, u64) {
         SectionError::AlreadyExists { .. } => (CULVERT_E_ALREADY_EXISTS, 0),
         SectionError::PermissionDenied { .. } => (CULVERT_E_PERMISSION_DENIED, 0),
         SectionError::InvalidName { .. } => (CULVERT_E_INVALID_NAME, 0),
-        SectionError::InvalidSize { .. } | SectionError::InvalidOperation { .. } => {
-            (CULVERT_E_INVALID_ARGUMENT, 0)
-        }
+        SectionError::InvalidSize { .. }
+        | SectionError::InvalidOperation { .. }
+        | SectionError::InvalidRoot { .. } => (CULVERT_E_INVALID_ARGUMENT, 0),
         SectionError::WrongKind { .. } => (CULVERT_E_WRONG_KIND, 0),
         SectionError::Corrupted { .. } => (CULVERT_E_CORRUPTED, 0),
         SectionError::Stale { .. } => (CULVERT_E_STALE, 0),
@@ -495,6 +499,7 @@ pub extern "C" fn culvert_status_name(status: CulvertStatus) -> *const c_char {
         CULVERT_E_POISONED => c"CULVERT_E_POISONED",
         CULVERT_E_SECTION => c"CULVERT_E_SECTION",
         CULVERT_E_INTERNAL => c"CULVERT_E_INTERNAL",
+        CULVERT_E_REPLY_FAILED => c"CULVERT_E_REPLY_FAILED",
         _ => c"CULVERT_E_UNKNOWN",
     };
     name.as_ptr()

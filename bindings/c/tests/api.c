@@ -156,12 +156,14 @@ static void message_pipes(void) {
     OK(culvert_pipe_set_nonblocking(b, true));
     EXPECT_STATUS(culvert_pipe_read_message(b, buf, sizeof buf, &n, NULL), CULVERT_E_WOULD_BLOCK);
     OK(culvert_pipe_set_nonblocking(b, false));
-    /* Transact: b answers a's request. */
+    /* Transact with a message already waiting: busy, nothing sent. */
     OK(culvert_pipe_write(b, "answer", 6, NULL));
-    OK(culvert_pipe_transact(a, "question", 8, buf, sizeof buf, &n, &more));
+    EXPECT_STATUS(culvert_pipe_transact(a, "question", 8, buf, sizeof buf, &n, &more),
+                  CULVERT_E_BUSY);
+    OK(culvert_pipe_read_message(a, buf, sizeof buf, &n, &more));
     CHECK(n == 6 && !more && memcmp(buf, "answer", 6) == 0);
-    OK(culvert_pipe_read_message(b, buf, sizeof buf, &n, &more));
-    CHECK(n == 8 && memcmp(buf, "question", 8) == 0);
+    OK(culvert_pipe_peek(b, &peek));
+    CHECK(!peek.has_message && peek.bytes_available == 0);
     /* Too large: nothing is written. */
     uint8_t *huge = calloc(1, (1 << 20) + 1);
     CHECK(huge != NULL);
