@@ -11,7 +11,7 @@
 //! * `cells` — [`CELLS`] request cells a client claims by CAS before asking; the cell
 //!   carries the client's identity and, once answered, the connection's ticket and slot;
 //! * `requests` — an MPMC message ring carrying `(cell, generation)` from clients to
-//!   the server (the connect handshake goes through a ring, as the issue requires).
+//!   the server (the connect handshake goes through a ring, not an OS channel).
 //!
 //! Connect: claim a cell (`FREE → CLAIMED`, identity, `→ PENDING`), send its number
 //! through `requests`, notify `events`, wait on `answers` until the cell is
@@ -24,7 +24,12 @@
 //!
 //! Accept: with a free slot, take a request, skip withdrawn cells and dead clients,
 //! create the instance section (end 1 expected to be the client, so a client dying
-//! before it attaches is noticed), and answer the cell (`PENDING → ASSIGNED`). A slot
+//! before it attaches is noticed), answer the cell (`PENDING → ASSIGNED`), and wait
+//! (up to `ATTACH_GRACE`, notified on `events`) until the client attached, so the
+//! returned end knows its peer, as after Windows' `ConnectNamedPipe`; a client that
+//! gives up or dies first is dropped and the next request taken. If the instance
+//! cannot be made (`NoSpace`, an I/O error), the cell is answered `PENDING → REFUSED`
+//! with the cause, so the client fails at once with it, and `accept` returns it. A slot
 //! is freed when either end of its connection is dropped or disconnected (both CAS the
 //! slot's ticket to 0, so twice is harmless), or, found by `accept`, when the client
 //! process died.

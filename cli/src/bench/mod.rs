@@ -865,7 +865,7 @@ fn render(
     s
 }
 
-/// The goals of issue 7, evaluated on this run's figures.
+/// The performance goals, evaluated on this run's figures (same-run ratios).
 fn goals(figures: &[Figure]) -> Vec<String> {
     use Transport::{Culvert, OsPipe, ShmFloor};
     // (case, what, numerator transport, denominator transport, metric, threshold, lower-is-better)

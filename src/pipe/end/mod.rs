@@ -59,7 +59,7 @@ enum Rx {
 /// Blocking calls honour [`set_nonblocking`](Self::set_nonblocking) (then they fail
 /// with `WouldBlock` instead of waiting) and the read and write timeouts (then
 /// `TimedOut`). A peer process that dies is noticed within
-/// [`LIVENESS_RECHECK_INTERVAL`].
+/// [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL).
 ///
 /// # Example
 ///
