@@ -1,18 +1,16 @@
-//! Proves that the SPSC rings allocate nothing per message (DESIGN §6): a counting
+//! Proves that the SPSC rings allocate nothing per message: a counting
 //! global allocator wraps `System`, and after a warm-up 100,000 `try_write`/`try_read`
 //! pairs on each ring kind — with grants, blocking calls that need not wait, full-ring
-//! and empty-ring `WouldBlock`s, wrap-around padding and too-small buffers — allocate
-//! nothing per message. The one thing that may allocate is the peer liveness check a
-//! call that would block makes (a `/proc` read in `culvert_sync`), and that is rate
-//! limited to once per endpoint per `LIVENESS_RECHECK_INTERVAL`: the allowance below is
-//! a function of the elapsed time, never of the number of messages.
+//! and empty-ring `WouldBlock`s (which check the peer's liveness, a `/proc` read into
+//! stack buffers, once per `LIVENESS_RECHECK_INTERVAL`), wrap-around padding and
+//! too-small buffers — allocate nothing at all.
 //!
 //! Allocations are counted per thread (`common::alloc`), so the test harness's own
 //! threads cannot disturb the count.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::alloc::{allocations_in, Counting};
 use culvert_ring::spsc::{
@@ -26,23 +24,6 @@ static GLOBAL: Counting = Counting;
 const PAIRS: usize = 100_000;
 const MAX_MESSAGE: usize = 256;
 const SECOND: Duration = Duration::from_secs(1);
-/// Allocations one liveness check may make: the path, and the file's text as its
-/// buffer grows (a `/proc` file reports no size up front).
-const ALLOCS_PER_LIVENESS_CHECK: usize = 8;
-
-/// Allocations a writer and a reader may make in `elapsed` by their liveness checks.
-fn liveness_allowance(elapsed: Duration) -> usize {
-    let checks = elapsed.as_millis() / culvert_sync::LIVENESS_RECHECK_INTERVAL.as_millis() + 1;
-    2 * checks as usize * ALLOCS_PER_LIVENESS_CHECK
-}
-
-/// Allocations by `f`, and the allowance for liveness checks in the time it took.
-fn allocations_and_allowance(f: impl FnOnce()) -> (usize, usize) {
-    let start = Instant::now();
-    let n = allocations_in(f);
-    (n, liveness_allowance(start.elapsed()))
-}
-
 /// One round of every message-ring operation; `i` varies lengths and paths.
 fn message_round(w: &mut MessageWriter, r: &mut MessageReader, i: usize) {
     let msg = [0xabu8; MAX_MESSAGE];
@@ -126,14 +107,14 @@ fn spsc_steady_state_allocates_nothing() {
     for i in 0..1000 {
         message_round(&mut w, &mut r, i);
     }
-    let (n, allowed) = allocations_and_allowance(|| {
+    let n = allocations_in(|| {
         for i in 0..PAIRS {
             message_round(&mut w, &mut r, i);
         }
     });
-    assert!(
-        n <= allowed,
-        "the message ring allocated {n} times in {PAIRS} rounds (liveness checks: {allowed})"
+    assert_eq!(
+        n, 0,
+        "the message ring allocated {n} times in {PAIRS} rounds"
     );
 
     let config = Config::bytes(4096);
@@ -144,15 +125,12 @@ fn spsc_steady_state_allocates_nothing() {
     for i in 0..1000 {
         byte_round(&mut w, &mut r, i);
     }
-    let (n, allowed) = allocations_and_allowance(|| {
+    let n = allocations_in(|| {
         for i in 0..PAIRS {
             byte_round(&mut w, &mut r, i);
         }
     });
-    assert!(
-        n <= allowed,
-        "the byte ring allocated {n} times in {PAIRS} rounds (liveness checks: {allowed})"
-    );
+    assert_eq!(n, 0, "the byte ring allocated {n} times in {PAIRS} rounds");
 
     // The counter works: an allocation inside the window is seen.
     let n = allocations_in(|| drop(std::hint::black_box(vec![1u8; 10])));

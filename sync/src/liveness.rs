@@ -44,29 +44,50 @@ struct StatFields {
     start_time: u64,
 }
 
+/// Longest `/proc/<pid>/stat` read: the line is about 52 numbers and a `comm` of at
+/// most 64 bytes, well under this.
+const STAT_MAX: usize = 4096;
+
+/// Reads `/proc/<pid>/stat` into stack buffers: a liveness check allocates nothing
+/// (it runs on the hot paths of endpoints that poll).
 fn read_stat(pid: u32) -> io::Result<StatFields> {
+    use std::io::{Read, Write};
+    use std::os::unix::ffi::OsStrExt;
     if pid == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "pid 0 is no process",
-        ));
+        return Err(io::ErrorKind::NotFound.into());
     }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_stat(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unparsable /proc/{pid}/stat"),
-        )
-    })
+    let mut path = [0u8; 32];
+    let mut w = &mut path[..];
+    write!(w, "/proc/{pid}/stat")?;
+    let path_len = 32 - w.len();
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&path[..path_len]));
+    let mut file = std::fs::File::open(path)?;
+    let mut text = [0u8; STAT_MAX];
+    let mut len = 0;
+    loop {
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(k) => len += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if len == STAT_MAX {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+    }
+    parse_stat(&text[..len]).ok_or_else(|| io::ErrorKind::InvalidData.into())
 }
 
-/// Parses `pid (comm) state ppid ... starttime ...`; `comm` may hold spaces and ')'.
-fn parse_stat(text: &str) -> Option<StatFields> {
-    let after_comm = &text[text.rfind(')')? + 1..];
-    let mut fields = after_comm.split_ascii_whitespace();
-    let state = *fields.next()?.as_bytes().first()?;
+/// Parses `pid (comm) state ppid ... starttime ...`; `comm` may hold spaces, ')' and
+/// bytes that are not UTF-8.
+fn parse_stat(text: &[u8]) -> Option<StatFields> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let mut fields = text[close + 1..]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let state = *fields.next()?.first()?;
     // Field 3 is the state; field 22 the start time: 18 fields further on.
-    let start_time = fields.nth(18)?.parse().ok()?;
+    let start_time = std::str::from_utf8(fields.nth(18)?).ok()?.parse().ok()?;
     Some(StatFields { state, start_time })
 }
 
@@ -207,16 +228,22 @@ mod tests {
     #[test]
     fn parse_handles_parentheses_and_spaces_in_comm() {
         let line = "123 (a) b (c)) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21";
-        let s = parse_stat(line).unwrap();
+        let s = parse_stat(line.as_bytes()).unwrap();
         assert_eq!(s.state, b'S');
         assert_eq!(s.start_time, 424242);
     }
 
     #[test]
+    fn parse_takes_a_comm_that_is_not_utf8() {
+        let line = b"7 (\xff\xfe) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99 20";
+        assert_eq!(parse_stat(line).unwrap().start_time, 99);
+    }
+
+    #[test]
     fn parse_rejects_garbage() {
-        assert!(parse_stat("").is_none());
-        assert!(parse_stat("1 (x) S 1 2").is_none());
-        assert!(parse_stat("no paren").is_none());
+        assert!(parse_stat(b"").is_none());
+        assert!(parse_stat(b"1 (x) S 1 2").is_none());
+        assert!(parse_stat(b"no paren").is_none());
     }
 
     #[test]
