@@ -7,7 +7,7 @@
 //! message would fail the per-message pattern check below.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p culvert-loom-tests
-//! --release --target-dir target-loom --test broadcast`.
+//! --release --target-dir target/loom --test broadcast`.
 
 use culvert_ring::broadcast::{Config, Reader, Ring, Writer};
 use culvert_ring::{Deadline, Error, Region, WaitStrategy};

@@ -9,7 +9,7 @@
 //! fail that way.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p culvert-loom-tests
-//! --release --target-dir target-loom`.
+//! --release --target-dir target/loom`.
 
 use culvert_sync::atomic::{AtomicU32, Ordering};
 use culvert_sync::{wait_for, Deadline, Notifier, Timeout, WaitStrategy};

@@ -7,9 +7,12 @@
 //! 3. `cargo test --workspace --release` (unit, cross-process, kill and fuzz-corpus
 //!    replay tests; release so the multi-million-message tests stay quick)
 //! 4. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
-//!    --release` in their own target directory, `LOOM_MAX_PREEMPTIONS=2` unless set
+//!    --release` in their own target directory (`target/loom`), `LOOM_MAX_PREEMPTIONS=2`
+//!    unless set
 //! 5. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 3)
 //! 6. the C binding tests, once `bindings/c/tests` exists
+//! 7. in a git checkout: no ignored file outside `target/` (every step builds under
+//!    `target/`: `target/loom`, `target/fuzz`, `target/c-bindings`)
 //!
 //! `cargo xtask test --skip-loom` / `--skip-fuzz-build` skip steps while iterating.
 //! The last line is `xtask: N passed, N failed` over the steps.
@@ -66,7 +69,7 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
             "culvert-loom-tests",
             "--release",
             "--target-dir",
-            "target-loom",
+            "target/loom",
         ]);
         let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
         loom.env("RUSTFLAGS", format!("{flags} --cfg loom").trim());
@@ -79,7 +82,14 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
         });
     }
     if !skip_fuzz_build && root.join("fuzz/Cargo.toml").exists() {
-        let mut fuzz = cargo(&["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]);
+        let mut fuzz = cargo(&[
+            "check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+            "--target-dir",
+            "target/fuzz",
+        ]);
         fuzz.env("RUSTC_BOOTSTRAP", "1");
         steps.push(Step {
             name: "fuzz-targets-build",
@@ -93,6 +103,23 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
         steps.push(Step {
             name: "c-bindings",
             command: c,
+        });
+    }
+    if root.join(".git").exists() {
+        // Everything the suite builds goes under target/: any other ignored file is
+        // one a step left in the source tree.
+        let mut clean = Command::new("bash");
+        clean
+            .args([
+                "-c",
+                "left=$(git status --porcelain --ignored | grep '^!!' | grep -v '^!! target/$'); \
+                 if [ -n \"$left\" ]; then echo \"files left outside target/:\"; \
+                 echo \"$left\"; exit 1; fi",
+            ])
+            .current_dir(&root);
+        steps.push(Step {
+            name: "tree-clean",
+            command: clean,
         });
     }
     steps

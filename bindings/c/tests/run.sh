@@ -20,7 +20,7 @@ cd "$root"
 cc="${CC:-cc}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
-build="$root/bindings/c/build"
+build="$target/c-bindings"
 mkdir -p "$build"
 
 passed=0
