@@ -1,7 +1,7 @@
 //! # culvert — lock-free shared-memory channels for Linux
 //!
 //! The facade crate. It re-exports the layers below and owns the channel layers
-//! built only from sections and rings (DESIGN §7):
+//! built only from sections and rings:
 //!
 //! * [`pipe`] — two-way byte or message pipes, anonymous and named (Windows
 //!   named-pipe semantics);

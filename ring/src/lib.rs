@@ -1,6 +1,6 @@
 //! # culvert-ring — the rings every channel is built from
 //!
-//! Owns the ring algorithms of DESIGN §6, laid out in a [`Region`] of a section (or of
+//! Owns the ring algorithms, laid out in a [`Region`] of a section (or of
 //! the heap, for tests and loom models):
 //!
 //! | ring | producers | consumers | framing | when full |

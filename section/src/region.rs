@@ -4,7 +4,8 @@
 //! processes) or zeroed heap memory (tests, benches, loom-free unit checks). It keeps
 //! what backs it alive, so a ring endpoint holding a region can never outlive its
 //! mapping. A region hands out raw pointers only: bytes another process can write are
-//! never turned into `&[u8]`/`&mut [u8]` here (DESIGN §3 rule 3).
+//! never turned into `&[u8]`/`&mut [u8]` here: a reference would promise the compiler
+//! the bytes do not change under it, which a hostile process can break.
 
 use std::alloc::{self, Layout};
 use std::any::Any;

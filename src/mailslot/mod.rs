@@ -1,5 +1,5 @@
 //! Mailslots: one-way, fire-and-forget messages — one reader, any number of writers,
-//! and broadcast groups (DESIGN §7, after Windows mailslots).
+//! and broadcast groups (after Windows mailslots).
 //!
 //! * [`Mailslot::create`] makes the one reader of a named mailslot. It lives in its own
 //!   section (kind [`SectionKind::Mailslot`](culvert_section::SectionKind)), which

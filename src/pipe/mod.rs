@@ -1,6 +1,6 @@
 //! # Pipes — two-way byte or message channels, anonymous and named
 //!
-//! After Windows pipes (DESIGN §7), built only from sections and rings: no OS pipe,
+//! After Windows pipes, built only from sections and rings: no OS pipe,
 //! socket or kernel queue carries data or control, the connection handshake of named
 //! pipes included.
 //!

@@ -1,4 +1,4 @@
-//! Ports: ALPC-like local request/reply (DESIGN §7).
+//! Ports: ALPC-like local request/reply (after Windows' Advanced Local Procedure Call).
 //!
 //! A server creates a named port with [`PortServer::create`]; clients
 //! [`PortClient::connect`] with a connect payload and get the server's accept payload,

@@ -6,12 +6,14 @@
 //! 2. `cargo clippy --workspace --all-targets -- -D warnings`
 //! 3. `cargo test --workspace --release` (unit, cross-process, kill and fuzz-corpus
 //!    replay tests; release so the multi-million-message tests stay quick)
-//! 4. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
+//! 4. `cargo doc --workspace --no-deps` with warnings denied (broken intra-doc links
+//!    included)
+//! 5. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
 //!    --release` in their own target directory (`target/loom`), `LOOM_MAX_PREEMPTIONS=2`
 //!    unless set
-//! 5. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 3)
-//! 6. the C binding tests, once `bindings/c/tests` exists
-//! 7. in a git checkout: no ignored file outside `target/` (every step builds under
+//! 6. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 3)
+//! 7. the C binding tests, once `bindings/c/tests` exists
+//! 8. in a git checkout: no ignored file outside `target/` (every step builds under
 //!    `target/`: `target/loom`, `target/fuzz`, `target/c-bindings`)
 //!
 //! `cargo xtask test --skip-loom` / `--skip-fuzz-build` skip steps while iterating.
@@ -62,6 +64,13 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
             command: cargo(&["test", "--workspace", "--release", "--no-fail-fast"]),
         },
     ];
+    let mut docs = cargo(&["doc", "--workspace", "--no-deps"]);
+    let flags = std::env::var("RUSTDOCFLAGS").unwrap_or_default();
+    docs.env("RUSTDOCFLAGS", format!("{flags} -D warnings").trim());
+    steps.push(Step {
+        name: "docs",
+        command: docs,
+    });
     if !skip_loom {
         let mut loom = cargo(&[
             "test",

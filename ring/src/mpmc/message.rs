@@ -164,7 +164,7 @@ impl Consumer {
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.core.try_recv_with(usize::MAX, Poll::Try, |src, len| {
             // SAFETY: we hold the slot (READING): no honest peer writes these `len <=
-            // max_message` bytes until we release it (DESIGN §3 rule 3's grant).
+            // max_message` bytes until we release it (the slot's grant).
             f(unsafe { std::slice::from_raw_parts(src, len) })
         })
     }
