@@ -403,3 +403,64 @@ fn empty_root_is_an_error() {
     }
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
 }
+
+/// Waits up to `limit` for `child` to exit; kills it and fails if it does not.
+fn exits_within(child: &mut std::process::Child, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} kept running after its peer was killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn pipe_session_ends_when_its_peer_is_killed() {
+    for kill_server in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut server = culvert(root)
+            .args(["pipe", "serve", "victim", "--timeout", "20"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("the pipe server", || root.join("culvert.victim").exists());
+        let mut client = culvert(root)
+            .args(["pipe", "connect", "victim", "--timeout", "10"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A line through the session shows both ends are in it.
+        client
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"hello\n")
+            .unwrap();
+        let mut got = [0u8; 6];
+        server
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut got)
+            .unwrap();
+        assert_eq!(&got, b"hello\n");
+        // Both keep their stdin open: only the peer's death can end the session.
+        let (victim, survivor, name) = if kill_server {
+            (&mut server, &mut client, "pipe connect")
+        } else {
+            (&mut client, &mut server, "pipe serve")
+        };
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        exits_within(survivor, Duration::from_secs(10), name);
+    }
+}
