@@ -83,11 +83,15 @@ pub enum Error {
         /// The server's error, as text.
         reason: String,
     },
-    /// The name is not `[A-Za-z0-9._-]{1,200}`.
-    #[error("invalid name {name:?}: use 1 to 200 characters of [A-Za-z0-9._-]")]
+    /// The name is not 1 to `max` characters of `[A-Za-z0-9._-]` (200 for sections,
+    /// mailslots and ports; [`MAX_PIPE_NAME`](crate::pipe::MAX_PIPE_NAME) for pipes,
+    /// whose instance names add a suffix), or is `.` or `..`.
+    #[error("invalid name {name:?}: use 1 to {max} characters of [A-Za-z0-9._-]")]
     InvalidName {
         /// The rejected name.
         name: String,
+        /// The longest name allowed here.
+        max: usize,
     },
     /// An argument or option is out of range or inconsistent.
     #[error("invalid argument: {what}")]
@@ -134,7 +138,10 @@ impl From<culvert_section::Error> for Error {
             S::PermissionDenied { name, reason } => Error::PermissionDenied {
                 what: format!("{name}: {reason}"),
             },
-            S::InvalidName { name } => Error::InvalidName { name },
+            S::InvalidName { name } => Error::InvalidName {
+                name,
+                max: culvert_section::MAX_NAME_LEN,
+            },
             S::Stale { name, .. } => Error::Stale { name },
             S::Timeout { .. } => Error::Timeout,
             S::Corrupted { name, what } => Error::Corrupted {

@@ -190,6 +190,17 @@ fn bad_names_are_invalid() {
             "connect {bad:?}"
         );
     }
+    // The error names the limit that applies to pipes.
+    let e = PipeServer::bind(&long, &opts).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidName { max, .. } if max == culvert::pipe::MAX_PIPE_NAME),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains(&format!("1 to {} characters", culvert::pipe::MAX_PIPE_NAME)),
+        "{e}"
+    );
 }
 
 #[test]

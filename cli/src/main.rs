@@ -9,9 +9,10 @@
 //!   `culvert mailslot read|write NAME` — lines as mailslot messages, so shell users
 //!   can try culvert without writing code.
 //!
-//! Errors are one line on stderr and a non-zero exit status (1: the operation failed,
-//! 2: bad usage). The namespace directory is `--root`, else `$CULVERT_ROOT`, else
-//! `/dev/shm`.
+//! Exit status: 0 success; 1 the operation failed or found a problem (`inspect` of a
+//! corrupted section, a namespace directory that does not exist), with one line on
+//! stderr; 2 bad usage. The namespace directory is `--root`, else `$CULVERT_ROOT`,
+//! else `/dev/shm`.
 
 mod bench;
 mod mailslot_cmd;
@@ -81,7 +82,14 @@ fn main() {
         }
         Command::BenchPeer(args) => bench::run_peer(args),
         Command::Ls => sections::ls(&opts).map(|s| print_out(&s)),
-        Command::Inspect { name } => sections::inspect(name, &opts).map(|s| print_out(&s)),
+        Command::Inspect { name } => sections::inspect(name, &opts).and_then(|(s, corrupted)| {
+            print_out(&s);
+            if corrupted {
+                Err(format!("section '{name}' is corrupted").into())
+            } else {
+                Ok(())
+            }
+        }),
         Command::Gc { dry_run } => sections::gc(&opts, *dry_run).map(|s| print_out(&s)),
         Command::Pipe(cmd) => pipe_cmd::run(cmd, cli.root.as_deref()),
         Command::Mailslot(cmd) => mailslot_cmd::run(cmd, cli.root.as_deref()),

@@ -104,8 +104,16 @@ pub fn run(cmd: &PipeCommand, root: Option<&Path>) -> Result<(), BoxError> {
         }
         PipeCommand::Connect { name, timeout } => {
             let timeout = timeout.map(secs).transpose()?;
-            let end = PipeEnd::connect_with(name, timeout, &opts)
-                .map_err(|e| format!("pipe '{name}': {e}"))?;
+            let end = PipeEnd::connect_with(name, timeout, &opts).map_err(|e| match e {
+                culvert::Error::NotFound { .. } => {
+                    let root = opts.section.namespace_root().unwrap_or_default();
+                    format!(
+                        "pipe '{name}': no live server of that name in {}",
+                        root.display()
+                    )
+                }
+                e => format!("pipe '{name}': {e}"),
+            })?;
             session(end)
         }
     }

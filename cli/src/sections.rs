@@ -185,9 +185,19 @@ fn state_text(s: &State) -> String {
     }
 }
 
+/// The namespace directory, which must exist (a typo in `--root` is an error, not an
+/// empty namespace).
+fn existing_root(opts: &SectionOptions) -> Result<PathBuf, BoxError> {
+    let root = opts.namespace_root()?;
+    if !root.is_dir() {
+        return Err(format!("namespace directory {} does not exist", root.display()).into());
+    }
+    Ok(root)
+}
+
 /// `culvert ls`.
 pub fn ls(opts: &SectionOptions) -> Result<String, BoxError> {
-    let root = opts.namespace_root()?;
+    let root = existing_root(opts)?;
     let names = Section::list(opts).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
     let mut s = String::new();
     if names.is_empty() {
@@ -228,8 +238,8 @@ pub fn ls(opts: &SectionOptions) -> Result<String, BoxError> {
     Ok(s)
 }
 
-/// `culvert inspect NAME`.
-pub fn inspect(name: &str, opts: &SectionOptions) -> Result<String, BoxError> {
+/// `culvert inspect NAME`: the report, and whether the section is corrupted.
+pub fn inspect(name: &str, opts: &SectionOptions) -> Result<(String, bool), BoxError> {
     culvert_section::validate_name(name)?;
     let path = opts.path_of(name)?;
     if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
@@ -247,9 +257,10 @@ pub fn inspect(name: &str, opts: &SectionOptions) -> Result<String, BoxError> {
         Ok(h) => h,
         Err(why) => {
             let _ = writeln!(s, "state     corrupted: {why}");
-            return Ok(s);
+            return Ok((s, true));
         }
     };
+    let corrupted = matches!(e.state(), State::Corrupted(_));
     let _ = writeln!(s, "kind      {}", kind_name(h.kind));
     let _ = writeln!(s, "version   {}", h.version);
     let _ = writeln!(
@@ -295,7 +306,7 @@ pub fn inspect(name: &str, opts: &SectionOptions) -> Result<String, BoxError> {
             }
         }
     }
-    Ok(s)
+    Ok((s, corrupted))
 }
 
 /// Temporary files of creates that never finished, whose process is gone.
@@ -323,7 +334,7 @@ fn dead_temp_files(root: &Path) -> Vec<PathBuf> {
 
 /// `culvert gc [--dry-run]`.
 pub fn gc(opts: &SectionOptions, dry_run: bool) -> Result<String, BoxError> {
-    let root = opts.namespace_root()?;
+    let root = existing_root(opts)?;
     let names = Section::list(opts).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
     let verb = if dry_run { "would remove" } else { "removed" };
     let mut s = String::new();

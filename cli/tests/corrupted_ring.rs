@@ -97,7 +97,13 @@ fn a_hostile_ring_offset_is_reported_as_corrupted_and_the_rest_goes_on() {
     }
     assert!(line("stale").contains("stale"), "{ls}");
 
-    let text = ok_stdout(&run(dir.path(), &["inspect", "bad"]), "inspect bad");
+    // inspect prints the report and exits 1: it found a problem.
+    let o = run(dir.path(), &["inspect", "bad"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "inspect bad: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("'bad' is corrupted"), "{stderr}");
     assert!(text.contains("state     corrupted"), "{text}");
     assert!(text.contains("CORRUPTED: participant table"), "{text}");
     let text = ok_stdout(&run(dir.path(), &["inspect", "good-ring"]), "inspect good");

@@ -341,7 +341,19 @@ fn errors_are_one_line_and_help_everywhere() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("not found"), "{err}");
+    // It says where it looked.
+    assert!(err.contains("no live server"), "{err}");
+    assert!(err.contains(&dir.path().display().to_string()), "{err}");
+
+    // A namespace directory that does not exist is an error, not an empty list.
+    let missing = dir.path().join("no-such-dir");
+    for cmd in [&["ls"][..], &["gc"], &["gc", "--dry-run"]] {
+        let out = run(&missing, cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not exist"), "{cmd:?}: {err}");
+        assert!(err.contains("no-such-dir"), "{cmd:?}: {err}");
+    }
 
     let out = run(dir.path(), &["inspect", "bad/name"]);
     assert_eq!(out.status.code(), Some(1));

@@ -255,12 +255,12 @@ impl PipeOptions {
 /// Checks a pipe name: a section name (`[A-Za-z0-9._-]`) of at most
 /// [`MAX_PIPE_NAME`] characters.
 pub(crate) fn validate_pipe_name(name: &str) -> Result<()> {
-    if name.len() > MAX_PIPE_NAME {
-        return Err(Error::InvalidName {
-            name: name.to_string(),
-        });
-    }
-    culvert_section::validate_name(name).map_err(|_| Error::InvalidName {
+    let invalid = || Error::InvalidName {
         name: name.to_string(),
-    })
+        max: MAX_PIPE_NAME,
+    };
+    if name.len() > MAX_PIPE_NAME {
+        return Err(invalid());
+    }
+    culvert_section::validate_name(name).map_err(|_| invalid())
 }
