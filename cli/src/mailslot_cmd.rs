@@ -52,6 +52,10 @@ pub enum MailslotCommand {
         /// Drop a message the mailslot has no room for (count it) instead of retrying.
         #[arg(long)]
         drop: bool,
+        /// Give up when the mailslot stays full this many seconds (its reader is not
+        /// reading).
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        full_timeout: f64,
     },
 }
 
@@ -83,7 +87,13 @@ pub fn run(cmd: &MailslotCommand, root: Option<&Path>) -> Result<(), BoxError> {
             .map_err(|e| format!("mailslot '{name}': {e}"))?;
             read_loop(slot, *max_size, *count)
         }
-        MailslotCommand::Write { name, group, drop } => {
+        MailslotCommand::Write {
+            name,
+            group,
+            drop,
+            full_timeout,
+        } => {
+            let full_timeout = secs(*full_timeout)?;
             let mut opts = MailslotOptions::default();
             if let Some(r) = root {
                 opts = opts.root(r);
@@ -99,7 +109,7 @@ pub fn run(cmd: &MailslotCommand, root: Option<&Path>) -> Result<(), BoxError> {
                         .map_err(|e| format!("mailslot '{name}': {e}"))?,
                 )
             };
-            write_loop(&mut sink, name, *drop)
+            write_loop(&mut sink, name, *drop, full_timeout)
         }
     }
 }
@@ -131,12 +141,18 @@ enum Sink {
     Group(BroadcastSender),
 }
 
-fn write_loop(sink: &mut Sink, name: &str, drop: bool) -> Result<(), BoxError> {
+fn write_loop(
+    sink: &mut Sink,
+    name: &str,
+    drop: bool,
+    full_timeout: Duration,
+) -> Result<(), BoxError> {
     let stdin = io::stdin().lock();
     let (mut sent, mut dropped) = (0u64, 0u64);
     for line in stdin.split(b'\n') {
         let line = line.map_err(|e| format!("reading stdin: {e}"))?;
         let mut nap = Duration::from_micros(20);
+        let give_up = std::time::Instant::now() + full_timeout;
         loop {
             let r = match sink {
                 Sink::Slot(w) => w.write(&line),
@@ -150,6 +166,13 @@ fn write_loop(sink: &mut Sink, name: &str, drop: bool) -> Result<(), BoxError> {
                 Err(culvert::Error::Full) if drop => {
                     dropped += 1;
                     break;
+                }
+                Err(culvert::Error::Full) if std::time::Instant::now() >= give_up => {
+                    return Err(format!(
+                        "mailslot '{name}' stayed full for {full_timeout:?} (its reader is \
+                         not reading); {sent} message(s) sent"
+                    )
+                    .into());
                 }
                 Err(culvert::Error::Full) => {
                     std::thread::sleep(nap);

@@ -204,9 +204,11 @@ pub fn ls(opts: &SectionOptions) -> Result<String, BoxError> {
         let _ = writeln!(s, "no culvert sections in {}", root.display());
         return Ok(s);
     }
+    // The name column fits the longest name, so the columns stay aligned.
+    let w = names.iter().map(|n| n.len()).max().unwrap_or(0).max(32);
     let _ = writeln!(
         s,
-        "{:<32} {:<16} {:>10} {:<16} {:>9}  STATE",
+        "{:<w$} {:<16} {:>10} {:<16} {:>9}  STATE",
         "NAME", "KIND", "SIZE", "CREATOR", "ENDPOINTS"
     );
     for name in names {
@@ -217,7 +219,7 @@ pub fn ls(opts: &SectionOptions) -> Result<String, BoxError> {
                 let (live, all) = e.endpoints();
                 let _ = writeln!(
                     s,
-                    "{:<32} {:<16} {:>10} {:<16} {:>9}  {}",
+                    "{:<w$} {:<16} {:>10} {:<16} {:>9}  {}",
                     name,
                     kind_name(h.kind),
                     human_size(h.total_size),
@@ -229,7 +231,7 @@ pub fn ls(opts: &SectionOptions) -> Result<String, BoxError> {
             Err(why) => {
                 let _ = writeln!(
                     s,
-                    "{:<32} {:<16} {:>10} {:<16} {:>9}  corrupted: {why}",
+                    "{:<w$} {:<16} {:>10} {:<16} {:>9}  corrupted: {why}",
                     name, "?", "?", "?", "?"
                 );
             }

@@ -129,6 +129,20 @@ fn ls_and_inspect_show_a_pipe() {
 
     let out = run(dir.path(), &["ls"]);
     assert!(stdout_of(&out).contains("no culvert sections"));
+
+    // Long names keep the columns aligned: KIND starts at the same place on every line.
+    let long = "a-pipe-name-well-over-thirty-two-characters-long";
+    let a = PipeServer::bind("short", &PipeOptions::default().root(dir.path())).unwrap();
+    let b = PipeServer::bind(long, &PipeOptions::default().root(dir.path())).unwrap();
+    let ls = stdout_of(&run(dir.path(), &["ls"]));
+    let kind_at: Vec<usize> = ls
+        .lines()
+        .map(|l| l.find("KIND").or_else(|| l.find("pipe server")).unwrap())
+        .collect();
+    assert_eq!(kind_at.len(), 3, "{ls}");
+    assert!(kind_at.iter().all(|&k| k == kind_at[0]), "{ls}");
+    assert!(kind_at[0] > long.len(), "{ls}");
+    drop((a, b));
 }
 
 /// `gc` removes the section of a SIGKILLed creator and keeps a live one.
@@ -475,4 +489,54 @@ fn pipe_session_ends_when_its_peer_is_killed() {
         victim.wait().unwrap();
         exits_within(survivor, Duration::from_secs(10), name);
     }
+}
+
+#[test]
+fn mailslot_write_gives_up_on_a_reader_that_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = culvert::mailslot::MailslotOptions::new(64, 2, None).root(dir.path());
+    // A reader that never reads: the mailslot holds two messages.
+    let _slot = culvert::mailslot::Mailslot::create("stuck", &opts).unwrap();
+    let mut writer = culvert(dir.path())
+        .args(["mailslot", "write", "stuck", "--full-timeout", "0.3"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a\nb\nc\nd\n")
+        .unwrap();
+    let started = Instant::now();
+    let w = writer.wait_with_output().unwrap();
+    assert_eq!(w.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&w.stderr);
+    assert!(err.contains("stayed full"), "{err}");
+    assert!(err.contains("2 message(s) sent"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn bench_checks_its_json_path_first_and_prints_goals_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("no-such-dir").join("out.json");
+    let started = Instant::now();
+    let out = run(
+        dir.path(),
+        &["bench", "--smoke", "--json", bad.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
+    assert!(stdout_of(&out).is_empty(), "the bench ran before failing");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let args = ["bench", "--smoke", "--case", "stream_4KiB"];
+    let out = run(dir.path(), &args);
+    assert!(out.status.success());
+    assert!(!stdout_of(&out).contains("goals"), "{}", stdout_of(&out));
+    let out = run(dir.path(), &[&args[..], &["--goals"]].concat());
+    assert!(out.status.success());
+    assert!(stdout_of(&out).contains("goals (same-run ratios)"));
 }

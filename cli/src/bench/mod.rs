@@ -67,6 +67,9 @@ pub struct BenchArgs {
     /// A few milliseconds per run: checks that everything works, nothing more (tests).
     #[arg(long, hide = true)]
     pub smoke: bool,
+    /// Also print the project's performance goals, judged on this run's figures.
+    #[arg(long)]
+    pub goals: bool,
 }
 
 /// Arguments of the hidden peer role.
@@ -175,6 +178,14 @@ fn other_load(a: Option<CpuTicks>, b: Option<CpuTicks>) -> Option<f64> {
 
 /// Runs the benchmark.
 pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
+    // A JSON path that cannot be written fails now, not after the whole run.
+    let mut json_out = match &args.json {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let scale = if args.smoke {
         0.004
     } else {
@@ -273,8 +284,11 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     };
     let report = render(&figures, &cases, &transports, &machine, &mode, pinned);
     print!("{report}");
-    if let Some(path) = &args.json {
-        std::fs::write(path, to_json(&figures))
+    if args.goals {
+        print!("{}", render_goals(&figures));
+    }
+    if let (Some(file), Some(path)) = (json_out.as_mut(), &args.json) {
+        file.write_all(to_json(&figures).as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
@@ -796,7 +810,7 @@ fn add_ratios(figures: &mut Vec<Figure>, cases: &[Case]) {
     figures.extend(extra);
 }
 
-/// The table, the notes and the goals.
+/// The table and the notes.
 fn render(
     figures: &[Figure],
     cases: &[Case],
@@ -855,6 +869,12 @@ fn render(
             let _ = writeln!(s, "  {:<18} {}", case.name(), culvert::api_for(case));
         }
     }
+    s
+}
+
+/// The goals, judged on `figures` (`culvert bench --goals`).
+fn render_goals(figures: &[Figure]) -> String {
+    let mut s = String::new();
     let goals = goals(figures);
     if !goals.is_empty() {
         let _ = writeln!(s, "goals (same-run ratios):");
