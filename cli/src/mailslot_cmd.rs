@@ -118,18 +118,31 @@ fn read_loop(mut slot: Mailslot, max: usize, count: Option<u64>) -> Result<(), B
     let mut buf = vec![0u8; max];
     let mut out = io::stdout().lock();
     let mut got = 0u64;
-    while count != Some(got) {
+    // Read in steps of at most 100 ms, so SIGINT/SIGTERM stops the reader (and removes
+    // the mailslot); `idle` is the user's timeout between messages.
+    let idle = slot.read_timeout();
+    let step = Duration::from_millis(100);
+    let mut last = std::time::Instant::now();
+    while count != Some(got) && !crate::stop::requested() {
+        let left = idle.map(|t| t.saturating_sub(last.elapsed()));
+        if left == Some(Duration::ZERO) && idle != Some(Duration::ZERO) {
+            break;
+        }
+        slot.set_read_timeout(Some(left.map_or(step, |l| l.min(step))));
         match slot.read(&mut buf) {
             Ok(n) => {
                 out.write_all(&buf[..n])?;
                 out.write_all(b"\n")?;
                 out.flush()?;
                 got += 1;
+                last = std::time::Instant::now();
             }
             Err(culvert::Error::Overrun { missed }) => {
                 eprintln!("culvert: fell behind: missed {missed} message(s)");
             }
-            Err(culvert::Error::Timeout) => break,
+            // A zero timeout: one look, then done.
+            Err(culvert::Error::Timeout) if idle == Some(Duration::ZERO) => break,
+            Err(culvert::Error::Timeout) => {}
             Err(e) => return Err(format!("reading the mailslot: {e}").into()),
         }
     }

@@ -18,6 +18,7 @@ mod bench;
 mod mailslot_cmd;
 mod pipe_cmd;
 mod sections;
+mod stop;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -69,6 +70,16 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // Commands that own a section stop cleanly on SIGINT/SIGTERM (others just die).
+    if matches!(
+        cli.command,
+        Command::Pipe(_) | Command::Mailslot(mailslot_cmd::MailslotCommand::Read { .. })
+    ) {
+        if let Err(e) = stop::install() {
+            eprintln!("culvert: cannot install signal handlers: {e}");
+            std::process::exit(1);
+        }
+    }
     let mut opts = SectionOptions::default();
     if let Some(root) = &cli.root {
         opts = opts.root(root);

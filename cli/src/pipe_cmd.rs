@@ -93,9 +93,22 @@ pub fn run(cmd: &PipeCommand, root: Option<&Path>) -> Result<(), BoxError> {
             }
             let server =
                 PipeServer::bind(name, &opts).map_err(|e| format!("pipe '{name}': {e}"))?;
-            let end = match timeout {
-                Some(t) => server.accept_timeout(secs(*t)?),
-                None => server.accept(),
+            let deadline = timeout
+                .map(|t| secs(t).map(|d| std::time::Instant::now() + d))
+                .transpose()?;
+            // Accept in steps, so SIGINT/SIGTERM stops the wait (and removes the pipe).
+            let end = loop {
+                let step = Duration::from_millis(100);
+                let step = deadline.map_or(step, |d| {
+                    step.min(d.saturating_duration_since(std::time::Instant::now()))
+                });
+                match server.accept_timeout(step) {
+                    Err(culvert::Error::Timeout)
+                        if !crate::stop::requested()
+                            && deadline.is_none_or(|d| std::time::Instant::now() < d) => {}
+                    Err(culvert::Error::Timeout) if crate::stop::requested() => return Ok(()),
+                    r => break r,
+                }
             }
             .map_err(|e| format!("pipe '{name}': waiting for a client: {e}"))?;
             session(end)?;
@@ -167,6 +180,9 @@ fn session(mut end: PipeEnd) -> Result<(), BoxError> {
     let mut got_end = false;
     let mut idle = 0u32;
     loop {
+        if crate::stop::requested() {
+            break;
+        }
         let mut progress = false;
 
         // stdin → pipe

@@ -540,3 +540,32 @@ fn bench_checks_its_json_path_first_and_prints_goals_on_request() {
     assert!(out.status.success());
     assert!(stdout_of(&out).contains("goals (same-run ratios)"));
 }
+
+/// Sends SIGTERM to `child`.
+fn terminate(child: &std::process::Child) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+}
+
+#[test]
+fn sigterm_stops_pipe_serve_and_mailslot_read_and_removes_their_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let commands: [(&[&str], &str); 3] = [
+        (&["pipe", "serve", "srv"], "culvert.srv"),
+        (&["mailslot", "read", "box"], "culvert.box"),
+        (&["mailslot", "read", "grp", "--group"], "culvert.grp"),
+    ];
+    for (args, file) in commands {
+        let mut child = culvert(root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(file, || root.join(file).exists());
+        terminate(&child);
+        exits_within(&mut child, Duration::from_secs(5), args[0]);
+        assert!(!root.join(file).exists(), "{args:?} left {file} behind");
+    }
+}
