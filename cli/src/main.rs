@@ -18,6 +18,7 @@ mod bench;
 mod mailslot_cmd;
 mod pipe_cmd;
 mod sections;
+mod sections_json;
 mod stop;
 
 use std::io::Write;
@@ -45,11 +46,19 @@ enum Command {
     /// separate processes, in one run.
     Bench(bench::BenchArgs),
     /// List the culvert sections: kind, size, creator, endpoints, state.
-    Ls,
-    /// Show a section's header and the state of every ring in it (read-only).
+    Ls {
+        /// Print JSON (an array of objects) instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a section's header and the state of every ring in it (read-only); exits 1
+    /// if it is corrupted.
     Inspect {
         /// The section's name.
         name: String,
+        /// Print JSON instead of the text.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove sections whose every owner is dead, and say what was removed.
     Gc {
@@ -92,8 +101,14 @@ fn main() {
             bench::run(args)
         }
         Command::BenchPeer(args) => bench::run_peer(args),
-        Command::Ls => sections::ls(&opts).map(|s| print_out(&s)),
-        Command::Inspect { name } => sections::inspect(name, &opts).and_then(|(s, corrupted)| {
+        Command::Ls { json: false } => sections::ls(&opts).map(|s| print_out(&s)),
+        Command::Ls { json: true } => sections_json::ls(&opts).map(|s| print_out(&s)),
+        Command::Inspect { name, json } => if *json {
+            sections_json::inspect(name, &opts)
+        } else {
+            sections::inspect(name, &opts)
+        }
+        .and_then(|(s, corrupted)| {
             print_out(&s);
             if corrupted {
                 Err(format!("section '{name}' is corrupted").into())

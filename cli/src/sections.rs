@@ -176,6 +176,15 @@ fn creator_text(h: &HeaderInfo) -> String {
     )
 }
 
+/// The state as one word: `initializing`, `ready`, `poisoned`, `stale` or `corrupted`.
+pub fn state_word(s: &State) -> &'static str {
+    match s {
+        State::Live(st) => state_name(*st),
+        State::Stale(_) => "stale",
+        State::Corrupted(_) => "corrupted",
+    }
+}
+
 fn state_text(s: &State) -> String {
     match s {
         State::Live(st) => state_name(*st).to_string(),
@@ -187,7 +196,7 @@ fn state_text(s: &State) -> String {
 
 /// The namespace directory, which must exist (a typo in `--root` is an error, not an
 /// empty namespace).
-fn existing_root(opts: &SectionOptions) -> Result<PathBuf, BoxError> {
+pub fn existing_root(opts: &SectionOptions) -> Result<PathBuf, BoxError> {
     let root = opts.namespace_root()?;
     if !root.is_dir() {
         return Err(format!("namespace directory {} does not exist", root.display()).into());

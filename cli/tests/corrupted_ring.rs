@@ -105,6 +105,14 @@ fn a_hostile_ring_offset_is_reported_as_corrupted_and_the_rest_goes_on() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("'bad' is corrupted"), "{stderr}");
     assert!(text.contains("state     corrupted"), "{text}");
+    let o = run(dir.path(), &["inspect", "bad", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["state"], "corrupted");
+    assert!(
+        v["problem"].as_str().unwrap().contains("participant table"),
+        "{v}"
+    );
     assert!(text.contains("CORRUPTED: participant table"), "{text}");
     let text = ok_stdout(&run(dir.path(), &["inspect", "good-ring"]), "inspect good");
     assert!(text.contains("state     ready"), "{text}");

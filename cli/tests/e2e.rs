@@ -125,6 +125,33 @@ fn ls_and_inspect_show_a_pipe() {
     assert!(text.contains("state     ready"), "{text}");
     assert!(text.contains("mpmc message ring"), "{text}");
     assert!(text.contains("capacity"), "{text}");
+
+    // The same as JSON.
+    let out = run(dir.path(), &["ls", "--json"]);
+    assert!(out.status.success());
+    let ls: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let me = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "demo-pipe")
+        .unwrap_or_else(|| panic!("demo-pipe not in {ls}"));
+    assert_eq!(me["kind"], "pipe server");
+    assert_eq!(me["state"], "ready");
+    assert_eq!(me["creator"]["pid"], std::process::id());
+    assert_eq!(me["creator"]["alive"], true);
+    assert!(me["problem"].is_null());
+    let out = run(dir.path(), &["inspect", "demo-pipe", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "ready");
+    let rings: Vec<&str> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["ring"]["type"].as_str())
+        .collect();
+    assert!(rings.contains(&"mpmc message ring"), "{v}");
     drop(server);
 
     let out = run(dir.path(), &["ls"]);
