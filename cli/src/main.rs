@@ -5,8 +5,9 @@
 //! * `culvert ls`, `inspect NAME`, `gc` — what is in the section namespace, its rings
 //!   in detail (read-only, safe on corrupted sections), and removing what crashed
 //!   processes left behind;
-//! * `culvert pipe serve|connect NAME` — stdin/stdout through a named pipe, and
-//!   `culvert mailslot read|write NAME` — lines as mailslot messages, so shell users
+//! * `culvert pipe serve|connect NAME` — stdin/stdout through a named pipe,
+//!   `culvert mailslot read|write NAME` — lines as mailslot messages, and
+//!   `culvert port serve|call NAME` — an echoing port and calls to it, so shell users
 //!   can try culvert without writing code.
 //!
 //! Exit status: 0 success; 1 the operation failed or found a problem (`inspect` of a
@@ -17,6 +18,7 @@
 mod bench;
 mod mailslot_cmd;
 mod pipe_cmd;
+mod port_cmd;
 mod sections;
 mod sections_json;
 mod stop;
@@ -72,6 +74,9 @@ enum Command {
     /// Send lines of stdin as mailslot messages, or print received messages.
     #[command(subcommand)]
     Mailslot(mailslot_cmd::MailslotCommand),
+    /// Serve a port that echoes each request, or call one.
+    #[command(subcommand)]
+    Port(port_cmd::PortCommand),
     /// The other process of `culvert bench` (internal).
     #[command(name = "__bench-peer", hide = true)]
     BenchPeer(bench::PeerArgs),
@@ -82,7 +87,9 @@ fn main() {
     // Commands that own a section stop cleanly on SIGINT/SIGTERM (others just die).
     if matches!(
         cli.command,
-        Command::Pipe(_) | Command::Mailslot(mailslot_cmd::MailslotCommand::Read { .. })
+        Command::Pipe(_)
+            | Command::Port(port_cmd::PortCommand::Serve { .. })
+            | Command::Mailslot(mailslot_cmd::MailslotCommand::Read { .. })
     ) {
         if let Err(e) = stop::install() {
             eprintln!("culvert: cannot install signal handlers: {e}");
@@ -119,6 +126,7 @@ fn main() {
         Command::Gc { dry_run } => sections::gc(&opts, *dry_run).map(|s| print_out(&s)),
         Command::Pipe(cmd) => pipe_cmd::run(cmd, cli.root.as_deref()),
         Command::Mailslot(cmd) => mailslot_cmd::run(cmd, cli.root.as_deref()),
+        Command::Port(cmd) => port_cmd::run(cmd, cli.root.as_deref()),
     };
     if let Err(e) = result {
         let _ = std::io::stdout().flush();

@@ -410,6 +410,9 @@ fn errors_are_one_line_and_help_everywhere() {
         &["pipe", "--help"],
         &["pipe", "serve", "--help"],
         &["pipe", "connect", "--help"],
+        &["port", "--help"],
+        &["port", "serve", "--help"],
+        &["port", "call", "--help"],
         &["mailslot", "--help"],
         &["mailslot", "read", "--help"],
         &["mailslot", "write", "--help"],
@@ -595,4 +598,59 @@ fn sigterm_stops_pipe_serve_and_mailslot_read_and_removes_their_sections() {
         exits_within(&mut child, Duration::from_secs(5), args[0]);
         assert!(!root.join(file).exists(), "{args:?} left {file} behind");
     }
+}
+
+#[test]
+fn port_serve_echoes_calls_from_port_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut server = culvert(root)
+        .args(["port", "serve", "echo", "--count", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the port", || root.join("culvert.echo").exists());
+    let one = run(root, &["port", "call", "echo", "hello port"]);
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert_eq!(stdout_of(&one), "hello port\n");
+    let mut lines = culvert(root)
+        .args(["port", "call", "echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lines
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\n")
+        .unwrap();
+    let out = lines.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout_of(&out), "one\ntwo\n");
+    exits_within(&mut server, Duration::from_secs(10), "port serve --count 3");
+    let mut log = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(log.matches("request from pid").count(), 3, "{log}");
+    assert!(
+        log.contains("request from pid") && log.contains(": hello port"),
+        "{log}"
+    );
+
+    let missing = run(root, &["port", "call", "nobody", "x", "--timeout", "0.2"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("no live server") && err.contains(&root.display().to_string()),
+        "{err}"
+    );
 }
