@@ -46,8 +46,8 @@ const CASES: [(&str, &[&str]); 7] = [
     ("stream_64B_msgs", &["msgs_per_s"]),
     ("stream_4KiB", &["mb_per_s"]),
     ("stream_64KiB", &["mb_per_s"]),
-    ("call_64B", &["rtt_ns_p50"]),
-    ("call_1MiB", &["rtt_ns_p50"]),
+    ("call_64B", &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"]),
+    ("call_1MiB", &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"]),
 ];
 const TRANSPORTS: [&str; 4] = ["culvert", "os-pipe", "uds", "shm-floor"];
 

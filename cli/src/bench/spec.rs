@@ -123,7 +123,7 @@ impl Case {
             Shape::PingPong { .. } => &[Metric::RttP50, Metric::RttP99, Metric::RttP999],
             Shape::Stream { messages: true, .. } => &[Metric::MsgsPerS],
             Shape::Stream { .. } => &[Metric::MbPerS],
-            Shape::Call { .. } => &[Metric::RttP50],
+            Shape::Call { .. } => &[Metric::RttP50, Metric::RttP99, Metric::RttP999],
         }
     }
 
