@@ -144,9 +144,12 @@ impl From<culvert_section::Error> for Error {
             },
             S::Stale { name, .. } => Error::Stale { name },
             S::Timeout { .. } => Error::Timeout,
-            S::Corrupted { name, what } => Error::Corrupted {
-                what: format!("section {name}: {what}"),
-            },
+            S::Corrupted { name, what } => {
+                crate::trace::event!(ERROR, section = %name, %what, "section corrupted");
+                Error::Corrupted {
+                    what: format!("section {name}: {what}"),
+                }
+            }
             S::Io(e) => Error::Io(e),
             other => Error::Section(other),
         }
@@ -163,16 +166,22 @@ impl From<culvert_ring::Error> for Error {
             R::PeerDied => Error::PeerDied,
             R::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
             R::BufferTooSmall { needed, got } => Error::BufferTooSmall { needed, got },
-            R::Overrun { missed } => Error::Overrun { missed },
+            R::Overrun { missed } => {
+                crate::trace::event!(WARN, missed, "broadcast reader overrun");
+                Error::Overrun { missed }
+            }
             R::Busy { what } => Error::Busy {
                 what: what.to_string(),
             },
             R::InvalidConfig { what } => Error::InvalidArgument {
                 what: what.to_string(),
             },
-            R::Corrupted { what } => Error::Corrupted {
-                what: what.to_string(),
-            },
+            R::Corrupted { what } => {
+                crate::trace::event!(ERROR, what, "shared memory corrupted");
+                Error::Corrupted {
+                    what: what.to_string(),
+                }
+            }
             // The ring error enum may grow; anything new is a corruption-class
             // surprise until mapped explicitly.
             #[allow(unreachable_patterns)]

@@ -21,6 +21,7 @@ mod error;
 pub mod mailslot;
 pub mod pipe;
 pub mod port;
+mod trace;
 
 pub use culvert_ring as ring;
 pub use culvert_section as section;

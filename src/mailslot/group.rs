@@ -213,6 +213,7 @@ impl GroupReader {
     fn pending(&mut self) -> Option<Result<usize>> {
         if self.pending_missed > 0 {
             let missed = std::mem::take(&mut self.pending_missed);
+            crate::trace::event!(WARN, missed, "broadcast reader overrun");
             return Some(Err(Error::Overrun { missed }));
         }
         if self.pending_empty {

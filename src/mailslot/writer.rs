@@ -119,6 +119,7 @@ impl MailslotWriter {
             Ok(()) => Ok(()),
             Err(culvert_ring::Error::WouldBlock) => {
                 self.view.count_drop();
+                crate::trace::event!(INFO, mailslot = %self.name, len = msg.len(), "mailslot full: message dropped");
                 Err(Error::Full)
             }
             Err(e) => Err(e.into()),

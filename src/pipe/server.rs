@@ -694,6 +694,7 @@ impl PipeServer {
             Ok(end) => Ok(end),
             Err(e) => {
                 // Tell the client why, at once, then report it to our caller.
+                crate::trace::event!(WARN, pipe = %shared.name, error = %e, "pipe connection refused");
                 let (cause, detail) = refusal_of(&e);
                 cell.ticket.store(cause, Ordering::Release);
                 cell.slot.store(detail, Ordering::Release);
@@ -817,7 +818,10 @@ impl PipeServer {
             },
         );
         match attached {
-            Ok(true) if end.peer_pid().is_some() => Ok(Some(end)),
+            Ok(true) if end.peer_pid().is_some() => {
+                crate::trace::event!(INFO, pipe = %shared.name, client_pid = end.peer_pid().unwrap_or(0), "pipe connection accepted");
+                Ok(Some(end))
+            }
             _ => {
                 if let Some(state) = &views {
                     shared::mark_gone(state, 1);

@@ -502,7 +502,10 @@ impl Shared {
         // back; a reply racing the teardown may hand one over late, so this runs at
         // every liveness check, not only right after a teardown.
         if reclaim || due {
-            self.heap.reclaim_dead(self.me);
+            let blocks = self.heap.reclaim_dead(self.me);
+            if blocks > 0 {
+                crate::trace::event!(INFO, port = %self.name, blocks, "reclaimed views of dead clients");
+            }
         }
     }
 
@@ -841,11 +844,19 @@ impl ConnectRequest {
     /// Accepts the connection, sending `payload` (at most [`CONNECT_PAYLOAD_MAX`]
     /// bytes) to the client. `Timeout` if the client gave up meanwhile.
     pub fn accept(mut self, payload: &[u8]) -> Result<ConnectionId> {
-        self.pending.accept(payload)
+        let r = self.pending.accept(payload);
+        crate::trace::event!(
+            INFO,
+            client_pid = self.pid,
+            ok = r.is_ok(),
+            "port connection accepted"
+        );
+        r
     }
 
     /// Rejects the connection; the client gets `Error::Rejected { reason }`.
     pub fn reject(mut self, reason: &[u8]) -> Result<()> {
+        crate::trace::event!(INFO, client_pid = self.pid, "port connection rejected");
         self.pending.reject(reason)
     }
 }

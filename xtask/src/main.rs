@@ -3,9 +3,10 @@
 //! `cargo xtask test` runs the whole suite, in order, stopping at the first failure:
 //!
 //! 1. `cargo fmt --all -- --check`
-//! 2. `cargo clippy --workspace --all-targets -- -D warnings`
-//! 3. `cargo test --workspace --release` (unit, cross-process, kill and fuzz-corpus
-//!    replay tests; release so the multi-million-message tests stay quick)
+//! 2. `cargo clippy --workspace --all-targets -- -D warnings`, then again with
+//!    `--all-features` (the `tracing` feature)
+//! 3. `cargo test --workspace --release --all-features` (unit, cross-process, kill and
+//!    fuzz-corpus replay tests; release so the multi-million-message tests stay quick)
 //! 4. `cargo doc --workspace --no-deps` with warnings denied (broken intra-doc links
 //!    included)
 //! 5. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
@@ -60,8 +61,26 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
             ]),
         },
         Step {
+            name: "clippy-all-features",
+            command: cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        },
+        Step {
             name: "tests",
-            command: cargo(&["test", "--workspace", "--release", "--no-fail-fast"]),
+            command: cargo(&[
+                "test",
+                "--workspace",
+                "--release",
+                "--all-features",
+                "--no-fail-fast",
+            ]),
         },
     ];
     let mut docs = cargo(&["doc", "--workspace", "--no-deps"]);

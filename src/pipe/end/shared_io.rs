@@ -71,6 +71,15 @@ impl SharedState {
     }
 }
 
+/// Reports slots of dead holders freed by a reclaim.
+fn reclaimed(r: culvert_ring::Result<usize>) {
+    if let Ok(slots) = r {
+        if slots > 0 {
+            crate::trace::event!(INFO, slots, "reclaimed ring slots of dead pipe holders");
+        }
+    }
+}
+
 /// Copies a message taken from the ring: what fits into `buf`, the rest into `rest`
 /// (which holds `max_message` bytes). Returns (bytes in `buf`, bytes in `rest`).
 fn split_message(msg: &[u8], buf: &mut [u8], rest: &mut [u8]) -> (usize, usize) {
@@ -105,11 +114,11 @@ impl PipeEnd {
         match &self.rx {
             Rx::SharedBytes(r) => {
                 r.close();
-                let _ = r.reclaim_dead();
+                reclaimed(r.reclaim_dead());
             }
             Rx::SharedMessages(r) => {
                 r.close();
-                let _ = r.reclaim_dead();
+                reclaimed(r.reclaim_dead());
             }
             _ => {}
         }

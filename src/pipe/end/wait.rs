@@ -51,6 +51,9 @@ impl PipeEnd {
     pub(super) fn peer_gone(&mut self, liveness_due: bool) -> Option<Error> {
         if self.peer_lost.is_none() {
             self.peer_lost = self.find_peer_gone(liveness_due);
+            if self.peer_lost == Some(PeerGone::Died) {
+                crate::trace::event!(WARN, side = self.side, "pipe peer process died");
+            }
         }
         self.peer_lost.map(PeerGone::error)
     }
