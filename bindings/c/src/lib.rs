@@ -38,6 +38,7 @@ mod pipe;
 mod port;
 mod section;
 mod status;
+mod version;
 
 pub use mailslot::*;
 pub use pipe::*;
@@ -53,6 +54,7 @@ pub use status::{
     CULVERT_E_REPLY_FAILED, CULVERT_E_SECTION, CULVERT_E_STALE, CULVERT_E_TIMEOUT,
     CULVERT_E_WOULD_BLOCK, CULVERT_OK, CULVERT_WAIT_FOREVER,
 };
+pub use version::*;
 
 // The thread-safety promised in the header: every handle may move between threads,
 // and the ones documented as shareable are `Sync` (the others are too, through their

@@ -17,6 +17,21 @@ static void expect_message_contains(const char *part) {
     }
 }
 
+/* culvert_version() is "MAJOR.MINOR.PATCH[...]" and agrees with the header's macros. */
+static void version(void) {
+    const char *v = culvert_version();
+    CHECK(v != NULL);
+    CHECK(v == culvert_version()); /* static */
+    char expected[64];
+    snprintf(expected, sizeof expected, "%u.%u.%u", (unsigned)CULVERT_VERSION_MAJOR,
+             (unsigned)CULVERT_VERSION_MINOR, (unsigned)CULVERT_VERSION_PATCH);
+    size_t n = strlen(expected);
+    if (strncmp(v, expected, n) != 0 || (v[n] != '\0' && v[n] != '-' && v[n] != '+')) {
+        fprintf(stderr, "api: culvert_version() is \"%s\", the header says %s\n", v, expected);
+        exit(1);
+    }
+}
+
 static void conventions(void) {
     CHECK(strcmp(culvert_status_name(CULVERT_E_TIMEOUT), "CULVERT_E_TIMEOUT") == 0);
     CHECK(strcmp(culvert_status_name(12345), "CULVERT_E_UNKNOWN") == 0);
@@ -411,6 +426,7 @@ static void ports(void) {
 
 int main(void) {
     test_name = "api";
+    version();
     conventions();
     sections();
     message_pipes();

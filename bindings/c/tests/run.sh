@@ -4,7 +4,9 @@
 #   1. builds libculvert_ffi (static and shared) and the Rust peer
 #      (`cargo build --release -p culvert-ffi --lib --example rust_peer`);
 #   2. compiles the C examples and tests with `cc -Wall -Wextra -Werror` against
-#      target/release/libculvert_ffi.a (and one against the .so, with an rpath);
+#      target/release/libculvert_ffi.a (and one against the .so, with an rpath, and
+#      one with the flags of the generated culvert.pc when pkg-config exists), after
+#      checking the .so's SONAME (libculvert_ffi.so.<MAJOR>; with readelf);
 #   3. runs each scenario under `timeout 60` in its own namespace directory
 #      (CULVERT_ROOT=<fresh temp dir>): the in-process API test, then C and Rust
 #      processes talking to each other over message pipes, mailslots and ports
@@ -49,6 +51,28 @@ peer="$target/release/examples/rust_peer"
 for f in "$lib_a" "$lib_so_dir/libculvert_ffi.so" "$peer"; do
     [ -e "$f" ] || { fail "missing build output $f"; finish; }
 done
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)"
+major="${version%%.*}"
+soname="libculvert_ffi.so.$major"
+# Programs linked against the .so look for it by its SONAME at run time; cargo only
+# writes libculvert_ffi.so, so add the SONAME link next to it (as an installer would).
+ln -sf libculvert_ffi.so "$lib_so_dir/$soname"
+
+# ---- SONAME and pkg-config file --------------------------------------------------
+if command -v readelf >/dev/null 2>&1; then
+    got="$(readelf -d "$lib_so_dir/libculvert_ffi.so" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')"
+    echo "c-bindings: SONAME of libculvert_ffi.so: ${got:-<none>}"
+    if [ "$got" = "$soname" ]; then pass "libculvert_ffi.so has SONAME $soname"; else
+        fail "libculvert_ffi.so has SONAME '${got}', expected $soname"
+    fi
+else
+    echo "c-bindings: note: readelf not found, SONAME check skipped"
+fi
+if bash "$root/bindings/c/pkgconfig.sh" "$build" "$lib_so_dir" "$version"; then
+    echo "c-bindings: wrote $build/culvert.pc"
+else
+    fail "generate culvert.pc"
+fi
 
 cflags=(-std=c11 -Wall -Wextra -Werror -O2 -g -I "$root/bindings/c/include" -I "$root/bindings/c/tests")
 static_libs=("$lib_a" -lpthread -ldl -lm)
@@ -70,6 +94,21 @@ compile mailslot_peer bindings/c/tests/mailslot_peer.c "${static_libs[@]}" || ok
 compile api bindings/c/tests/api.c "${static_libs[@]}" || ok=0
 compile api_shared bindings/c/tests/api.c -L "$lib_so_dir" -Wl,-rpath,"$lib_so_dir" \
     -lculvert_ffi -lpthread || ok=0
+# One test built the way users are told to: flags from pkg-config (links the .so).
+have_pkg_config=0
+if command -v pkg-config >/dev/null 2>&1 && [ -e "$build/culvert.pc" ]; then
+    have_pkg_config=1
+    if pc_flags="$(PKG_CONFIG_PATH="$build" pkg-config --cflags --libs culvert)"; then
+        echo "c-bindings: pkg-config --cflags --libs culvert: $pc_flags"
+        # shellcheck disable=SC2086 # pkg-config output is a list of words
+        compile api_pkgconfig bindings/c/tests/api.c $pc_flags -Wl,-rpath,"$lib_so_dir" \
+            -lpthread || ok=0
+    else
+        ok=0
+    fi
+else
+    echo "c-bindings: note: pkg-config not found, the pkg-config build is skipped"
+fi
 if [ "$ok" -eq 1 ]; then pass "compile C examples and tests (-Wall -Wextra -Werror)"; else
     fail "compile C examples and tests"
     finish
@@ -164,6 +203,9 @@ run_pair_crash() {
 echo "c-bindings: == scenarios =="
 run_alone "api: in-process C API checks (static library)" "$build/api"
 run_alone "api: in-process C API checks (shared library)" "$build/api_shared"
+if [ "$have_pkg_config" -eq 1 ]; then
+    run_alone "api: in-process C API checks (built with pkg-config)" "$build/api_pkgconfig"
+fi
 run_pair "pipe (message mode): C client -> Rust server" \
     "$peer" pipe-echo-server echo -- "$build/pipe_echo_client" echo
 run_pair "pipe (message mode): Rust client -> C server" \
