@@ -14,10 +14,8 @@
 //! of many sections goes on. The fuzz target `cli_ringdiag` drives it
 //! ([`crate::fuzzing::ringdiag`]).
 //!
-//! What the ring crate should expose instead (reported to the lead): a pure
-//! `culvert_ring::diag::decode(&[u8]) -> RingDiag` over copied bytes, with positions,
-//! closed flags, owners, notifier waiter counts and, for broadcast rings, an overrun
-//! counter kept in shared memory (today overruns are only known to each reader).
+//! The decoder mirrors the ring crate's layouts (it reads copied bytes, never a
+//! mapping); broadcast overruns are not shown, since only each reader knows its own.
 
 use culvert_sync::{Liveness, ProcessIdentity};
 

@@ -1,4 +1,5 @@
-//! A hostile peer scribbling on an SPSC ring's shared memory (DESIGN §3, §4 threat model):
+//! A hostile peer scribbling on an SPSC ring's shared memory (any word the other process
+//! can write may hold anything):
 //! every call must return data or a typed error, never panic, never wait past its
 //! deadline.
 //!

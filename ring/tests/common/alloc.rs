@@ -1,5 +1,5 @@
-//! A counting global allocator for the allocation tests (DESIGN §6: no allocation per
-//! message).
+//! A counting global allocator for the allocation tests (the rings allocate nothing
+//! per message).
 //!
 //! [`Counting`] wraps `System` and counts every allocation (and reallocation) in a
 //! `const` thread-local — itself allocation-free — so the test harness's own threads

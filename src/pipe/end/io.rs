@@ -45,12 +45,21 @@ impl PipeEnd {
         r.map_err(|e| self.poison_on(e))
     }
 
-    fn write_bytes(&mut self, buf: &[u8], deadline: culvert_sync::Deadline) -> Result<usize> {
+    /// Byte pipes (plain or shared): all of `buf` in blocking mode, unless the deadline
+    /// passes part-way (then the count); what fits in non-blocking mode. The reader
+    /// going away fails the write.
+    pub(super) fn write_bytes(
+        &mut self,
+        buf: &[u8],
+        deadline: culvert_sync::Deadline,
+    ) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
             let r = self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
                 (Tx::Bytes(w), None) => w.try_write(&buf[done..]),
                 (Tx::Bytes(w), Some(d)) => w.write(&buf[done..], d),
+                (Tx::SharedBytes(w), None) => w.try_write(&buf[done..]),
+                (Tx::SharedBytes(w), Some(d)) => w.write(&buf[done..], d),
                 _ => Err(culvert_ring::Error::Closed),
             });
             match r {

@@ -210,8 +210,7 @@ impl PipeEnd {
     }
 
     /// A message is one ring message; bytes go in records of up to the atomic write
-    /// size. A blocking byte write writes all of `buf` unless its deadline passes
-    /// part-way (then it returns the count); the reader going away fails it.
+    /// size (see `write_bytes`).
     pub(super) fn shared_write(&mut self, buf: &[u8], deadline: Deadline) -> Result<usize> {
         match self.mode {
             PipeMode::Message => {
@@ -228,25 +227,7 @@ impl PipeEnd {
                 })?;
                 Ok(buf.len())
             }
-            PipeMode::Byte => {
-                let mut done = 0;
-                while done < buf.len() {
-                    let r = self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
-                        (Tx::SharedBytes(w), None) => w.try_write(&buf[done..]),
-                        (Tx::SharedBytes(w), Some(d)) => w.write(&buf[done..], d),
-                        _ => Err(culvert_ring::Error::Closed),
-                    });
-                    match r {
-                        Ok(n) => done += n,
-                        Err(Error::Timeout | Error::WouldBlock) if done > 0 => return Ok(done),
-                        Err(e) => return Err(e),
-                    }
-                    if self.nonblocking {
-                        break;
-                    }
-                }
-                Ok(done)
-            }
+            PipeMode::Byte => self.write_bytes(buf, deadline),
         }
     }
 

@@ -1,0 +1,227 @@
+//! `PipeEnd::connect`: the client side of the named-pipe handshake — claim a request
+//! cell, ask through the request ring, wait for the answer (an instance, or the
+//! server's refusal with its cause), open the instance and attach its second end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use culvert_ring::mpmc;
+use culvert_section::{Section, SectionKind};
+use culvert_sync::atomic::Ordering;
+use culvert_sync::{wait_for, Deadline, ProcessIdentity};
+
+use super::super::end::PipeEnd;
+use super::super::options::{validate_pipe_name, PipeOptions};
+use super::*;
+use crate::{Error, Result};
+
+/// The error a client reports for a refusal read from its cell (untrusted values).
+fn refusal_error(cause: u64, detail: u64, pipe: &str, root: std::path::PathBuf) -> Error {
+    match cause {
+        REFUSED_NO_SPACE => Error::Section(culvert_section::Error::NoSpace {
+            name: format!("{pipe} (an instance of the pipe)"),
+            size: detail,
+            root,
+        }),
+        REFUSED_OS_ERROR if detail <= i32::MAX as u64 => {
+            Error::Io(std::io::Error::from_raw_os_error(detail as i32))
+        }
+        _ => Error::Io(std::io::Error::other(format!(
+            "the server of pipe '{pipe}' could not make the connection"
+        ))),
+    }
+}
+
+impl PipeEnd {
+    /// Connects to the named pipe `name` in the default namespace (`$CULVERT_ROOT`, else
+    /// `/dev/shm`), waiting up to `timeout` for a free instance (`None`: the server's
+    /// default timeout). `NotFound` if no live server has the name; `Busy` if no
+    /// instance became free in time (Windows' `WaitNamedPipe` rule).
+    pub fn connect(name: &str, timeout: Option<Duration>) -> Result<PipeEnd> {
+        Self::connect_with(name, timeout, &PipeOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with the namespace, wait strategy and section options
+    /// of `opts` (its other fields come from the server).
+    pub fn connect_with(
+        name: &str,
+        timeout: Option<Duration>,
+        opts: &PipeOptions,
+    ) -> Result<PipeEnd> {
+        validate_pipe_name(name)?;
+        let not_found = || Error::NotFound {
+            name: name.to_string(),
+        };
+        let sopts = opts.section_for(SectionKind::PipeServer);
+        let section = match Section::open(name, &sopts) {
+            Ok(s) => s,
+            Err(
+                culvert_section::Error::NotFound { .. }
+                | culvert_section::Error::Stale { .. }
+                | culvert_section::Error::Poisoned { .. },
+            ) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        let requests = section.object("requests")?;
+        let shared = Arc::new(ServerShared::new(name, section)?);
+        if shared.server_gone() {
+            return Err(not_found());
+        }
+        let h = shared.header();
+        let timeout = timeout.unwrap_or_else(|| {
+            Duration::from_millis(h.default_timeout_ms.load(Ordering::Relaxed))
+                .min(MAX_DEFAULT_TIMEOUT)
+        });
+        let deadline = Deadline::after(timeout);
+        let strategy = opts.wait_strategy;
+        let busy = || Error::Busy {
+            what: format!("every instance of pipe '{name}' is taken"),
+        };
+        let me = ProcessIdentity::me().packed();
+
+        // 1. Claim a request cell.
+        let claimed = wait_for(&h.answers.n, strategy, deadline, |ctx| {
+            if ctx.liveness_due && shared.server_gone() {
+                return Err(not_found());
+            }
+            for i in 0..CELLS {
+                let cell = shared.cell(i);
+                let word = cell.word.load(Ordering::Acquire);
+                if word as u32 != CELL_FREE {
+                    continue;
+                }
+                let gen = ((word >> 32) as u32).wrapping_add(1);
+                if cell
+                    .word
+                    .compare_exchange(
+                        word,
+                        cell_word(gen, CELL_CLAIMED),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    return Ok(Some((i, gen)));
+                }
+            }
+            Ok(None)
+        });
+        let (idx, gen) = match claimed {
+            Ok(c) => c,
+            Err(Error::Timeout) => return Err(busy()),
+            Err(e) => return Err(e),
+        };
+        let cell = shared.cell(idx);
+        cell.client.store(me, Ordering::Release);
+        cell.word
+            .store(cell_word(gen, CELL_PENDING), Ordering::Release);
+        let withdraw = || {
+            let ok = cell
+                .word
+                .compare_exchange(
+                    cell_word(gen, CELL_PENDING),
+                    cell_word(gen, CELL_FREE),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok();
+            if ok {
+                h.answers.n.notify();
+            }
+            ok
+        };
+
+        // 2. Ask through the request ring.
+        let mut msg = [0u8; REQUEST_LEN];
+        msg[..4].copy_from_slice(&(idx as u32).to_le_bytes());
+        msg[4..].copy_from_slice(&gen.to_le_bytes());
+        let sent = mpmc::Producer::attach(&requests).and_then(|mut p| {
+            p.set_wait_strategy(strategy);
+            p.send(&msg, deadline)
+        });
+        if let Err(e) = sent {
+            withdraw();
+            return Err(match e {
+                culvert_ring::Error::Timeout | culvert_ring::Error::Busy { .. } => busy(),
+                culvert_ring::Error::Closed => not_found(),
+                e => e.into(),
+            });
+        }
+        h.events.n.notify();
+
+        // 3. Wait for the answer.
+        let assigned = cell_word(gen, CELL_ASSIGNED);
+        let refused = cell_word(gen, CELL_REFUSED);
+        let answered = wait_for(&h.answers.n, strategy, deadline, |ctx| {
+            let word = cell.word.load(Ordering::Acquire);
+            if word == assigned {
+                return Ok(Some(()));
+            }
+            if word == refused {
+                let cause = cell.ticket.load(Ordering::Acquire);
+                let detail = cell.slot.load(Ordering::Acquire);
+                cell.word
+                    .store(cell_word(gen, CELL_FREE), Ordering::Release);
+                h.answers.n.notify();
+                let root = opts.section.namespace_root().unwrap_or_default();
+                return Err(refusal_error(cause, detail, name, root));
+            }
+            if word != cell_word(gen, CELL_PENDING) {
+                return Err(Error::Corrupted {
+                    what: format!("pipe server '{name}': request cell changed hands"),
+                });
+            }
+            if ctx.liveness_due && shared.server_gone() {
+                return Err(not_found());
+            }
+            Ok(None)
+        });
+        match answered {
+            Ok(()) => {}
+            Err(e @ (Error::Timeout | Error::NotFound { .. })) => {
+                if withdraw() {
+                    return Err(if matches!(e, Error::Timeout) {
+                        busy()
+                    } else {
+                        e
+                    });
+                }
+                // Answered just in time: connect after all.
+            }
+            Err(e) => return Err(e),
+        }
+        let ticket = cell.ticket.load(Ordering::Acquire);
+        let slot = cell.slot.load(Ordering::Acquire) as usize;
+        cell.word
+            .store(cell_word(gen, CELL_FREE), Ordering::Release);
+        h.answers.n.notify();
+        if ticket == 0 || slot >= shared.max_instances {
+            return Err(Error::Corrupted {
+                what: format!("pipe server '{name}': answer out of range"),
+            });
+        }
+
+        // 4. Open the instance.
+        let link = ServerLink {
+            shared: shared.clone(),
+            slot,
+            ticket,
+            instance: None,
+            views: None,
+        };
+        let iname = instance_name(name, ticket);
+        let iopts = opts.section_for(SectionKind::Pipe);
+        let section = match Section::open(&iname, &iopts) {
+            Ok(s) => s,
+            Err(e) => {
+                link.release();
+                return Err(e.into());
+            }
+        };
+        let _ = Section::unlink(&iname, &iopts);
+        let end = PipeEnd::attach(section, 1, strategy, Some(link));
+        // The server's accept waits for this attach.
+        h.events.n.notify();
+        end
+    }
+}

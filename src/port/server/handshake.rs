@@ -1,0 +1,298 @@
+//! The connect handshake on the server side: connection slots a client filled in,
+//! reviewed (its connection section verified), accepted or rejected, and freed —
+//! removing a connection section only once it is verified as the slot client's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use culvert_section::{Section, SectionKind};
+use culvert_sync::atomic::Ordering;
+use culvert_sync::{Deadline, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
+
+use super::*;
+
+impl Shared {
+    /// Unlinks the connection section named in `slot`, only once verified: a
+    /// `PortConnection` section of this port whose creator is the slot's client, still
+    /// at that name. A hostile client cannot so make the server remove anything it
+    /// could not remove itself.
+    pub(super) fn unlink_conn(&self, slot: &ConnSlot) {
+        if let Some(section) = self.open_conn(slot, Duration::ZERO) {
+            section.unlink_if_linked();
+        }
+    }
+
+    /// Opens the connection section named in `slot` (waiting up to `wait` for its
+    /// client to finish it), if it is one: of this port's connection names, of kind
+    /// `PortConnection`, created by the slot's client.
+    pub(super) fn open_conn(&self, slot: &ConnSlot, wait: Duration) -> Option<Section> {
+        let name = slot
+            .name()
+            .filter(|n| n.starts_with(&conn_prefix(&self.name)))?;
+        let client = slot.client.load(Ordering::Acquire);
+        let mut so = self.sopts.clone();
+        so.expect_kind = Some(SectionKind::PortConnection);
+        so.open_timeout = wait;
+        let section = Section::open(&name, &so).ok()?;
+        (client != 0 && section.header().creator.packed() == client).then_some(section)
+    }
+
+    /// Frees slot `i` if it is in state `from` (whoever wins the CAS does it).
+    pub(super) fn free_slot(&self, i: usize, from: u32) -> bool {
+        let slot = self.slot(i);
+        if from != SLOT_FREEING
+            && slot
+                .state
+                .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return false;
+        }
+        self.unlink_conn(slot);
+        slot.name_len.store(0, Ordering::Relaxed);
+        slot.epoch.fetch_add(1, Ordering::AcqRel);
+        slot.state.store(SLOT_FREE, Ordering::Release);
+        slot.client.store(0, Ordering::Release);
+        slot.answered.notify();
+        true
+    }
+
+    /// Tears down the connection in slot `i` (state `from`) and frees the slot.
+    pub(super) fn teardown(&self, i: usize, from: u32) {
+        let slot = self.slot(i);
+        if slot
+            .state
+            .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let conn = self.conns.write().unwrap_or_else(|e| e.into_inner())[i].take();
+        if let Some(conn) = conn {
+            conn.dead.store(true, Ordering::Release);
+            conn.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        self.free_slot(i, SLOT_FREEING);
+    }
+
+    pub(super) fn requested_or_closing(&self) -> bool {
+        (0..self.cfg.max_connections).any(|i| {
+            matches!(
+                self.slot(i).state.load(Ordering::Acquire),
+                SLOT_REQUESTED | SLOT_CLOSING
+            )
+        })
+    }
+
+    pub(super) fn listen(self: &Arc<Self>, deadline: Deadline) -> Result<ConnectRequest> {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            self.maintain(true, false);
+            for i in 0..self.cfg.max_connections {
+                let slot = self.slot(i);
+                if slot.state.load(Ordering::Acquire) == SLOT_REQUESTED
+                    && slot
+                        .state
+                        .compare_exchange(
+                            SLOT_REQUESTED,
+                            SLOT_REVIEWING,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                {
+                    match self.review(i) {
+                        Ok(req) => return Ok(req),
+                        Err(_) => {
+                            // A client that died or sent garbage: forget it.
+                            if !self.free_slot(i, SLOT_REVIEWING) {
+                                self.free_slot(i, SLOT_WITHDRAWN);
+                            }
+                        }
+                    }
+                }
+            }
+            let n = &self.header().listen.connect;
+            let key = n.prepare_wait();
+            if self.requested_or_closing() {
+                n.cancel_wait(key);
+                continue;
+            }
+            if deadline.has_passed() {
+                n.cancel_wait(key);
+                return Err(Error::Timeout);
+            }
+            let _ = n.wait(
+                key,
+                deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL)),
+            );
+        }
+    }
+
+    pub(super) fn review(self: &Arc<Self>, i: usize) -> Result<ConnectRequest> {
+        let slot = self.slot(i);
+        let client = slot.client.load(Ordering::Acquire);
+        let epoch = slot.epoch.load(Ordering::Acquire);
+        let corrupt = |what: &str| Error::Corrupted {
+            what: what.to_string(),
+        };
+        let section = self.open_conn(slot, CONN_OPEN_TIMEOUT).ok_or_else(|| {
+            corrupt("connect request names no connection section of its client on this port")
+        })?;
+        let conn = section.object("conn")?;
+        let hdr = at::<ConnHeader>(&conn, 0)?;
+        if hdr.magic.load(Ordering::Acquire) != CONN_MAGIC
+            || hdr.payload_max.load(Ordering::Relaxed) != CONNECT_PAYLOAD_MAX as u64
+        {
+            return Err(corrupt("connection header"));
+        }
+        let len = hdr.connect_len.load(Ordering::Acquire);
+        if len > CONNECT_PAYLOAD_MAX as u64 {
+            return Err(corrupt("connect payload length"));
+        }
+        let payload = copy_out(&conn, std::mem::size_of::<ConnHeader>(), len as usize)?;
+        Ok(ConnectRequest {
+            pid: ProcessIdentity::from_packed(client).pid,
+            payload,
+            pending: PendingConnect {
+                server: self.clone(),
+                index: i,
+                epoch,
+                client,
+                section: Some(section),
+            },
+        })
+    }
+}
+
+impl PendingConnect {
+    fn write_answer(&self, section: &Section, payload: &[u8]) -> Result<()> {
+        if payload.len() > CONNECT_PAYLOAD_MAX {
+            return Err(Error::MessageTooLarge {
+                len: payload.len(),
+                max: CONNECT_PAYLOAD_MAX,
+            });
+        }
+        let conn = section.object("conn")?;
+        let hdr = at::<ConnHeader>(&conn, 0)?;
+        copy_in(
+            &conn,
+            std::mem::size_of::<ConnHeader>() + CONNECT_PAYLOAD_MAX,
+            payload,
+        )?;
+        hdr.answer_len
+            .store(payload.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    fn accept(&mut self, payload: &[u8]) -> Result<ConnectionId> {
+        let Some(section) = self.section.take() else {
+            return Err(Error::Closed);
+        };
+        let s = self.server.clone();
+        let i = self.index;
+        let built = (|| -> Result<Arc<ServerConn>> {
+            self.write_answer(&section, payload)?;
+            let writer = spsc::MessageWriter::attach(&section.object("replies")?)?;
+            let heap = Heap::attach(&section.object("heap")?)?;
+            Ok(Arc::new(ServerConn {
+                id: ConnectionId {
+                    index: i as u32,
+                    epoch: self.epoch,
+                },
+                client: self.client,
+                heap,
+                writer: Mutex::new(Some(writer)),
+                calls: Mutex::new(Calls::default()),
+                dead: AtomicBool::new(false),
+                _section: section,
+            }))
+        })();
+        let conn = match built {
+            Ok(c) => c,
+            Err(e) => {
+                if !s.free_slot(i, SLOT_REVIEWING) {
+                    s.free_slot(i, SLOT_WITHDRAWN);
+                }
+                return Err(e);
+            }
+        };
+        s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = Some(conn.clone());
+        let slot = s.slot(i);
+        if slot
+            .state
+            .compare_exchange(
+                SLOT_REVIEWING,
+                SLOT_ACCEPTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // The client gave up meanwhile.
+            s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = None;
+            conn.dead.store(true, Ordering::Release);
+            conn.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            s.free_slot(i, SLOT_WITHDRAWN);
+            return Err(Error::Timeout);
+        }
+        slot.answered.notify();
+        Ok(conn.id)
+    }
+
+    fn reject(&mut self, reason: &[u8]) -> Result<()> {
+        let Some(section) = self.section.take() else {
+            return Ok(());
+        };
+        let s = self.server.clone();
+        let written = self.write_answer(&section, reason);
+        let slot = s.slot(self.index);
+        if written.is_err()
+            || slot
+                .state
+                .compare_exchange(
+                    SLOT_REVIEWING,
+                    SLOT_REJECTED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            if !s.free_slot(self.index, SLOT_REVIEWING) {
+                s.free_slot(self.index, SLOT_WITHDRAWN);
+            }
+            return written;
+        }
+        slot.answered.notify();
+        Ok(())
+    }
+}
+
+impl Drop for PendingConnect {
+    fn drop(&mut self) {
+        let _ = self.reject(&[]);
+    }
+}
+
+impl ConnectRequest {
+    /// Accepts the connection, sending `payload` (at most [`CONNECT_PAYLOAD_MAX`]
+    /// bytes) to the client. `Timeout` if the client gave up meanwhile.
+    pub fn accept(mut self, payload: &[u8]) -> Result<ConnectionId> {
+        let r = self.pending.accept(payload);
+        crate::trace::event!(
+            INFO,
+            client_pid = self.pid,
+            ok = r.is_ok(),
+            "port connection accepted"
+        );
+        r
+    }
+
+    /// Rejects the connection; the client gets `Error::Rejected { reason }`.
+    pub fn reject(mut self, reason: &[u8]) -> Result<()> {
+        crate::trace::event!(INFO, client_pid = self.pid, "port connection rejected");
+        self.pending.reject(reason)
+    }
+}
