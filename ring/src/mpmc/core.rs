@@ -61,7 +61,7 @@
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -75,6 +75,9 @@ use super::endpoint::{self, WaitOn};
 use super::Stats;
 use crate::layout::control_ptr;
 use crate::{owner, Error, Result};
+
+mod claim;
+mod participants;
 
 /// Bytes of region a ring with this layout needs.
 pub(crate) fn required_size(layout: &Layout) -> usize {
@@ -171,64 +174,6 @@ pub(crate) enum Poll {
     /// One poll of a blocking wait (which sleeps on a notifier instead), or a follow-up
     /// record of a call that already moved data: never waits.
     Once,
-}
-
-/// The bounded wait of one non-blocking claim for slots held mid-operation: a few
-/// growing spins, then `yield_now` until [`PATIENCE`] has passed since the first yield,
-/// and one last look after that. Stops at once if the holder's process is dead (the
-/// liveness check reclaims such slots; waiting cannot help). Under loom it never waits:
-/// models must stay finite, and they check the protocol, not the timing.
-struct Patience {
-    /// False once this call may not wait (any more).
-    enabled: bool,
-    /// Pauses made so far.
-    pauses: u32,
-    /// When the yielding phase ends; set at its first pause.
-    until: Option<Instant>,
-}
-
-impl Patience {
-    fn new(how: Poll) -> Self {
-        Self {
-            enabled: how == Poll::Try && !cfg!(loom),
-            pauses: 0,
-            until: None,
-        }
-    }
-
-    /// Waits a moment for the slot held by participant `who` (validated) to move on.
-    /// True: look again; false: this call's patience is spent.
-    fn pause(&mut self, core: &Core, who: u32) -> bool {
-        if !self.enabled {
-            return false;
-        }
-        self.pauses += 1;
-        if self.pauses <= PATIENCE_SPINS {
-            for _ in 0..1u32 << self.pauses.min(PATIENCE_SPIN_SHIFT_MAX) {
-                std::hint::spin_loop();
-            }
-            return true;
-        }
-        let now = Instant::now();
-        match self.until {
-            None => {
-                if core.holder_dead(who) {
-                    self.enabled = false;
-                    return false;
-                }
-                self.until = Some(now + PATIENCE);
-            }
-            Some(until) if now >= until => {
-                // Spent; the caller looks once more (we may have been descheduled
-                // while the holder finished).
-                self.enabled = false;
-                return true;
-            }
-            Some(_) => {}
-        }
-        std::thread::yield_now();
-        true
-    }
 }
 
 /// What a poll of the ring found when it could not complete.
@@ -411,98 +356,6 @@ impl Core {
         &self.region
     }
 
-    /// Claims a free or dead participant entry.
-    fn register(&mut self) -> Result<()> {
-        for who in 1..=self.layout.max_endpoints as u32 {
-            let entry = self.part(who);
-            let cur = entry.load(Ordering::Acquire);
-            let dead_holder = if cur == 0 {
-                false
-            } else if owner::holder_liveness(cur) == Liveness::Dead {
-                true
-            } else {
-                continue;
-            };
-            if entry
-                .compare_exchange(cur, self.identity, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                self.me = who;
-                if dead_holder {
-                    self.sweep(who);
-                }
-                return Ok(());
-            }
-        }
-        Err(Error::Busy {
-            what: "mpmc participant table (all entries held by live endpoints)",
-        })
-    }
-
-    /// Frees every slot that names participant `who` (whose process died).
-    fn sweep(&self, who: u32) {
-        for i in 0..self.layout.slots as u64 {
-            let slot = self.slot(i);
-            let w = slot.state.load(Ordering::Acquire);
-            let s = unpack(w);
-            if s.who == who && (s.state == WRITING || s.state == READING) {
-                self.take_from_dead(slot, w);
-            }
-        }
-    }
-
-    /// Moves a slot held by a dead participant on to `EMPTY(tag + slots)`, counting it.
-    /// Returns whether this call did it.
-    fn take_from_dead(&self, slot: &SlotHeader, w: u64) -> bool {
-        let s = unpack(w);
-        let next = pack(s.tag.wrapping_add(self.layout.slots as u64), EMPTY, 0);
-        if slot
-            .state
-            .compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false;
-        }
-        let st = &self.ctl().state.0;
-        if s.state == READING {
-            st.lost_to_dead_consumers.fetch_add(1, Ordering::Relaxed);
-        } else {
-            st.abandoned_by_dead_producers
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        self.ctl().not_full.0.notify();
-        self.ctl().not_empty.0.notify();
-        true
-    }
-
-    /// Frees every slot held by a dead process (what waiters do lazily when they are
-    /// stuck on one). Returns how many slots this call freed.
-    pub(crate) fn reclaim_dead(&self) -> Result<usize> {
-        self.check_poison()?;
-        let mut freed = 0;
-        for i in 0..self.layout.slots as u64 {
-            let slot = self.slot(i);
-            let w = slot.state.load(Ordering::Acquire);
-            let s = unpack(w);
-            if !self.valid_who(s.state, s.who) {
-                return Err(self.poison("mpmc slot word holder"));
-            }
-            if (s.state == WRITING || s.state == READING)
-                && self.holder_dead(s.who)
-                && self.take_from_dead(slot, w)
-            {
-                freed += 1;
-            }
-        }
-        Ok(freed)
-    }
-
-    /// Whether participant `who` (validated) is held by a dead process.
-    fn holder_dead(&self, who: u32) -> bool {
-        let id = self.part(who).load(Ordering::Acquire);
-        owner::holder_liveness(id) == Liveness::Dead
-    }
-
     /// Whether a blocked claim should check its slot holder's liveness now: at most
     /// once per liveness interval per endpoint, for blocking and non-blocking calls
     /// alike. Never under loom: models run in one process, where no holder dies, and
@@ -578,97 +431,6 @@ impl Core {
         self.ctl().not_empty.0.notify();
     }
 
-    /// The claim loop of a producer. `Ok(Ok(pos))`: this endpoint holds `WRITING(pos)`.
-    fn claim_send(&self, how: Poll) -> std::result::Result<Result<u64>, Blocked> {
-        let cap = self.layout.slots as u64;
-        let mut checked_live = false;
-        let mut patience = Patience::new(how);
-        for _ in 0..MAX_CLAIM_ROUNDS {
-            if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
-                return Ok(Err(Error::Closed));
-            }
-            let enq = &self.ctl().enqueue_pos.0;
-            let p = enq.load(Ordering::Acquire);
-            let slot = self.slot(p);
-            let w = slot.state.load(Ordering::Acquire);
-            let s = unpack(w);
-            if !self.valid_who(s.state, s.who) {
-                return Ok(Err(self.poison("mpmc slot word holder")));
-            }
-            let d = tag_diff(s.tag, p);
-            if d == 0 && s.state == EMPTY {
-                let mine = pack(p, WRITING, self.me);
-                if slot
-                    .state
-                    .compare_exchange(w, mine, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_err()
-                {
-                    continue;
-                }
-                let _ =
-                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
-                if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
-                    // Closed between our check and our claim: give the slot back.
-                    slot.state
-                        .store(pack(p.wrapping_add(cap), EMPTY, 0), Ordering::Release);
-                    self.ctl()
-                        .state
-                        .0
-                        .aborted_by_close
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.ctl().not_empty.0.notify();
-                    self.ctl().not_full.0.notify();
-                    return Ok(Err(Error::Closed));
-                }
-                return Ok(Ok(p));
-            }
-            if d >= 0 {
-                if d % cap as i64 != 0 {
-                    return Ok(Err(self.poison("mpmc slot tag not of this slot")));
-                }
-                if d > cap as i64 && enq.load(Ordering::Acquire) == p {
-                    // More than a lap ahead of a position that did not move.
-                    return Ok(Err(self.poison(
-                        "mpmc slot tag more than a lap ahead of the enqueue position",
-                    )));
-                }
-                // Position `p` is taken (or long gone): help the position on.
-                let _ =
-                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
-                continue;
-            }
-            if d == -(cap as i64) && s.state != EMPTY {
-                // The previous lap still holds the slot: full, unless its holder died.
-                if (s.state == WRITING || s.state == READING)
-                    && !checked_live
-                    && self.liveness_due()
-                {
-                    checked_live = true;
-                    if self.holder_dead(s.who) {
-                        self.take_from_dead(slot, w);
-                        continue;
-                    }
-                }
-                // Re-read the position: if it moved, the ring is not full for us.
-                if enq.load(Ordering::Acquire) != p {
-                    continue;
-                }
-                // A slot mid-operation (a send or receive of the last lap still
-                // running) is not a full ring: give its holder a moment.
-                if (s.state == WRITING || s.state == READING) && patience.pause(self, s.who) {
-                    continue;
-                }
-                return Err(Blocked::Wait);
-            }
-            if enq.load(Ordering::Acquire) != p {
-                // Our slot read raced with a lap change; retry with the new position.
-                continue;
-            }
-            return Ok(Err(self.poison("mpmc slot tag behind the enqueue position")));
-        }
-        Err(Blocked::Wait)
-    }
-
     /// Blocking send: waits on `not_full` for a slot, then fills and commits it.
     pub(crate) fn send_with(
         &mut self,
@@ -738,140 +500,6 @@ impl Core {
         );
         self.ctl().not_full.0.notify();
         r
-    }
-
-    /// The claim loop of a consumer. `Ok(Ok((q, len)))`: this endpoint holds
-    /// `READING(q)` of a `len`-byte message.
-    fn claim_recv(
-        &self,
-        max_len: usize,
-        how: Poll,
-    ) -> std::result::Result<Result<(u64, usize)>, Blocked> {
-        let cap = self.layout.slots as u64;
-        let mut checked_live = false;
-        let mut patience = Patience::new(how);
-        for _ in 0..MAX_CLAIM_ROUNDS {
-            // Load `closed` before the slot word (see the module doc on close).
-            let closed = self.ctl().state.0.closed.load(Ordering::SeqCst) != 0;
-            let deq = &self.ctl().dequeue_pos.0;
-            let q = deq.load(Ordering::Acquire);
-            let slot = self.slot(q);
-            let w = slot.state.load(Ordering::SeqCst);
-            let s = unpack(w);
-            if !self.valid_who(s.state, s.who) {
-                return Ok(Err(self.poison("mpmc slot word holder")));
-            }
-            let d = tag_diff(s.tag, q);
-            if d == 0 {
-                match s.state {
-                    FULL => {
-                        let len = slot.len.load(Ordering::Relaxed) as usize;
-                        if slot.state.load(Ordering::Acquire) != w {
-                            continue;
-                        }
-                        if len > self.layout.max_message {
-                            return Ok(Err(self.poison("mpmc message length above max_message")));
-                        }
-                        if len > max_len {
-                            return Ok(Err(Error::BufferTooSmall {
-                                needed: len,
-                                got: max_len,
-                            }));
-                        }
-                        let mine = pack(q, READING, self.me);
-                        if slot
-                            .state
-                            .compare_exchange(w, mine, Ordering::AcqRel, Ordering::Relaxed)
-                            .is_err()
-                        {
-                            continue;
-                        }
-                        let _ = deq.compare_exchange(
-                            q,
-                            q.wrapping_add(1),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        );
-                        return Ok(Ok((q, len)));
-                    }
-                    WRITING => {
-                        // A producer is writing our position: wait for it, unless dead.
-                        if !checked_live && self.liveness_due() {
-                            checked_live = true;
-                            if self.holder_dead(s.who) {
-                                self.take_from_dead(slot, w);
-                                continue;
-                            }
-                        }
-                        if deq.load(Ordering::Acquire) != q {
-                            continue;
-                        }
-                        // A send in progress is not an empty ring: give it a moment.
-                        if patience.pause(self, s.who) {
-                            continue;
-                        }
-                        return Err(Blocked::Wait);
-                    }
-                    EMPTY => {
-                        if deq.load(Ordering::Acquire) != q {
-                            continue;
-                        }
-                        return if closed {
-                            Ok(Err(Error::Closed))
-                        } else {
-                            Err(Blocked::Wait)
-                        };
-                    }
-                    _ => {
-                        // READING(q): another consumer has it; help the position on.
-                        let _ = deq.compare_exchange(
-                            q,
-                            q.wrapping_add(1),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        );
-                        continue;
-                    }
-                }
-            }
-            if d > 0 {
-                if d % cap as i64 != 0 {
-                    return Ok(Err(self.poison("mpmc slot tag not of this slot")));
-                }
-                if d > cap as i64 && deq.load(Ordering::Acquire) == q {
-                    // More than a lap ahead of a position that did not move.
-                    return Ok(Err(self.poison(
-                        "mpmc slot tag more than a lap ahead of the dequeue position",
-                    )));
-                }
-                let _ =
-                    deq.compare_exchange(q, q.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
-                continue;
-            }
-            if d == -(cap as i64) && s.state == READING {
-                // A consumer of the previous lap still reads this slot: empty for us.
-                if !checked_live && self.liveness_due() {
-                    checked_live = true;
-                    if self.holder_dead(s.who) {
-                        self.take_from_dead(slot, w);
-                        continue;
-                    }
-                }
-                if deq.load(Ordering::Acquire) != q {
-                    continue;
-                }
-                return if closed {
-                    Ok(Err(Error::Closed))
-                } else {
-                    Err(Blocked::Wait)
-                };
-            }
-            if deq.load(Ordering::Acquire) != q {
-                continue;
-            }
-            return Ok(Err(self.poison("mpmc slot tag behind the dequeue position")));
-        }
-        Err(Blocked::Wait)
     }
 
     /// Blocking receive: waits on `not_empty` for a message, then lets `take` read it.
