@@ -53,6 +53,11 @@ use crate::layout::{
 use crate::options::{file_path, validate_name, SectionOptions};
 use crate::region::Region;
 
+mod file;
+mod names;
+
+use file::{check_kind, map, pwrite_all, read_header, regular_file_size, size_file, wait_ready};
+
 /// Largest section (header included) we create: far beyond any tmpfs, small enough that
 /// offsets and lengths never overflow `isize`.
 const MAX_TOTAL_SIZE: u64 = 1 << 46;
@@ -139,71 +144,6 @@ fn total_for(size: u64) -> Result<u64> {
             size,
             reason: format!("larger than the {MAX_TOTAL_SIZE}-byte maximum"),
         })
-}
-
-/// Reads until `buf` is full or end of file; returns the bytes read.
-fn pread_full(fd: BorrowedFd<'_>, buf: &mut [u8], mut offset: u64) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match rustix::io::pread(fd, &mut buf[done..], offset) {
-            Ok(0) => break,
-            Ok(n) => {
-                done += n;
-                offset += n as u64;
-            }
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(done)
-}
-
-/// Writes all of `buf` at `offset`.
-fn pwrite_all(
-    fd: BorrowedFd<'_>,
-    mut buf: &[u8],
-    mut offset: u64,
-) -> std::result::Result<(), Errno> {
-    while !buf.is_empty() {
-        match rustix::io::pwrite(fd, buf, offset) {
-            Ok(0) => return Err(Errno::IO),
-            Ok(n) => {
-                buf = &buf[n..];
-                offset += n as u64;
-            }
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Sizes a fresh file to `total` bytes and reserves its memory.
-fn size_file(fd: BorrowedFd<'_>, total: u64, cx: &ErrCtx<'_>) -> Result<()> {
-    rfs::ftruncate(fd, total).map_err(|e| map_errno(e, cx))?;
-    match rfs::fallocate(fd, FallocateFlags::empty(), 0, total) {
-        Ok(()) => Ok(()),
-        // Filesystems without fallocate: the file stays sparse.
-        Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => Ok(()),
-        Err(e) => Err(map_errno(e, cx)),
-    }
-}
-
-/// Maps `len` bytes of `fd`, shared, read-write.
-fn map(fd: BorrowedFd<'_>, len: u64, populate: bool, name: &str) -> Result<MmapRaw> {
-    let len =
-        usize::try_from(len).map_err(|_| Error::corrupted(name, "size does not fit in memory"))?;
-    let mut o = MmapOptions::new();
-    o.len(len);
-    if populate {
-        o.populate();
-    }
-    o.map_raw(&fd).map_err(|e| {
-        Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("section '{name}': mapping {len} bytes failed: {e}"),
-        ))
-    })
 }
 
 /// A name for a temporary file, unique enough with `O_EXCL` and a retry.
@@ -400,47 +340,6 @@ impl Section {
             name: name.to_string(),
             root: opts.namespace_root().unwrap_or_default(),
         }))
-    }
-
-    /// Removes the named section from the namespace. Processes that have it mapped keep
-    /// their mapping; new opens fail with `NotFound`.
-    pub fn unlink(name: &str, opts: &SectionOptions) -> Result<()> {
-        validate_name(name)?;
-        let root = opts.namespace_root()?;
-        let cx = ErrCtx {
-            name,
-            root: &root,
-            size: 0,
-            op: "unlink",
-        };
-        rfs::unlinkat(CWD, file_path(&root, name), AtFlags::empty()).map_err(|e| map_errno(e, &cx))
-    }
-
-    /// Reads the header of the named section without mapping it or waiting: for tools
-    /// (`culvert ls`, `inspect`, `gc`). Safe on any file: a bad one gives `Corrupted`.
-    /// The object table of a section still initializing may be incomplete.
-    pub fn inspect(name: &str, opts: &SectionOptions) -> Result<HeaderInfo> {
-        validate_name(name)?;
-        let root = opts.namespace_root()?;
-        let path = file_path(&root, name);
-        let cx = ErrCtx {
-            name,
-            root: &root,
-            size: 0,
-            op: "open",
-        };
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let fd = rfs::open(&path, flags, Mode::empty()).map_err(|e| map_errno(e, &cx))?;
-        let file_size = regular_file_size(fd.as_fd(), name)?;
-        let header = read_header(fd.as_fd(), name, file_size)?;
-        header
-            .validate(file_size)
-            .map_err(|w| Error::corrupted(name, w))
-    }
-
-    /// Names of the sections in the namespace of `opts` (see [`crate::list`]).
-    pub fn list(opts: &SectionOptions) -> Result<Vec<String>> {
-        crate::options::list(opts)
     }
 
     /// Adopts a section file descriptor (e.g. an anonymous section inherited from a
@@ -726,34 +625,6 @@ impl Section {
         self.path.as_deref()
     }
 
-    /// Whether this section's name still refers to its file (same device and inode):
-    /// `false` for an anonymous section, or once the name was removed or now names
-    /// another file.
-    pub fn is_linked(&self) -> bool {
-        let Some(path) = &self.path else {
-            return false;
-        };
-        match (rfs::lstat(path), rfs::fstat(&self.fd)) {
-            (Ok(by_name), Ok(ours)) => {
-                by_name.st_dev == ours.st_dev && by_name.st_ino == ours.st_ino
-            }
-            _ => false,
-        }
-    }
-
-    /// Removes this section's name if it still refers to this section's file; `false`
-    /// if it did not (an anonymous section, a name already removed, or one that now
-    /// names another file, which is left alone). Only a process removing names
-    /// without this check can slip a new file in between the check and the removal;
-    /// [`create_replacing_stale`](Self::create_replacing_stale) closes that window for
-    /// replacements.
-    pub fn unlink_if_linked(&self) -> bool {
-        let Some(path) = &self.path else {
-            return false;
-        };
-        self.is_linked() && rfs::unlinkat(CWD, path, AtFlags::empty()).is_ok()
-    }
-
     /// Bytes mapped, header included.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -809,93 +680,5 @@ impl Drop for Section {
                 futex::wake_all(word);
             }
         }
-    }
-}
-
-/// Checks `opts.expect_kind`.
-fn check_kind(name: &str, opts: &SectionOptions, found: SectionKind) -> Result<()> {
-    match opts.expect_kind {
-        Some(expected) if expected != found => Err(Error::WrongKind {
-            name: name.to_string(),
-            expected,
-            found,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// `fstat`: the size of a regular file, else `Corrupted`.
-fn regular_file_size(fd: BorrowedFd<'_>, name: &str) -> Result<u64> {
-    let st = rfs::fstat(fd).map_err(std::io::Error::from)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::corrupted(name, "not a regular file"));
-    }
-    Ok(u64::try_from(st.st_size).unwrap_or(0))
-}
-
-/// Reads (copies) the header with `pread`; `Corrupted` if the file is too short.
-fn read_header(fd: BorrowedFd<'_>, name: &str, file_size: u64) -> Result<SectionHeader> {
-    let mut bytes = [0u8; HEADER_SIZE];
-    let n = pread_full(fd, &mut bytes, 0)?;
-    if n < HEADER_SIZE {
-        return Err(Error::corrupted(
-            name,
-            format!("file has {file_size} bytes, less than a {HEADER_SIZE}-byte section header"),
-        ));
-    }
-    SectionHeader::read(&bytes).ok_or_else(|| Error::corrupted(name, "header unreadable"))
-}
-
-/// Waits until the section in `map` is ready.
-fn wait_ready(
-    map: &MmapRaw,
-    name: &str,
-    creator: ProcessIdentity,
-    timeout: Duration,
-) -> Result<()> {
-    let word = state_word(map);
-    let started = Instant::now();
-    let deadline = Deadline::after(timeout);
-    let mut next_liveness_check = started;
-    loop {
-        match word.load(Ordering::Acquire) {
-            InitState::READY => return Ok(()),
-            InitState::POISONED => {
-                return Err(Error::Poisoned {
-                    name: name.to_string(),
-                })
-            }
-            InitState::INITIALIZING => {}
-            other => {
-                return Err(Error::corrupted(
-                    name,
-                    format!("unknown init state {other}"),
-                ))
-            }
-        }
-        let now = Instant::now();
-        if now >= next_liveness_check {
-            if creator.liveness() == Liveness::Dead {
-                // Re-check: it may have become ready just before its creator exited.
-                if word.load(Ordering::Acquire) == InitState::INITIALIZING {
-                    return Err(Error::Stale {
-                        name: name.to_string(),
-                        creator,
-                    });
-                }
-                continue;
-            }
-            next_liveness_check = now + LIVENESS_RECHECK_INTERVAL;
-        }
-        if deadline.has_passed() {
-            return Err(Error::Timeout {
-                name: name.to_string(),
-                waited: started.elapsed(),
-                creator,
-            });
-        }
-        // Sleep until woken by mark_ready/poison, the next liveness check, or the deadline.
-        let nap = Deadline::at(next_liveness_check).min(deadline);
-        let _ = futex::wait(word, InitState::INITIALIZING, nap);
     }
 }
