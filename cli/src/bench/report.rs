@@ -1,0 +1,282 @@
+//! The bench's output: progress lines on stderr while it runs, the table and its notes, the ratio to `os-pipe` of every row,
+//! the goals (with `--goals`), and the JSON document of every figure.
+
+use std::fmt::Write as _;
+
+use super::*;
+
+pub(super) fn fmt_value(m: Metric, v: f64) -> String {
+    match m {
+        Metric::MsgsPerS => format!("{:.2}M", v / 1e6),
+        Metric::MbPerS => format!("{v:.0}"),
+        _ => format!("{v:.0}"),
+    }
+}
+
+pub(super) fn find(figures: &[Figure], case: Case, t: Transport, metric: &str) -> Option<f64> {
+    figures
+        .iter()
+        .find(|f| f.case == case && f.transport == t && f.metric == metric)
+        .map(|f| f.value)
+}
+
+/// The headline metric of a case (what the ratio is computed on).
+pub(super) fn headline(case: Case) -> Metric {
+    case.metrics()[0]
+}
+
+/// Adds the "times better than os-pipe" figure of every row.
+pub(super) fn add_ratios(figures: &mut Vec<Figure>, cases: &[Case]) {
+    let mut extra = Vec::new();
+    for &case in cases {
+        let m = headline(case);
+        let Some(base) = find(figures, case, Transport::OsPipe, m.name()) else {
+            continue;
+        };
+        for t in Transport::ALL.into_iter().chain([Transport::Ring]) {
+            if let Some(v) = find(figures, case, t, m.name()) {
+                let ratio = if m.higher_is_better() {
+                    v / base
+                } else {
+                    base / v
+                };
+                if ratio.is_finite() {
+                    extra.push(Figure {
+                        case,
+                        transport: t,
+                        metric: RATIO_METRIC,
+                        value: ratio,
+                    });
+                }
+            }
+        }
+    }
+    figures.extend(extra);
+}
+
+/// The table and the notes.
+pub(super) fn render(
+    figures: &[Figure],
+    cases: &[Case],
+    transports: &[Transport],
+    machine: &str,
+    mode: &str,
+    pinned: bool,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "culvert bench: {machine}; {mode}; {}",
+        if pinned {
+            "pinned to CPUs 0 and 1"
+        } else {
+            "unpinned"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "{:<18} {:<12} {:>9} {:>9} {:>9} {:>14} {:>11}",
+        "case", "transport", "p50 ns", "p99 ns", "p99.9 ns", "throughput", "vs os-pipe"
+    );
+    for &case in cases {
+        for &t in transports {
+            let get = |m: Metric| find(figures, case, t, m.name());
+            let lat = |m: Metric| get(m).map_or("-".to_string(), |v| format!("{v:.0}"));
+            let tput = match case.metrics()[0] {
+                Metric::MsgsPerS => {
+                    get(Metric::MsgsPerS).map_or("-".into(), |v| format!("{:.2} Mmsg/s", v / 1e6))
+                }
+                Metric::MbPerS => {
+                    get(Metric::MbPerS).map_or("-".into(), |v| format!("{v:.0} MB/s"))
+                }
+                _ => "-".into(),
+            };
+            let ratio = find(figures, case, t, RATIO_METRIC)
+                .map_or("-".to_string(), |r| format!("{r:.2}x"));
+            let name = t.name();
+            let _ = writeln!(
+                s,
+                "{:<18} {:<12} {:>9} {:>9} {:>9} {:>14} {:>11}",
+                case.name(),
+                name,
+                lat(Metric::RttP50),
+                lat(Metric::RttP99),
+                lat(Metric::RttP999),
+                tput,
+                ratio
+            );
+        }
+    }
+    if transports.contains(&Transport::Culvert) {
+        let _ = writeln!(s, "culvert API per case:");
+        for &case in cases {
+            let _ = writeln!(s, "  {:<18} {}", case.name(), culvert::api_for(case));
+        }
+    }
+    s
+}
+
+/// The goals, judged on `figures` (`culvert bench --goals`).
+pub(super) fn render_goals(figures: &[Figure]) -> String {
+    let mut s = String::new();
+    let goals = goals(figures);
+    if !goals.is_empty() {
+        let _ = writeln!(s, "goals (same-run ratios):");
+        for g in goals {
+            let _ = writeln!(s, "  {g}");
+        }
+    }
+    s
+}
+
+/// The performance goals, evaluated on this run's figures (same-run ratios).
+pub(super) fn goals(figures: &[Figure]) -> Vec<String> {
+    use Transport::{Culvert, OsPipe, ShmFloor};
+    // (case, what, numerator transport, denominator transport, metric, threshold, lower-is-better)
+    let spec: [(Case, &str, f64, Transport); 8] = [
+        (
+            Case::Pingpong8BSpin,
+            "p50 within 2x of shm-floor",
+            2.0,
+            ShmFloor,
+        ),
+        (
+            Case::Pingpong8BSpin,
+            "p50 >= 50x better than os-pipe",
+            50.0,
+            OsPipe,
+        ),
+        (
+            Case::Pingpong8BBlock,
+            "p50 >= 1.5x better than os-pipe",
+            1.5,
+            OsPipe,
+        ),
+        (Case::Stream64BMsgs, "msgs/s >= 20x os-pipe", 20.0, OsPipe),
+        (Case::Stream64KiB, "MB/s >= 3x os-pipe", 3.0, OsPipe),
+        (Case::Stream4KiB, "MB/s >= 2x os-pipe", 2.0, OsPipe),
+        (
+            Case::Call64B,
+            "p50 >= 20x better than os-pipe",
+            20.0,
+            OsPipe,
+        ),
+        (Case::Call1MiB, "p50 >= 5x better than os-pipe", 5.0, OsPipe),
+    ];
+    let mut out = Vec::new();
+    for (case, what, threshold, other) in spec {
+        let m = headline(case);
+        let (Some(c), Some(o)) = (
+            find(figures, case, Culvert, m.name()),
+            find(figures, case, other, m.name()),
+        ) else {
+            continue;
+        };
+        let (ratio, met) = if other == ShmFloor {
+            // culvert's time over the floor's: at most `threshold`.
+            let r = c / o;
+            (r, r <= threshold)
+        } else if m.higher_is_better() {
+            let r = c / o;
+            (r, r >= threshold)
+        } else {
+            let r = o / c;
+            (r, r >= threshold)
+        };
+        out.push(format!(
+            "{:<18} {:<34} {:>8.2}x  {}",
+            case.name(),
+            what,
+            ratio,
+            if met { "met" } else { "MISSED" }
+        ));
+    }
+    out
+}
+
+/// The JSON document: every figure of the table and nothing else.
+pub(super) fn to_json(figures: &[Figure]) -> String {
+    let mut s = String::from("[\n");
+    for (i, f) in figures.iter().enumerate() {
+        let v = if f.value.is_finite() { f.value } else { 0.0 };
+        let _ = write!(
+            s,
+            "  {{\"case\": \"{}\", \"transport\": \"{}\", \"metric\": \"{}\", \"value\": {}}}",
+            f.case.name(),
+            f.transport.name(),
+            f.metric,
+            // Rounded to 0.01: plenty for ns and MB/s, and always a JSON number.
+            (v * 100.0).round() / 100.0
+        );
+        s.push_str(if i + 1 < figures.len() { ",\n" } else { "\n" });
+    }
+    s.push_str("]\n");
+    s
+}
+
+/// The progress display on stderr.
+pub(super) struct Progress {
+    total: usize,
+    index: std::cell::Cell<usize>,
+    tty: bool,
+    label: std::cell::RefCell<String>,
+}
+
+impl Progress {
+    pub(super) fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            index: std::cell::Cell::new(0),
+            tty: io::stderr().is_terminal(),
+            label: std::cell::RefCell::new(String::new()),
+        }
+    }
+
+    pub(super) fn start(&self, case: Case, transport: Transport) {
+        self.index.set(self.index.get() + 1);
+        let label = format!(
+            "[{:>2}/{}] {:<18} {:<9}",
+            self.index.get(),
+            self.total,
+            case.name(),
+            transport.name()
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{label} running…");
+            let _ = io::stderr().flush();
+        }
+        *self.label.borrow_mut() = label;
+    }
+
+    pub(super) fn done(&self, raw: &Raw) {
+        let s = match raw {
+            Raw::Samples(v) => {
+                let mut sorted = v.clone();
+                sorted.sort_unstable();
+                format!(" p50={:.0} ns", work::quantile(&sorted, 0.5))
+            }
+            Raw::Rate(m, v) => format!(" {}={}", m.name(), fmt_value(*m, *v)),
+        };
+        if self.tty {
+            eprint!("\r\x1b[2K{}{s}", self.label.borrow());
+            let _ = io::stderr().flush();
+        } else {
+            eprintln!("{}{s}", self.label.borrow());
+        }
+    }
+
+    pub(super) fn clear(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    pub(super) fn finish(&self, took: Duration) {
+        self.clear();
+        eprintln!(
+            "culvert bench: {} runs in {:.1} s",
+            self.total,
+            took.as_secs_f64()
+        );
+    }
+}
