@@ -106,8 +106,7 @@ fn serve_calls(link: &mut impl ReadWrite, request: usize) -> io::Result<()> {
 }
 
 fn serve_port() -> io::Result<()> {
-    let sopts = culvert::section::SectionOptions::default().root(root());
-    let server = PortServer::create_with(PORT, &PortOptions::default(), &sopts)?;
+    let server = PortServer::create(PORT, &PortOptions::default().root(root()))?;
     server
         .listen(Deadline::after(Duration::from_secs(10)))?
         .accept(b"ok")?;
@@ -172,11 +171,7 @@ fn peer(role: &str) -> io::Result<()> {
         } else {
             WaitStrategy::Adaptive
         });
-        Box::new(PipeEnd::connect_with(
-            PIPE,
-            Some(Duration::from_secs(10)),
-            &opts,
-        )?)
+        Box::new(PipeEnd::connect_with(PIPE, Duration::from_secs(10), &opts)?)
     };
     match work {
         "echo" => echo(&mut link, arg),
@@ -271,7 +266,7 @@ fn pipe_peer(role: &str, mode: PipeMode, spin: bool) -> Peer {
         .spawn()
         .expect("spawn peer");
     let mut end = server
-        .accept_timeout(Duration::from_secs(10))
+        .accept_until(Duration::from_secs(10))
         .expect("accept");
     end.set_wait_strategy(strategy);
     Peer {
@@ -372,7 +367,7 @@ fn bench_calls(c: &mut Criterion) {
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn peer");
-        let sopts = culvert::section::SectionOptions::default().root(root());
+        let sopts = PortOptions::default().root(root());
         let give_up = Instant::now() + Duration::from_secs(10);
         let client = loop {
             match PortClient::connect_with(

@@ -36,7 +36,11 @@ fn namespace_root() -> std::io::Result<(PathBuf, bool)> {
 
 fn options(root: &Path) -> MailslotOptions {
     // Messages up to 256 bytes, a ring of 16, reads wait up to 5 s.
-    MailslotOptions::new(256, 16, Some(TIMEOUT)).root(root)
+    MailslotOptions::new()
+        .max_message_size(256)
+        .capacity(16)
+        .read_timeout(TIMEOUT)
+        .root(root)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

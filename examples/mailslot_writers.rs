@@ -37,7 +37,11 @@ fn namespace_root() -> std::io::Result<(PathBuf, bool)> {
 
 fn options(root: &Path) -> MailslotOptions {
     // Messages up to 256 bytes, 8 queued at most, reads wait up to 5 s.
-    MailslotOptions::new(256, 8, Some(TIMEOUT)).root(root)
+    MailslotOptions::new()
+        .max_message_size(256)
+        .capacity(8)
+        .read_timeout(TIMEOUT)
+        .root(root)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -60,7 +60,7 @@ fn server(root: &Path) -> Result<(), Box<dyn Error>> {
         .env("CULVERT_ROOT", root)
         .spawn()?;
 
-    let mut end = server.accept_timeout(TIMEOUT)?;
+    let mut end = server.accept_until(TIMEOUT)?;
     end.set_read_timeout(Some(TIMEOUT));
     println!("server: client pid {:?} connected", end.peer_pid());
     let mut buf = [0u8; 1024];
@@ -93,7 +93,7 @@ fn server(root: &Path) -> Result<(), Box<dyn Error>> {
 
 fn client(root: &Path) -> Result<(), Box<dyn Error>> {
     let opts = PipeOptions::new().root(root);
-    let mut end = PipeEnd::connect_with(PIPE, Some(TIMEOUT), &opts)?;
+    let mut end = PipeEnd::connect_with(PIPE, TIMEOUT, &opts)?;
     end.set_read_timeout(Some(TIMEOUT));
     let mut buf = [0u8; 1024];
     for request in REQUESTS {

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use culvert::port::{Incoming, MessageKind, PortClient, PortOptions, PortServer};
-use culvert::section::SectionOptions;
 use culvert::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use culvert::Deadline;
 
@@ -74,9 +73,8 @@ fn handle(incoming: Incoming, datagrams: &AtomicUsize) -> culvert::Result<()> {
 }
 
 fn run(root: &Path) -> Result<(), Box<dyn Error>> {
-    let sopts = SectionOptions::default().root(root);
-    let opts = PortOptions::default();
-    let server = Arc::new(PortServer::create_with(PORT, &opts, &sopts)?);
+    let opts = PortOptions::default().root(root);
+    let server = Arc::new(PortServer::create(PORT, &opts)?);
     let stop = Arc::new(AtomicBool::new(false));
     let datagrams = Arc::new(AtomicUsize::new(0));
     let tick = Duration::from_millis(50);
@@ -115,8 +113,8 @@ fn run(root: &Path) -> Result<(), Box<dyn Error>> {
 
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let sopts = sopts.clone();
-            std::thread::spawn(move || client(c, &sopts).map_err(|e| e.to_string()))
+            let opts = opts.clone();
+            std::thread::spawn(move || client(c, &opts).map_err(|e| e.to_string()))
         })
         .collect();
     let mut failure = None;
@@ -148,10 +146,10 @@ fn run(root: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn client(c: usize, sopts: &SectionOptions) -> Result<(), Box<dyn Error>> {
+fn client(c: usize, opts: &PortOptions) -> Result<(), Box<dyn Error>> {
     let deadline = || Deadline::after(TIMEOUT);
     let hello = format!("client {c}");
-    let (client, welcome) = PortClient::connect_with(PORT, hello.as_bytes(), deadline(), sopts)?;
+    let (client, welcome) = PortClient::connect_with(PORT, hello.as_bytes(), deadline(), opts)?;
     if welcome != b"welcome" {
         return Err("unexpected accept payload".into());
     }

@@ -23,11 +23,11 @@ pub enum Error {
         name: String,
     },
     /// Every instance or connection slot is taken (and the timeout passed), or the
-    /// endpoint is held by another live process.
-    #[error("busy: {what}")]
+    /// endpoint is held by another live process; `reason` says which.
+    #[error("busy: {reason}")]
     Busy {
         /// What is busy.
-        what: String,
+        reason: BusyReason,
     },
     /// The deadline or timeout passed.
     #[error("timed out")]
@@ -126,6 +126,70 @@ pub enum Error {
     Io(#[from] io::Error),
 }
 
+/// Why a call failed with [`Error::Busy`]: what was taken, and by how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BusyReason {
+    /// Every one of the named pipe's `max_instances` instances is connected (and no
+    /// instance became free before the deadline).
+    NoFreeInstance {
+        /// The pipe's `max_instances`.
+        max_instances: usize,
+    },
+    /// Every connection slot of the port is held by a live client.
+    NoFreeConnection {
+        /// The port's `max_connections`.
+        max_connections: usize,
+    },
+    /// The pipe end is already attached by another process.
+    EndAttached,
+    /// Every holder entry of a shared pipe end is taken by a live process.
+    HoldersFull {
+        /// Holders an end can have.
+        max_holders: usize,
+    },
+    /// The broadcast group has as many live readers as it can hold.
+    GroupFull {
+        /// Readers a group can have.
+        max_members: usize,
+    },
+    /// `transact` was called while a message waits to be read.
+    MessageWaiting,
+    /// A ring endpoint that only one process may hold is held by a live one.
+    RingEndpoint {
+        /// Which endpoint.
+        what: &'static str,
+    },
+}
+
+impl std::fmt::Display for BusyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoFreeInstance { max_instances } => {
+                write!(
+                    f,
+                    "every one of the pipe's {max_instances} instances is taken"
+                )
+            }
+            Self::NoFreeConnection { max_connections } => {
+                write!(f, "all {max_connections} connection slots are taken")
+            }
+            Self::EndAttached => f.write_str("this pipe end is already attached"),
+            Self::HoldersFull { max_holders } => {
+                write!(
+                    f,
+                    "every one of the {max_holders} holder entries of this pipe end is taken"
+                )
+            }
+            Self::GroupFull { max_members } => {
+                write!(f, "the broadcast group has {max_members} live readers")
+            }
+            Self::MessageWaiting => f.write_str("transact with a message waiting to be read"),
+            Self::RingEndpoint { what } => f.write_str(what),
+        }
+    }
+}
+
 /// `Result` with the channel [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -171,7 +235,7 @@ impl From<culvert_ring::Error> for Error {
                 Error::Overrun { missed }
             }
             R::Busy { what } => Error::Busy {
-                what: what.to_string(),
+                reason: BusyReason::RingEndpoint { what },
             },
             R::InvalidConfig { what } => Error::InvalidArgument {
                 what: what.to_string(),

@@ -27,7 +27,7 @@ pub use culvert_ring as ring;
 pub use culvert_section as section;
 pub use culvert_sync as sync;
 pub use culvert_sync::{Deadline, WaitStrategy};
-pub use error::{Error, Result};
+pub use error::{BusyReason, Error, Result};
 
 // The README's example runs as a doctest, so it cannot rot.
 #[doc = include_str!("../README.md")]

@@ -70,7 +70,10 @@ fn reader() {
     watchdog(Duration::from_secs(70));
     let idx = num("IDX");
     let slow = arg("SPEED") == "slow";
-    let opts = MailslotOptions::new(MAX, CAPACITY, Some(Duration::from_secs(30)));
+    let opts = MailslotOptions::new()
+        .max_message_size(MAX)
+        .capacity(CAPACITY)
+        .read_timeout(Duration::from_secs(30));
     let mut r = mailslot::join(GROUP, &opts).unwrap();
     assert!(r.is_broadcast());
     put(&child_root(), &format!("ready{idx}"), "");

@@ -13,7 +13,11 @@ use culvert::Error;
 use support::*;
 
 fn opts(root: &std::path::Path) -> MailslotOptions {
-    MailslotOptions::new(32, 4, Some(Duration::ZERO)).root(root)
+    MailslotOptions::new()
+        .max_message_size(32)
+        .capacity(4)
+        .read_timeout(Duration::ZERO)
+        .root(root)
 }
 
 #[test]
@@ -41,15 +45,17 @@ fn invalid_names_and_sizes_are_typed_errors() {
     }
     let root = dir.path();
     for bad in [
-        MailslotOptions::new(0, 4, None),
-        MailslotOptions::new(32, 0, None),
-        MailslotOptions::new(usize::MAX, 4, None),
-        MailslotOptions::new(32, usize::MAX, None),
-        MailslotOptions::new(
-            mailslot::MAX_MESSAGE_SIZE_LIMIT,
-            mailslot::MAX_CAPACITY,
-            None,
-        ),
+        MailslotOptions::new().max_message_size(0).capacity(4),
+        MailslotOptions::new().max_message_size(32).capacity(0),
+        MailslotOptions::new()
+            .max_message_size(usize::MAX)
+            .capacity(4),
+        MailslotOptions::new()
+            .max_message_size(32)
+            .capacity(usize::MAX),
+        MailslotOptions::new()
+            .max_message_size(mailslot::MAX_MESSAGE_SIZE_LIMIT)
+            .capacity(mailslot::MAX_CAPACITY),
     ] {
         let bad = bad.root(root);
         assert!(
@@ -178,7 +184,7 @@ const DEAD_TEST: &str = "dead_reader_is_not_found_then_reclaimed";
 fn dead_reader_is_not_found_then_reclaimed() {
     if role().as_deref() == Some("orphan") {
         // Create, then die without closing anything.
-        let o = MailslotOptions::new(32, 4, None);
+        let o = MailslotOptions::new().max_message_size(32).capacity(4);
         std::mem::forget(Mailslot::create("orphan", &o).unwrap());
         std::mem::forget(Mailslot::create("orphan2", &o).unwrap());
         std::mem::forget(mailslot::join("lonely", &o).unwrap());
@@ -221,7 +227,11 @@ fn group_readers_join_and_leave() {
     // A later joiner's sizes are ignored: the group keeps the first one's.
     let mut b = mailslot::join(
         "g",
-        &MailslotOptions::new(8, 2, Some(Duration::ZERO)).root(dir.path()),
+        &MailslotOptions::new()
+            .max_message_size(8)
+            .capacity(2)
+            .read_timeout(Duration::ZERO)
+            .root(dir.path()),
     )
     .unwrap();
     assert_eq!((b.max_message_size(), b.capacity()), (32, 4));

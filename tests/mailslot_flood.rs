@@ -24,7 +24,11 @@ fn eight_writers_all_messages_arrive_whole_in_order() {
     watchdog(Duration::from_secs(90));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let opts = MailslotOptions::new(MAX, 1024, Some(Duration::from_millis(100))).root(root);
+    let opts = MailslotOptions::new()
+        .max_message_size(MAX)
+        .capacity(1024)
+        .read_timeout(Duration::from_millis(100))
+        .root(root);
     let mut slot = Mailslot::create("flood", &opts).unwrap();
     let mut kids = Kids::new(Duration::from_secs(60));
     kids.spawn_ids(TEST, "writer", root, WRITERS);

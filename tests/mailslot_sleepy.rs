@@ -23,7 +23,11 @@ fn sleeping_reader_counts_every_drop() {
     watchdog(Duration::from_secs(90));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let opts = MailslotOptions::new(MAX, 256, Some(Duration::ZERO)).root(root);
+    let opts = MailslotOptions::new()
+        .max_message_size(MAX)
+        .capacity(256)
+        .read_timeout(Duration::ZERO)
+        .root(root);
     let mut slot = Mailslot::create("sleepy", &opts).unwrap();
     let mut kids = Kids::new(Duration::from_secs(60));
     kids.spawn_ids(TEST, "writer", root, WRITERS);

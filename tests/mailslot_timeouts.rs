@@ -21,7 +21,11 @@ fn read_timeouts_zero_short_and_infinite() {
     watchdog(Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let opts = MailslotOptions::new(64, 16, Some(Duration::ZERO)).root(root);
+    let opts = MailslotOptions::new()
+        .max_message_size(64)
+        .capacity(16)
+        .read_timeout(Duration::ZERO)
+        .root(root);
     let mut slot = Mailslot::create("timeouts", &opts).unwrap();
     let mut group = mailslot::join("ticks", &opts).unwrap();
     let mut buf = [0u8; 64];

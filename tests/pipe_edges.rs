@@ -263,7 +263,15 @@ fn transact_with_a_message_waiting_is_busy_and_sends_nothing() {
         b.write_all(b"old").unwrap();
         let mut reply = [0u8; 8];
         let e = a.transact(b"request", &mut reply).unwrap_err();
-        assert!(matches!(e, Error::Busy { .. }), "shared {shared}: {e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Busy {
+                    reason: culvert::BusyReason::MessageWaiting
+                }
+            ),
+            "shared {shared}: {e:?}"
+        );
         b.set_nonblocking(true);
         assert!(matches!(b.read_message(&mut reply), Err(Error::WouldBlock)));
         let m = a.read_message(&mut reply).unwrap();

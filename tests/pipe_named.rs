@@ -29,7 +29,7 @@ fn spawn_client(dog: &Watchdog, test: &str, role: &str, root: &TempRoot, stdout:
 
 /// Accepts the next client (waiting at most 20 s); its reads time out after 20 s.
 fn accept(server: &PipeServer) -> PipeEnd {
-    let mut end = server.accept_timeout(Duration::from_secs(20)).unwrap();
+    let mut end = server.accept_until(Duration::from_secs(20)).unwrap();
     end.set_read_timeout(Some(Duration::from_secs(20)));
     end
 }
@@ -57,7 +57,7 @@ fn max_instances_two_third_client_busy_until_one_leaves() {
         // Clients use the default namespace: CULVERT_ROOT from the parent.
         match role.as_str() {
             "hold" => {
-                let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+                let mut end = PipeEnd::connect(PIPE, Duration::from_secs(10)).unwrap();
                 end.write_all(b"hi").unwrap();
                 let mut buf = [0u8; 16];
                 // Wait for "bye" (or end of stream), then leave.
@@ -65,14 +65,16 @@ fn max_instances_two_third_client_busy_until_one_leaves() {
             }
             "third" => {
                 let t = Instant::now();
-                match PipeEnd::connect(PIPE, Some(Duration::from_millis(300))) {
-                    Err(Error::Busy { .. }) => {}
+                match PipeEnd::connect(PIPE, Duration::from_millis(300)) {
+                    Err(Error::Busy {
+                        reason: culvert::BusyReason::NoFreeInstance { max_instances: 2 },
+                    }) => {}
                     other => panic!("expected Busy, got {other:?}"),
                 }
                 assert!(t.elapsed() >= Duration::from_millis(300));
                 println!("BUSY");
                 std::io::stdout().flush().unwrap();
-                let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+                let mut end = PipeEnd::connect(PIPE, Duration::from_secs(10)).unwrap();
                 end.write_all(b"third").unwrap();
                 let mut buf = [0u8; 16];
                 let _ = end.read(&mut buf);
@@ -124,7 +126,7 @@ fn max_instances_two_third_client_busy_until_one_leaves() {
 fn killed_client_frees_its_instance() {
     const TEST: &str = "killed_client_frees_its_instance";
     if role().is_some() {
-        let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+        let mut end = PipeEnd::connect(PIPE, Duration::from_secs(10)).unwrap();
         end.write_all(b"hi").unwrap();
         std::thread::sleep(Duration::from_secs(600));
         return;
@@ -159,7 +161,7 @@ fn killed_client_frees_its_instance() {
 fn missing_server_is_not_found() {
     let root = TempRoot::new("missing");
     let opts = PipeOptions::default().root(&root.0);
-    match PipeEnd::connect_with("nobody-here", Some(Duration::from_millis(10)), &opts) {
+    match PipeEnd::connect_with("nobody-here", Duration::from_millis(10), &opts) {
         Err(Error::NotFound { name }) => assert_eq!(name, "nobody-here"),
         other => panic!("{other:?}"),
     }
@@ -167,7 +169,7 @@ fn missing_server_is_not_found() {
     let server = PipeServer::bind("gone", &opts).unwrap();
     drop(server);
     assert!(matches!(
-        PipeEnd::connect_with("gone", Some(Duration::from_millis(10)), &opts),
+        PipeEnd::connect_with("gone", Duration::from_millis(10), &opts),
         Err(Error::NotFound { .. })
     ));
 }
@@ -184,7 +186,7 @@ fn bad_names_are_invalid() {
         );
         assert!(
             matches!(
-                PipeEnd::connect_with(bad, Some(Duration::ZERO), &opts),
+                PipeEnd::connect_with(bad, Duration::ZERO, &opts),
                 Err(Error::InvalidName { .. })
             ),
             "connect {bad:?}"
@@ -222,7 +224,7 @@ fn accept_times_out_and_try_accept_would_block() {
     assert!(matches!(server.try_accept(), Err(Error::WouldBlock)));
     let t = Instant::now();
     assert!(matches!(
-        server.accept_timeout(Duration::from_millis(50)),
+        server.accept_until(Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() >= Duration::from_millis(50));
@@ -239,7 +241,7 @@ fn in_process_byte_pipe_with_default_timeout() {
     let client = std::thread::spawn({
         let opts = opts.clone();
         move || {
-            let mut end = PipeEnd::connect_with("echo", None, &opts).unwrap();
+            let mut end = PipeEnd::connect_default_wait("echo", &opts).unwrap();
             // Chunks no larger than a ring, so the echo never fills both rings.
             for i in 0..25u8 {
                 let data = vec![i; 4000];
@@ -271,7 +273,7 @@ fn in_process_byte_pipe_with_default_timeout() {
 fn accept_returns_with_the_client_attached() {
     const TEST: &str = "accept_returns_with_the_client_attached";
     if role().is_some() {
-        let mut end = PipeEnd::connect(PIPE, Some(Duration::from_secs(10))).unwrap();
+        let mut end = PipeEnd::connect(PIPE, Duration::from_secs(10)).unwrap();
         let mut buf = [0u8; 1];
         let _ = end.read(&mut buf);
         return;
@@ -299,7 +301,7 @@ fn client_gets_the_servers_accept_failure_promptly() {
         let opts = PipeOptions::default().buffers(64 << 20);
         let server = PipeServer::bind(PIPE, &opts).unwrap();
         println!("bound");
-        let e = server.accept_timeout(Duration::from_secs(20)).unwrap_err();
+        let e = server.accept_until(Duration::from_secs(20)).unwrap_err();
         println!("accept failed: {e}");
         assert!(
             matches!(e, Error::Section(culvert::section::Error::NoSpace { .. })),
@@ -324,7 +326,7 @@ fn client_gets_the_servers_accept_failure_promptly() {
     let started = Instant::now();
     let e = PipeEnd::connect_with(
         PIPE,
-        Some(Duration::from_secs(20)),
+        Duration::from_secs(20),
         &PipeOptions::default().root(&root.0),
     )
     .unwrap_err();

@@ -466,8 +466,7 @@ fn named_shared_client_end_held_by_three_writer_processes() {
     let server = pipe::PipeServer::bind(&name, &opts).unwrap();
     std::thread::scope(|s| {
         let client = s.spawn(|| {
-            let mut end =
-                PipeEnd::connect_with(&name, Some(Duration::from_secs(20)), &opts).unwrap();
+            let mut end = PipeEnd::connect_with(&name, Duration::from_secs(20), &opts).unwrap();
             let children: Vec<Child> = (0..2)
                 .map(|id| share_end(&dog, &end, TEST, "writer", id, &dir.0))
                 .collect();
@@ -479,7 +478,7 @@ fn named_shared_client_end_held_by_three_writer_processes() {
             drop(end);
             children
         });
-        let mut conn = server.accept_timeout(Duration::from_secs(20)).unwrap();
+        let mut conn = server.accept_until(Duration::from_secs(20)).unwrap();
         let mut next = [0u32; 3];
         let mut buf = vec![0u8; 4096];
         let mut scratch = Vec::new();
@@ -507,9 +506,9 @@ fn named_shared_client_end_held_by_three_writer_processes() {
 /// connect with a short timeout gets `Busy`.
 fn assert_slot_taken(server: &pipe::PipeServer, name: &str, opts: &PipeOptions, when: &str) {
     std::thread::scope(|s| {
-        let acceptor = s.spawn(|| server.accept_timeout(Duration::from_millis(800)));
+        let acceptor = s.spawn(|| server.accept_until(Duration::from_millis(800)));
         std::thread::sleep(Duration::from_millis(50));
-        match PipeEnd::connect_with(name, Some(Duration::from_millis(400)), opts) {
+        match PipeEnd::connect_with(name, Duration::from_millis(400), opts) {
             Err(Error::Busy { .. }) => {}
             other => panic!("{when}: expected Busy, got {other:?}"),
         }
@@ -556,8 +555,8 @@ fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
     let server = pipe::PipeServer::bind(&name, &opts).unwrap();
     let (mut conn, client) = std::thread::scope(|s| {
         let client =
-            s.spawn(|| PipeEnd::connect_with(&name, Some(Duration::from_secs(20)), &opts).unwrap());
-        let conn = server.accept_timeout(Duration::from_secs(20)).unwrap();
+            s.spawn(|| PipeEnd::connect_with(&name, Duration::from_secs(20), &opts).unwrap());
+        let conn = server.accept_until(Duration::from_secs(20)).unwrap();
         (conn, client.join().unwrap())
     });
     let mut victim = share_end(&dog, &client, TEST, "victim", 0, &dir.0);
@@ -588,8 +587,8 @@ fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
     wait_ok(survivor);
     let freed = Instant::now();
     std::thread::scope(|s| {
-        let acceptor = s.spawn(|| server.accept_timeout(Duration::from_secs(10)));
-        let mut c = PipeEnd::connect_with(&name, Some(Duration::from_secs(10)), &opts)
+        let acceptor = s.spawn(|| server.accept_until(Duration::from_secs(10)));
+        let mut c = PipeEnd::connect_with(&name, Duration::from_secs(10), &opts)
             .expect("connect after every holder is gone");
         let mut conn = acceptor.join().unwrap().unwrap();
         c.write_all(b"new connection").unwrap();
@@ -618,8 +617,8 @@ fn named_shared_server_end_can_be_cloned() {
     let server = pipe::PipeServer::bind(&name, &opts).unwrap();
     let (conn, mut client) = std::thread::scope(|s| {
         let client =
-            s.spawn(|| PipeEnd::connect_with(&name, Some(Duration::from_secs(20)), &opts).unwrap());
-        let conn = server.accept_timeout(Duration::from_secs(20)).unwrap();
+            s.spawn(|| PipeEnd::connect_with(&name, Duration::from_secs(20), &opts).unwrap());
+        let conn = server.accept_until(Duration::from_secs(20)).unwrap();
         (conn, client.join().unwrap())
     });
     let mut clone = conn.try_clone().unwrap();

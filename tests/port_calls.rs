@@ -54,6 +54,7 @@ fn view_options() -> PortOptions {
         view_heap_size: (64 << 20) + (2 << 20),
         max_connections: 4,
         request_ring_capacity: 64,
+        root: None,
     }
 }
 
@@ -176,7 +177,9 @@ fn reject_missing_and_busy() {
             .exists()));
         let start = Instant::now();
         match PortClient::connect(NAME, b"ok", secs(10)) {
-            Err(culvert::Error::Busy { .. }) => {}
+            Err(culvert::Error::Busy {
+                reason: culvert::BusyReason::NoFreeConnection { max_connections: 2 },
+            }) => {}
             other => panic!("expected Busy, got {other:?}"),
         }
         assert!(

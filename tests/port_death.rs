@@ -24,6 +24,7 @@ fn options() -> PortOptions {
         view_heap_size: 8 << 20,
         max_connections: 8,
         request_ring_capacity: 64,
+        root: None,
     }
 }
 
@@ -122,7 +123,7 @@ fn server_killed_then_restarted() {
             std::fs::write(root.join("marker-held"), b"").unwrap();
             std::thread::sleep(Duration::from_secs(120));
         } else {
-            let sopts = culvert::section::SectionOptions::default();
+            let sopts = PortOptions::default();
             let served = serve(NAME, &options(), &sopts, 1, Arc::new(echo));
             assert!(eventually(Duration::from_secs(30), || root
                 .join("marker-done")

@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use culvert::section::SectionOptions;
-
 /// Environment variable holding a child's role.
 pub const ROLE: &str = "CULVERT_PORT_TEST_ROLE";
 
@@ -49,8 +47,8 @@ impl TempRoot {
     }
 
     /// Section options rooted here.
-    pub fn opts(&self) -> SectionOptions {
-        SectionOptions::default().root(&self.path)
+    pub fn opts(&self) -> PortOptions {
+        PortOptions::default().root(&self.path)
     }
 
     /// A marker file in the root.
@@ -207,11 +205,15 @@ pub fn echo(mut inc: Incoming) {
 pub fn serve(
     name: &str,
     opts: &PortOptions,
-    sopts: &SectionOptions,
+    namespace: &PortOptions,
     receivers: usize,
     handler: Arc<dyn Fn(Incoming) + Send + Sync>,
 ) -> Served {
-    let port = Arc::new(PortServer::create_with(name, opts, sopts).unwrap());
+    let opts = PortOptions {
+        root: namespace.root.clone(),
+        ..opts.clone()
+    };
+    let port = Arc::new(PortServer::create(name, &opts).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
 use culvert::pipe::{PipeEnd, PipeOptions, PipeServer};
 use culvert::port::{PortClient, PortOptions, PortServer};
-use culvert::section::SectionOptions;
 use culvert::{Deadline, Error};
 use support::*;
 
@@ -26,7 +25,11 @@ fn pipe_opts(root: &Path) -> PipeOptions {
 }
 
 fn mailslot_opts(root: &Path) -> MailslotOptions {
-    MailslotOptions::new(64, 8, Some(Duration::ZERO)).root(root)
+    MailslotOptions::new()
+        .max_message_size(64)
+        .capacity(8)
+        .read_timeout(Duration::ZERO)
+        .root(root)
 }
 
 /// What a creator holds; kept alive until the round is judged.
@@ -39,12 +42,7 @@ enum Created {
 fn create(kind: &str, name: &str, root: &Path) -> culvert::Result<Created> {
     match kind {
         "pipe" => PipeServer::bind(name, &pipe_opts(root)).map(Created::Pipe),
-        "port" => PortServer::create_with(
-            name,
-            &PortOptions::default(),
-            &SectionOptions::default().root(root),
-        )
-        .map(Created::Port),
+        "port" => PortServer::create(name, &PortOptions::default().root(root)).map(Created::Port),
         _ => Mailslot::create(name, &mailslot_opts(root)).map(Created::Mailslot),
     }
 }
@@ -54,14 +52,13 @@ fn reachable(created: &mut Created, name: &str, root: &Path) -> bool {
     let deadline = || Deadline::after(Duration::from_secs(5));
     match created {
         Created::Pipe(server) => std::thread::scope(|s| {
-            let c = s.spawn(|| {
-                PipeEnd::connect_with(name, Some(Duration::from_secs(5)), &pipe_opts(root))
-            });
-            let accepted = server.accept_deadline(deadline());
+            let c =
+                s.spawn(|| PipeEnd::connect_with(name, Duration::from_secs(5), &pipe_opts(root)));
+            let accepted = server.accept_until(deadline());
             accepted.is_ok() && c.join().unwrap().is_ok()
         }),
         Created::Port(server) => std::thread::scope(|s| {
-            let so = SectionOptions::default().root(root);
+            let so = PortOptions::default().root(root);
             let c = s.spawn(move || PortClient::connect_with(name, b"", deadline(), &so));
             // A connect request reaching the server proves the name leads to it.
             let accepted = server

@@ -54,15 +54,17 @@ fn connections_and_drops_are_traced() {
         let opts = PipeOptions::default().root(dir.path());
         let server = PipeServer::bind("traced", &opts).unwrap();
         std::thread::scope(|s| {
-            let c = s.spawn(|| {
-                PipeEnd::connect_with("traced", Some(Duration::from_secs(5)), &opts).unwrap()
-            });
-            let mut end = server.accept_timeout(Duration::from_secs(5)).unwrap();
+            let c =
+                s.spawn(|| PipeEnd::connect_with("traced", Duration::from_secs(5), &opts).unwrap());
+            let mut end = server.accept_until(Duration::from_secs(5)).unwrap();
             end.write_all(b"x").unwrap();
             drop(c.join().unwrap());
         });
 
-        let mopts = MailslotOptions::new(16, 1, None).root(dir.path());
+        let mopts = MailslotOptions::new()
+            .max_message_size(16)
+            .capacity(1)
+            .root(dir.path());
         let _slot = Mailslot::create("traced-box", &mopts).unwrap();
         let mut w = MailslotWriter::open_with("traced-box", &mopts).unwrap();
         // Nobody reads: within a few writes the mailslot is full.

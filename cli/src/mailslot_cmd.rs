@@ -75,7 +75,10 @@ pub fn run(cmd: &MailslotCommand, root: Option<&Path>) -> Result<(), BoxError> {
             capacity,
         } => {
             let timeout = timeout.map(secs).transpose()?;
-            let mut opts = MailslotOptions::new(*max_size, *capacity, timeout);
+            let mut opts = MailslotOptions::new()
+                .max_message_size(*max_size)
+                .capacity(*capacity)
+                .read_timeout(timeout);
             if let Some(r) = root {
                 opts = opts.root(r);
             }

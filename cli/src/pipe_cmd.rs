@@ -102,7 +102,7 @@ pub fn run(cmd: &PipeCommand, root: Option<&Path>) -> Result<(), BoxError> {
                 let step = deadline.map_or(step, |d| {
                     step.min(d.saturating_duration_since(std::time::Instant::now()))
                 });
-                match server.accept_timeout(step) {
+                match server.accept_until(step) {
                     Err(culvert::Error::Timeout)
                         if !crate::stop::requested()
                             && deadline.is_none_or(|d| std::time::Instant::now() < d) => {}
@@ -117,7 +117,11 @@ pub fn run(cmd: &PipeCommand, root: Option<&Path>) -> Result<(), BoxError> {
         }
         PipeCommand::Connect { name, timeout } => {
             let timeout = timeout.map(secs).transpose()?;
-            let end = PipeEnd::connect_with(name, timeout, &opts).map_err(|e| match e {
+            let end = match timeout {
+                Some(t) => PipeEnd::connect_with(name, t, &opts),
+                None => PipeEnd::connect_default_wait(name, &opts),
+            };
+            let end = end.map_err(|e| match e {
                 culvert::Error::NotFound { .. } => {
                     let root = opts.section.namespace_root().unwrap_or_default();
                     format!(

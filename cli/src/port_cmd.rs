@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use culvert::port::{PortClient, PortOptions, PortServer};
 use culvert::Deadline;
-use culvert_section::SectionOptions;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,7 +40,7 @@ pub enum PortCommand {
 
 /// Runs a port command.
 pub fn run(cmd: &PortCommand, root: Option<&Path>) -> Result<(), BoxError> {
-    let mut sopts = SectionOptions::default();
+    let mut sopts = PortOptions::default();
     if let Some(root) = root {
         sopts = sopts.root(root);
     }
@@ -59,9 +58,8 @@ pub fn run(cmd: &PortCommand, root: Option<&Path>) -> Result<(), BoxError> {
     }
 }
 
-fn serve(name: &str, count: Option<u64>, sopts: &SectionOptions) -> Result<(), BoxError> {
-    let port = PortServer::create_with(name, &PortOptions::default(), sopts)
-        .map_err(|e| format!("port '{name}': {e}"))?;
+fn serve(name: &str, count: Option<u64>, sopts: &PortOptions) -> Result<(), BoxError> {
+    let port = PortServer::create(name, sopts).map_err(|e| format!("port '{name}': {e}"))?;
     let mut out = io::stdout().lock();
     let mut served = 0u64;
     while count != Some(served) && !crate::stop::requested() {
@@ -99,16 +97,19 @@ fn call(
     name: &str,
     message: Option<&str>,
     timeout: Duration,
-    sopts: &SectionOptions,
+    sopts: &PortOptions,
 ) -> Result<(), BoxError> {
-    let (client, _) = PortClient::connect_with(name, b"", Deadline::after(timeout), sopts)
-        .map_err(|e| match e {
-            culvert::Error::NotFound { .. } => format!(
-                "port '{name}': no live server of that name in {}",
-                sopts.namespace_root().unwrap_or_default().display()
-            ),
-            e => format!("port '{name}': {e}"),
-        })?;
+    let (client, _) = PortClient::connect_with(name, b"", timeout, sopts).map_err(|e| match e {
+        culvert::Error::NotFound { .. } => format!(
+            "port '{name}': no live server of that name in {}",
+            culvert_section::SectionOptions::default()
+                .root(sopts.root.clone().unwrap_or_default())
+                .namespace_root()
+                .unwrap_or_default()
+                .display()
+        ),
+        e => format!("port '{name}': {e}"),
+    })?;
     let mut out = io::stdout().lock();
     let mut one = |req: &[u8]| -> Result<(), BoxError> {
         let reply = client

@@ -524,7 +524,10 @@ fn pipe_session_ends_when_its_peer_is_killed() {
 #[test]
 fn mailslot_write_gives_up_on_a_reader_that_does_not_read() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = culvert::mailslot::MailslotOptions::new(64, 2, None).root(dir.path());
+    let opts = culvert::mailslot::MailslotOptions::new()
+        .max_message_size(64)
+        .capacity(2)
+        .root(dir.path());
     // A reader that never reads: the mailslot holds two messages.
     let _slot = culvert::mailslot::Mailslot::create("stuck", &opts).unwrap();
     let mut writer = culvert(dir.path())

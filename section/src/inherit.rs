@@ -58,6 +58,9 @@ impl Section {
     /// Arranges for `child` to inherit this section's descriptor, its number in the
     /// environment variable `var` (see the [module docs](crate::inherit)). Call before
     /// `spawn`; the `Command` keeps a duplicate of the descriptor until it is dropped.
+    ///
+    /// # Errors
+    /// `Io` if the descriptor cannot be duplicated.
     pub fn pass_to_child(&self, child: &mut Command, var: &str) -> Result<()> {
         let dup: OwnedFd = fcntl_dupfd_cloexec(self.as_fd(), 3).map_err(std::io::Error::from)?;
         child.env(var, dup.as_raw_fd().to_string());

@@ -117,6 +117,9 @@ impl SectionOptions {
 
     /// The namespace directory these options resolve to: [`Self::root`], else
     /// `$CULVERT_ROOT`, else `/dev/shm`. `InvalidRoot` if the chosen one is empty.
+    ///
+    /// # Errors
+    /// `InvalidRoot` for an empty root.
     pub fn namespace_root(&self) -> Result<PathBuf> {
         if let Some(root) = &self.root {
             return non_empty_root(root.clone(), "SectionOptions::root");
@@ -128,6 +131,9 @@ impl SectionOptions {
     }
 
     /// The file a section called `name` lives in (the name and root are validated).
+    ///
+    /// # Errors
+    /// `InvalidName`; `InvalidRoot`.
     pub fn path_of(&self, name: &str) -> Result<PathBuf> {
         validate_name(name)?;
         Ok(file_path(&self.namespace_root()?, name))
@@ -151,6 +157,9 @@ pub(crate) fn file_path(root: &Path, name: &str) -> PathBuf {
 }
 
 /// Checks a section name: `[A-Za-z0-9._-]{1,200}`, and not `.` or `..`.
+///
+/// # Errors
+/// `InvalidName`.
 pub fn validate_name(name: &str) -> Result<()> {
     let b = name.as_bytes();
     let ok = !b.is_empty()
@@ -169,6 +178,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 /// Names of the sections (files `culvert.<name>` with a valid name) in the namespace
 /// directory of `opts`, sorted. A missing directory holds no sections.
+///
+/// # Errors
+/// `InvalidRoot`; `Io` if the directory exists but cannot be read.
 pub fn list(opts: &SectionOptions) -> Result<Vec<String>> {
     let root = opts.namespace_root()?;
     let dir = match std::fs::read_dir(&root) {

@@ -319,6 +319,9 @@ impl Section {
     /// (the caller must then add objects and mark it ready). An existing section must
     /// be of kind `opts.kind` (unless `opts.expect_kind` says otherwise); its size is not
     /// compared with `size`.
+    ///
+    /// # Errors
+    /// Those of [`create`](Self::create) and [`open`](Self::open).
     pub fn open_or_create(name: &str, size: u64, opts: &SectionOptions) -> Result<(Section, bool)> {
         let mut open_opts = opts.clone();
         open_opts.expect_kind = opts.expect_kind.or(Some(opts.kind));
@@ -508,6 +511,9 @@ impl Section {
 
     /// Publishes the section: `Initializing → Ready`, waking waiting openers. Creator
     /// only. Calling it again is a no-op; on a poisoned section it fails with `Poisoned`.
+    ///
+    /// # Errors
+    /// `InvalidOperation` when called by an opener; `Poisoned`.
     pub fn mark_ready(&self) -> Result<()> {
         if self.cursor.is_none() {
             return Err(Error::InvalidOperation {
@@ -553,6 +559,10 @@ impl Section {
     }
 
     /// The region of sub-object `name`, bounds-checked against the mapping.
+    ///
+    /// # Errors
+    /// `ObjectNotFound` for no object of that name; `Corrupted` if its entry lies
+    /// outside the mapping.
     pub fn object(&self, name: &str) -> Result<Region> {
         let o = self
             .info

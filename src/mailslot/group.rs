@@ -314,6 +314,9 @@ impl BroadcastSender {
     }
 
     /// [`BroadcastSender::open`] in the namespace of `opts.root` (other fields unused).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
     pub fn open_with(group: &str, opts: &MailslotOptions) -> Result<Self> {
         validate_name(group)?;
         let sopts = section_options(opts.root.as_deref(), GROUP_KIND);
@@ -390,6 +393,10 @@ pub fn broadcast(group: &str, msg: &[u8]) -> Result<()> {
 }
 
 /// [`broadcast`] in the namespace of `opts.root`.
+///
+/// # Errors
+/// As [`broadcast`]: `NotFound`, `InvalidName`, `MessageTooLarge` (nothing sent),
+/// `Corrupted`.
 pub fn broadcast_with(group: &str, msg: &[u8], opts: &MailslotOptions) -> Result<()> {
     BroadcastSender::open_with(group, opts)?.send(msg)
 }

@@ -292,7 +292,9 @@ impl GroupView {
             }
         }
         Err(Error::Busy {
-            what: format!("broadcast group member table ({MAX_GROUP_MEMBERS} live readers)"),
+            reason: crate::BusyReason::GroupFull {
+                max_members: MAX_GROUP_MEMBERS,
+            },
         })
     }
 

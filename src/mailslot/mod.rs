@@ -38,7 +38,7 @@
 //! # fn main() -> culvert::Result<()> {
 //! # let dir = tempfile::tempdir()?;
 //! // Tests and examples use their own namespace directory (default: /dev/shm).
-//! let opts = MailslotOptions::new(256, 8, Some(Duration::ZERO)).root(dir.path());
+//! let opts = MailslotOptions::new().max_message_size(256).capacity(8).read_timeout(Duration::ZERO).root(dir.path());
 //!
 //! let mut reader = Mailslot::create("status", &opts)?;
 //! let mut writer = MailslotWriter::open_with("status", &opts)?;
@@ -144,14 +144,22 @@ impl Default for MailslotOptions {
 }
 
 impl MailslotOptions {
-    /// Options with the three settings of `Mailslot::create` and the default root.
-    pub fn new(max_message_size: usize, capacity: usize, read_timeout: Option<Duration>) -> Self {
-        Self {
-            max_message_size,
-            capacity,
-            read_timeout,
-            root: None,
-        }
+    /// The default options: 4096-byte messages, 256 of them, reads that wait for ever,
+    /// the default namespace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Self::max_message_size`].
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`Self::capacity`].
+    pub fn capacity(mut self, messages: usize) -> Self {
+        self.capacity = messages;
+        self
     }
 
     /// Sets [`Self::root`].
@@ -160,9 +168,9 @@ impl MailslotOptions {
         self
     }
 
-    /// Sets [`Self::read_timeout`].
-    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.read_timeout = timeout;
+    /// Sets [`Self::read_timeout`]: a `Duration`, `Some(d)`, or `None` for ever.
+    pub fn read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.read_timeout = timeout.into();
         self
     }
 
@@ -291,6 +299,10 @@ fn unlink_unfinished(
 /// `culvert gc` removes a section only when every recorded endpoint is dead; a
 /// mailslot whose reader died is useless even while writers live, which this call
 /// knows and the generic one does not.
+///
+/// # Errors
+/// `PermissionDenied` or `Io` if the namespace directory cannot be read (a missing
+/// one is `Io` with kind `NotFound`); sections that cannot be inspected are skipped.
 pub fn gc(opts: &MailslotOptions) -> Result<Vec<String>> {
     let root = opts.root.as_deref();
     let any = section_options(root, SectionKind::Raw);
@@ -317,21 +329,33 @@ mod tests {
 
     #[test]
     fn options_are_validated() {
-        let ok = MailslotOptions::new(100, 5, None).validate().unwrap();
+        let ok = MailslotOptions::new()
+            .max_message_size(100)
+            .capacity(5)
+            .validate()
+            .unwrap();
         assert_eq!(ok.capacity, 8);
         assert_eq!(
-            MailslotOptions::new(1, 1, None)
+            MailslotOptions::new()
+                .max_message_size(1)
+                .capacity(1)
                 .validate()
                 .unwrap()
                 .capacity,
             2
         );
         for bad in [
-            MailslotOptions::new(0, 8, None),
-            MailslotOptions::new(8, 0, None),
-            MailslotOptions::new(MAX_MESSAGE_SIZE_LIMIT + 1, 8, None),
-            MailslotOptions::new(8, MAX_CAPACITY + 1, None),
-            MailslotOptions::new(MAX_MESSAGE_SIZE_LIMIT, MAX_CAPACITY, None),
+            MailslotOptions::new().max_message_size(0).capacity(8),
+            MailslotOptions::new().max_message_size(8).capacity(0),
+            MailslotOptions::new()
+                .max_message_size(MAX_MESSAGE_SIZE_LIMIT + 1)
+                .capacity(8),
+            MailslotOptions::new()
+                .max_message_size(8)
+                .capacity(MAX_CAPACITY + 1),
+            MailslotOptions::new()
+                .max_message_size(MAX_MESSAGE_SIZE_LIMIT)
+                .capacity(MAX_CAPACITY),
         ] {
             assert!(
                 matches!(bad.validate(), Err(Error::InvalidArgument { .. })),

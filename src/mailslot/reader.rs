@@ -121,6 +121,9 @@ impl Mailslot {
     }
 
     /// The next message's size, the number of messages waiting, and the drop count.
+    ///
+    /// # Errors
+    /// `Corrupted` if a writer broke the ring's invariants.
     pub fn info(&mut self) -> Result<MailslotInfo> {
         match &mut self.inner {
             Inner::Slot(s) => s.info(),

@@ -53,6 +53,9 @@ impl MailslotWriter {
 
     /// [`MailslotWriter::open`] in the namespace of `opts.root` (the other fields are
     /// the reader's business and are ignored).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
     pub fn open_with(name: &str, opts: &MailslotOptions) -> Result<Self> {
         validate_name(name)?;
         let sopts = section_options(opts.root.as_deref(), MAILSLOT_KIND);

@@ -36,6 +36,10 @@ pub const PIPE_FD_ENV: &str = "CULVERT_PIPE_FD";
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Errors
+/// `InvalidArgument` for options out of range (buffer sizes, `max_message`);
+/// `Section` (`NoSpace`…) or `Io` if the shared memory could not be made.
 pub fn anonymous(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd, PipeEnd)> {
     let (a, pending) = anonymous_pending(mode, opts)?;
     let b = pending.open()?;
@@ -64,6 +68,9 @@ pub fn anonymous(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd, PipeEnd
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Errors
+/// As [`anonymous`].
 pub fn anonymous_pending(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd, PendingEnd)> {
     let section = create_instance(Placement::Anonymous, mode, opts, u32::MAX, 0, 0)?;
     let dup = section.as_fd().try_clone_to_owned()?;
@@ -109,6 +116,10 @@ pub struct PendingEnd {
 
 impl PendingEnd {
     /// Attaches the end in this process.
+    ///
+    /// # Errors
+    /// `Closed` if this pending end was already opened; `Busy` if another process
+    /// attached it first.
     pub fn open(mut self) -> Result<PipeEnd> {
         let section = self.section.take().ok_or(crate::Error::Closed)?;
         PipeEnd::attach(section, 1, self.opts.wait_strategy, None)
@@ -117,6 +128,9 @@ impl PendingEnd {
     /// Arranges for `cmd`'s child to inherit the pipe section, its descriptor number in
     /// the environment variable [`PIPE_FD_ENV`]; the child attaches with
     /// [`PipeEnd::from_inherited`]. Only the first process to attach gets the end.
+    ///
+    /// # Errors
+    /// As [`pass_to_child_env`](Self::pass_to_child_env).
     pub fn pass_to_child(&self, cmd: &mut Command) -> Result<()> {
         self.pass_to_child_env(cmd, PIPE_FD_ENV)
     }
@@ -126,6 +140,10 @@ impl PendingEnd {
     ///
     /// Shared pipes: reserves a holder entry for the child first (see the type's
     /// docs); call [`expect_child`](Self::expect_child) after spawning.
+    ///
+    /// # Errors
+    /// `Closed` if this pending end was already opened; `Busy` when a shared end has
+    /// no free holder entry; `Io` if the descriptor could not be prepared.
     pub fn pass_to_child_env(&self, cmd: &mut Command, var: &str) -> Result<()> {
         let section = self.section.as_ref().ok_or(crate::Error::Closed)?;
         if let Some(holders) = self.holders()? {
@@ -147,6 +165,10 @@ impl PendingEnd {
     /// the child that will attach, so that the first end notices if it dies before
     /// attaching. Shared pipes: the oldest reservation not yet given a pid now names
     /// the child.
+    ///
+    /// # Errors
+    /// `Closed` if this pending end was already opened; `Io` with kind `NotFound` if
+    /// no process `pid` runs.
     pub fn expect_child(&self, pid: u32) -> Result<()> {
         let section = self.section.as_ref().ok_or(crate::Error::Closed)?;
         let Some(holders) = self.holders()? else {
@@ -168,6 +190,9 @@ impl PendingEnd {
     /// Spawns `cmd` with this end passed to the child ([`pass_to_child`](Self::pass_to_child),
     /// spawn, [`expect_child`](Self::expect_child)). For shared pipes, call it once per
     /// child. Drop `cmd` afterwards to close this process's copy of the descriptor.
+    ///
+    /// # Errors
+    /// As [`pass_to_child_env`](Self::pass_to_child_env); `Io` if the spawn failed.
     pub fn spawn_child(&self, cmd: &mut Command) -> Result<Child> {
         self.pass_to_child(cmd)?;
         match cmd.spawn() {
@@ -237,12 +262,18 @@ impl PipeCommandExt for Command {
 impl PipeEnd {
     /// In a child process: attaches the pipe end its parent passed with
     /// [`PipeCommandExt::inherit_pipe_end`] (descriptor number in [`PIPE_FD_ENV`]).
+    ///
+    /// # Errors
+    /// As [`from_inherited_with`](Self::from_inherited_with).
     pub fn from_inherited() -> Result<PipeEnd> {
         Self::from_inherited_env(PIPE_FD_ENV)
     }
 
     /// [`from_inherited`](Self::from_inherited) with the environment variable given to
     /// [`PendingEnd::pass_to_child_env`].
+    ///
+    /// # Errors
+    /// As [`from_inherited_with`](Self::from_inherited_with).
     pub fn from_inherited_env(var: &str) -> Result<PipeEnd> {
         Self::from_inherited_with(var, &PipeOptions::default())
     }
@@ -252,6 +283,11 @@ impl PipeEnd {
     ///
     /// The side comes from `<var>_SIDE` (default: the second end), and for shared
     /// pipes the holder entry reserved for this child from `<var>_HOLDER`.
+    ///
+    /// # Errors
+    /// `Io` with kind `InvalidInput` when `var` is unset or names no open descriptor;
+    /// `InvalidArgument` for a malformed `<var>_SIDE`/`<var>_HOLDER`; `Busy` if another
+    /// process attached this end first; `Corrupted` if the section is not a valid pipe.
     pub fn from_inherited_with(var: &str, opts: &PipeOptions) -> Result<PipeEnd> {
         let (side, holder) = shared::inherited_side_and_holder(var)?;
         let section = Section::from_inherited_env_with(var, &opts.section_for(SectionKind::Pipe))?;

@@ -356,7 +356,7 @@ fn instance_name(pipe: &str, ticket: u64) -> String {
 /// let client = std::thread::spawn({
 ///     let opts = opts.clone();
 ///     move || -> culvert::Result<Vec<u8>> {
-///         let mut end = PipeEnd::connect_with("example-pipe", Some(Duration::from_secs(5)), &opts)?;
+///         let mut end = PipeEnd::connect_with("example-pipe", Duration::from_secs(5), &opts)?;
 ///         let mut reply = [0u8; 64];
 ///         let got = end.transact(b"hello", &mut reply)?;
 ///         Ok(reply[..got.len].to_vec())
@@ -501,19 +501,17 @@ impl PipeServer {
     }
 
     /// Waits for a client and returns the server end of the new connection.
+    ///
+    /// # Errors
+    /// As [`accept_until`](Self::accept_until), without `Timeout`.
     pub fn accept(&self) -> Result<PipeEnd> {
-        self.accept_deadline(Deadline::never())
-    }
-
-    /// [`accept`](Self::accept), giving up with `Timeout` after `timeout`.
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<PipeEnd> {
-        self.accept_deadline(Deadline::after(timeout))
+        self.accept_until(Deadline::never())
     }
 
     /// Accepts a client that is already waiting; `WouldBlock` if none is (or no
     /// instance is free).
     pub fn try_accept(&self) -> Result<PipeEnd> {
-        match self.accept_deadline(Deadline::now()) {
+        match self.accept_until(Deadline::now()) {
             Err(Error::Timeout) => Err(Error::WouldBlock),
             other => other,
         }

@@ -173,9 +173,9 @@ impl HolderView {
             }
         }
         Err(Error::Busy {
-            what: format!(
-                "every one of the {MAX_HOLDERS} holder entries of this pipe end is taken"
-            ),
+            reason: crate::BusyReason::HoldersFull {
+                max_holders: MAX_HOLDERS,
+            },
         })
     }
 

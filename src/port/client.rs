@@ -5,7 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use culvert_ring::{mpmc, spsc};
-use culvert_section::{Region, Section, SectionKind, SectionOptions};
+use culvert_section::{Region, Section, SectionKind};
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::{wait_for, Deadline, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
@@ -146,7 +146,14 @@ fn slot_at(slots: &Region, i: usize) -> Result<&ConnSlot> {
 impl PortClient {
     /// Calls the server with `request` and waits until `deadline` for the reply.
     /// `Timeout` cancels the call (a late reply is dropped).
-    pub fn call(&self, request: &[u8], deadline: Deadline) -> Result<Reply> {
+    ///
+    /// # Errors
+    /// `Timeout`; `MessageTooLarge` above the port's `max_message` (nothing sent);
+    /// `Closed` if the server closed the port or dropped the call unanswered;
+    /// `PeerDied` if the server died; `ReplyFailed` if the server could not send its
+    /// reply; `Corrupted` if the server's reply broke the wire format.
+    pub fn call(&self, request: &[u8], deadline: impl Into<Deadline>) -> Result<Reply> {
+        let deadline = deadline.into();
         let id = self.inner.register()?;
         if let Err(e) = self.inner.send(wire::KIND_REQUEST, id, request, deadline) {
             lock(&self.inner.table).calls.remove(&id);
@@ -163,6 +170,10 @@ impl PortClient {
 
     /// Sends `request` and returns at once; the reply is collected through the
     /// [`PendingCall`]. Waits only for room in the request ring or view heap.
+    ///
+    /// # Errors
+    /// `MessageTooLarge` above the port's `max_message` (nothing sent); `Closed` or
+    /// `PeerDied` if the server is gone; `Corrupted`.
     pub fn call_async(&self, request: &[u8]) -> Result<PendingCall> {
         let id = self.inner.register()?;
         if let Err(e) = self
@@ -180,12 +191,19 @@ impl PortClient {
     }
 
     /// Sends a datagram (no reply), waiting for room as long as the server lives.
+    ///
+    /// # Errors
+    /// As [`call_async`](Self::call_async).
     pub fn send_datagram(&self, bytes: &[u8]) -> Result<()> {
         self.send_datagram_until(bytes, Deadline::never())
     }
 
     /// [`send_datagram`](Self::send_datagram), waiting for room until `deadline`.
-    pub fn send_datagram_until(&self, bytes: &[u8], deadline: Deadline) -> Result<()> {
+    ///
+    /// # Errors
+    /// As [`call_async`](Self::call_async), and `Timeout`.
+    pub fn send_datagram_until(&self, bytes: &[u8], deadline: impl Into<Deadline>) -> Result<()> {
+        let deadline = deadline.into();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner.send(wire::KIND_DATAGRAM, id, bytes, deadline)
     }
@@ -500,7 +518,8 @@ impl PendingCall {
 
     /// Waits until `deadline` for the reply. `Timeout` leaves the call pending (wait
     /// again or cancel); `Cancelled` after [`cancel`](Self::cancel).
-    pub fn wait(&mut self, deadline: Deadline) -> Result<Reply> {
+    pub fn wait(&mut self, deadline: impl Into<Deadline>) -> Result<Reply> {
+        let deadline = deadline.into();
         match self.state {
             CallState::Cancelled => return Err(Error::Cancelled),
             CallState::Done => {
@@ -518,6 +537,9 @@ impl PendingCall {
     }
 
     /// The reply if it arrived, without waiting.
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait), without `Timeout`.
     pub fn try_wait(&mut self) -> Result<Option<Reply>> {
         match self.state {
             CallState::Cancelled => return Err(Error::Cancelled),

@@ -76,7 +76,9 @@ mod server;
 mod wire;
 
 use culvert_ring::{mpmc, spsc};
+use culvert_section::SectionOptions;
 use culvert_sync::ProcessIdentity;
+use std::path::PathBuf;
 
 pub use client::{ConnectError, PendingCall, PortClient, Reply};
 pub use heap::HeapStats;
@@ -92,8 +94,9 @@ pub const INLINE_MAX_LIMIT: usize = 1 << 20;
 /// Most connections a port can hold.
 pub const MAX_CONNECTIONS_LIMIT: usize = 512;
 
-/// How a port is laid out. `PortOptions::default()` suits small RPC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a port is laid out, and where its name lives. `PortOptions::default()` suits
+/// small RPC; set fields with the builder methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortOptions {
     /// Largest message (request or reply). Default 1 MiB.
     pub max_message: usize,
@@ -108,6 +111,9 @@ pub struct PortOptions {
     /// Slots of the request ring (rounded up to a power of two, `2..=65536`): requests
     /// of all clients in flight to the server at once. Default 256.
     pub request_ring_capacity: usize,
+    /// Namespace directory; `None`: `$CULVERT_ROOT`, else `/dev/shm`. Clients use only
+    /// this field of the options they are given.
+    pub root: Option<PathBuf>,
 }
 
 impl Default for PortOptions {
@@ -118,6 +124,58 @@ impl Default for PortOptions {
             view_heap_size: 4 << 20,
             max_connections: 64,
             request_ring_capacity: 256,
+            root: None,
+        }
+    }
+}
+
+impl PortOptions {
+    /// The default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Self::max_message`].
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// Sets [`Self::inline_max`].
+    pub fn inline_max(mut self, bytes: usize) -> Self {
+        self.inline_max = bytes;
+        self
+    }
+
+    /// Sets [`Self::view_heap_size`].
+    pub fn view_heap_size(mut self, bytes: usize) -> Self {
+        self.view_heap_size = bytes;
+        self
+    }
+
+    /// Sets [`Self::max_connections`].
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Sets [`Self::request_ring_capacity`].
+    pub fn request_ring_capacity(mut self, slots: usize) -> Self {
+        self.request_ring_capacity = slots;
+        self
+    }
+
+    /// Sets [`Self::root`].
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// Section options for the namespace of these options.
+    pub(crate) fn section_options(&self) -> SectionOptions {
+        match &self.root {
+            Some(r) => SectionOptions::default().root(r),
+            None => SectionOptions::default(),
         }
     }
 }

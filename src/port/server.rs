@@ -128,21 +128,16 @@ fn decode_request(bytes: &[u8]) -> Result<(wire::Header, OwnedBody)> {
 }
 
 impl PortServer {
-    /// Creates the port `name` in the default namespace (`$CULVERT_ROOT` or
-    /// `/dev/shm`). A leftover port of a dead server is replaced; a live one is
-    /// `AlreadyExists`.
+    /// Creates the port `name` in the namespace of `opts` ([`PortOptions::root`]). A
+    /// leftover port of a dead server is replaced.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if a live server has the name; `InvalidName`;
+    /// `InvalidArgument` for options out of range; `PermissionDenied`, `Section`
+    /// (no space…) or `Io` if the section could not be made.
     pub fn create(name: &str, opts: &PortOptions) -> Result<PortServer> {
-        Self::create_with(name, opts, &SectionOptions::default())
-    }
-
-    /// [`create`](Self::create) with explicit section options (namespace root, mode).
-    pub fn create_with(
-        name: &str,
-        opts: &PortOptions,
-        sopts: &SectionOptions,
-    ) -> Result<PortServer> {
         let cfg = PortConfig::new(opts)?;
-        let mut so = sopts.clone();
+        let mut so = opts.section_options();
         so.kind = SectionKind::Port;
         so.expect_kind = None;
         let ring_cfg = cfg.request_ring();
@@ -213,7 +208,7 @@ impl PortServer {
         )?;
         let heap = Heap::attach(&heap_region)?;
         section.mark_ready()?;
-        let mut sopts_conn = sopts.clone();
+        let mut sopts_conn = opts.section_options();
         sopts_conn.kind = SectionKind::PortConnection;
         Ok(PortServer {
             inner: Arc::new(Shared {
@@ -242,16 +237,23 @@ impl PortServer {
     /// Waits until `deadline` for a client's connect request. Answer it with
     /// [`ConnectRequest::accept`] or [`ConnectRequest::reject`] (dropping it rejects).
     /// Also tears down connections whose client disconnected or died.
-    pub fn listen(&self, deadline: Deadline) -> Result<ConnectRequest> {
-        self.inner.listen(deadline)
+    ///
+    /// # Errors
+    /// `Timeout`; `Corrupted` if a client forged its slot beyond recovery.
+    pub fn listen(&self, deadline: impl Into<Deadline>) -> Result<ConnectRequest> {
+        self.inner.listen(deadline.into())
     }
 
     /// Waits until `deadline` for the next request or datagram from any client.
     /// Several threads may receive at once; each message goes to one of them.
-    pub fn receive(&self, deadline: Deadline) -> Result<Incoming> {
+    ///
+    /// # Errors
+    /// `Timeout`; `Corrupted` if a client wrote a record that breaks the wire format
+    /// (that client's connection is closed; the server goes on).
+    pub fn receive(&self, deadline: impl Into<Deadline>) -> Result<Incoming> {
         let s = &self.inner;
         let mut c = s.take_consumer()?;
-        let r = s.receive_on(&mut c, deadline);
+        let r = s.receive_on(&mut c, deadline.into());
         s.consumers
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -4,6 +4,29 @@ use std::time::{Duration, Instant};
 
 /// When a blocking call gives up. `Deadline::never()` waits for ever.
 ///
+/// Every call of culvert that may wait takes `impl Into<Deadline>`, so any of these
+/// works as its last argument:
+///
+/// | argument | waits |
+/// |---|---|
+/// | `Duration::from_millis(5)` | 5 ms from now |
+/// | `Duration::ZERO`, `Deadline::now()` | not at all: polls once |
+/// | `None`, `Deadline::never()` | for ever |
+/// | `Some(d)` | `d` from now |
+/// | an [`Instant`] | until that instant |
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use culvert_sync::Deadline;
+///
+/// fn wait_until(deadline: impl Into<Deadline>) -> Deadline {
+///     deadline.into()
+/// }
+/// assert!(wait_until(None).is_never());
+/// assert!(wait_until(Duration::ZERO).has_passed());
+/// assert!(!wait_until(Instant::now() + Duration::from_secs(60)).has_passed());
+/// ```
+///
 /// A deadline is a point in time, not a duration, so a call that waits several times
 /// (spurious wake-ups, liveness re-checks) never waits longer in total than asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,6 +108,12 @@ impl Default for Deadline {
 impl From<Option<Duration>> for Deadline {
     fn from(timeout: Option<Duration>) -> Self {
         Self::from_timeout(timeout)
+    }
+}
+
+impl From<Instant> for Deadline {
+    fn from(instant: Instant) -> Self {
+        Self::at(instant)
     }
 }
 

@@ -75,6 +75,9 @@ mod emulated {
 /// Loom emulation of [`wait`]: the deadline is ignored (models wait for ever, so a lost
 /// wake-up is a deadlock loom reports).
 #[cfg(loom)]
+///
+/// # Errors
+/// `Timeout` when the deadline passed.
 pub fn wait(word: &AtomicU32, expected: u32, _deadline: Deadline) -> Result<(), Timeout> {
     use crate::atomic::Ordering;
     let parking = &*emulated::PARKING;

@@ -100,6 +100,9 @@ impl Notifier {
 
     /// Sleeps until a notify after [`prepare_wait`](Self::prepare_wait), a spurious
     /// wake-up, or `deadline`. The caller re-checks its condition afterwards.
+    ///
+    /// # Errors
+    /// `Timeout` when the deadline passed.
     pub fn wait(&self, key: WaitKey, deadline: Deadline) -> Result<(), Timeout> {
         let result = futex::wait(&self.epoch, key.epoch, deadline);
         self.waiters.fetch_sub(1, Ordering::AcqRel);

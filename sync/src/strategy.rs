@@ -58,6 +58,9 @@ pub struct WaitContext {
 /// afterwards. `poll` must be cheap and side-effect free when it returns `Ok(None)`.
 // Under loom the adaptive spin and yield counts are 0, which clippy denies as empty ranges.
 #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
+///
+/// # Errors
+/// What `poll` returns, or `E::from(Timeout)` when the deadline passed first.
 pub fn wait_for<T, E, F>(
     notifier: &Notifier,
     strategy: WaitStrategy,

@@ -76,7 +76,7 @@ fn pipe_echo_server(name: &str) -> Result<()> {
         .mode(PipeMode::Message)
         .max_instances(4);
     let server = PipeServer::bind(name, &opts)?;
-    let mut conn = server.accept_deadline(Deadline::after(Duration::from_secs(30)))?;
+    let mut conn = server.accept_until(Deadline::after(Duration::from_secs(30)))?;
     let mut echoed = 0;
     loop {
         match read_whole(&mut conn, 4096) {
@@ -93,7 +93,7 @@ fn pipe_echo_server(name: &str) -> Result<()> {
 }
 
 fn pipe_echo_client(name: &str) -> Result<()> {
-    let mut end = retry(|| PipeEnd::connect(name, Some(Duration::from_secs(10))))?;
+    let mut end = retry(|| PipeEnd::connect(name, Duration::from_secs(10)))?;
     // Four 128-byte writes are read back as four 128-byte messages.
     for i in 0..4 {
         end.write_message(&pattern(128, i))?;
@@ -143,7 +143,10 @@ fn message(i: usize) -> Vec<u8> {
 }
 
 fn mailslot_reader(name: &str, count: usize) -> Result<()> {
-    let opts = MailslotOptions::new(512, 64, Some(Duration::from_secs(30)));
+    let opts = MailslotOptions::new()
+        .max_message_size(512)
+        .capacity(64)
+        .read_timeout(Duration::from_secs(30));
     let mut slot = Mailslot::create(name, &opts)?;
     let mut buf = [0u8; 512];
     for i in 0..count {

@@ -69,6 +69,12 @@
 #define CULVERT_WAIT_FOREVER -1
 
 /**
+ * `culvert_pipe_connect` only: wait for a free instance as long as the server's
+ * `default_timeout_ms` (Windows' `NMPWAIT_USE_DEFAULT_WAIT`).
+ */
+#define CULVERT_PIPE_SERVER_DEFAULT_WAIT INT64_MIN
+
+/**
  * The major version of the culvert C API this header describes (see
  * `culvert_version()` for the library actually linked).
  */
@@ -756,7 +762,8 @@ CulvertStatus culvert_pipe_server_close(struct CulvertPipeServer *server);
 
 /**
  * Connects to the named pipe `name`, waiting up to `timeout_ms` for a free instance
- * (negative: the server's default timeout), and stores the client end in `*out`.
+ * (negative: for ever; `CULVERT_PIPE_SERVER_DEFAULT_WAIT`: the server's
+ * `default_timeout_ms`), and stores the client end in `*out`.
  *
  * Errors: `CULVERT_E_NOT_FOUND` (no live server), `CULVERT_E_BUSY` (no instance
  * became free in time), `CULVERT_E_INVALID_NAME`.

@@ -76,7 +76,10 @@ fn reader_options(
     } else {
         capacity
     };
-    MailslotOptions::new(max, cap, timeout(read_timeout_ms))
+    MailslotOptions::new()
+        .max_message_size(max)
+        .capacity(cap)
+        .read_timeout(timeout(read_timeout_ms))
 }
 
 fn new_reader(slot: Mailslot) -> *mut CulvertMailslot {

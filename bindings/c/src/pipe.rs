@@ -17,6 +17,7 @@ use culvert::pipe::{self, PipeEnd, PipeMode, PipeOptions, PipeServer, ReadMode};
 use crate::status::{
     bytes_in, bytes_out, deadline, guard, handle, into_handle, lock, name_arg, need_out, put,
     put_opt, take_handle, timeout, CulvertStatus, Failure, FfiResult,
+    CULVERT_PIPE_SERVER_DEFAULT_WAIT,
 };
 
 /// Pipe mode: a byte stream (writes may be merged or split by reads).
@@ -215,7 +216,7 @@ pub unsafe extern "C" fn culvert_pipe_server_accept(
         need_out(out, "out")?;
         // SAFETY: the caller passes NULL or an open handle.
         let s = unsafe { handle(server, "server") }?;
-        let end = s.server.accept_deadline(deadline(timeout_ms))?;
+        let end = s.server.accept_until(deadline(timeout_ms))?;
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { put(out, new_pipe(end)) };
         Ok(())
@@ -239,7 +240,8 @@ pub unsafe extern "C" fn culvert_pipe_server_close(
 }
 
 /// Connects to the named pipe `name`, waiting up to `timeout_ms` for a free instance
-/// (negative: the server's default timeout), and stores the client end in `*out`.
+/// (negative: for ever; `CULVERT_PIPE_SERVER_DEFAULT_WAIT`: the server's
+/// `default_timeout_ms`), and stores the client end in `*out`.
 ///
 /// Errors: `CULVERT_E_NOT_FOUND` (no live server), `CULVERT_E_BUSY` (no instance
 /// became free in time), `CULVERT_E_INVALID_NAME`.
@@ -256,7 +258,11 @@ pub unsafe extern "C" fn culvert_pipe_connect(
         need_out(out, "out")?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let name = unsafe { name_arg(name, "name") }?;
-        let end = PipeEnd::connect(name, timeout(timeout_ms))?;
+        let end = if timeout_ms == CULVERT_PIPE_SERVER_DEFAULT_WAIT {
+            PipeEnd::connect_default_wait(name, &PipeOptions::default())
+        } else {
+            PipeEnd::connect(name, timeout(timeout_ms))
+        }?;
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { put(out, new_pipe(end)) };
         Ok(())

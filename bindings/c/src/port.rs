@@ -161,6 +161,7 @@ fn rust_options(o: &CulvertPortOptions) -> PortOptions {
         view_heap_size: o.view_heap_size,
         max_connections: o.max_connections,
         request_ring_capacity: o.request_ring_capacity,
+        root: None,
     }
 }
 

@@ -83,6 +83,10 @@ pub const CULVERT_E_REPLY_FAILED: CulvertStatus = -25;
 /// A timeout in milliseconds that never passes (any negative value does).
 pub const CULVERT_WAIT_FOREVER: i64 = -1;
 
+/// `culvert_pipe_connect` only: wait for a free instance as long as the server's
+/// `default_timeout_ms` (Windows' `NMPWAIT_USE_DEFAULT_WAIT`).
+pub const CULVERT_PIPE_SERVER_DEFAULT_WAIT: i64 = i64::MIN;
+
 /// A failure on its way to C: status, message, detail.
 #[derive(Debug)]
 pub(crate) struct Failure {

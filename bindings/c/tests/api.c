@@ -247,7 +247,7 @@ static void named_pipes(void) {
     OK(culvert_pipe_peer_pid(conn, &pid));
     CHECK(pid != 0);
     /* The one instance is taken: the next client is busy after the default timeout. */
-    EXPECT_STATUS(culvert_pipe_connect("api-pipe", -1, &second), CULVERT_E_BUSY);
+    EXPECT_STATUS(culvert_pipe_connect("api-pipe", CULVERT_PIPE_SERVER_DEFAULT_WAIT, &second), CULVERT_E_BUSY);
     OK(culvert_pipe_close(client));
     OK(culvert_pipe_close(conn));
     OK(culvert_pipe_server_close(server));

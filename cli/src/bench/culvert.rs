@@ -48,6 +48,14 @@ fn strategy(case: Case) -> WaitStrategy {
     }
 }
 
+/// The port options of the bench's namespace.
+fn port_options(opts: &SectionOptions) -> PortOptions {
+    PortOptions {
+        root: opts.root.clone(),
+        ..PortOptions::default()
+    }
+}
+
 fn pipe_options(case: Case, opts: &SectionOptions) -> PipeOptions {
     let mode = match case.shape() {
         Shape::Stream { messages: true, .. } => PipeMode::Message,
@@ -142,7 +150,7 @@ impl Pending {
     ) -> io::Result<Established> {
         match self {
             Pending::Pipe(server, strategy) => {
-                let mut end = server.accept_timeout(Duration::from_secs(10))?;
+                let mut end = server.accept_until(Duration::from_secs(10))?;
                 end.set_wait_strategy(strategy);
                 Ok(Established::Link(Box::new(Served {
                     end,
@@ -153,7 +161,7 @@ impl Pending {
                 let give_up = Instant::now() + Duration::from_secs(10);
                 loop {
                     let deadline = Deadline::after(Duration::from_secs(5));
-                    match PortClient::connect_with(PORT, b"bench", deadline, opts) {
+                    match PortClient::connect_with(PORT, b"bench", deadline, &port_options(opts)) {
                         Ok((client, _)) => return Ok(Established::Port(client)),
                         Err(culvert::Error::NotFound { .. }) if Instant::now() < give_up => {
                             if !peer_alive() {
@@ -197,7 +205,7 @@ pub fn serve_calls(case: Case, opts: &SectionOptions) -> io::Result<()> {
     let Shape::Call { reply, .. } = case.shape() else {
         return Err(io::Error::other("not a call case"));
     };
-    let server = PortServer::create_with(PORT, &PortOptions::default(), opts)?;
+    let server = PortServer::create(PORT, &port_options(opts))?;
     let parent = rustix::process::getppid();
     let parent_gone = || rustix::process::getppid() != parent;
     loop {
@@ -231,11 +239,7 @@ pub fn serve_calls(case: Case, opts: &SectionOptions) -> io::Result<()> {
 
 /// Peer: connects to the parent's pipe.
 pub fn connect(case: Case, opts: &SectionOptions) -> io::Result<Box<dyn Duplex>> {
-    let mut end = PipeEnd::connect_with(
-        PIPE,
-        Some(Duration::from_secs(10)),
-        &pipe_options(case, opts),
-    )?;
+    let mut end = PipeEnd::connect_with(PIPE, Duration::from_secs(10), &pipe_options(case, opts))?;
     end.set_wait_strategy(strategy(case));
     Ok(Box::new(end))
 }

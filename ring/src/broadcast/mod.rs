@@ -121,6 +121,9 @@ pub struct Ring;
 
 impl Ring {
     /// Bytes a ring with `config` needs (control block plus slots).
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring.
     pub fn required_size(config: &Config) -> Result<usize> {
         Ok(control::layout(config.capacity as u64, config.max_message as u64)?.1)
     }
@@ -130,6 +133,10 @@ impl Ring {
     /// Run by the region's creator before any endpoint attaches (while the section is
     /// still initialising); endpoints attached to an earlier ring in the same region
     /// would see it as a corrupted peer.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring, or `region` is too small
+    /// or misaligned for it.
     pub fn init(region: &Region, config: &Config) -> Result<()> {
         core::init(region, config.capacity as u64, config.max_message as u64)
     }

@@ -55,6 +55,9 @@ impl std::fmt::Debug for Core {
 impl Reader {
     /// Attaches a reader to the broadcast ring initialised in `region`. It will see
     /// messages published from now on.
+    ///
+    /// # Errors
+    /// `Corrupted` or `InvalidConfig` when the region holds no valid broadcast ring.
     pub fn attach(region: &Region) -> Result<Reader> {
         let core = Core::attach(region)?;
         let cursor = core.tail()?;
@@ -126,11 +129,17 @@ impl Reader {
 
     /// Positions published but not yet read by this reader: `tail - position`
     /// (more than `capacity` means an overrun is coming). Diagnostics.
+    ///
+    /// # Errors
+    /// `Corrupted` if the value read from shared memory is out of range.
     pub fn lag(&self) -> Result<u64> {
         Ok(self.core.tail()?.saturating_sub(self.state.cursor))
     }
 
     /// Positions claimed so far by all writers (diagnostics).
+    ///
+    /// # Errors
+    /// `Corrupted` if the value read from shared memory is out of range.
     pub fn tail(&self) -> Result<u64> {
         self.core.tail()
     }

@@ -369,11 +369,17 @@ impl Writer {
 
     /// Positions claimed so far (messages sent by all writers, plus rare gaps).
     /// Diagnostics only: read from shared memory, not validated beyond its range.
+    ///
+    /// # Errors
+    /// `Corrupted` if the value read from shared memory is out of range.
     pub fn tail(&self) -> Result<u64> {
         self.core.tail()
     }
 
     /// Messages currently held: `min(tail, capacity)` (diagnostics).
+    ///
+    /// # Errors
+    /// `Corrupted` if the value read from shared memory is out of range.
     pub fn fill(&self) -> Result<u64> {
         Ok(self.core.tail()?.min(self.core.capacity))
     }

@@ -24,12 +24,19 @@ pub struct ByteRing;
 impl ByteRing {
     /// Bytes of region a byte ring with `config` needs (`config.max_message` is the
     /// atomic write size, see [`Config::bytes`]).
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring.
     pub fn required_size(config: &Config) -> Result<usize> {
         Ok(core::required_size(&config.layout()?))
     }
 
     /// Lays out a fresh byte ring at the start of `region`. Call once, before any
     /// endpoint attaches. `atomic_write_max` must be at least 1.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring, or `region` is too small
+    /// or misaligned for it.
     pub fn init(region: &Region, config: &Config) -> Result<()> {
         if config.max_message == 0 {
             return Err(Error::InvalidConfig {
@@ -49,6 +56,10 @@ endpoint_methods!(ByteWriter, "writer", KIND_MPMC_BYTE);
 
 impl ByteWriter {
     /// Attaches a writer to the byte ring in `region`.
+    ///
+    /// # Errors
+    /// `Corrupted` or `InvalidConfig` when the region holds no valid ring of this kind;
+    /// `Busy` when its endpoint table is full of live endpoints.
     pub fn attach(region: &Region) -> Result<Self> {
         let core = Core::attach(region, KIND_MPMC_BYTE)?;
         if core.max_message() == 0 {
@@ -118,6 +129,10 @@ impl ByteWriter {
     }
 
     /// Writes all of `buf`, waiting for room until `deadline`.
+    ///
+    /// # Errors
+    /// `Timeout` (part of `buf` may have been written); `Closed` once the ring is
+    /// closed; `PeerDied` once every reader died; `Corrupted`.
     pub fn write_all(&mut self, mut buf: &[u8], deadline: Deadline) -> Result<()> {
         while !buf.is_empty() {
             let n = self.write(buf, deadline)?;
@@ -150,6 +165,10 @@ endpoint_methods!(@forward ByteReader);
 impl ByteReader {
     /// Attaches a reader to the byte ring in `region` (allocates its spill buffer of
     /// `atomic_write_max` bytes here, once).
+    ///
+    /// # Errors
+    /// `Corrupted` or `InvalidConfig` when the region holds no valid ring of this kind;
+    /// `Busy` when its endpoint table is full of live endpoints.
     pub fn attach(region: &Region) -> Result<Self> {
         Self::from_core(Core::attach(region, KIND_MPMC_BYTE)?)
     }
@@ -170,6 +189,10 @@ impl ByteReader {
     }
 
     /// Another reader on the same ring (a new attachment, with its own spill buffer).
+    ///
+    /// # Errors
+    /// `Corrupted` or `InvalidConfig` when the region holds no valid ring of this kind;
+    /// `Busy` when its endpoint table is full of live endpoints.
     pub fn try_clone(&self) -> Result<Self> {
         Self::from_core(self.core.reattach(KIND_MPMC_BYTE)?)
     }
@@ -258,6 +281,9 @@ impl ByteReader {
     }
 
     /// Like [`try_read`](Self::try_read), waiting until `deadline` for a record.
+    ///
+    /// # Errors
+    /// As [`try_read`](Self::try_read), with `Timeout` for `WouldBlock`.
     pub fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -272,6 +298,10 @@ impl ByteReader {
     }
 
     /// Reads exactly `buf.len()` bytes, waiting until `deadline`.
+    ///
+    /// # Errors
+    /// `Timeout` (some bytes may have been consumed); `Closed`/`PeerDied` at end of
+    /// stream before `buf` was filled; `Corrupted`.
     pub fn read_exact(&mut self, mut buf: &mut [u8], deadline: Deadline) -> Result<()> {
         while !buf.is_empty() {
             let n = self.read(buf, deadline)?;

@@ -208,6 +208,10 @@ pub(crate) struct Layout {
 
 impl Layout {
     /// Validates a configuration and lays it out.
+    ///
+    /// # Errors
+    /// `InvalidConfig` when `slots` is not a power of two in range, or `max_message` or
+    /// `max_endpoints` is out of range.
     pub fn compute(slots: usize, max_message: usize, max_endpoints: usize) -> Result<Layout> {
         if !slots.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&slots) {
             return Err(Error::InvalidConfig {

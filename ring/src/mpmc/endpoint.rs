@@ -64,6 +64,9 @@ macro_rules! endpoint_methods {
 
         impl $ty {
             #[doc = concat!("Another ", $who, " on the same ring (a new attachment).")]
+            ///
+            /// # Errors
+            /// `Busy` when the participant table is full of live endpoints; `Corrupted`.
             pub fn try_clone(&self) -> $crate::Result<Self> {
                 Ok(Self {
                     core: self.core.reattach($kind)?,
@@ -94,6 +97,9 @@ macro_rules! endpoint_methods {
             /// Frees now every slot held by a dead process (waiters do this lazily);
             /// returns how many were freed. Counted in [`Stats`]($crate::mpmc::Stats) like the
             /// lazy path.
+            ///
+            /// # Errors
+            /// `Corrupted` if a slot word is out of range.
             pub fn reclaim_dead(&self) -> $crate::Result<usize> {
                 self.core.reclaim_dead()
             }

@@ -15,12 +15,19 @@ pub struct MessageRing;
 
 impl MessageRing {
     /// Bytes of region a message ring with `config` needs.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring.
     pub fn required_size(config: &Config) -> Result<usize> {
         Ok(core::required_size(&config.layout()?))
     }
 
     /// Lays out a fresh message ring at the start of `region` (which must be aligned to
     /// 128 bytes). Call once, before any endpoint attaches.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring, or `region` is too small
+    /// or misaligned for it.
     pub fn init(region: &Region, config: &Config) -> Result<()> {
         core::init(region, KIND_MPMC_MESSAGE, &config.layout()?)
     }
@@ -100,6 +107,25 @@ impl Producer {
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
         })
     }
+
+    /// Sends a message of `len` bytes written in place: claims a slot (waiting until
+    /// `deadline`), lets `fill` write the message into it, and commits it. The slot
+    /// holds stale bytes until `fill` writes them. If `fill` unwinds, or the process
+    /// dies inside it, nothing is committed and the slot is recovered like a dead
+    /// producer's. Errors as [`send`](Self::send).
+    pub fn send_with(
+        &mut self,
+        len: usize,
+        deadline: Deadline,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<()> {
+        self.check_len(len)?;
+        self.core.send_with(len, deadline, |dst| {
+            // SAFETY: `dst` is the data of a slot this endpoint holds (WRITING), with
+            // room for `max_message >= len` bytes; no reader looks at it until commit.
+            fill(unsafe { std::slice::from_raw_parts_mut(dst, len) })
+        })
+    }
 }
 
 /// A receiving end of a [`MessageRing`]. Attach as many as needed.
@@ -111,6 +137,10 @@ endpoint_methods!(Consumer, "consumer", KIND_MPMC_MESSAGE);
 
 impl Consumer {
     /// Attaches a consumer to the message ring in `region`.
+    ///
+    /// # Errors
+    /// `Corrupted` or `InvalidConfig` when the region holds no valid ring of this kind;
+    /// `Busy` when its endpoint table is full of live endpoints.
     pub fn attach(region: &Region) -> Result<Self> {
         Ok(Self {
             core: Core::attach(region, KIND_MPMC_MESSAGE)?,
@@ -171,6 +201,9 @@ impl Consumer {
 
     /// [`try_recv_with`](Self::try_recv_with), waiting until `deadline` (`f` runs
     /// after the wait, once a message is claimed).
+    ///
+    /// # Errors
+    /// As [`try_recv_with`](Self::try_recv_with), with `Timeout` for `WouldBlock`.
     pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R, deadline: Deadline) -> Result<R> {
         self.core.recv_with(usize::MAX, deadline, |src, len| {
             // SAFETY: as in `try_recv_with`.

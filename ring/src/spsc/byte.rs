@@ -19,12 +19,19 @@ pub struct ByteRing;
 
 impl ByteRing {
     /// Bytes of region a byte ring with `config` needs.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring.
     pub fn required_size(config: &Config) -> Result<usize> {
         core::required_size(config, false)
     }
 
     /// Lays out a fresh byte ring at the start of `region`. Call once, before any
     /// endpoint attaches.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring, or `region` is too small
+    /// or misaligned for it.
     pub fn init(region: &Region, config: &Config) -> Result<()> {
         core::init(region, config, KIND_BYTE, false)
     }
@@ -249,6 +256,10 @@ impl ByteReader {
     }
 
     /// Fills all of `buf`, waiting until `deadline`.
+    ///
+    /// # Errors
+    /// `Timeout` (some bytes may have been consumed); `Closed`/`PeerDied` at end of
+    /// stream before `buf` was filled; `Corrupted`.
     pub fn read_exact(&mut self, mut buf: &mut [u8], deadline: Deadline) -> Result<()> {
         while !buf.is_empty() {
             let n = self.read(buf, deadline)?;
@@ -258,6 +269,9 @@ impl ByteReader {
     }
 
     /// Committed bytes ready to read without waiting (0 if none); re-reads the tail.
+    ///
+    /// # Errors
+    /// `Corrupted` if the writer's position is out of range.
     pub fn bytes_available(&mut self) -> Result<usize> {
         match self.available(u64::MAX) {
             Ok(n) => Ok(n as usize),

@@ -35,12 +35,19 @@ pub struct MessageRing;
 
 impl MessageRing {
     /// Bytes of region a message ring with `config` needs.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring.
     pub fn required_size(config: &Config) -> Result<usize> {
         core::required_size(config, true)
     }
 
     /// Lays out a fresh message ring at the start of `region`. Call once, before any
     /// endpoint attaches.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the configuration describes no ring, or `region` is too small
+    /// or misaligned for it.
     pub fn init(region: &Region, config: &Config) -> Result<()> {
         core::init(region, config, KIND_MESSAGE, true)
     }
@@ -94,6 +101,9 @@ impl MessageWriter {
     }
 
     /// Free bytes in the ring now (re-reads the reader's position).
+    ///
+    /// # Errors
+    /// `Corrupted` if the reader's position is out of range.
     pub fn free_bytes(&mut self) -> Result<usize> {
         self.end.free(u64::MAX).map(|n| n as usize)
     }
@@ -366,6 +376,10 @@ impl MessageReader {
     }
 
     /// Waits until a message is committed and returns its length without consuming it.
+    ///
+    /// # Errors
+    /// `Timeout`; `Closed`/`PeerDied` once the writer is gone and the ring is drained;
+    /// `Corrupted`.
     pub fn wait_peek_len(&mut self, deadline: Deadline) -> Result<usize> {
         self.wait_readable(deadline, |r| r.peek_len())
     }
@@ -373,6 +387,10 @@ impl MessageReader {
     /// A zero-copy grant of the next message, read in place and then released.
     /// Dropping the grant without [`release`](MessageReadGrant::release) leaves the
     /// message in the ring.
+    ///
+    /// # Errors
+    /// `WouldBlock` when no message is committed; `Closed`/`PeerDied` once the writer
+    /// is gone and the ring is drained; `Corrupted`.
     pub fn read_grant(&mut self) -> Result<MessageReadGrant<'_>> {
         let next = self.next()?;
         Ok(MessageReadGrant {

@@ -49,6 +49,9 @@ impl Section {
     }
 
     /// Names of the sections in the namespace of `opts` (see [`crate::list`]).
+    ///
+    /// # Errors
+    /// As [`crate::list`].
     pub fn list(opts: &SectionOptions) -> Result<Vec<String>> {
         crate::options::list(opts)
     }

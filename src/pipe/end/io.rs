@@ -216,7 +216,7 @@ impl PipeEnd {
         };
         if waiting {
             return Err(Error::Busy {
-                what: "transact with a message waiting to be read".into(),
+                reason: crate::BusyReason::MessageWaiting,
             });
         }
         self.write_message(request)?;

@@ -176,7 +176,7 @@ impl PipeEnd {
             Ok(_) => {}
             Err(END_ATTACHED) => {
                 return Err(Error::Busy {
-                    what: "this pipe end is already attached".into(),
+                    reason: crate::BusyReason::EndAttached,
                 })
             }
             Err(_) => return Err(Error::Closed),
@@ -451,6 +451,9 @@ impl PipeEnd {
     /// Records `pid` as the process expected to attach the peer end (e.g. the child a
     /// [`PendingEnd`](super::PendingEnd) was passed to), so that this end notices if it
     /// dies before attaching. No effect once the peer attached.
+    ///
+    /// # Errors
+    /// `Io` with kind `NotFound` if no process `pid` runs.
     pub fn expect_peer(&self, pid: u32) -> Result<()> {
         let id = ProcessIdentity::of(pid)?;
         self.state
@@ -531,6 +534,10 @@ impl PipeEnd {
     /// process; call [`PipeEnd::expect_holder`] with the child's pid after spawning
     /// (or use [`spawn_child`](Self::spawn_child), which does all three steps) so a
     /// child that dies before attaching is discounted.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for an end that is not shared; `Busy` when the end has no
+    /// free holder entry; `Io` if the descriptor could not be prepared.
     pub fn share_with_child(&self, cmd: &mut std::process::Command, var: &str) -> Result<()> {
         let Some(sh) = &self.shared else {
             return Err(Error::InvalidArgument {
@@ -547,6 +554,12 @@ impl PipeEnd {
 
     /// After [`share_with_child`](Self::share_with_child) and the spawn: the oldest
     /// reservation made by this end that names no child yet now names `pid`.
+    ///
+    /// Not shared: as [`expect_peer`](Self::expect_peer). With no reservation waiting
+    /// for a pid, nothing happens.
+    ///
+    /// # Errors
+    /// `Io` with kind `NotFound` if no process `pid` runs.
     pub fn expect_holder(&self, pid: u32) -> Result<()> {
         let Some(sh) = &self.shared else {
             return self.expect_peer(pid);
@@ -568,6 +581,9 @@ impl PipeEnd {
     /// [`share_with_child`](Self::share_with_child) with [`PIPE_FD_ENV`](super::PIPE_FD_ENV),
     /// spawn, [`expect_holder`](Self::expect_holder). Drop `cmd` after this call to
     /// close this process's copy of the descriptor.
+    ///
+    /// # Errors
+    /// As [`share_with_child`](Self::share_with_child); `Io` if the spawn failed.
     pub fn spawn_child(&self, cmd: &mut std::process::Command) -> Result<std::process::Child> {
         self.share_with_child(cmd, super::PIPE_FD_ENV)?;
         match cmd.spawn() {

@@ -30,8 +30,15 @@ fn refusal_of(e: &Error) -> (u64, u64) {
 }
 
 impl PipeServer {
-    /// [`accept`](Self::accept) until `deadline` (`Timeout`).
-    pub fn accept_deadline(&self, deadline: Deadline) -> Result<PipeEnd> {
+    /// [`accept`](Self::accept), giving up at `deadline` (a `Duration`, an `Instant`, a
+    /// [`Deadline`]…).
+    ///
+    /// # Errors
+    /// `Timeout` when the deadline passed with no client; `Section`/`Io` if an
+    /// instance section could not be made (the waiting client is told the cause);
+    /// `Corrupted` if the server's shared state broke an invariant.
+    pub fn accept_until(&self, deadline: impl Into<Deadline>) -> Result<PipeEnd> {
+        let deadline = deadline.into();
         let mut consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
         let shared = &self.shared;
         let mut first = true;

@@ -34,18 +34,44 @@ fn refusal_error(cause: u64, detail: u64, pipe: &str, root: std::path::PathBuf) 
 
 impl PipeEnd {
     /// Connects to the named pipe `name` in the default namespace (`$CULVERT_ROOT`, else
-    /// `/dev/shm`), waiting up to `timeout` for a free instance (`None`: the server's
-    /// default timeout). `NotFound` if no live server has the name; `Busy` if no
-    /// instance became free in time (Windows' `WaitNamedPipe` rule).
-    pub fn connect(name: &str, timeout: Option<Duration>) -> Result<PipeEnd> {
-        Self::connect_with(name, timeout, &PipeOptions::default())
+    /// `/dev/shm`), waiting until `deadline` for a free instance (`None`: for ever; see
+    /// [`Deadline`] for what converts). To wait the server's default time instead, use
+    /// [`connect_default_wait`](Self::connect_default_wait).
+    ///
+    /// # Errors
+    /// `NotFound` if no live server has the name; `Busy` if no instance became free in
+    /// time (Windows' `WaitNamedPipe` rule); `InvalidName`; `PermissionDenied` if the
+    /// namespace refuses access; `Section`/`Io` if the instance could not be made.
+    pub fn connect(name: &str, deadline: impl Into<Deadline>) -> Result<PipeEnd> {
+        Self::connect_with(name, deadline, &PipeOptions::default())
     }
 
     /// [`connect`](Self::connect) with the namespace, wait strategy and section options
     /// of `opts` (its other fields come from the server).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
     pub fn connect_with(
         name: &str,
-        timeout: Option<Duration>,
+        deadline: impl Into<Deadline>,
+        opts: &PipeOptions,
+    ) -> Result<PipeEnd> {
+        Self::connect_until(name, Some(deadline.into()), opts)
+    }
+
+    /// [`connect_with`](Self::connect_with), waiting for a free instance as long as the
+    /// server's [`PipeOptions::default_timeout`] (Windows' `NMPWAIT_USE_DEFAULT_WAIT`).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_default_wait(name: &str, opts: &PipeOptions) -> Result<PipeEnd> {
+        Self::connect_until(name, None, opts)
+    }
+
+    /// The connect handshake; `deadline` `None` takes the server's default timeout.
+    fn connect_until(
+        name: &str,
+        deadline: Option<Deadline>,
         opts: &PipeOptions,
     ) -> Result<PipeEnd> {
         validate_pipe_name(name)?;
@@ -68,14 +94,17 @@ impl PipeEnd {
             return Err(not_found());
         }
         let h = shared.header();
-        let timeout = timeout.unwrap_or_else(|| {
-            Duration::from_millis(h.default_timeout_ms.load(Ordering::Relaxed))
-                .min(MAX_DEFAULT_TIMEOUT)
+        let deadline = deadline.unwrap_or_else(|| {
+            Deadline::after(
+                Duration::from_millis(h.default_timeout_ms.load(Ordering::Relaxed))
+                    .min(MAX_DEFAULT_TIMEOUT),
+            )
         });
-        let deadline = Deadline::after(timeout);
         let strategy = opts.wait_strategy;
         let busy = || Error::Busy {
-            what: format!("every instance of pipe '{name}' is taken"),
+            reason: crate::BusyReason::NoFreeInstance {
+                max_instances: shared.max_instances,
+            },
         };
         let me = ProcessIdentity::me().packed();
 

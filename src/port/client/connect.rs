@@ -3,6 +3,7 @@
 //! section in it, and wait for the server to accept or reject.
 
 use super::*;
+use crate::port::PortOptions;
 
 /// Frees a slot we hold in state `from`.
 fn free_own_slot(slot: &ConnSlot, from: u32) -> bool {
@@ -41,18 +42,24 @@ impl PortClient {
     pub fn connect(
         name: &str,
         payload: &[u8],
-        deadline: Deadline,
+        deadline: impl Into<Deadline>,
     ) -> Result<(PortClient, Vec<u8>), ConnectError> {
-        Self::connect_with(name, payload, deadline, &SectionOptions::default())
+        Self::connect_with(name, payload, deadline, &PortOptions::default())
     }
 
-    /// [`connect`](Self::connect) with explicit section options (namespace root).
+    /// [`connect`](Self::connect) in the namespace of `opts` ([`PortOptions::root`];
+    /// its other fields come from the server).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
     pub fn connect_with(
         name: &str,
         payload: &[u8],
-        deadline: Deadline,
-        sopts: &SectionOptions,
+        deadline: impl Into<Deadline>,
+        opts: &PortOptions,
     ) -> Result<(PortClient, Vec<u8>), ConnectError> {
+        let deadline = deadline.into();
+        let sopts = &opts.section_options();
         if payload.len() > CONNECT_PAYLOAD_MAX {
             return Err(Error::MessageTooLarge {
                 len: payload.len(),
@@ -251,7 +258,9 @@ impl PortClient {
             // shortly: wait for those, but fail at once when all holders live.
             if !waiting_on_dead || deadline.has_passed() {
                 return Err(Error::Busy {
-                    what: format!("all {} connection slots are taken", cfg.max_connections),
+                    reason: crate::BusyReason::NoFreeConnection {
+                        max_connections: cfg.max_connections,
+                    },
                 });
             }
             hdr.listen.connect.notify();

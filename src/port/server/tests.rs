@@ -32,10 +32,11 @@ fn hostile_request(server: &PortServer, client: u64, name: &str) {
 fn the_server_never_unlinks_a_section_it_did_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let so = SectionOptions::default().root(dir.path());
-    let server = PortServer::create_with("foo", &PortOptions::default(), &so).unwrap();
+    let popts = PortOptions::default().root(dir.path());
+    let server = PortServer::create("foo", &popts).unwrap();
     // Another port whose name starts like a connection of "foo", and a connection
     // section of another client (here: created by us, named by someone else).
-    let other_port = PortServer::create_with("foo.cache", &PortOptions::default(), &so).unwrap();
+    let other_port = PortServer::create("foo.cache", &popts).unwrap();
     let victim = Section::create(
         "foo.cvictim",
         4096,
