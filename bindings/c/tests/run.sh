@@ -58,6 +58,15 @@ soname="libculvert_ffi.so.$major"
 # writes libculvert_ffi.so, so add the SONAME link next to it (as an installer would).
 ln -sf libculvert_ffi.so "$lib_so_dir/$soname"
 
+# The library as users ship it: the `dist` profile (LTO, no debug info).
+echo "c-bindings: == cargo build --profile dist -p culvert-ffi --lib =="
+if ! "${CARGO:-cargo}" build --profile dist -p culvert-ffi --lib; then
+    fail "cargo build --profile dist"
+    finish
+fi
+dist_a="$target/dist/libculvert_ffi.a"
+[ -e "$dist_a" ] || { fail "missing build output $dist_a"; finish; }
+
 # ---- SONAME and pkg-config file --------------------------------------------------
 if command -v readelf >/dev/null 2>&1; then
     got="$(readelf -d "$lib_so_dir/libculvert_ffi.so" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')"
@@ -92,6 +101,7 @@ compile port_server bindings/c/examples/port_server.c "${static_libs[@]}" || ok=
 compile port_client bindings/c/tests/port_client.c "${static_libs[@]}" || ok=0
 compile mailslot_peer bindings/c/tests/mailslot_peer.c "${static_libs[@]}" || ok=0
 compile api bindings/c/tests/api.c "${static_libs[@]}" || ok=0
+compile api_dist bindings/c/tests/api.c "$dist_a" -lpthread -ldl -lm -Wl,--gc-sections || ok=0
 compile api_shared bindings/c/tests/api.c -L "$lib_so_dir" -Wl,-rpath,"$lib_so_dir" \
     -lculvert_ffi -lpthread || ok=0
 # One test built the way users are told to: flags from pkg-config (links the .so).
@@ -203,6 +213,12 @@ run_pair_crash() {
 echo "c-bindings: == scenarios =="
 run_alone "api: in-process C API checks (static library)" "$build/api"
 run_alone "api: in-process C API checks (shared library)" "$build/api_shared"
+run_alone "api: in-process C API checks (dist static library)" "$build/api_dist"
+if command -v strip >/dev/null 2>&1; then
+    strip -o "$build/api_dist.stripped" "$build/api_dist"
+    echo "c-bindings: size of the api test linked against the dist static library:" \
+        "$(wc -c <"$build/api_dist") bytes, stripped $(wc -c <"$build/api_dist.stripped") bytes"
+fi
 if [ "$have_pkg_config" -eq 1 ]; then
     run_alone "api: in-process C API checks (built with pkg-config)" "$build/api_pkgconfig"
 fi
