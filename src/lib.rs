@@ -11,6 +11,25 @@
 //! Below them: [`sync`] (cross-process wait/wake), [`section`] (shared memory
 //! objects) and [`ring`] (the rings the layers are built on).
 //!
+//! ## Conventions shared by every layer
+//!
+//! * **Waiting.** A call that may wait takes its limit as `impl Into<`[`Deadline`]`>`:
+//!   a `Duration` from now, an `Instant`, `None` for ever, or a `Deadline`
+//!   (`Deadline::now()` polls once). A timeout *stored* on an endpoint or in options
+//!   (`set_read_timeout`, `MailslotOptions::read_timeout`) is an `Option<Duration>`
+//!   applied to each call, as `std::net::TcpStream` does. A call that would wait
+//!   past its deadline fails with [`Error::Timeout`]; a non-blocking one with
+//!   [`Error::WouldBlock`].
+//! * **Namespace.** Named objects live in one directory: `$CULVERT_ROOT`, else
+//!   `/dev/shm`. Each layer's options set another one the same way —
+//!   [`PipeOptions::root`](pipe::PipeOptions::root),
+//!   [`MailslotOptions::root`](mailslot::MailslotOptions::root),
+//!   [`PortOptions::root`](port::PortOptions::root) — and the `*_with` form of each
+//!   `open`/`connect` call takes those options.
+//! * **Errors.** One [`Error`] type; fields a caller acts on are typed
+//!   ([`BusyReason`], `MessageTooLarge { len, max }`, …). Each call's docs list what
+//!   it returns.
+//!
 //! This crate must never carry data or control through a socket, an OS pipe or a
 //! kernel message queue: the kernel maps memory, sleeps and wakes, and tells who is
 //! alive.
