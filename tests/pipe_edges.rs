@@ -408,3 +408,78 @@ fn nonblocking_writer_notices_a_killed_reader() {
         "{e:?}"
     );
 }
+
+// ---- half-close ----------------------------------------------------------------------------
+
+/// After `shutdown_write` the peer drains what was written, then reads end of stream;
+/// this end's writes fail with `Closed` while it still reads what the peer writes.
+#[test]
+fn shutdown_write_gives_the_peer_end_of_stream_and_keeps_reading() {
+    for mode in [PipeMode::Byte, PipeMode::Message] {
+        for shared in [false, true] {
+            let what = format!("{mode:?}, shared {shared}");
+            let opts = PipeOptions::default().shared(shared).max_message(4096);
+            let (mut a, mut b) = pipe::anonymous(mode, &opts).unwrap();
+            b.set_read_timeout(Some(Duration::from_secs(10)));
+            a.set_read_timeout(Some(Duration::from_secs(10)));
+            a.write_all(b"last words").unwrap();
+            a.shutdown_write().unwrap();
+            a.shutdown_write().unwrap();
+            assert!(
+                matches!(a.write_message(b"more"), Err(Error::Closed)),
+                "{what}: write after shutdown_write"
+            );
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"last words", "{what}");
+            // The other direction is untouched.
+            b.write_all(b"reply").unwrap();
+            let mut buf = [0u8; 16];
+            let n = a.read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"reply", "{what}");
+            drop(b);
+            assert_eq!(
+                a.read(&mut buf).unwrap(),
+                0,
+                "{what}: end of stream after the drop"
+            );
+        }
+    }
+}
+
+/// Across processes: a child sends a request of unknown length, half-closes, and reads
+/// the reply to end of stream; the parent reads the request to end of stream first.
+#[test]
+fn shutdown_write_across_processes_delimits_a_request() {
+    const TEST: &str = "shutdown_write_across_processes_delimits_a_request";
+    const REQUEST: usize = 3 << 20;
+    if role().is_some() {
+        let mut end = PipeEnd::from_inherited().unwrap();
+        let mut seed = 7u64;
+        let mut req = vec![0u8; REQUEST];
+        fill(&mut req, &mut seed);
+        end.write_all(&req).unwrap();
+        end.shutdown_write().unwrap();
+        let mut reply = Vec::new();
+        end.read_to_end(&mut reply).unwrap();
+        let want = checksum(CHECKSUM_START, &req).to_le_bytes();
+        assert_eq!(reply, want, "the parent's reply is the request's checksum");
+        return;
+    }
+    let (mut mine, theirs) =
+        pipe::anonymous_pending(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    let mut cmd = child_command(TEST, "client");
+    cmd.inherit_pipe_end(&theirs).unwrap();
+    let child = cmd.spawn().unwrap();
+    drop(cmd);
+    mine.expect_peer(child.id()).unwrap();
+    drop(theirs);
+    mine.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut req = Vec::new();
+    mine.read_to_end(&mut req).unwrap();
+    assert_eq!(req.len(), REQUEST);
+    mine.write_all(&checksum(CHECKSUM_START, &req).to_le_bytes())
+        .unwrap();
+    drop(mine);
+    wait_ok(child);
+}

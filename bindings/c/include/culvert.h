@@ -893,6 +893,16 @@ CulvertStatus culvert_pipe_set_nonblocking(const struct CulvertPipe *pipe,
                                            bool nonblocking);
 
 /**
+ * Half-close: closes the direction this end writes (like `shutdown(SHUT_WR)`). The
+ * peer reads what was written, then end of stream; this end goes on reading. Later
+ * writes fail with `CULVERT_E_CLOSED`.
+ *
+ * # Safety
+ * `pipe` is NULL or an open pipe handle.
+ */
+CulvertStatus culvert_pipe_shutdown_write(const struct CulvertPipe *pipe);
+
+/**
  * Stores the peer's process id in `*pid` (0 while no peer has attached). A hint: a
  * hostile peer could write anything there.
  *

@@ -501,6 +501,22 @@ pub unsafe extern "C" fn culvert_pipe_set_nonblocking(
     })
 }
 
+/// Half-close: closes the direction this end writes (like `shutdown(SHUT_WR)`). The
+/// peer reads what was written, then end of stream; this end goes on reading. Later
+/// writes fail with `CULVERT_E_CLOSED`.
+///
+/// # Safety
+/// `pipe` is NULL or an open pipe handle.
+#[no_mangle]
+pub unsafe extern "C" fn culvert_pipe_shutdown_write(pipe: *const CulvertPipe) -> CulvertStatus {
+    guard("culvert_pipe_shutdown_write", || {
+        // SAFETY: the caller passes NULL or an open handle.
+        let p = unsafe { handle(pipe, "pipe") }?;
+        lock(&p.end)?.shutdown_write()?;
+        Ok(())
+    })
+}
+
 /// Stores the peer's process id in `*pid` (0 while no peer has attached). A hint: a
 /// hostile peer could write anything there.
 ///

@@ -211,6 +211,17 @@ static void message_pipes(void) {
         total += n;
     }
     CHECK(memcmp(buf + 30, "0123456789", 10) == 0);
+    /* Half-close: b reads "end" then end of stream; a still reads what b writes. */
+    OK(culvert_pipe_write(a, "end", 3, NULL));
+    OK(culvert_pipe_shutdown_write(a));
+    EXPECT_STATUS(culvert_pipe_write(a, "x", 1, NULL), CULVERT_E_CLOSED);
+    OK(culvert_pipe_read(b, buf, sizeof buf, &n));
+    CHECK(n == 3 && memcmp(buf, "end", 3) == 0);
+    OK(culvert_pipe_read(b, buf, sizeof buf, &n));
+    CHECK(n == 0);
+    OK(culvert_pipe_write(b, "back", 4, NULL));
+    OK(culvert_pipe_read(a, buf, sizeof buf, &n));
+    CHECK(n == 4 && memcmp(buf, "back", 4) == 0);
     OK(culvert_pipe_close(a));
     OK(culvert_pipe_close(b));
 }

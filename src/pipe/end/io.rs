@@ -27,11 +27,15 @@ impl PipeEnd {
     /// its timeout (then it returns the count); in non-blocking mode it writes what
     /// fits (at least one byte) and returns how much.
     ///
-    /// `Closed` (`BrokenPipe`) once the reader closed or gave up before attaching;
+    /// `Closed` (`BrokenPipe`) once the reader closed or gave up before attaching, or
+    /// after [`shutdown_write`](Self::shutdown_write);
     /// `PeerDied` once its process died, noticed within
     /// [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL).
     pub fn write_message(&mut self, msg: &[u8]) -> Result<usize> {
         self.check_usable()?;
+        if self.write_shut {
+            return Err(Error::Closed);
+        }
         self.check_peer_for_write()?;
         let deadline = self.write_deadline();
         let r = if self.shared.is_some() {

@@ -1,11 +1,13 @@
 //! [`PipeEnd`]: one end of a pipe instance — a writer on the ring towards the peer, a
 //! reader on the ring from it, and the per-end read state of message pipes.
 //!
-//! This module holds the end itself: attaching, settings, sharing and closing. The
+//! This module holds the end itself: attaching, settings and sharing. The
 //! calls are spread over submodules: [`io`] (reading, writing, peek, transact),
+//! [`close`] (half-close, disconnect, drop),
 //! [`wait`] (waiting on the rings and noticing a gone peer), [`fragments`] (message
 //! framing on SPSC rings) and [`shared_io`] (shared mode on MPMC rings).
 
+mod close;
 mod fragments;
 mod io;
 mod shared_io;
@@ -23,7 +25,7 @@ use super::layout::{
 };
 use super::options::{PipeMode, ReadMode};
 use super::server::ServerLink;
-use super::shared::{self, HolderView, Holders};
+use super::shared::{self, HolderView};
 use crate::{Error, Result};
 use fragments::MsgCursor;
 use shared_io::SharedState;
@@ -108,6 +110,8 @@ pub struct PipeEnd {
     strategy: WaitStrategy,
     /// Set by `disconnect`.
     disconnected: bool,
+    /// Set by `shutdown_write`: the ring this end writes is closed; reads go on.
+    write_shut: bool,
     /// Set after a corruption: every later call fails.
     poisoned: bool,
     /// Rate limit of this end's peer liveness checks (see `wait`).
@@ -237,6 +241,7 @@ impl PipeEnd {
             write_timeout: None,
             strategy,
             disconnected: false,
+            write_shut: false,
             poisoned: false,
             clock: RecheckClock::new(),
             peer_lost: None,
@@ -338,6 +343,7 @@ impl PipeEnd {
             write_timeout: None,
             strategy,
             disconnected: false,
+            write_shut: false,
             poisoned: false,
             clock: RecheckClock::new(),
             peer_lost: None,
@@ -617,65 +623,5 @@ impl PipeEnd {
             self.poisoned = true;
         }
         e
-    }
-
-    /// Closes both directions now: the peer reads what was committed, then end of
-    /// stream; its writes fail. Unread data is discarded. Later calls on this end fail
-    /// with `Closed`. Named pipes: frees the server's instance slot. Idempotent.
-    /// Shared pipes: detaches this holder only; the directions close when it was the
-    /// last holder of its end.
-    pub fn disconnect(&mut self) {
-        if self.disconnected {
-            return;
-        }
-        self.disconnected = true;
-        self.close_rings();
-    }
-
-    fn close_rings(&mut self) {
-        if let Some(sh) = &self.shared {
-            // One holder leaving: the rings close only when it was the last one.
-            if sh.holders.release(self.side, sh.index, sh.word) {
-                self.state
-                    .end(self.side)
-                    .holders
-                    .fetch_sub(1, Ordering::AcqRel);
-            }
-            if sh.holders.scan(self.side) != Holders::Live
-                && shared::mark_gone(&self.state, self.side)
-            {
-                self.close_shared_rings();
-            }
-            // Named pipes: frees the server's slot if both ends are gone now.
-            if let Some(link) = self.link.take() {
-                link.release();
-            }
-            return;
-        }
-        match &mut self.tx {
-            Tx::Bytes(w) => w.close(),
-            Tx::Messages(w) => w.close(),
-            Tx::SharedBytes(w) => w.close(),
-            Tx::SharedMessages(w) => w.close(),
-        }
-        match &mut self.rx {
-            Rx::Bytes(r) => r.close(),
-            Rx::Messages(r) => r.close(),
-            Rx::SharedBytes(r) => r.close(),
-            Rx::SharedMessages(r) => r.close(),
-        }
-        self.state
-            .end(self.side)
-            .status
-            .store(END_GONE, Ordering::Release);
-        if let Some(link) = self.link.take() {
-            link.release();
-        }
-    }
-}
-
-impl Drop for PipeEnd {
-    fn drop(&mut self) {
-        self.close_rings();
     }
 }

@@ -1,0 +1,115 @@
+//! How a [`PipeEnd`] closes: half-close of the direction it writes
+//! ([`PipeEnd::shutdown_write`]), both directions at once ([`PipeEnd::disconnect`]),
+//! and on drop. Shared mode: one holder leaving closes the rings only when it was the
+//! last holder of its end.
+
+use culvert_sync::atomic::Ordering;
+
+use super::super::layout::END_GONE;
+use super::super::shared::{self, Holders};
+use super::{PipeEnd, Rx, Tx};
+use crate::Result;
+
+impl PipeEnd {
+    /// Half-close: closes the direction this end writes, as `shutdown(SHUT_WR)` does
+    /// on a socket. The peer reads what was committed, then end of stream; this end
+    /// goes on reading what the peer writes, and the peer's writes keep working. Later
+    /// writes on this end fail with `Closed`. Shared pipes: the direction closes for
+    /// every holder of this end. Idempotent.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use culvert::pipe::{self, PipeMode, PipeOptions};
+    ///
+    /// # fn main() -> culvert::Result<()> {
+    /// let (mut client, mut server) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default())?;
+    /// client.write_all(b"request")?;
+    /// client.shutdown_write()?; // the server sees end of stream after "request"
+    /// let mut request = Vec::new();
+    /// server.read_to_end(&mut request)?;
+    /// server.write_all(b"reply to ")?;
+    /// server.write_all(&request)?;
+    /// drop(server);
+    /// let mut reply = String::new();
+    /// client.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "reply to request");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `Closed` after [`disconnect`](Self::disconnect); `Corrupted` on a poisoned end.
+    pub fn shutdown_write(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if !self.write_shut {
+            self.write_shut = true;
+            match &mut self.tx {
+                Tx::Bytes(w) => w.close(),
+                Tx::Messages(w) => w.close(),
+                Tx::SharedBytes(w) => w.close(),
+                Tx::SharedMessages(w) => w.close(),
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes both directions now: the peer reads what was committed, then end of
+    /// stream; its writes fail. Unread data is discarded. Later calls on this end fail
+    /// with `Closed`. Named pipes: frees the server's instance slot. Idempotent.
+    /// Shared pipes: detaches this holder only; the directions close when it was the
+    /// last holder of its end.
+    pub fn disconnect(&mut self) {
+        if self.disconnected {
+            return;
+        }
+        self.disconnected = true;
+        self.close_rings();
+    }
+
+    fn close_rings(&mut self) {
+        if let Some(sh) = &self.shared {
+            // One holder leaving: the rings close only when it was the last one.
+            if sh.holders.release(self.side, sh.index, sh.word) {
+                self.state
+                    .end(self.side)
+                    .holders
+                    .fetch_sub(1, Ordering::AcqRel);
+            }
+            if sh.holders.scan(self.side) != Holders::Live
+                && shared::mark_gone(&self.state, self.side)
+            {
+                self.close_shared_rings();
+            }
+            // Named pipes: frees the server's slot if both ends are gone now.
+            if let Some(link) = self.link.take() {
+                link.release();
+            }
+            return;
+        }
+        match &mut self.tx {
+            Tx::Bytes(w) => w.close(),
+            Tx::Messages(w) => w.close(),
+            Tx::SharedBytes(w) => w.close(),
+            Tx::SharedMessages(w) => w.close(),
+        }
+        match &mut self.rx {
+            Rx::Bytes(r) => r.close(),
+            Rx::Messages(r) => r.close(),
+            Rx::SharedBytes(r) => r.close(),
+            Rx::SharedMessages(r) => r.close(),
+        }
+        self.state
+            .end(self.side)
+            .status
+            .store(END_GONE, Ordering::Release);
+        if let Some(link) = self.link.take() {
+            link.release();
+        }
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        self.close_rings();
+    }
+}
