@@ -80,6 +80,9 @@ enum Command {
     /// The other process of `culvert bench` (internal).
     #[command(name = "__bench-peer", hide = true)]
     BenchPeer(bench::PeerArgs),
+    /// A CPU burner of `culvert bench --load` (internal).
+    #[command(name = "__bench-burn", hide = true)]
+    BenchBurn,
 }
 
 fn main() {
@@ -108,6 +111,7 @@ fn main() {
             bench::run(args)
         }
         Command::BenchPeer(args) => bench::run_peer(args),
+        Command::BenchBurn => bench::load::burn(),
         Command::Ls { json: false } => sections::ls(&opts).map(|s| print_out(&s)),
         Command::Ls { json: true } => sections_json::ls(&opts).map(|s| print_out(&s)),
         Command::Inspect { name, json } => if *json {

@@ -657,3 +657,70 @@ fn port_serve_echoes_calls_from_port_call() {
         "{err}"
     );
 }
+
+/// Pids of the running processes whose parent is `parent` and whose command line
+/// contains `needle`.
+fn children_running(parent: u32, needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn bench_load_runs_burners_for_the_run_and_reaps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = culvert(dir.path())
+        .args([
+            "bench",
+            "--quick",
+            "--scale",
+            "0.05",
+            "--load",
+            "2",
+            "--case",
+            "stream_4KiB",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bench = child.id();
+    let mut burners = Vec::new();
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while burners.len() < 2 && Instant::now() < give_up {
+        burners = children_running(bench, "__bench-burn");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(burners.len(), 2, "two burners ran while the bench did");
+    assert!(
+        stdout_of(&out).contains("under --load 2"),
+        "{}",
+        stdout_of(&out)
+    );
+    for pid in burners {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "burner {pid} outlived the bench"
+        );
+    }
+}

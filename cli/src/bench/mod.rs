@@ -19,6 +19,7 @@
 
 mod culvert;
 mod floor;
+pub mod load;
 mod report;
 mod rings;
 pub mod spec;
@@ -72,6 +73,10 @@ pub struct BenchArgs {
     /// Also print the project's performance goals, judged on this run's figures.
     #[arg(long)]
     pub goals: bool,
+    /// Run N CPU-burning processes for the whole run, so every transport is measured
+    /// on a busy machine.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub load: usize,
 }
 
 /// Arguments of the hidden peer role.
@@ -216,6 +221,8 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     std::env::set_var(culvert_section::ROOT_ENV, dir.path());
     let opts = SectionOptions::default().root(dir.path());
 
+    let load = load::Load::start(args.load)
+        .map_err(|e| format!("cannot start the --load processes: {e}"))?;
     let mut pinned = false;
     if args.pin {
         match pin_to(0) {
@@ -262,6 +269,12 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     }
     progress.finish(started.elapsed());
     let machine = match other_load(ticks_before, cpu_ticks()) {
+        Some(l) if load.count() > 0 => format!(
+            "{machine}; under --load {}: other processes, the burners included, used \
+             {:.0}% of the CPUs during the run",
+            load.count(),
+            l * 100.0
+        ),
         Some(l) => format!(
             "{machine}; other processes used {:.0}% of the CPUs during the run{}",
             l * 100.0,
@@ -284,6 +297,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     } else {
         "full run".to_string()
     };
+    drop(load);
     let report = render(&figures, &cases, &transports, &machine, &mode, pinned);
     print!("{report}");
     if args.goals {
