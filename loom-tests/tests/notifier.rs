@@ -82,7 +82,7 @@ fn wait_for_blocking_sees_the_flag() {
 
 #[test]
 fn wait_for_adaptive_sees_the_flag() {
-    // Under loom Adaptive has no spin or yield phase: it is the same futex path, but
+    // Under loom Adaptive has no spin phase: it is the same futex path, but
     // through the strategy's own branch.
     one_flag(|n, f| wait_for_at_least(n, f, 1, WaitStrategy::Adaptive));
 }

@@ -11,7 +11,7 @@
 //! * [`Notifier`] — an eventcount that lives in shared memory; notifying with no sleeper
 //!   makes no system call;
 //! * [`WaitStrategy`] and [`wait_for`] — busy-poll, block, or the default adaptive
-//!   spin → yield → futex;
+//!   spin → futex;
 //! * [`ProcessIdentity`] — a process identity (pid + start time) not fooled by PID reuse,
 //!   and [`LIVENESS_RECHECK_INTERVAL`], the bound on how long a sleeper goes without
 //!   checking that the peer it waits for still lives, and [`RecheckClock`], the
