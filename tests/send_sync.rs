@@ -4,7 +4,7 @@
 //! this build.
 
 use culvert::mailslot::{BroadcastSender, Mailslot, MailslotOptions, MailslotWriter};
-use culvert::pipe::{PendingEnd, PipeEnd, PipeOptions, PipeServer};
+use culvert::pipe::{PendingEnd, PipeEnd, PipeOptions, PipeReader, PipeServer, PipeWriter};
 use culvert::port::{
     ConnectRequest, Incoming, PendingCall, PortClient, PortOptions, PortServer, Reply,
 };
@@ -19,6 +19,8 @@ const fn send_sync<T: Send + Sync>() {}
 // Endpoints with one user at a time: move them to a thread (or wrap them in a Mutex).
 const _: () = send::<PipeEnd>();
 const _: () = send::<PendingEnd>();
+const _: () = send::<PipeReader>();
+const _: () = send::<PipeWriter>();
 const _: () = send::<Mailslot>();
 const _: () = send::<MailslotWriter>();
 const _: () = send::<BroadcastSender>();

@@ -16,8 +16,11 @@
 //!   (with [`MessageRead::more`], Windows' `ERROR_MORE_DATA`: nothing is lost),
 //!   [`set_read_mode`](PipeEnd::set_read_mode), [`peek`](PipeEnd::peek),
 //!   [`transact`](PipeEnd::transact), non-blocking mode, timeouts,
-//!   [`peer_pid`](PipeEnd::peer_pid), a [`WaitStrategy`](crate::WaitStrategy) per end and
+//!   [`peer_pid`](PipeEnd::peer_pid), a [`WaitStrategy`](crate::WaitStrategy) per end,
+//!   the half-close [`shutdown_write`](PipeEnd::shutdown_write) and
 //!   [`disconnect`](PipeEnd::disconnect).
+//! * A `PipeEnd` is used by one thread at a time; [`PipeEnd::split`] gives a
+//!   [`PipeReader`] and a [`PipeWriter`] that two threads use at once (full duplex).
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -127,7 +130,7 @@ mod server;
 mod shared;
 
 pub use anon::{anonymous, anonymous_pending, PendingEnd, PipeCommandExt, PIPE_FD_ENV};
-pub use end::PipeEnd;
+pub use end::{PipeEnd, PipeReader, PipeWriter};
 pub use options::{
     MessageRead, Peek, PipeMode, PipeOptions, ReadMode, DEFAULT_BUFFER, DEFAULT_MAX_MESSAGE,
     MAX_BUFFER, MAX_INSTANCES, MAX_MESSAGE_LIMIT, MAX_PIPE_NAME, MIN_BUFFER,

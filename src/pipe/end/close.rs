@@ -7,7 +7,7 @@ use culvert_sync::atomic::Ordering;
 
 use super::super::layout::END_GONE;
 use super::super::shared::{self, Holders};
-use super::{PipeEnd, Rx, Tx};
+use super::PipeEnd;
 use crate::Result;
 
 impl PipeEnd {
@@ -43,12 +43,7 @@ impl PipeEnd {
         self.check_usable()?;
         if !self.write_shut {
             self.write_shut = true;
-            match &mut self.tx {
-                Tx::Bytes(w) => w.close(),
-                Tx::Messages(w) => w.close(),
-                Tx::SharedBytes(w) => w.close(),
-                Tx::SharedMessages(w) => w.close(),
-            }
+            self.tx.close();
         }
         Ok(())
     }
@@ -86,17 +81,12 @@ impl PipeEnd {
             }
             return;
         }
-        match &mut self.tx {
-            Tx::Bytes(w) => w.close(),
-            Tx::Messages(w) => w.close(),
-            Tx::SharedBytes(w) => w.close(),
-            Tx::SharedMessages(w) => w.close(),
-        }
-        match &mut self.rx {
-            Rx::Bytes(r) => r.close(),
-            Rx::Messages(r) => r.close(),
-            Rx::SharedBytes(r) => r.close(),
-            Rx::SharedMessages(r) => r.close(),
+        self.tx.close();
+        self.rx.close();
+        if let Some(guard) = self.split_guard.take() {
+            // A half: the last one to go closes the end.
+            drop(guard);
+            return;
         }
         self.state
             .end(self.side)

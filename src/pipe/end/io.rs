@@ -127,6 +127,7 @@ impl PipeEnd {
         }
         let deadline = self.read_deadline();
         let r = match (&self.rx, self.mode) {
+            (Rx::Detached, _) => Err(Error::Closed),
             (Rx::SharedMessages(_), _) => self.shared_read_across(buf, deadline),
             (Rx::SharedBytes(_), _) => self.shared_read_bytes(buf, deadline),
             (Rx::Messages(_), _) => self.read_fragments_across(buf, deadline),

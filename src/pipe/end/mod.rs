@@ -3,7 +3,7 @@
 //!
 //! This module holds the end itself: attaching, settings and sharing. The
 //! calls are spread over submodules: [`io`] (reading, writing, peek, transact),
-//! [`close`] (half-close, disconnect, drop),
+//! [`close`] (half-close, disconnect, drop), [`split`] (a reader and a writer half),
 //! [`wait`] (waiting on the rings and noticing a gone peer), [`fragments`] (message
 //! framing on SPSC rings) and [`shared_io`] (shared mode on MPMC rings).
 
@@ -11,6 +11,7 @@ mod close;
 mod fragments;
 mod io;
 mod shared_io;
+mod split;
 mod wait;
 
 use std::time::Duration;
@@ -29,6 +30,7 @@ use super::shared::{self, HolderView};
 use crate::{Error, Result};
 use fragments::MsgCursor;
 use shared_io::SharedState;
+pub use split::{PipeReader, PipeWriter};
 
 /// The ring this end writes.
 enum Tx {
@@ -38,6 +40,8 @@ enum Tx {
     SharedBytes(mpmc::ByteWriter),
     /// Shared mode, message pipe: one ring message per pipe message.
     SharedMessages(mpmc::Producer),
+    /// A read half of a split end: it writes nothing.
+    Detached,
 }
 
 /// The ring this end reads.
@@ -48,6 +52,54 @@ enum Rx {
     SharedBytes(mpmc::ByteReader),
     /// Shared mode, message pipe.
     SharedMessages(mpmc::Consumer),
+    /// A write half of a split end: it reads nothing.
+    Detached,
+}
+
+impl Tx {
+    /// Closes the ring for writing (the reader drains, then sees end of stream).
+    fn close(&mut self) {
+        match self {
+            Tx::Bytes(w) => w.close(),
+            Tx::Messages(w) => w.close(),
+            Tx::SharedBytes(w) => w.close(),
+            Tx::SharedMessages(w) => w.close(),
+            Tx::Detached => {}
+        }
+    }
+
+    fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        match self {
+            Tx::Bytes(w) => w.set_wait_strategy(strategy),
+            Tx::Messages(w) => w.set_wait_strategy(strategy),
+            Tx::SharedBytes(w) => w.set_wait_strategy(strategy),
+            Tx::SharedMessages(w) => w.set_wait_strategy(strategy),
+            Tx::Detached => {}
+        }
+    }
+}
+
+impl Rx {
+    /// Closes the ring for reading (the writer's next write fails).
+    fn close(&mut self) {
+        match self {
+            Rx::Bytes(r) => r.close(),
+            Rx::Messages(r) => r.close(),
+            Rx::SharedBytes(r) => r.close(),
+            Rx::SharedMessages(r) => r.close(),
+            Rx::Detached => {}
+        }
+    }
+
+    fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        match self {
+            Rx::Bytes(r) => r.set_wait_strategy(strategy),
+            Rx::Messages(r) => r.set_wait_strategy(strategy),
+            Rx::SharedBytes(r) => r.set_wait_strategy(strategy),
+            Rx::SharedMessages(r) => r.set_wait_strategy(strategy),
+            Rx::Detached => {}
+        }
+    }
 }
 
 /// One end of a pipe: two-way, `std::io::Read + Write`, byte or message mode.
@@ -120,6 +172,9 @@ pub struct PipeEnd {
     peer_lost: Option<wait::PeerGone>,
     /// Named pipes: the server's instance slot this connection holds.
     link: Option<ServerLink>,
+    /// A half of a split exclusive end: what closes the end once both halves are gone
+    /// (then `link` is in it).
+    split_guard: Option<std::sync::Arc<split::EndGuard>>,
     /// Shared mode only.
     shared: Option<SharedState>,
     /// Shared mode: reservations for children that have no pid yet.
@@ -246,6 +301,7 @@ impl PipeEnd {
             clock: RecheckClock::new(),
             peer_lost: None,
             link,
+            split_guard: None,
             shared: None,
             reserved: std::sync::Mutex::new(Vec::new()),
         })
@@ -348,6 +404,7 @@ impl PipeEnd {
             clock: RecheckClock::new(),
             peer_lost: None,
             link,
+            split_guard: None,
             shared: Some(SharedState::new(holders, index, my_id, rest_len)),
             reserved: std::sync::Mutex::new(Vec::new()),
         })
@@ -418,18 +475,8 @@ impl PipeEnd {
     /// How this end's blocking calls wait (default `Adaptive`).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
-        match &mut self.tx {
-            Tx::Bytes(w) => w.set_wait_strategy(strategy),
-            Tx::Messages(w) => w.set_wait_strategy(strategy),
-            Tx::SharedBytes(w) => w.set_wait_strategy(strategy),
-            Tx::SharedMessages(w) => w.set_wait_strategy(strategy),
-        }
-        match &mut self.rx {
-            Rx::Bytes(r) => r.set_wait_strategy(strategy),
-            Rx::Messages(r) => r.set_wait_strategy(strategy),
-            Rx::SharedBytes(r) => r.set_wait_strategy(strategy),
-            Rx::SharedMessages(r) => r.set_wait_strategy(strategy),
-        }
+        self.tx.set_wait_strategy(strategy);
+        self.rx.set_wait_strategy(strategy);
     }
 
     /// The wait strategy.

@@ -1,0 +1,247 @@
+//! [`PipeEnd::split`]: a [`PipeReader`] and a [`PipeWriter`] over one end, so one
+//! thread reads while another writes (rtrb's producer/consumer split).
+//!
+//! Each half is a [`PipeEnd`] with the other direction detached; the halves share
+//! nothing mutable, so neither ever waits for the other. Dropping the writer closes
+//! the direction it writes (the peer drains it, then reads end of stream); dropping
+//! the reader closes the direction it reads (the peer's writes fail with `Closed`).
+//! An exclusive end is closed — its status marked gone and a named pipe's instance
+//! slot freed — by an [`EndGuard`] the halves share, when the second half goes. A
+//! shared end splits into two holders of that end.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use culvert_section::{Section, SectionKind, SectionOptions};
+use culvert_sync::atomic::Ordering;
+use culvert_sync::RecheckClock;
+
+use super::super::layout::{StateView, END_GONE};
+use super::super::options::{MessageRead, Peek, PipeMode, ReadMode};
+use super::super::server::ServerLink;
+use super::fragments::MsgCursor;
+use super::{PipeEnd, Rx, Tx};
+use crate::Result;
+
+/// Closes an exclusive end once both halves of it are gone.
+pub(crate) struct EndGuard {
+    /// The instance's state block.
+    state: StateView,
+    /// The end the halves belong to.
+    side: usize,
+    /// Named pipes: the server's instance slot, freed with the end.
+    link: Mutex<Option<ServerLink>>,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.state
+            .end(self.side)
+            .status
+            .store(END_GONE, Ordering::Release);
+        let link = self.link.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(link) = link.take() {
+            link.release();
+        }
+    }
+}
+
+impl PipeEnd {
+    /// Splits this end into a reader and a writer that two threads use at once (a
+    /// `PipeEnd` is used by one thread at a time). Settings (timeouts, non-blocking
+    /// mode, read mode) carry over to both halves. Dropping the writer half-closes
+    /// (see [`shutdown_write`](Self::shutdown_write)); the end is closed once both
+    /// halves are gone.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use culvert::pipe::{self, PipeMode, PipeOptions};
+    ///
+    /// # fn main() -> culvert::Result<()> {
+    /// let (a, mut b) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default())?;
+    /// let (mut reader, mut writer) = a.split()?;
+    /// let t = std::thread::spawn(move || writer.write_all(b"from a's writer"));
+    /// let mut got = [0u8; 15];
+    /// b.read_exact(&mut got)?;
+    /// b.write_all(b"to a's reader")?;
+    /// let mut back = [0u8; 13];
+    /// reader.read_exact(&mut back)?;
+    /// t.join().unwrap()?;
+    /// assert_eq!((&got, &back), (b"from a's writer", b"to a's reader"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `Closed` after [`disconnect`](Self::disconnect); `Corrupted` on a poisoned
+    /// end; `Io` if the section could not be mapped for the second half; shared ends:
+    /// as [`try_clone`](Self::try_clone).
+    pub fn split(mut self) -> Result<(PipeReader, PipeWriter)> {
+        self.check_usable()?;
+        let mut writer = if self.shared.is_some() {
+            let mut w = self.try_clone()?;
+            w.write_shut = self.write_shut;
+            drop(std::mem::replace(&mut w.rx, Rx::Detached));
+            w
+        } else {
+            self.exclusive_write_half()?
+        };
+        writer.set_wait_strategy(self.strategy);
+        drop(std::mem::replace(&mut self.tx, Tx::Detached));
+        self.scratch = Vec::new();
+        Ok((PipeReader { end: self }, PipeWriter { end: writer }))
+    }
+
+    /// The write half of an exclusive end: its ring writer moves over, and the end
+    /// is closed by a guard both halves hold.
+    fn exclusive_write_half(&mut self) -> Result<PipeEnd> {
+        let dup = self.section.as_fd().try_clone_to_owned()?;
+        let section = Section::from_fd_with(
+            dup,
+            "pipe",
+            &SectionOptions::default()
+                .kind(SectionKind::Pipe)
+                .expect_kind(SectionKind::Pipe),
+        )?;
+        let guard = Arc::new(EndGuard {
+            state: self.state.clone(),
+            side: self.side,
+            link: Mutex::new(self.link.take()),
+        });
+        self.split_guard = Some(guard.clone());
+        Ok(PipeEnd {
+            section,
+            state: self.state.clone(),
+            side: self.side,
+            mode: self.mode,
+            read_mode: self.read_mode,
+            max_message: self.max_message,
+            tx: std::mem::replace(&mut self.tx, Tx::Detached),
+            rx: Rx::Detached,
+            cursor: MsgCursor::default(),
+            scratch: std::mem::take(&mut self.scratch),
+            frag_payload: self.frag_payload,
+            nonblocking: self.nonblocking,
+            read_timeout: self.read_timeout,
+            write_timeout: self.write_timeout,
+            strategy: self.strategy,
+            disconnected: false,
+            write_shut: self.write_shut,
+            poisoned: false,
+            clock: RecheckClock::new(),
+            peer_lost: self.peer_lost,
+            link: None,
+            split_guard: Some(guard),
+            shared: None,
+            reserved: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// The reading half of a [`PipeEnd::split`]. Reads as the end would; dropping it
+/// closes the direction it reads, so the peer's writes fail with `Closed`.
+#[derive(Debug)]
+pub struct PipeReader {
+    /// The end, with the direction it writes detached.
+    end: PipeEnd,
+}
+
+/// The writing half of a [`PipeEnd::split`]. Writes as the end would; dropping it
+/// closes the direction it writes: the peer reads what was written, then end of
+/// stream.
+#[derive(Debug)]
+pub struct PipeWriter {
+    /// The end, with the direction it reads detached.
+    end: PipeEnd,
+}
+
+impl PipeReader {
+    /// As [`PipeEnd::read_message`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::read_message`].
+    pub fn read_message(&mut self, buf: &mut [u8]) -> Result<MessageRead> {
+        self.end.read_message(buf)
+    }
+
+    /// As [`PipeEnd::peek`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::peek`].
+    pub fn peek(&mut self) -> Result<Peek> {
+        self.end.peek()
+    }
+
+    /// As [`PipeEnd::set_read_mode`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::set_read_mode`].
+    pub fn set_read_mode(&mut self, mode: ReadMode) -> Result<()> {
+        self.end.set_read_mode(mode)
+    }
+
+    /// As [`PipeEnd::set_read_timeout`].
+    pub fn set_read_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.end.set_read_timeout(timeout);
+    }
+
+    /// As [`PipeEnd::set_nonblocking`].
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.end.set_nonblocking(nonblocking);
+    }
+
+    /// The pipe's mode.
+    pub fn mode(&self) -> PipeMode {
+        self.end.mode()
+    }
+}
+
+impl PipeWriter {
+    /// As [`PipeEnd::write_message`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::write_message`].
+    pub fn write_message(&mut self, msg: &[u8]) -> Result<usize> {
+        self.end.write_message(msg)
+    }
+
+    /// As [`PipeEnd::set_write_timeout`].
+    pub fn set_write_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.end.set_write_timeout(timeout);
+    }
+
+    /// As [`PipeEnd::set_nonblocking`].
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.end.set_nonblocking(nonblocking);
+    }
+
+    /// As [`PipeEnd::max_message`].
+    pub fn max_message(&self) -> usize {
+        self.end.max_message()
+    }
+
+    /// The pipe's mode.
+    pub fn mode(&self) -> PipeMode {
+        self.end.mode()
+    }
+}
+
+impl io::Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.end.read(buf)
+    }
+}
+
+impl io::Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.end.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.end.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
