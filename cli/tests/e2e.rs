@@ -34,13 +34,17 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-const CASES: [(&str, &[&str]); 7] = [
+const CASES: [(&str, &[&str]); 8] = [
     (
         "pingpong_8B_spin",
         &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
     ),
     (
         "pingpong_8B_block",
+        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
+    ),
+    (
+        "pingpong_8B_sleep",
         &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
     ),
     ("stream_64B_msgs", &["msgs_per_s"]),

@@ -8,6 +8,10 @@
 //! be faster on the same machine, so the distance from this row to culvert's is what
 //! culvert's safety, generality and copying `Read` API cost.
 //!
+//! `pingpong_8B_sleep` has a floor of its own: the same hand-off through a bare futex
+//! word, each side waking the other with one `FUTEX_WAKE` and sleeping in
+//! `FUTEX_WAIT` — the least a channel whose peer really sleeps can cost.
+//!
 //! Spin loops never hang: the parent gives up at a deadline, the peer when its parent
 //! process is gone.
 
@@ -16,7 +20,8 @@ use std::ptr;
 use std::time::{Duration, Instant};
 
 use culvert_section::{Region, Section, SectionOptions};
-use culvert_sync::atomic::{AtomicU64, Ordering};
+use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use culvert_sync::{futex, Deadline};
 
 use super::work::{self, StreamReport};
 
@@ -27,6 +32,8 @@ pub const SECTION: &str = "bench-floor";
 const RING_CAP: usize = 64 * 1024;
 /// Offset of the ping-pong / call line.
 const LINE: usize = 0;
+/// Offset of the futex ping-pong's sequence word (a futex word, so 32 bits).
+const FUTEX_LINE: usize = 64;
 /// Offsets of the stream ring's tail, head and closed words (one line each).
 const TAIL: usize = 128;
 const HEAD: usize = 256;
@@ -141,6 +148,74 @@ impl Floor {
         // 4096-aligned, `offset` is 8-aligned and below DATA; AtomicU64 has the layout
         // of u64; the reference cannot outlive `self`, which keeps the mapping alive.
         unsafe { &*self.region.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// The futex word at `offset` (4-aligned, inside the object).
+    fn word32(&self, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset % 4 == 0 && offset + 4 <= DATA);
+        // SAFETY: as in `word`: in bounds, aligned, and AtomicU32 has the layout of u32.
+        unsafe { &*self.region.as_ptr().add(offset).cast::<AtomicU32>() }
+    }
+
+    /// Parent side of the sleeping ping-pong: publish the odd sequence, wake the
+    /// peer, sleep until it publishes the next even one; `gap` idle between rounds.
+    pub fn futex_pingpong_client(
+        &self,
+        gap: Duration,
+        warmup: Duration,
+        duration: Duration,
+    ) -> io::Result<Vec<u64>> {
+        let seq = self.word32(FUTEX_LINE);
+        let give_up = Instant::now() + duration + warmup + Duration::from_secs(30);
+        let mut next = 1u32;
+        let out = work::timed_loop_with_gaps(warmup, duration, gap, || {
+            seq.store(next, Ordering::Release);
+            futex::wake(seq, 1);
+            loop {
+                let s = seq.load(Ordering::Acquire);
+                if s == next.wrapping_add(1) {
+                    break;
+                }
+                if Instant::now() > give_up {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "shm-floor peer stopped answering",
+                    ));
+                }
+                let _ = futex::wait(seq, s, Deadline::after(Duration::from_millis(100)));
+            }
+            next = next.wrapping_add(2);
+            Ok(())
+        });
+        seq.store(u32::MAX, Ordering::Release);
+        futex::wake(seq, 1);
+        out
+    }
+
+    /// Peer side of the sleeping ping-pong.
+    pub fn futex_pingpong_server(&self) -> io::Result<()> {
+        let seq = self.word32(FUTEX_LINE);
+        let parent = rustix::process::getppid();
+        let mut expect = 1u32;
+        loop {
+            let s = seq.load(Ordering::Acquire);
+            if s == u32::MAX {
+                return Ok(());
+            }
+            if s != expect {
+                if rustix::process::getppid() != parent {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the bench parent died",
+                    ));
+                }
+                let _ = futex::wait(seq, s, Deadline::after(Duration::from_millis(100)));
+                continue;
+            }
+            seq.store(expect.wrapping_add(1), Ordering::Release);
+            futex::wake(seq, 1);
+            expect = expect.wrapping_add(2);
+        }
     }
 
     /// Pointer to data byte `i`.

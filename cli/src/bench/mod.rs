@@ -501,8 +501,12 @@ fn run_one(
             }
         };
         match (case.shape(), conn) {
-            (Shape::PingPong { size, .. }, Conn::Link(mut l)) => {
-                Ok((work::pingpong_client(&mut l, size, warmup, duration)?, None))
+            (Shape::PingPong { size, gap, .. }, Conn::Link(mut l)) => Ok((
+                work::pingpong_client(&mut l, size, gap, warmup, duration)?,
+                None,
+            )),
+            (Shape::PingPong { gap, .. }, Conn::Floor(f)) if !gap.is_zero() => {
+                Ok((f.futex_pingpong_client(gap, warmup, duration)?, None))
             }
             (Shape::PingPong { .. }, Conn::Floor(f)) => {
                 Ok((f.pingpong_client(warmup, duration)?, None))
@@ -663,6 +667,7 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
     if args.transport == Transport::ShmFloor {
         let f = Floor::open(&opts)?;
         match case.shape() {
+            Shape::PingPong { gap, .. } if !gap.is_zero() => f.futex_pingpong_server()?,
             Shape::PingPong { .. } => f.pingpong_server()?,
             Shape::Call { request, reply } => f.call_server(request, reply)?,
             Shape::Stream { write, messages } => {

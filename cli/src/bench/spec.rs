@@ -13,6 +13,10 @@ pub enum Case {
     /// Round trip of 8 bytes; culvert ends use the default `Adaptive` wait.
     #[value(name = "pingpong_8B_block")]
     Pingpong8BBlock,
+    /// Round trip of 8 bytes, one per millisecond: the peer really sleeps between
+    /// them (culvert: the default `Adaptive` wait; shm-floor: a bare futex wait/wake).
+    #[value(name = "pingpong_8B_sleep")]
+    Pingpong8BSleep,
     /// One-way 64-byte messages.
     #[value(name = "stream_64B_msgs")]
     Stream64BMsgs,
@@ -39,6 +43,8 @@ pub enum Shape {
         size: usize,
         /// Whether culvert ends busy-poll (else they use the default `Adaptive`).
         spin: bool,
+        /// Idle time between round trips (not timed); zero: back to back.
+        gap: Duration,
     },
     /// One way, parent → peer, `write` bytes per write; the peer reads and touches
     /// every byte and times the stream from its first byte to end of stream.
@@ -60,9 +66,10 @@ pub enum Shape {
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 7] = [
+    pub const ALL: [Case; 8] = [
         Case::Pingpong8BSpin,
         Case::Pingpong8BBlock,
+        Case::Pingpong8BSleep,
         Case::Stream64BMsgs,
         Case::Stream4KiB,
         Case::Stream64KiB,
@@ -75,6 +82,7 @@ impl Case {
         match self {
             Case::Pingpong8BSpin => "pingpong_8B_spin",
             Case::Pingpong8BBlock => "pingpong_8B_block",
+            Case::Pingpong8BSleep => "pingpong_8B_sleep",
             Case::Stream64BMsgs => "stream_64B_msgs",
             Case::Stream4KiB => "stream_4KiB",
             Case::Stream64KiB => "stream_64KiB",
@@ -89,10 +97,17 @@ impl Case {
             Case::Pingpong8BSpin => Shape::PingPong {
                 size: 8,
                 spin: true,
+                gap: Duration::ZERO,
             },
             Case::Pingpong8BBlock => Shape::PingPong {
                 size: 8,
                 spin: false,
+                gap: Duration::ZERO,
+            },
+            Case::Pingpong8BSleep => Shape::PingPong {
+                size: 8,
+                spin: false,
+                gap: Duration::from_millis(1),
             },
             Case::Stream64BMsgs => Shape::Stream {
                 write: 64,

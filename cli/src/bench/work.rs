@@ -43,12 +43,28 @@ pub fn is_end(e: &io::Error) -> bool {
 pub fn timed_loop(
     warmup: Duration,
     duration: Duration,
+    round: impl FnMut() -> io::Result<()>,
+) -> io::Result<Vec<u64>> {
+    timed_loop_with_gaps(warmup, duration, Duration::ZERO, round)
+}
+
+/// [`timed_loop`], sleeping `gap` (untimed) after each round.
+pub fn timed_loop_with_gaps(
+    warmup: Duration,
+    duration: Duration,
+    gap: Duration,
     mut round: impl FnMut() -> io::Result<()>,
 ) -> io::Result<Vec<u64>> {
+    let pause = || {
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
+    };
     let start = Instant::now();
     let mut n = 0u32;
     while n < 16 || start.elapsed() < warmup {
         round()?;
+        pause();
         n = n.saturating_add(1);
     }
     let mut samples = Vec::with_capacity(MAX_SAMPLES.min(1 << 16));
@@ -61,6 +77,7 @@ pub fn timed_loop(
         if t1 >= end || samples.len() >= MAX_SAMPLES {
             break;
         }
+        pause();
     }
     Ok(samples)
 }
@@ -69,12 +86,13 @@ pub fn timed_loop(
 pub fn pingpong_client<L: Read + Write>(
     link: &mut L,
     size: usize,
+    gap: Duration,
     warmup: Duration,
     duration: Duration,
 ) -> io::Result<Vec<u64>> {
     let out = vec![0x5au8; size];
     let mut back = vec![0u8; size];
-    timed_loop(warmup, duration, || {
+    timed_loop_with_gaps(warmup, duration, gap, || {
         link.write_all(&out)?;
         link.read_exact(&mut back)
     })
