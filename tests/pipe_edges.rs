@@ -483,3 +483,44 @@ fn shutdown_write_across_processes_delimits_a_request() {
     drop(mine);
     wait_ok(child);
 }
+
+// ---- try_ calls ----------------------------------------------------------------------------
+
+/// `try_read_message` and `try_write_message` never wait, on an end in blocking mode,
+/// and leave that mode as it was.
+#[test]
+fn try_calls_never_wait_and_keep_the_end_blocking() {
+    for shared in [false, true] {
+        let opts = PipeOptions::default()
+            .shared(shared)
+            .max_message(1024)
+            .buffers(4096);
+        let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+        let mut buf = [0u8; 1024];
+        assert!(
+            matches!(b.try_read_message(&mut buf), Err(Error::WouldBlock)),
+            "shared {shared}: empty"
+        );
+        let mut sent = 0;
+        let started = Instant::now();
+        loop {
+            match a.try_write_message(&[1u8; 1000]) {
+                Ok(_) => sent += 1,
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("shared {shared}: {e:?}"),
+            }
+            assert!(sent < 10_000, "shared {shared}: the ring never filled");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!a.is_nonblocking() && !b.is_nonblocking());
+        for _ in 0..sent {
+            let m = b.try_read_message(&mut buf).unwrap();
+            assert_eq!(m.len, 1000, "shared {shared}");
+        }
+        // Blocking mode is intact: a read with a timeout waits for it.
+        b.set_read_timeout(Some(Duration::from_millis(50)));
+        let t = Instant::now();
+        assert!(matches!(b.read_message(&mut buf), Err(Error::Timeout)));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+}

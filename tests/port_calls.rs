@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use culvert::port::{PortClient, PortOptions};
+use culvert::port::{PortClient, PortOptions, PortServer};
 use culvert::Deadline;
 use support::*;
 
@@ -337,4 +337,52 @@ fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
     kids.expect_success(c, Duration::from_secs(30));
     served.stop();
     assert_eq!(failures.load(culvert::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// `try_listen` and `try_receive` never wait: `WouldBlock` until a connect request or a
+/// call is there, then the same request `listen`/`receive` would have returned.
+#[test]
+fn try_listen_and_try_receive_never_wait() {
+    let root = TempRoot::new("try");
+    let opts = PortOptions::default().root(&root.path);
+    let server = PortServer::create(NAME, &opts).unwrap();
+    assert!(matches!(
+        server.try_listen(),
+        Err(culvert::Error::WouldBlock)
+    ));
+    assert!(matches!(
+        server.try_receive(),
+        Err(culvert::Error::WouldBlock)
+    ));
+    let client = std::thread::spawn({
+        let opts = opts.clone();
+        move || PortClient::connect_with(NAME, b"hi", secs(10), &opts)
+    });
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let request = loop {
+        match server.try_listen() {
+            Ok(r) => break r,
+            Err(culvert::Error::WouldBlock) if Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => panic!("try_listen: {e:?}"),
+        }
+    };
+    assert_eq!(request.payload, b"hi");
+    request.accept(b"welcome").unwrap();
+    let (client, welcome) = client.join().unwrap().unwrap();
+    assert_eq!(welcome, b"welcome");
+    let mut pending = client.call_async(b"ping").unwrap();
+    let incoming = loop {
+        match server.try_receive() {
+            Ok(i) => break i,
+            Err(culvert::Error::WouldBlock) if Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => panic!("try_receive: {e:?}"),
+        }
+    };
+    assert_eq!(incoming.payload.as_slice(), b"ping");
+    incoming.reply(b"pong").unwrap();
+    assert_eq!(pending.wait(secs(10)).unwrap().as_slice(), b"pong");
 }

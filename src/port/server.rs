@@ -261,6 +261,30 @@ impl PortServer {
         r
     }
 
+    /// [`listen`](Self::listen) without waiting: the connect request already waiting,
+    /// else `WouldBlock`.
+    ///
+    /// # Errors
+    /// `WouldBlock`; otherwise as [`listen`](Self::listen).
+    pub fn try_listen(&self) -> Result<ConnectRequest> {
+        match self.listen(Deadline::now()) {
+            Err(Error::Timeout) => Err(Error::WouldBlock),
+            other => other,
+        }
+    }
+
+    /// [`receive`](Self::receive) without waiting: the request or datagram already
+    /// waiting, else `WouldBlock`.
+    ///
+    /// # Errors
+    /// `WouldBlock`; otherwise as [`receive`](Self::receive).
+    pub fn try_receive(&self) -> Result<Incoming> {
+        match self.receive(Deadline::now()) {
+            Err(Error::Timeout) => Err(Error::WouldBlock),
+            other => other,
+        }
+    }
+
     /// Free space of the server's view heap (reply views).
     pub fn view_heap_stats(&self) -> HeapStats {
         self.inner.heap.stats()

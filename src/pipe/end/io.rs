@@ -78,6 +78,30 @@ impl PipeEnd {
         Ok(done)
     }
 
+    /// [`write_message`](Self::write_message) that never waits, whatever the end's
+    /// mode: as in non-blocking mode, `WouldBlock` when the ring lacks room.
+    ///
+    /// # Errors
+    /// `WouldBlock`; otherwise as [`write_message`](Self::write_message).
+    pub fn try_write_message(&mut self, msg: &[u8]) -> Result<usize> {
+        let was = std::mem::replace(&mut self.nonblocking, true);
+        let r = self.write_message(msg);
+        self.nonblocking = was;
+        r
+    }
+
+    /// [`read_message`](Self::read_message) that never waits, whatever the end's
+    /// mode: `WouldBlock` when nothing is committed.
+    ///
+    /// # Errors
+    /// `WouldBlock`; otherwise as [`read_message`](Self::read_message).
+    pub fn try_read_message(&mut self, buf: &mut [u8]) -> Result<MessageRead> {
+        let was = std::mem::replace(&mut self.nonblocking, true);
+        let r = self.read_message(buf);
+        self.nonblocking = was;
+        r
+    }
+
     // ---- reading ---------------------------------------------------------------------
 
     /// Reads (part of) the next message into `buf`.

@@ -164,6 +164,14 @@ impl PipeReader {
         self.end.read_message(buf)
     }
 
+    /// As [`PipeEnd::try_read_message`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::try_read_message`].
+    pub fn try_read_message(&mut self, buf: &mut [u8]) -> Result<MessageRead> {
+        self.end.try_read_message(buf)
+    }
+
     /// As [`PipeEnd::peek`].
     ///
     /// # Errors
@@ -203,6 +211,14 @@ impl PipeWriter {
     /// As [`PipeEnd::write_message`].
     pub fn write_message(&mut self, msg: &[u8]) -> Result<usize> {
         self.end.write_message(msg)
+    }
+
+    /// As [`PipeEnd::try_write_message`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::try_write_message`].
+    pub fn try_write_message(&mut self, msg: &[u8]) -> Result<usize> {
+        self.end.try_write_message(msg)
     }
 
     /// As [`PipeEnd::set_write_timeout`].
