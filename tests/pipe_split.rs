@@ -19,8 +19,9 @@ use support::*;
 const TOTAL: usize = 64 << 20;
 const CHUNK: usize = 48 * 1024;
 
-/// Writes `TOTAL` pseudo-random bytes from `seed`; returns their checksum.
-fn send_all(mut w: PipeWriter, seed: u64) -> u64 {
+/// Calls `each` with the `TOTAL` pseudo-random bytes from `seed`, chunk by chunk;
+/// returns their checksum.
+fn for_each_chunk(seed: u64, mut each: impl FnMut(&[u8])) -> u64 {
     let mut s = seed;
     let mut buf = vec![0u8; CHUNK];
     let mut sum = CHECKSUM_START;
@@ -29,10 +30,15 @@ fn send_all(mut w: PipeWriter, seed: u64) -> u64 {
         let n = CHUNK.min(TOTAL - done);
         fill(&mut buf[..n], &mut s);
         sum = checksum(sum, &buf[..n]);
-        w.write_all(&buf[..n]).unwrap();
+        each(&buf[..n]);
         done += n;
     }
     sum
+}
+
+/// Writes `TOTAL` pseudo-random bytes from `seed`; returns their checksum.
+fn send_all(mut w: PipeWriter, seed: u64) -> u64 {
+    for_each_chunk(seed, |chunk| w.write_all(chunk).unwrap())
 }
 
 /// Reads to end of stream; returns the byte count and checksum.
@@ -52,17 +58,7 @@ fn receive_all(mut r: PipeReader) -> (usize, u64) {
 
 /// The checksum of `TOTAL` bytes from `seed`.
 fn expected(seed: u64) -> u64 {
-    let mut s = seed;
-    let mut buf = vec![0u8; CHUNK];
-    let mut sum = CHECKSUM_START;
-    let mut done = 0;
-    while done < TOTAL {
-        let n = CHUNK.min(TOTAL - done);
-        fill(&mut buf[..n], &mut s);
-        sum = checksum(sum, &buf[..n]);
-        done += n;
-    }
-    sum
+    for_each_chunk(seed, |_| {})
 }
 
 /// Both directions at once: each side's writer thread sends 64 MiB while its reader
