@@ -524,3 +524,41 @@ fn try_calls_never_wait_and_keep_the_end_blocking() {
         assert!(t.elapsed() >= Duration::from_millis(50));
     }
 }
+
+// ---- vectored writes -----------------------------------------------------------------------
+
+/// A byte pipe's `write_vectored` takes every buffer in one write (as far as the ring
+/// has room), where the default would take only the first.
+#[test]
+fn byte_pipe_write_vectored_gathers_every_buffer() {
+    use std::io::IoSlice;
+    let opts = PipeOptions::default().buffers(4096);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Byte, &opts).unwrap();
+    let parts = [
+        IoSlice::new(b"ab"),
+        IoSlice::new(b""),
+        IoSlice::new(b"cde"),
+        IoSlice::new(b"f"),
+    ];
+    assert_eq!(a.write_vectored(&parts).unwrap(), 6);
+    let mut got = [0u8; 6];
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"abcdef");
+    // Room for 3 more bytes only: the write takes exactly those.
+    a.set_nonblocking(true);
+    let filler = vec![7u8; 4096 - 3];
+    assert_eq!(a.write(&filler).unwrap(), filler.len());
+    assert_eq!(
+        a.write_vectored(&[IoSlice::new(b"xy"), IoSlice::new(b"zw")])
+            .unwrap(),
+        3
+    );
+    let mut all = vec![0u8; 4096];
+    b.read_exact(&mut all).unwrap();
+    assert_eq!(&all[4093..], b"xyz");
+    // Message pipes: one buffer, one message.
+    let (mut m, mut r) = pipe::anonymous(PipeMode::Message, &PipeOptions::default()).unwrap();
+    assert_eq!(m.write_vectored(&parts).unwrap(), 2);
+    let mut buf = [0u8; 8];
+    assert_eq!(r.read_message(&mut buf).unwrap().len, 2);
+}

@@ -102,6 +102,41 @@ impl PipeEnd {
         r
     }
 
+    /// The gathering write of a plain byte pipe: `Some(n)` when `n > 0` bytes of `bufs`
+    /// went into the ring in one publish, `None` when the caller should write the usual
+    /// way (not a plain byte pipe, nothing to write, or the ring is full).
+    fn try_gather(&mut self, bufs: &[io::IoSlice<'_>]) -> Result<Option<usize>> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 || !matches!(self.tx, Tx::Bytes(_)) {
+            return Ok(None);
+        }
+        self.check_usable()?;
+        if self.write_shut {
+            return Err(Error::Closed);
+        }
+        self.check_peer_for_write()?;
+        let Tx::Bytes(w) = &mut self.tx else {
+            return Ok(None);
+        };
+        let mut grant = match w.reserve(total) {
+            Ok(g) => g,
+            Err(culvert_ring::Error::WouldBlock) => return Ok(None),
+            Err(e) => return Err(self.poison_on(e.into())),
+        };
+        let room = grant.as_mut_slice();
+        let mut n = 0;
+        for b in bufs {
+            let take = b.len().min(room.len() - n);
+            room[n..n + take].copy_from_slice(&b[..take]);
+            n += take;
+            if n == room.len() {
+                break;
+            }
+        }
+        grant.commit(n);
+        Ok(Some(n))
+    }
+
     // ---- reading ---------------------------------------------------------------------
 
     /// Reads (part of) the next message into `buf`.
@@ -299,6 +334,21 @@ impl io::Write for PipeEnd {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             buf = &buf[n..];
+        }
+    }
+
+    /// Byte pipes (not shared): as many of the buffers' bytes as fit in the ring's
+    /// contiguous free space, copied in and published at once (one wake-up of the
+    /// reader for all of them); when the ring is full, waits as
+    /// [`write`](io::Write::write) does for the first non-empty buffer. Message
+    /// pipes and shared pipes: the first non-empty buffer, as `write`.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if let Some(n) = self.try_gather(bufs).map_err(io::Error::from)? {
+            return Ok(n);
+        }
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.write(b),
+            None => Ok(0),
         }
     }
 
