@@ -93,7 +93,7 @@
 /**
  * A sender to a broadcast group (`culvert_broadcast_sender_open`), for many messages.
  *
- * Thread-safety: calls are serialised by an internal lock (safe from any thread).
+ * Threads: calls are serialised by an internal lock (safe from any thread).
  * `culvert_broadcast_sender_close` must be the last use.
  */
 typedef struct CulvertBroadcastSender CulvertBroadcastSender;
@@ -103,7 +103,7 @@ typedef struct CulvertBroadcastSender CulvertBroadcastSender;
  * `culvert_port_accept` or `culvert_port_reject` (both free it), or free it with
  * `culvert_connect_request_free` (which rejects with an empty reason).
  *
- * Thread-safety: use from one thread at a time (it may move between threads).
+ * Threads: use from one thread at a time (it may move between threads).
  */
 typedef struct CulvertConnectRequest CulvertConnectRequest;
 
@@ -112,7 +112,7 @@ typedef struct CulvertConnectRequest CulvertConnectRequest;
  * until `culvert_incoming_free`, also after the reply. A request freed without a
  * reply is answered with "no reply" (the client's call fails with `CULVERT_E_CLOSED`).
  *
- * Thread-safety: use from one thread at a time (it may move between threads).
+ * Threads: use from one thread at a time (it may move between threads).
  */
 typedef struct CulvertIncoming CulvertIncoming;
 
@@ -120,7 +120,7 @@ typedef struct CulvertIncoming CulvertIncoming;
  * The reader of a mailslot (`culvert_mailslot_create`) or of a broadcast group
  * (`culvert_mailslot_join`).
  *
- * Thread-safety: calls are serialised by an internal lock (safe from any thread; a
+ * Threads: calls are serialised by an internal lock (safe from any thread; a
  * waiting read holds the handle). `culvert_mailslot_close` must be the last use.
  */
 typedef struct CulvertMailslot CulvertMailslot;
@@ -128,7 +128,7 @@ typedef struct CulvertMailslot CulvertMailslot;
 /**
  * A writer to a mailslot (`culvert_mailslot_writer_open`).
  *
- * Thread-safety: calls are serialised by an internal lock (safe from any thread).
+ * Threads: calls are serialised by an internal lock (safe from any thread).
  * Open one writer per thread for parallel writes. `culvert_mailslot_writer_close`
  * must be the last use.
  */
@@ -138,7 +138,7 @@ typedef struct CulvertMailslotWriter CulvertMailslotWriter;
  * A call in flight, from `culvert_port_call_async`. Freeing it while pending cancels
  * the call.
  *
- * Thread-safety: calls are serialised by an internal lock (safe from any thread; a
+ * Threads: calls are serialised by an internal lock (safe from any thread; a
  * waiting `culvert_pending_call_wait` holds it).
  */
 typedef struct CulvertPendingCall CulvertPendingCall;
@@ -147,7 +147,7 @@ typedef struct CulvertPendingCall CulvertPendingCall;
  * One end of a pipe (anonymous, the server end of an accepted connection, or a
  * connected client).
  *
- * Thread-safety: calls on one handle are serialised by an internal lock, so any
+ * Threads: calls on one handle are serialised by an internal lock, so any
  * thread may use it and concurrent calls are safe, but a blocking read in one thread
  * delays a write from another. `culvert_pipe_close` must be the last use.
  */
@@ -156,7 +156,7 @@ typedef struct CulvertPipe CulvertPipe;
 /**
  * A named pipe server (`culvert_pipe_server_bind`).
  *
- * Thread-safety: `culvert_pipe_server_accept` may be called from several threads at
+ * Threads: `culvert_pipe_server_accept` may be called from several threads at
  * once (each accepted connection goes to one of them); `culvert_pipe_server_close`
  * must be the last use.
  */
@@ -165,7 +165,7 @@ typedef struct CulvertPipeServer CulvertPipeServer;
 /**
  * A connection to a port (`culvert_port_connect`).
  *
- * Thread-safety: fully thread-safe. Calls from several threads are in flight at
+ * Threads: fully thread-safe. Calls from several threads are in flight at
  * once and each reply goes to its caller. `culvert_port_client_close` must be the last
  * use (pending calls may outlive it).
  */
@@ -174,7 +174,7 @@ typedef struct CulvertPortClient CulvertPortClient;
 /**
  * A port server (`culvert_port_server_create`).
  *
- * Thread-safety: fully thread-safe. Any number of threads may call
+ * Threads: fully thread-safe. Any number of threads may call
  * `culvert_port_receive` at once (each message goes to one of them), and one usually
  * calls `culvert_port_listen`. `culvert_port_server_close` must be the last use.
  */
@@ -183,7 +183,7 @@ typedef struct CulvertPortServer CulvertPortServer;
 /**
  * A reply to a call. Its payload stays readable until `culvert_reply_free`.
  *
- * Thread-safety: read-only; any number of threads may read it at once.
+ * Threads: read-only; any number of threads may read it at once.
  * `culvert_reply_free` must be the last use.
  */
 typedef struct CulvertReply CulvertReply;
@@ -191,7 +191,7 @@ typedef struct CulvertReply CulvertReply;
 /**
  * A mapped shared-memory section.
  *
- * Thread-safety: every function may be called on the same handle from any number
+ * Threads: every function may be called on the same handle from any number
  * of threads at once, except `culvert_section_close`, which must be the last use.
  * The data area is plain shared memory: synchronise access to it yourself (e.g. with
  * C11 atomics), since other processes may write it at any time.

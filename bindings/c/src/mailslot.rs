@@ -23,7 +23,7 @@ use crate::status::{
 /// The reader of a mailslot (`culvert_mailslot_create`) or of a broadcast group
 /// (`culvert_mailslot_join`).
 ///
-/// Thread-safety: calls are serialised by an internal lock (safe from any thread; a
+/// Threads: calls are serialised by an internal lock (safe from any thread; a
 /// waiting read holds the handle). `culvert_mailslot_close` must be the last use.
 pub struct CulvertMailslot {
     slot: Mutex<Mailslot>,
@@ -31,7 +31,7 @@ pub struct CulvertMailslot {
 
 /// A writer to a mailslot (`culvert_mailslot_writer_open`).
 ///
-/// Thread-safety: calls are serialised by an internal lock (safe from any thread).
+/// Threads: calls are serialised by an internal lock (safe from any thread).
 /// Open one writer per thread for parallel writes. `culvert_mailslot_writer_close`
 /// must be the last use.
 pub struct CulvertMailslotWriter {
@@ -40,7 +40,7 @@ pub struct CulvertMailslotWriter {
 
 /// A sender to a broadcast group (`culvert_broadcast_sender_open`), for many messages.
 ///
-/// Thread-safety: calls are serialised by an internal lock (safe from any thread).
+/// Threads: calls are serialised by an internal lock (safe from any thread).
 /// `culvert_broadcast_sender_close` must be the last use.
 pub struct CulvertBroadcastSender {
     sender: Mutex<BroadcastSender>,

@@ -33,7 +33,7 @@ pub const CULVERT_READ_MESSAGE: u32 = 2;
 /// One end of a pipe (anonymous, the server end of an accepted connection, or a
 /// connected client).
 ///
-/// Thread-safety: calls on one handle are serialised by an internal lock, so any
+/// Threads: calls on one handle are serialised by an internal lock, so any
 /// thread may use it and concurrent calls are safe, but a blocking read in one thread
 /// delays a write from another. `culvert_pipe_close` must be the last use.
 pub struct CulvertPipe {
@@ -42,7 +42,7 @@ pub struct CulvertPipe {
 
 /// A named pipe server (`culvert_pipe_server_bind`).
 ///
-/// Thread-safety: `culvert_pipe_server_accept` may be called from several threads at
+/// Threads: `culvert_pipe_server_accept` may be called from several threads at
 /// once (each accepted connection goes to one of them); `culvert_pipe_server_close`
 /// must be the last use.
 pub struct CulvertPipeServer {

@@ -30,7 +30,7 @@ pub const CULVERT_MESSAGE_DATAGRAM: u32 = 2;
 
 /// A port server (`culvert_port_server_create`).
 ///
-/// Thread-safety: fully thread-safe. Any number of threads may call
+/// Threads: fully thread-safe. Any number of threads may call
 /// `culvert_port_receive` at once (each message goes to one of them), and one usually
 /// calls `culvert_port_listen`. `culvert_port_server_close` must be the last use.
 pub struct CulvertPortServer {
@@ -41,7 +41,7 @@ pub struct CulvertPortServer {
 /// `culvert_port_accept` or `culvert_port_reject` (both free it), or free it with
 /// `culvert_connect_request_free` (which rejects with an empty reason).
 ///
-/// Thread-safety: use from one thread at a time (it may move between threads).
+/// Threads: use from one thread at a time (it may move between threads).
 pub struct CulvertConnectRequest {
     request: Mutex<Option<ConnectRequest>>,
     payload: Vec<u8>,
@@ -52,7 +52,7 @@ pub struct CulvertConnectRequest {
 /// until `culvert_incoming_free`, also after the reply. A request freed without a
 /// reply is answered with "no reply" (the client's call fails with `CULVERT_E_CLOSED`).
 ///
-/// Thread-safety: use from one thread at a time (it may move between threads).
+/// Threads: use from one thread at a time (it may move between threads).
 pub struct CulvertIncoming {
     incoming: Mutex<Option<Incoming>>,
     payload: Payload,
@@ -61,7 +61,7 @@ pub struct CulvertIncoming {
 
 /// A connection to a port (`culvert_port_connect`).
 ///
-/// Thread-safety: fully thread-safe. Calls from several threads are in flight at
+/// Threads: fully thread-safe. Calls from several threads are in flight at
 /// once and each reply goes to its caller. `culvert_port_client_close` must be the last
 /// use (pending calls may outlive it).
 pub struct CulvertPortClient {
@@ -71,7 +71,7 @@ pub struct CulvertPortClient {
 /// A call in flight, from `culvert_port_call_async`. Freeing it while pending cancels
 /// the call.
 ///
-/// Thread-safety: calls are serialised by an internal lock (safe from any thread; a
+/// Threads: calls are serialised by an internal lock (safe from any thread; a
 /// waiting `culvert_pending_call_wait` holds it).
 pub struct CulvertPendingCall {
     call: Mutex<PendingCall>,
@@ -80,7 +80,7 @@ pub struct CulvertPendingCall {
 
 /// A reply to a call. Its payload stays readable until `culvert_reply_free`.
 ///
-/// Thread-safety: read-only; any number of threads may read it at once.
+/// Threads: read-only; any number of threads may read it at once.
 /// `culvert_reply_free` must be the last use.
 pub struct CulvertReply {
     reply: Reply,

@@ -21,7 +21,7 @@ use crate::status::{
 
 /// A mapped shared-memory section.
 ///
-/// Thread-safety: every function may be called on the same handle from any number
+/// Threads: every function may be called on the same handle from any number
 /// of threads at once, except `culvert_section_close`, which must be the last use.
 /// The data area is plain shared memory: synchronise access to it yourself (e.g. with
 /// C11 atomics), since other processes may write it at any time.

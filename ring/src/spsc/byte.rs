@@ -80,7 +80,9 @@ impl ByteWriter {
         let mut done = 0;
         while done < n {
             let k = (n - done).min(piece);
-            end.core.copy_in(end.tail, &buf[done..done + k]);
+            // SAFETY: `tail + done .. tail + n` is free space (`n <= free`), which
+            // the writer owns; `k <= n <= capacity`.
+            unsafe { end.core.copy_in(end.tail, &buf[done..done + k]) };
             end.publish(end.tail + k as u64);
             done += k;
         }
@@ -236,7 +238,9 @@ impl ByteReader {
             return Ok(0);
         }
         let end = &mut self.end;
-        end.core.copy_out(end.head, &mut buf[..n]);
+        // SAFETY: `head .. head + n` is committed (`n <= avail`), which the reader owns
+        // until it releases it; `n <= avail <= capacity`.
+        unsafe { end.core.copy_out(end.head, &mut buf[..n]) };
         end.release(n as u64);
         Ok(n)
     }

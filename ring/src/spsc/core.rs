@@ -157,18 +157,18 @@ impl Core {
 
     /// Copies `src` into the ring at `pos`, wrapping at the end.
     ///
-    /// The caller must own `pos..pos + src.len()` (it lies between tail and
-    /// head + capacity), and `src.len() <= capacity`.
+    /// # Safety
+    /// The caller is the writer and owns `pos..pos + src.len()` (it lies between the
+    /// tail and head + capacity, so the reader does not read it), and
+    /// `src.len() <= capacity`.
     #[inline]
-    pub(crate) fn copy_in(&self, pos: u64, src: &[u8]) {
+    pub(crate) unsafe fn copy_in(&self, pos: u64, src: &[u8]) {
         debug_assert!(src.len() as u64 <= self.capacity);
         let idx = (pos & self.mask) as usize;
         let first = src.len().min(self.capacity as usize - idx);
-        // Why this is sound: `idx + first <= capacity` and `src.len() - first <= idx` (since
-        // `src.len() <= capacity`), so both copies stay inside the data area; the
-        // protocol grants these bytes to the writer, and `src` is local memory, so the
-        // ranges do not overlap.
-        // SAFETY: both copies stay in the data area, in bytes the writer owns (see above).
+        // SAFETY: `idx + first <= capacity` and `src.len() - first <= idx` (as
+        // `src.len() <= capacity`), so both copies stay in the data area, in bytes the
+        // caller owns; `src` is local memory, so the ranges do not overlap.
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(idx), first);
             std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);
@@ -177,15 +177,17 @@ impl Core {
 
     /// Copies ring bytes at `pos` into `dst`, wrapping at the end.
     ///
-    /// The caller must have checked that `pos..pos + dst.len()` holds committed data
-    /// (between head and tail), and `dst.len() <= capacity`.
+    /// # Safety
+    /// The caller is the reader, has checked that `pos..pos + dst.len()` holds
+    /// committed data (between head and tail, so the writer does not write it), and
+    /// `dst.len() <= capacity`.
     #[inline]
-    pub(crate) fn copy_out(&self, pos: u64, dst: &mut [u8]) {
+    pub(crate) unsafe fn copy_out(&self, pos: u64, dst: &mut [u8]) {
         debug_assert!(dst.len() as u64 <= self.capacity);
         let idx = (pos & self.mask) as usize;
         let first = dst.len().min(self.capacity as usize - idx);
-        // SAFETY: as in `copy_in`; the bytes are committed and the reader owns them
-        // until it releases them; `dst` is local.
+        // SAFETY: both copies stay in the data area as in `copy_in`, in committed bytes
+        // the reader owns until it releases them; `dst` is local.
         unsafe {
             std::ptr::copy_nonoverlapping(self.data.add(idx), dst.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(

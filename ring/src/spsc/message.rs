@@ -348,7 +348,9 @@ impl MessageReader {
                 got: buf.len(),
             });
         }
-        self.end.core.copy_out(next.pos, &mut buf[..next.len]);
+        // SAFETY: `next` was validated against the committed span (its record lies
+        // between head and tail, so `next.len <= capacity`), which the reader owns.
+        unsafe { self.end.core.copy_out(next.pos, &mut buf[..next.len]) };
         self.end.release(next.record);
         Ok(next.len)
     }
