@@ -14,7 +14,7 @@
 //!   every message byte, both shared positions, and at the end a drain that returns
 //!   every committed message not yet received, once, in order.
 //! * After it, every call returns data or a typed runtime error (never `Busy`,
-//!   `InvalidConfig`, `Overrun` or `PeerDied`), within [`CALL_LIMIT`]; a message
+//!   `InvalidConfig`, `Overrun` or `PeerDied`), within one second (`CALL_LIMIT`); a message
 //!   received fits the buffer and `max_message`; `BufferTooSmall` names a length in
 //!   `buf.len() + 1..=max_message`; an endpoint that reported `Corrupted` never again
 //!   returns data. As long as no scribble touched slot lengths or data (and no

@@ -13,7 +13,7 @@
 //!   included) predicts every result, every byte read, and the shared tail and head
 //!   after every operation.
 //! * After it, every call returns data or a typed runtime error within
-//!   [`CALL_LIMIT`]: no `Busy`, `InvalidConfig` or `Overrun`; `Timeout` only from a
+//!   one second (`CALL_LIMIT`): no `Busy`, `InvalidConfig` or `Overrun`; `Timeout` only from a
 //!   blocking call; `MessageTooLarge` exactly for lengths above `max_message`;
 //!   `BufferTooSmall` names a length in `buf.len() + 1..=max_message`; reads return at
 //!   most what was asked (and `max_message`); an endpoint that reported `Corrupted`
