@@ -13,12 +13,18 @@
 //!    --release` in their own target directory (`target/loom`), `LOOM_MAX_PREEMPTIONS=2`
 //!    unless set
 //! 6. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 3)
-//! 7. the C binding tests, once `bindings/c/tests` exists
-//! 8. in a git checkout: no ignored file outside `target/` (every step builds under
-//!    `target/`: `target/loom`, `target/fuzz`, `target/c-bindings`)
+//! 7. timed fuzz runs (`cargo xtask fuzz-runs`), when `cargo fuzz` is installed:
+//!    `cargo fuzz build` into `target/fuzz`, then each target for
+//!    [`FUZZ_SECONDS`] seconds on a copy of its corpus in `target/fuzz-runs/<target>/`
+//!    (new corpus entries, crash artifacts and the log stay there), one summary line
+//!    per target; without `cargo fuzz` the step says the runs were skipped and passes
+//! 8. the C binding tests, once `bindings/c/tests` exists
+//! 9. in a git checkout: no ignored file outside `target/` (every step builds under
+//!    `target/`: `target/loom`, `target/fuzz`, `target/fuzz-runs`, `target/c-bindings`)
 //!
-//! `cargo xtask test --skip-loom` / `--skip-fuzz-build` skip steps while iterating.
-//! The last line is `xtask: N passed, N failed` over the steps.
+//! `cargo xtask test --skip-loom` / `--skip-fuzz-build` skip steps while iterating
+//! (`--skip-fuzz-build` skips steps 6 and 7). The last line is
+//! `xtask: N passed, N failed` over the steps.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -123,6 +129,12 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
             name: "fuzz-targets-build",
             command: fuzz,
         });
+        let mut runs = Command::new(std::env::current_exe().expect("the xtask binary"));
+        runs.arg("fuzz-runs").current_dir(&root);
+        steps.push(Step {
+            name: "fuzz-runs",
+            command: runs,
+        });
     }
     if root.join("bindings/c/tests/run.sh").exists() {
         let mut c = Command::new("bash");
@@ -193,12 +205,155 @@ fn run_test(args: &[String]) -> ExitCode {
     }
 }
 
+/// Seconds each fuzz target runs in `fuzz-runs`.
+const FUZZ_SECONDS: u32 = 20;
+
+/// The `[[bin]]` names of `fuzz/Cargo.toml`, in file order.
+fn fuzz_targets(root: &Path) -> Vec<String> {
+    let manifest = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).unwrap_or_default();
+    let mut targets = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if let Some(value) = line.strip_prefix("name").map(str::trim) {
+            if let (true, Some(value)) = (in_bin, value.strip_prefix('=')) {
+                targets.push(value.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    targets
+}
+
+/// Copies the regular, non-hidden files of `from` (if it exists) into `to`.
+fn copy_corpus(from: &Path, to: &Path) -> std::io::Result<usize> {
+    let mut n = 0;
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(0);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if entry.file_type()?.is_file() && !hidden {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The value after `key` in a libFuzzer status line (`cov: 830` → `830`).
+fn fuzz_stat<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .skip_while(|w| *w != key)
+        .nth(1)
+        .unwrap_or("?")
+}
+
+/// Builds the fuzz targets and runs each for `FUZZ_SECONDS` on a copy of its corpus
+/// under `target/fuzz-runs/`. Passes (saying so) when `cargo fuzz` is not installed.
+fn fuzz_runs() -> ExitCode {
+    let root = workspace_root();
+    let has_cargo_fuzz = cargo(&["fuzz", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cargo_fuzz {
+        println!("xtask: cargo-fuzz is not installed: timed fuzz runs skipped");
+        return ExitCode::SUCCESS;
+    }
+    let targets = fuzz_targets(&root);
+    let mut build = cargo(&[
+        "fuzz",
+        "build",
+        "--fuzz-dir",
+        "fuzz",
+        "--target-dir",
+        "target/fuzz",
+    ]);
+    build.env("RUSTC_BOOTSTRAP", "1");
+    if !build.status().is_ok_and(|s| s.success()) {
+        eprintln!("xtask: cargo fuzz build failed");
+        return ExitCode::FAILURE;
+    }
+    let host = std::env::consts::ARCH.to_string() + "-unknown-linux-gnu";
+    let bin_dir = root.join("target/fuzz").join(host).join("release");
+    let mut failed = Vec::new();
+    for target in &targets {
+        let dir = root.join("target/fuzz-runs").join(target);
+        let (corpus, artifacts) = (dir.join("corpus"), dir.join("artifacts"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let prepared = std::fs::create_dir_all(&corpus)
+            .and_then(|()| std::fs::create_dir_all(&artifacts))
+            .and_then(|()| copy_corpus(&root.join("fuzz/corpus").join(target), &corpus));
+        let seeds = match prepared {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("xtask: fuzz {target}: preparing {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let log_path = dir.join("log.txt");
+        let log = std::fs::File::create(&log_path).expect("fuzz log file");
+        let start = Instant::now();
+        let status = Command::new(bin_dir.join(target))
+            .arg(format!("-max_total_time={FUZZ_SECONDS}"))
+            .args(["-timeout=2", "-rss_limit_mb=2048", "-print_final_stats=1"])
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .arg(&corpus)
+            .current_dir(&dir)
+            .stdout(log.try_clone().expect("fuzz log file"))
+            .stderr(log)
+            .status();
+        let secs = start.elapsed().as_secs_f64();
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let last = text
+            .lines()
+            .rfind(|l| l.starts_with('#') && l.contains("cov:"))
+            .unwrap_or("");
+        let runs = text
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map_or("?", str::trim);
+        let entries = std::fs::read_dir(&corpus).map_or(0, |d| d.count());
+        let ok = status.as_ref().is_ok_and(|s| s.success());
+        println!(
+            "xtask: fuzz {target}: {} in {secs:.0} s: {runs} runs, cov {}, ft {}, corpus {seeds} -> {entries}",
+            if ok { "ok" } else { "FAILED" },
+            fuzz_stat(last, "cov:"),
+            fuzz_stat(last, "ft:"),
+        );
+        if !ok {
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            for line in tail.into_iter().rev() {
+                eprintln!("  {line}");
+            }
+            eprintln!(
+                "xtask: fuzz {target}: log {}, artifacts in {}",
+                log_path.display(),
+                artifacts.display()
+            );
+            failed.push(target.as_str());
+        }
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("xtask: fuzz targets failed: {}", failed.join(", "));
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => run_test(&args[1..]),
+        Some("fuzz-runs") => fuzz_runs(),
         _ => {
-            eprintln!("usage: cargo xtask test [--skip-loom] [--skip-fuzz-build]");
+            eprintln!(
+                "usage: cargo xtask test [--skip-loom] [--skip-fuzz-build] | cargo xtask fuzz-runs"
+            );
             ExitCode::from(2)
         }
     }
