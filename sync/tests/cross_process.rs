@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{expect_all_succeed, poll_until, spawn_role, Shared};
+use common::{expect_all_succeed, poll_until, spawn_role, spawn_role_with_env, Shared};
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::{
     futex, wait_for, Deadline, Notifier, Timeout, WaitStrategy, LIVENESS_RECHECK_INTERVAL,
@@ -243,12 +243,24 @@ fn await_value(
     }
 }
 
-/// A child side of the ping-pong; `role` is "`producer|consumer` `mode` `rounds`".
+/// A child side of the ping-pong; `role` is "`producer|consumer` `mode` `rounds`
+/// `fences`", `fences` being `default` or `asymmetric` (`CULVERT_ASYMMETRIC_FENCES`
+/// set for the child).
 fn ping_pong_side(role: &str) {
     let mut parts = role.split(' ');
     let side = parts.next().expect("side");
     let mode = Mode::parse(parts.next().expect("mode"));
     let rounds: u64 = parts.next().expect("rounds").parse().expect("rounds");
+    match parts.next().expect("fences") {
+        "default" => assert!(
+            !culvert_sync::fence::is_asymmetric(),
+            "fences are symmetric unless asked for"
+        ),
+        "asymmetric" if !culvert_sync::fence::is_asymmetric() => {
+            eprintln!("membarrier refused here: the asymmetric run uses symmetric fences")
+        }
+        _ => {}
+    }
     let shm = Shared::from_env();
     let ping_n = shm.notifier_at(PING_NOTIFIER);
     let ping = shm.u64_at(PING);
@@ -286,6 +298,18 @@ struct PingPongReport {
 
 /// Runs producer and consumer as two child processes; the parent only supervises.
 fn ping_pong(test: &str, mode: &str, rounds: u64, outer: Duration) -> PingPongReport {
+    ping_pong_fenced(test, mode, rounds, outer, false)
+}
+
+/// [`ping_pong`], with `CULVERT_ASYMMETRIC_FENCES` set for both children if
+/// `asymmetric`.
+fn ping_pong_fenced(
+    test: &str,
+    mode: &str,
+    rounds: u64,
+    outer: Duration,
+    asymmetric: bool,
+) -> PingPongReport {
     if let Some(role) = common::role() {
         ping_pong_side(&role);
         // The child's harness exits 0; the parent reads nothing more from us.
@@ -296,9 +320,24 @@ fn ping_pong(test: &str, mode: &str, rounds: u64, outer: Duration) -> PingPongRe
     }
     let shm = Shared::create(MAP_LEN);
     let start = Instant::now();
+    let (fences, env): (&str, &[(&str, &str)]) = if asymmetric {
+        ("asymmetric", &[("CULVERT_ASYMMETRIC_FENCES", "1")])
+    } else {
+        ("default", &[])
+    };
     let mut kids = [
-        spawn_role(test, &format!("consumer {mode} {rounds}"), Some(&shm)),
-        spawn_role(test, &format!("producer {mode} {rounds}"), Some(&shm)),
+        spawn_role_with_env(
+            test,
+            &format!("consumer {mode} {rounds} {fences}"),
+            Some(&shm),
+            env,
+        ),
+        spawn_role_with_env(
+            test,
+            &format!("producer {mode} {rounds} {fences}"),
+            Some(&shm),
+            env,
+        ),
     ];
     expect_all_succeed(
         &mut kids,
@@ -362,6 +401,28 @@ fn notifier_blocking_round_trips_across_processes() {
     if common::role().is_none() {
         // With Blocking, a side that finds no value sleeps at once: most notifies must
         // have found a sleeper, i.e. the futex path across processes really ran.
+        assert!(
+            r.sleeps >= ROUNDS / 10,
+            "only {} of {} notifies found a sleeper",
+            r.sleeps,
+            2 * ROUNDS
+        );
+    }
+}
+
+/// The opt-in asymmetric fences: a light notify and a membarrier before each sleep
+/// lose no wake-up across processes either.
+#[test]
+fn notifier_blocking_round_trips_with_asymmetric_fences() {
+    const ROUNDS: u64 = 50_000;
+    let r = ping_pong_fenced(
+        "notifier_blocking_round_trips_with_asymmetric_fences",
+        "blocking",
+        ROUNDS,
+        Duration::from_secs(120),
+        true,
+    );
+    if common::role().is_none() {
         assert!(
             r.sleeps >= ROUNDS / 10,
             "only {} of {} notifies found a sleeper",

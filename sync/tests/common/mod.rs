@@ -142,8 +142,19 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
 /// Re-executes this test binary to run only `test` in the role `role`. When `shared`
 /// is given, the child inherits its memfd and can map it with [`Shared::from_env`].
 pub fn spawn_role(test: &str, role: &str, shared: Option<&Shared>) -> ChildProc {
+    spawn_role_with_env(test, role, shared, &[])
+}
+
+/// [`spawn_role`] with extra environment variables for the child.
+pub fn spawn_role_with_env(
+    test: &str,
+    role: &str,
+    shared: Option<&Shared>,
+    env: &[(&str, &str)],
+) -> ChildProc {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
+    cmd.envs(env.iter().copied());
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(ROLE_ENV, role)
         .stdin(Stdio::null())
