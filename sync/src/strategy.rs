@@ -10,8 +10,8 @@
 //!   peer turns fast again). Spinning that never succeeds is not only wasted: a
 //!   waker that spins after its wake looks busy to the scheduler, which then wakes the
 //!   sleeping peer on another, idle CPU (measured with `culvert bench`,
-//!   `pingpong_8B_sleep`: 48 µs per round trip spinning every time, 19 µs without; a
-//!   bare futex hand-off took 12 µs). It never calls
+//!   `pingpong_8B_sleep`: 48 µs per round trip spinning every time, 16–25 µs with this
+//!   rule; a bare futex hand-off took 8–16 µs). It never calls
 //!   `sched_yield`: on a busy machine a yield hands the CPU to a CPU-bound process
 //!   for a whole time slice, where a futex sleep is woken as soon as the peer
 //!   notifies (`culvert bench --load 2`: a blocking 8-byte round trip took 1.2 ms at
