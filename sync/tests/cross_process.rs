@@ -389,47 +389,44 @@ fn notifier_one_million_notifications_across_processes() {
     );
 }
 
-#[test]
-fn notifier_blocking_round_trips_across_processes() {
-    const ROUNDS: u64 = 100_000;
-    let r = ping_pong(
-        "notifier_blocking_round_trips_across_processes",
+/// Blocking round trips: a side that finds no value sleeps at once, so most notifies
+/// must have found a sleeper, i.e. the futex path across processes really ran.
+fn blocking_round_trips(test: &str, rounds: u64, asymmetric: bool) {
+    let r = ping_pong_fenced(
+        test,
         "blocking",
-        ROUNDS,
+        rounds,
         Duration::from_secs(120),
+        asymmetric,
     );
     if common::role().is_none() {
-        // With Blocking, a side that finds no value sleeps at once: most notifies must
-        // have found a sleeper, i.e. the futex path across processes really ran.
         assert!(
-            r.sleeps >= ROUNDS / 10,
+            r.sleeps >= rounds / 10,
             "only {} of {} notifies found a sleeper",
             r.sleeps,
-            2 * ROUNDS
+            2 * rounds
         );
     }
+}
+
+#[test]
+fn notifier_blocking_round_trips_across_processes() {
+    blocking_round_trips(
+        "notifier_blocking_round_trips_across_processes",
+        100_000,
+        false,
+    );
 }
 
 /// The opt-in asymmetric fences: a light notify and a membarrier before each sleep
 /// lose no wake-up across processes either.
 #[test]
 fn notifier_blocking_round_trips_with_asymmetric_fences() {
-    const ROUNDS: u64 = 50_000;
-    let r = ping_pong_fenced(
+    blocking_round_trips(
         "notifier_blocking_round_trips_with_asymmetric_fences",
-        "blocking",
-        ROUNDS,
-        Duration::from_secs(120),
+        50_000,
         true,
     );
-    if common::role().is_none() {
-        assert!(
-            r.sleeps >= ROUNDS / 10,
-            "only {} of {} notifies found a sleeper",
-            r.sleeps,
-            2 * ROUNDS
-        );
-    }
 }
 
 #[test]
