@@ -5,7 +5,7 @@
 //! * `Adaptive` (the default) spins briefly, then sleeps. The machines culvert
 //!   targets may have two cores: a waiter that spins long steals the core its peer
 //!   needs, so the spin phase is short (a few microseconds). It spins only while
-//!   spinning pays: a thread whose last waits all ended in a sleep goes to sleep at
+//!   spinning pays: a thread whose last eight waits all ended in a sleep goes to sleep at
 //!   once (and spins again on every 16th wait, to notice when the
 //!   peer turns fast again). Spinning that never succeeds is not only wasted: a
 //!   waker that spins after its wake looks busy to the scheduler, which then wakes the
@@ -49,7 +49,7 @@ const ADAPTIVE_SPINS: u32 = 0;
 /// After this many waits in a row whose spin phase found nothing, `Adaptive` sleeps
 /// at once, spinning again only on every [`SPIN_PROBE_EVERY`]th wait.
 #[cfg(not(loom))]
-const SPIN_MISSES_TOLERATED: u32 = 2;
+const SPIN_MISSES_TOLERATED: u32 = 8;
 /// How often a thread that stopped spinning tries a spin phase again.
 #[cfg(not(loom))]
 const SPIN_PROBE_EVERY: u32 = 16;
@@ -223,10 +223,10 @@ mod tests {
     #[test]
     fn adaptive_stops_spinning_after_misses_and_probes_again() {
         // Each test runs on its own thread: the record starts empty.
-        assert!(spin_pays());
-        record_spin(false);
-        assert!(spin_pays(), "one miss is tolerated");
-        record_spin(false);
+        for _ in 0..SPIN_MISSES_TOLERATED {
+            assert!(spin_pays(), "a few misses are tolerated");
+            record_spin(false);
+        }
         // From here on a spin phase runs only on every SPIN_PROBE_EVERY-th wait.
         let mut spun = 0;
         for _ in 0..SPIN_PROBE_EVERY * 3 {
