@@ -281,6 +281,26 @@ typedef struct CulvertPeek {
 } CulvertPeek;
 
 /**
+ * A payload's bytes: `len` bytes at `data`, read-only. When `is_view` is true they lie
+ * in shared memory (a view block, read in place, no copy). Valid until the handle
+ * they came from is freed. `data` is non-NULL even for an empty payload.
+ */
+typedef struct CulvertBytes {
+    /**
+     * First byte.
+     */
+    const uint8_t *data;
+    /**
+     * Length in bytes.
+     */
+    size_t len;
+    /**
+     * Whether the payload travelled in a shared-memory view.
+     */
+    bool is_view;
+} CulvertBytes;
+
+/**
  * How a port is laid out. Fill it with `culvert_port_options_default`, then change
  * fields.
  */
@@ -310,26 +330,6 @@ typedef struct CulvertPortOptions {
      */
     size_t request_ring_capacity;
 } CulvertPortOptions;
-
-/**
- * A payload's bytes: `len` bytes at `data`, read-only. When `is_view` is true they lie
- * in shared memory (a view block, read in place, no copy). Valid until the handle
- * they came from is freed. `data` is non-NULL even for an empty payload.
- */
-typedef struct CulvertBytes {
-    /**
-     * First byte.
-     */
-    const uint8_t *data;
-    /**
-     * Length in bytes.
-     */
-    size_t len;
-    /**
-     * Whether the payload travelled in a shared-memory view.
-     */
-    bool is_view;
-} CulvertBytes;
 
 /**
  * Which connection a message came from: a slot and the slot's epoch at connect.
@@ -923,6 +923,157 @@ CulvertStatus culvert_pipe_peer_pid(const struct CulvertPipe *pipe,
 CulvertStatus culvert_pipe_close(struct CulvertPipe *pipe);
 
 /**
+ * Connects to the port `name`, sending `payload_len` bytes of `payload` (at most
+ * 64 KiB), waiting up to `timeout_ms` (negative: for ever) for the server's answer,
+ * and stores the client in `*out`. The server's accept payload — or, on
+ * `CULVERT_E_REJECTED`, its reason — is copied into `answer` (as much as fits in
+ * `answer_cap` bytes) and its full length stored in `*answer_len` (may be NULL).
+ *
+ * Errors: `CULVERT_E_NOT_FOUND`, `CULVERT_E_BUSY` (every connection slot taken),
+ * `CULVERT_E_REJECTED`, `CULVERT_E_TIMEOUT`, `CULVERT_E_PEER_DIED`.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `payload` points to `payload_len`
+ * readable bytes and `answer` to `answer_cap` writable bytes (each may be NULL when
+ * its length is 0); `answer_len` is NULL or valid for a write; `out` is NULL or valid
+ * for a write.
+ */
+CulvertStatus culvert_port_connect(const char *name,
+                                   const void *payload,
+                                   size_t payload_len,
+                                   int64_t timeout_ms,
+                                   void *answer,
+                                   size_t answer_cap,
+                                   size_t *answer_len,
+                                   struct CulvertPortClient **out);
+
+/**
+ * Calls the server with `len` bytes of `request` and waits up to `timeout_ms`
+ * (negative: for ever) for the reply, stored in `*reply` (free it with
+ * `culvert_reply_free`). A timeout cancels the call.
+ *
+ * Errors: `CULVERT_E_TIMEOUT`, `CULVERT_E_CLOSED` (the server closed, or freed the
+ * request without a reply), `CULVERT_E_PEER_DIED`, `CULVERT_E_MESSAGE_TOO_LARGE`.
+ *
+ * # Safety
+ * `client` is NULL or an open client handle; `request` points to `len` readable bytes
+ * (may be NULL when `len` is 0); `reply` is NULL or valid for a write.
+ */
+CulvertStatus culvert_port_call(const struct CulvertPortClient *client,
+                                const void *request,
+                                size_t len,
+                                int64_t timeout_ms,
+                                struct CulvertReply **reply);
+
+/**
+ * Sends `len` bytes of `request` and returns at once with the pending call in
+ * `*call` (collect the reply with `culvert_pending_call_wait`). Waits only for room
+ * in the request ring or view heap.
+ *
+ * # Safety
+ * `client` is NULL or an open client handle; `request` points to `len` readable bytes
+ * (may be NULL when `len` is 0); `call` is NULL or valid for a write.
+ */
+CulvertStatus culvert_port_call_async(const struct CulvertPortClient *client,
+                                      const void *request,
+                                      size_t len,
+                                      struct CulvertPendingCall **call);
+
+/**
+ * Waits up to `timeout_ms` (negative: for ever; 0: just look) for the reply of a
+ * pending call and stores it in `*reply`.
+ *
+ * Errors: `CULVERT_E_TIMEOUT` (the call stays pending: wait again or cancel),
+ * `CULVERT_E_CANCELLED` (after `culvert_pending_call_cancel`),
+ * `CULVERT_E_INVALID_ARGUMENT` (the reply was already taken), `CULVERT_E_CLOSED`,
+ * `CULVERT_E_PEER_DIED`.
+ *
+ * # Safety
+ * `call` is NULL or a live pending-call handle; `reply` is NULL or valid for a write.
+ */
+CulvertStatus culvert_pending_call_wait(const struct CulvertPendingCall *call,
+                                        int64_t timeout_ms,
+                                        struct CulvertReply **reply);
+
+/**
+ * Cancels a pending call: later waits get `CULVERT_E_CANCELLED`; a reply that
+ * arrives is dropped and its view freed; the server sees the call cancelled.
+ *
+ * # Safety
+ * `call` is NULL or a live pending-call handle.
+ */
+CulvertStatus culvert_pending_call_cancel(const struct CulvertPendingCall *call);
+
+/**
+ * Stores the call id (what the server sees as `CulvertIncomingInfo.id`) in `*id`.
+ *
+ * # Safety
+ * `call` is NULL or a live pending-call handle; `id` is NULL or valid for a write.
+ */
+CulvertStatus culvert_pending_call_id(const struct CulvertPendingCall *call,
+                                      uint64_t *id);
+
+/**
+ * Frees a pending call, cancelling it if its reply was not taken. NULL is a no-op.
+ *
+ * # Safety
+ * `call` is NULL or a live pending-call handle, not used again afterwards.
+ */
+CulvertStatus culvert_pending_call_free(struct CulvertPendingCall *call);
+
+/**
+ * Sends a datagram (no reply) of `len` bytes, waiting up to `timeout_ms` (negative:
+ * as long as the server lives) for room.
+ *
+ * # Safety
+ * `client` is NULL or an open client handle; `data` points to `len` readable bytes
+ * (may be NULL when `len` is 0).
+ */
+CulvertStatus culvert_port_send_datagram(const struct CulvertPortClient *client,
+                                         const void *data,
+                                         size_t len,
+                                         int64_t timeout_ms);
+
+/**
+ * Stores the port's largest message and inline limit (either may be NULL).
+ *
+ * # Safety
+ * `client` is NULL or an open client handle; the out-parameters are NULL or valid
+ * for a write.
+ */
+CulvertStatus culvert_port_client_limits(const struct CulvertPortClient *client,
+                                         size_t *max_message,
+                                         size_t *inline_max);
+
+/**
+ * Disconnects (once pending calls are freed too). NULL is a no-op.
+ *
+ * # Safety
+ * `client` is NULL or an open client handle, not used again afterwards (nor by
+ * another thread meanwhile).
+ */
+CulvertStatus culvert_port_client_close(struct CulvertPortClient *client);
+
+/**
+ * Stores the reply's payload in `*payload` (read in place when it travelled in a
+ * view), valid until `culvert_reply_free`.
+ *
+ * # Safety
+ * `reply` is NULL or a live reply handle; `payload` is NULL or valid for a write.
+ */
+CulvertStatus culvert_reply_payload(const struct CulvertReply *reply,
+                                    struct CulvertBytes *payload);
+
+/**
+ * Frees a reply and returns its view block to the server's heap. NULL is a no-op.
+ *
+ * # Safety
+ * `reply` is NULL or a live reply handle, not used again afterwards; pointers from
+ * `culvert_reply_payload` become invalid.
+ */
+CulvertStatus culvert_reply_free(struct CulvertReply *reply);
+
+/**
  * Fills `*options` with the defaults (1 MiB messages, 4064 bytes inline, 4 MiB view
  * heaps, 64 connections, 256 requests in flight).
  *
@@ -1092,157 +1243,6 @@ CulvertStatus culvert_incoming_free(struct CulvertIncoming *incoming);
  * another thread meanwhile).
  */
 CulvertStatus culvert_port_server_close(struct CulvertPortServer *server);
-
-/**
- * Connects to the port `name`, sending `payload_len` bytes of `payload` (at most
- * 64 KiB), waiting up to `timeout_ms` (negative: for ever) for the server's answer,
- * and stores the client in `*out`. The server's accept payload — or, on
- * `CULVERT_E_REJECTED`, its reason — is copied into `answer` (as much as fits in
- * `answer_cap` bytes) and its full length stored in `*answer_len` (may be NULL).
- *
- * Errors: `CULVERT_E_NOT_FOUND`, `CULVERT_E_BUSY` (every connection slot taken),
- * `CULVERT_E_REJECTED`, `CULVERT_E_TIMEOUT`, `CULVERT_E_PEER_DIED`.
- *
- * # Safety
- * `name` is NULL or a NUL-terminated string; `payload` points to `payload_len`
- * readable bytes and `answer` to `answer_cap` writable bytes (each may be NULL when
- * its length is 0); `answer_len` is NULL or valid for a write; `out` is NULL or valid
- * for a write.
- */
-CulvertStatus culvert_port_connect(const char *name,
-                                   const void *payload,
-                                   size_t payload_len,
-                                   int64_t timeout_ms,
-                                   void *answer,
-                                   size_t answer_cap,
-                                   size_t *answer_len,
-                                   struct CulvertPortClient **out);
-
-/**
- * Calls the server with `len` bytes of `request` and waits up to `timeout_ms`
- * (negative: for ever) for the reply, stored in `*reply` (free it with
- * `culvert_reply_free`). A timeout cancels the call.
- *
- * Errors: `CULVERT_E_TIMEOUT`, `CULVERT_E_CLOSED` (the server closed, or freed the
- * request without a reply), `CULVERT_E_PEER_DIED`, `CULVERT_E_MESSAGE_TOO_LARGE`.
- *
- * # Safety
- * `client` is NULL or an open client handle; `request` points to `len` readable bytes
- * (may be NULL when `len` is 0); `reply` is NULL or valid for a write.
- */
-CulvertStatus culvert_port_call(const struct CulvertPortClient *client,
-                                const void *request,
-                                size_t len,
-                                int64_t timeout_ms,
-                                struct CulvertReply **reply);
-
-/**
- * Sends `len` bytes of `request` and returns at once with the pending call in
- * `*call` (collect the reply with `culvert_pending_call_wait`). Waits only for room
- * in the request ring or view heap.
- *
- * # Safety
- * `client` is NULL or an open client handle; `request` points to `len` readable bytes
- * (may be NULL when `len` is 0); `call` is NULL or valid for a write.
- */
-CulvertStatus culvert_port_call_async(const struct CulvertPortClient *client,
-                                      const void *request,
-                                      size_t len,
-                                      struct CulvertPendingCall **call);
-
-/**
- * Waits up to `timeout_ms` (negative: for ever; 0: just look) for the reply of a
- * pending call and stores it in `*reply`.
- *
- * Errors: `CULVERT_E_TIMEOUT` (the call stays pending: wait again or cancel),
- * `CULVERT_E_CANCELLED` (after `culvert_pending_call_cancel`),
- * `CULVERT_E_INVALID_ARGUMENT` (the reply was already taken), `CULVERT_E_CLOSED`,
- * `CULVERT_E_PEER_DIED`.
- *
- * # Safety
- * `call` is NULL or a live pending-call handle; `reply` is NULL or valid for a write.
- */
-CulvertStatus culvert_pending_call_wait(const struct CulvertPendingCall *call,
-                                        int64_t timeout_ms,
-                                        struct CulvertReply **reply);
-
-/**
- * Cancels a pending call: later waits get `CULVERT_E_CANCELLED`; a reply that
- * arrives is dropped and its view freed; the server sees the call cancelled.
- *
- * # Safety
- * `call` is NULL or a live pending-call handle.
- */
-CulvertStatus culvert_pending_call_cancel(const struct CulvertPendingCall *call);
-
-/**
- * Stores the call id (what the server sees as `CulvertIncomingInfo.id`) in `*id`.
- *
- * # Safety
- * `call` is NULL or a live pending-call handle; `id` is NULL or valid for a write.
- */
-CulvertStatus culvert_pending_call_id(const struct CulvertPendingCall *call,
-                                      uint64_t *id);
-
-/**
- * Frees a pending call, cancelling it if its reply was not taken. NULL is a no-op.
- *
- * # Safety
- * `call` is NULL or a live pending-call handle, not used again afterwards.
- */
-CulvertStatus culvert_pending_call_free(struct CulvertPendingCall *call);
-
-/**
- * Sends a datagram (no reply) of `len` bytes, waiting up to `timeout_ms` (negative:
- * as long as the server lives) for room.
- *
- * # Safety
- * `client` is NULL or an open client handle; `data` points to `len` readable bytes
- * (may be NULL when `len` is 0).
- */
-CulvertStatus culvert_port_send_datagram(const struct CulvertPortClient *client,
-                                         const void *data,
-                                         size_t len,
-                                         int64_t timeout_ms);
-
-/**
- * Stores the port's largest message and inline limit (either may be NULL).
- *
- * # Safety
- * `client` is NULL or an open client handle; the out-parameters are NULL or valid
- * for a write.
- */
-CulvertStatus culvert_port_client_limits(const struct CulvertPortClient *client,
-                                         size_t *max_message,
-                                         size_t *inline_max);
-
-/**
- * Disconnects (once pending calls are freed too). NULL is a no-op.
- *
- * # Safety
- * `client` is NULL or an open client handle, not used again afterwards (nor by
- * another thread meanwhile).
- */
-CulvertStatus culvert_port_client_close(struct CulvertPortClient *client);
-
-/**
- * Stores the reply's payload in `*payload` (read in place when it travelled in a
- * view), valid until `culvert_reply_free`.
- *
- * # Safety
- * `reply` is NULL or a live reply handle; `payload` is NULL or valid for a write.
- */
-CulvertStatus culvert_reply_payload(const struct CulvertReply *reply,
-                                    struct CulvertBytes *payload);
-
-/**
- * Frees a reply and returns its view block to the server's heap. NULL is a no-op.
- *
- * # Safety
- * `reply` is NULL or a live reply handle, not used again afterwards; pointers from
- * `culvert_reply_payload` become invalid.
- */
-CulvertStatus culvert_reply_free(struct CulvertReply *reply);
 
 /**
  * Creates the named section `name` (`[A-Za-z0-9._-]{1,200}`) with at least `size`

@@ -19,8 +19,8 @@
 
 mod culvert;
 mod floor;
-mod machine;
 pub mod load;
+mod machine;
 mod report;
 mod rings;
 pub mod spec;
