@@ -3,28 +3,14 @@
 //! parallel with each other and with any other culvert user on the machine.
 
 use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use culvert::pipe::{PipeOptions, PipeServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_culvert");
-
-/// `culvert --root DIR args...` with `CULVERT_ROOT=DIR` too.
-fn culvert(root: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("CULVERT_ROOT", root).arg("--root").arg(root);
-    c
-}
-
-fn run(root: &Path, args: &[&str]) -> Output {
-    culvert(root).args(args).output().expect("run culvert")
-}
-
-fn stdout_of(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::*;
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -32,74 +18,6 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-const CASES: [(&str, &[&str]); 8] = [
-    (
-        "pingpong_8B_spin",
-        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
-    ),
-    (
-        "pingpong_8B_block",
-        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
-    ),
-    (
-        "pingpong_8B_sleep",
-        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
-    ),
-    ("stream_64B_msgs", &["msgs_per_s"]),
-    ("stream_4KiB", &["mb_per_s"]),
-    ("stream_64KiB", &["mb_per_s"]),
-    ("call_64B", &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"]),
-    ("call_1MiB", &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"]),
-];
-const TRANSPORTS: [&str; 4] = ["culvert", "os-pipe", "uds", "shm-floor"];
-
-/// `bench --json` (with the hidden `--smoke`: a few ms per run, so the whole bench
-/// takes a couple of seconds) gives every case × transport × metric, all positive.
-#[test]
-fn bench_json_has_every_case_and_transport() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("out.json");
-    let out = run(
-        dir.path(),
-        &[
-            "bench",
-            "--quick",
-            "--smoke",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = stdout_of(&out);
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let rows = doc.as_array().expect("a JSON array");
-    for row in rows {
-        let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 4, "unexpected fields in {row}");
-    }
-    for (case, metrics) in CASES {
-        assert!(table.contains(case), "{case} not in the table:\n{table}");
-        for transport in TRANSPORTS {
-            for metric in metrics {
-                let found = rows.iter().find(|r| {
-                    r["case"] == *case && r["transport"] == *transport && r["metric"] == *metric
-                });
-                let value = found
-                    .and_then(|r| r["value"].as_f64())
-                    .unwrap_or_else(|| panic!("missing {case}/{transport}/{metric}"));
-                assert!(value > 0.0, "{case}/{transport}/{metric} = {value}");
-            }
-        }
-    }
-    // Nothing left behind in the namespace.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
 /// `ls` and `inspect` show a named pipe created by this test.
@@ -555,29 +473,6 @@ fn mailslot_write_gives_up_on_a_reader_that_does_not_read() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[test]
-fn bench_checks_its_json_path_first_and_prints_goals_on_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("no-such-dir").join("out.json");
-    let started = Instant::now();
-    let out = run(
-        dir.path(),
-        &["bench", "--smoke", "--json", bad.to_str().unwrap()],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
-    assert!(stdout_of(&out).is_empty(), "the bench ran before failing");
-    assert!(started.elapsed() < Duration::from_secs(5));
-
-    let args = ["bench", "--smoke", "--case", "stream_4KiB"];
-    let out = run(dir.path(), &args);
-    assert!(out.status.success());
-    assert!(!stdout_of(&out).contains("goals"), "{}", stdout_of(&out));
-    let out = run(dir.path(), &[&args[..], &["--goals"]].concat());
-    assert!(out.status.success());
-    assert!(stdout_of(&out).contains("goals (same-run ratios)"));
-}
-
 /// Sends SIGTERM to `child`.
 fn terminate(child: &std::process::Child) {
     let pid = rustix::process::Pid::from_child(child);
@@ -660,71 +555,4 @@ fn port_serve_echoes_calls_from_port_call() {
         err.contains("no live server") && err.contains(&root.display().to_string()),
         "{err}"
     );
-}
-
-/// Pids of the running processes whose parent is `parent` and whose command line
-/// contains `needle`.
-fn children_running(parent: u32, needle: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(needle) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-#[test]
-fn bench_load_runs_burners_for_the_run_and_reaps_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let child = culvert(dir.path())
-        .args([
-            "bench",
-            "--quick",
-            "--scale",
-            "0.05",
-            "--load",
-            "2",
-            "--case",
-            "stream_4KiB",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let bench = child.id();
-    let mut burners = Vec::new();
-    let give_up = Instant::now() + Duration::from_secs(20);
-    while burners.len() < 2 && Instant::now() < give_up {
-        burners = children_running(bench, "__bench-burn");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(burners.len(), 2, "two burners ran while the bench did");
-    assert!(
-        stdout_of(&out).contains("under --load 2"),
-        "{}",
-        stdout_of(&out)
-    );
-    for pid in burners {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            "burner {pid} outlived the bench"
-        );
-    }
 }
