@@ -301,17 +301,7 @@ impl Section {
     /// (the creator died before marking it ready — returned at once); `Poisoned`;
     /// `Timeout` (the creator lives but did not mark it ready in time).
     pub fn open(name: &str, opts: &SectionOptions) -> Result<Section> {
-        validate_name(name)?;
-        let root = opts.namespace_root()?;
-        let path = file_path(&root, name);
-        let cx = ErrCtx {
-            name,
-            root: &root,
-            size: 0,
-            op: "open",
-        };
-        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let fd = rfs::open(&path, flags, Mode::empty()).map_err(|e| map_errno(e, &cx))?;
+        let (fd, path) = Self::open_file(name, opts, OFlags::RDWR)?;
         Self::attach(fd, name, Some(path), opts, true)
     }
 

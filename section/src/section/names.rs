@@ -1,8 +1,10 @@
 //! Operations on a section's *name* in the namespace directory: removing it (by
 //! name, or only while it still names this section's file), reading a named
-//! section's header without mapping it, and listing the names.
+//! section's header without mapping it, opening a named section's file, and listing
+//! the names.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, CWD};
 
@@ -26,10 +28,13 @@ impl Section {
         rfs::unlinkat(CWD, file_path(&root, name), AtFlags::empty()).map_err(|e| map_errno(e, &cx))
     }
 
-    /// Reads the header of the named section without mapping it or waiting: for tools
-    /// (`culvert ls`, `inspect`, `gc`). Safe on any file: a bad one gives `Corrupted`.
-    /// The object table of a section still initializing may be incomplete.
-    pub fn inspect(name: &str, opts: &SectionOptions) -> Result<HeaderInfo> {
+    /// Opens the file of section `name` in the namespace of `opts` with `access`
+    /// (never following a symlink, never blocking), validating the name and root.
+    pub(crate) fn open_file(
+        name: &str,
+        opts: &SectionOptions,
+        access: OFlags,
+    ) -> Result<(OwnedFd, PathBuf)> {
         validate_name(name)?;
         let root = opts.namespace_root()?;
         let path = file_path(&root, name);
@@ -39,8 +44,16 @@ impl Section {
             size: 0,
             op: "open",
         };
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let fd = rfs::open(&path, flags, Mode::empty()).map_err(|e| map_errno(e, &cx))?;
+        Ok((fd, path))
+    }
+
+    /// Reads the header of the named section without mapping it or waiting: for tools
+    /// (`culvert ls`, `inspect`, `gc`). Safe on any file: a bad one gives `Corrupted`.
+    /// The object table of a section still initializing may be incomplete.
+    pub fn inspect(name: &str, opts: &SectionOptions) -> Result<HeaderInfo> {
+        let (fd, _) = Section::open_file(name, opts, OFlags::RDONLY)?;
         let file_size = regular_file_size(fd.as_fd(), name)?;
         let header = read_header(fd.as_fd(), name, file_size)?;
         header
