@@ -469,21 +469,26 @@ impl ClientInner {
     }
 }
 
+/// Leaves an accepted connection slot: marks it closing, for the server to tear down,
+/// and wakes the server's listener to do so.
+fn leave_slot(slot: &ConnSlot, hdr: &PortHeader) {
+    if slot
+        .state
+        .compare_exchange(
+            SLOT_ACCEPTED,
+            SLOT_CLOSING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        hdr.listen.connect.notify();
+    }
+}
+
 impl Drop for ClientInner {
     fn drop(&mut self) {
-        let slot = self.slot();
-        if slot
-            .state
-            .compare_exchange(
-                SLOT_ACCEPTED,
-                SLOT_CLOSING,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
-            self.header().listen.connect.notify();
-        }
+        leave_slot(self.slot(), self.header());
     }
 }
 

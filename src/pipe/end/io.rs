@@ -84,10 +84,7 @@ impl PipeEnd {
     /// # Errors
     /// `WouldBlock`; otherwise as [`write_message`](Self::write_message).
     pub fn try_write_message(&mut self, msg: &[u8]) -> Result<usize> {
-        let was = std::mem::replace(&mut self.nonblocking, true);
-        let r = self.write_message(msg);
-        self.nonblocking = was;
-        r
+        self.without_waiting(|end| end.write_message(msg))
     }
 
     /// [`read_message`](Self::read_message) that never waits, whatever the end's
@@ -96,8 +93,13 @@ impl PipeEnd {
     /// # Errors
     /// `WouldBlock`; otherwise as [`read_message`](Self::read_message).
     pub fn try_read_message(&mut self, buf: &mut [u8]) -> Result<MessageRead> {
+        self.without_waiting(|end| end.read_message(buf))
+    }
+
+    /// Runs `op` as in non-blocking mode, then restores the end's mode.
+    fn without_waiting<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let was = std::mem::replace(&mut self.nonblocking, true);
-        let r = self.read_message(buf);
+        let r = op(self);
         self.nonblocking = was;
         r
     }

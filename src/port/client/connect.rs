@@ -171,18 +171,7 @@ impl PortClient {
             return Err(Error::Rejected { reason: reason? });
         }
         let close = |e: Error| {
-            if slot
-                .state
-                .compare_exchange(
-                    SLOT_ACCEPTED,
-                    SLOT_CLOSING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
-                hdr.listen.connect.notify();
-            }
+            leave_slot(slot, hdr);
             e
         };
         let accept = read_answer().map_err(close)?;
