@@ -26,6 +26,33 @@
 //!   [`MailslotOptions::root`](mailslot::MailslotOptions::root),
 //!   [`PortOptions::root`](port::PortOptions::root) — and the `*_with` form of each
 //!   `open`/`connect` call takes those options.
+//! * **Many endpoints at once.** Every receiving endpoint — [`PipeEnd`](pipe::PipeEnd),
+//!   [`PipeReader`](pipe::PipeReader), [`PipeServer`](pipe::PipeServer),
+//!   [`Mailslot`](mailslot::Mailslot), [`PortServer`](port::PortServer), the ring
+//!   readers — implements [`Waitable`]: a [`WaitSet`] sleeps on any mix of them (and on
+//!   process-local [`Event`]s) with one deadline and says which are ready; their
+//!   `try_*` calls, which never wait, then do the work. A peer that closed or died
+//!   makes its endpoint ready (a dead process within
+//!   [`LIVENESS_RECHECK_INTERVAL`](sync::LIVENESS_RECHECK_INTERVAL)).
+//!
+//!   ```
+//!   use std::time::Duration;
+//!   use culvert::pipe::{self, PipeMode, PipeOptions};
+//!   use culvert::{WaitSet, Waitable};
+//!
+//!   # fn main() -> culvert::Result<()> {
+//!   let (mut a, mut a_peer) = pipe::anonymous(PipeMode::Message, &PipeOptions::default())?;
+//!   let (mut b, mut b_peer) = pipe::anonymous(PipeMode::Message, &PipeOptions::default())?;
+//!   b_peer.write_message(b"to b")?;
+//!   let mut set = WaitSet::new();
+//!   let ready = set.wait(&mut [&mut a as &mut dyn Waitable, &mut b], Duration::from_secs(5))?;
+//!   assert_eq!(ready, &[1]);
+//!   let mut buf = [0u8; 16];
+//!   assert_eq!(b.try_read_message(&mut buf)?.len, 4);
+//!   # drop((a_peer, a));
+//!   # Ok(())
+//!   # }
+//!   ```
 //! * **Errors.** One [`Error`] type; fields a caller acts on are typed
 //!   ([`BusyReason`], `MessageTooLarge { len, max }`, …). Each call's docs list what
 //!   it returns.
@@ -45,7 +72,7 @@ mod trace;
 pub use culvert_ring as ring;
 pub use culvert_section as section;
 pub use culvert_sync as sync;
-pub use culvert_sync::{Deadline, WaitStrategy};
+pub use culvert_sync::{Backend, Deadline, Event, WaitSet, WaitStrategy, Waitable};
 pub use error::{BusyReason, Error, Result};
 
 // The README's example runs as a doctest, so it cannot rot.

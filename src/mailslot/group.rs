@@ -400,3 +400,22 @@ pub fn broadcast(group: &str, msg: &[u8]) -> Result<()> {
 pub fn broadcast_with(group: &str, msg: &[u8], opts: &MailslotOptions) -> Result<()> {
     BroadcastSender::open_with(group, opts)?.send(msg)
 }
+
+impl GroupReader {
+    /// Never waits: a message, a lost-message count or a held-back empty message is
+    /// waiting (see the `Waitable` impl of `Mailslot`).
+    pub(crate) fn poll_ready(&mut self) -> bool {
+        use culvert_sync::Waitable;
+        self.pending_missed > 0
+            || self.pending_empty
+            || self.reader.as_mut().is_none_or(|r| r.poll_ready())
+    }
+
+    /// The broadcast ring's notifier.
+    pub(crate) fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        use culvert_sync::Waitable;
+        if let Some(r) = &self.reader {
+            r.notifiers(f);
+        }
+    }
+}

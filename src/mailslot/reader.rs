@@ -305,3 +305,23 @@ pub(crate) fn reclaim_dead(name: &str, root: Option<&Path>) -> Result<bool> {
     }
     Ok(unlink_if_same(&section, name, &sopts))
 }
+
+// SAFETY: the notifiers live in the mailslot's (or group's) mapped section, not in the
+// reader value.
+unsafe impl culvert_sync::Waitable for Mailslot {
+    /// True when a message (or a count of lost ones) is waiting to be read, or the
+    /// ring broke.
+    fn poll_ready(&mut self) -> bool {
+        match &mut self.inner {
+            Inner::Slot(s) => s.pending_empty || s.consumer.poll_ready(),
+            Inner::Group(g) => g.poll_ready(),
+        }
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        match &self.inner {
+            Inner::Slot(s) => s.consumer.notifiers(f),
+            Inner::Group(g) => g.notifiers(f),
+        }
+    }
+}

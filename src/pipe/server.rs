@@ -532,3 +532,22 @@ impl Drop for PipeServer {
         );
     }
 }
+
+// SAFETY: the notifier lives in the server's mapped section, not in the server value.
+unsafe impl culvert_sync::Waitable for PipeServer {
+    /// True when a client's connect request is waiting (or the request ring broke):
+    /// [`try_accept`](PipeServer::try_accept) then answers it, unless every instance is
+    /// taken.
+    fn poll_ready(&mut self) -> bool {
+        culvert_sync::Waitable::poll_ready(
+            &mut *self.consumer.lock().unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        self.consumer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .notifiers(f);
+    }
+}

@@ -83,7 +83,7 @@ use std::path::PathBuf;
 pub use client::{ConnectError, PendingCall, PortClient, Reply};
 pub use heap::HeapStats;
 pub use payload::{Payload, View};
-pub use server::{ConnectRequest, Incoming, PortServer};
+pub use server::{ConnectRequest, Incoming, PortServer, ServerEvent};
 
 use crate::{Error, Result};
 

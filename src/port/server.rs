@@ -254,10 +254,7 @@ impl PortServer {
         let s = &self.inner;
         let mut c = s.take_consumer()?;
         let r = s.receive_on(&mut c, deadline.into());
-        s.consumers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(c);
+        s.put_consumer(c);
         r
     }
 
@@ -339,6 +336,14 @@ impl Shared {
     fn slot(&self, i: usize) -> &ConnSlot {
         at::<ConnSlot>(&self.slots, i * std::mem::size_of::<ConnSlot>())
             .expect("slot placed at create")
+    }
+
+    /// Returns a consumer taken with [`take_consumer`](Self::take_consumer) to the pool.
+    fn put_consumer(&self, c: mpmc::Consumer) {
+        self.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
     }
 
     fn take_consumer(&self) -> Result<mpmc::Consumer> {
@@ -639,7 +644,10 @@ impl std::fmt::Debug for Responder {
     }
 }
 
+mod events;
 mod handshake;
 mod incoming;
+
+pub use events::ServerEvent;
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,104 @@ pub fn wake(word: &AtomicU32, count: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
 
+/// Most words one [`wait_any`] call can watch (the kernel's `FUTEX_WAITV_MAX`).
+pub const WAIT_ANY_MAX: usize = 128;
+
+/// Why [`wait_any`] could not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitAnyError {
+    /// The deadline passed.
+    Timeout,
+    /// The kernel has no `futex_waitv` (Linux < 5.16), or a seccomp filter denies it;
+    /// the caller falls back to [`wait`] on one word at a time.
+    Unsupported,
+}
+
+/// Sleeps while every `word == expected` of `words`, until one of them is woken, or
+/// until `deadline` passes (`futex_waitv`, Linux ≥ 5.16).
+///
+/// Returns `Ok(())` when woken, when some word did not hold its expected value, or
+/// spuriously; callers re-check their conditions. The words may live in memory shared
+/// with other processes: the call never sets `FUTEX2_PRIVATE`, so a plain shared
+/// [`wake`] from any process reaches it. At most [`WAIT_ANY_MAX`] words (more are
+/// refused as `Unsupported`).
+///
+/// # Errors
+/// `Timeout` when the deadline passed; `Unsupported` when the kernel refuses the call
+/// (`ENOSYS`, `EPERM` under some seccomp profiles, or too many words).
+#[cfg(not(loom))]
+pub fn wait_any(words: &[(&AtomicU32, u32)], deadline: Deadline) -> Result<(), WaitAnyError> {
+    use rustix::io::Errno;
+    use rustix::thread::futex;
+    use rustix::time::{clock_gettime, ClockId};
+
+    if words.is_empty() || words.len() > WAIT_ANY_MAX {
+        return Err(WaitAnyError::Unsupported);
+    }
+    let mut waits = [futex::Wait::new(); WAIT_ANY_MAX];
+    for (w, (word, expected)) in waits.iter_mut().zip(words) {
+        w.val = u64::from(*expected);
+        w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+        // A 32-bit word, and never FUTEX2_PRIVATE: wakes come from other processes.
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    let waits = &waits[..words.len()];
+    loop {
+        // futex_waitv takes an absolute time on the clock it is given.
+        let timeout = match deadline.remaining() {
+            None => None,
+            Some(left) if left.is_zero() => return Err(WaitAnyError::Timeout),
+            Some(left) => {
+                let now = clock_gettime(ClockId::Monotonic);
+                let nanos = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
+                let secs = (now.tv_sec as u64)
+                    .saturating_add(left.as_secs())
+                    .saturating_add(nanos / 1_000_000_000);
+                Some(futex::Timespec {
+                    tv_sec: secs.min(i64::MAX as u64) as i64,
+                    tv_nsec: (nanos % 1_000_000_000) as _,
+                })
+            }
+        };
+        match futex::waitv(
+            waits,
+            futex::WaitvFlags::empty(),
+            timeout.as_ref(),
+            ClockId::Monotonic,
+        ) {
+            Ok(_) | Err(Errno::AGAIN) => return Ok(()),
+            Err(Errno::TIMEDOUT) => return Err(WaitAnyError::Timeout),
+            Err(Errno::INTR) => continue,
+            Err(Errno::NOSYS | Errno::PERM | Errno::ACCESS) => {
+                return Err(WaitAnyError::Unsupported)
+            }
+            // Anything else (EINVAL, EFAULT: not for valid aligned words): a spurious
+            // wake-up, so callers re-check rather than hang.
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// Loom emulation of [`wait_any`]: parks until any wake while every word still holds
+/// its expected value (the deadline is ignored, as in [`wait`]).
+///
+/// # Errors
+/// Never under loom.
+#[cfg(loom)]
+pub fn wait_any(words: &[(&AtomicU32, u32)], _deadline: Deadline) -> Result<(), WaitAnyError> {
+    use crate::atomic::Ordering;
+    let parking = &*emulated::PARKING;
+    let guard = parking.lock.lock().unwrap();
+    if words
+        .iter()
+        .any(|(word, expected)| word.load(Ordering::SeqCst) != *expected)
+    {
+        return Ok(());
+    }
+    drop(parking.cond.wait(guard).unwrap());
+    Ok(())
+}
+
 /// Wakes every thread sleeping on `word`.
 pub fn wake_all(word: &AtomicU32) -> usize {
     wake(word, u32::MAX)
@@ -124,6 +222,72 @@ mod tests {
     fn passed_deadline_does_not_sleep() {
         let word = AtomicU32::new(0);
         assert_eq!(wait(&word, 0, Deadline::now()), Err(Timeout));
+    }
+
+    #[test]
+    fn wait_any_returns_at_once_when_a_word_differs() {
+        let (a, b) = (AtomicU32::new(1), AtomicU32::new(2));
+        let r = wait_any(
+            &[(&a, 1), (&b, 3)],
+            Deadline::after(Duration::from_secs(10)),
+        );
+        assert!(
+            matches!(r, Ok(()) | Err(WaitAnyError::Unsupported)),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn wait_any_times_out_near_its_deadline() {
+        let (a, b) = (AtomicU32::new(0), AtomicU32::new(0));
+        let start = Instant::now();
+        match wait_any(
+            &[(&a, 0), (&b, 0)],
+            Deadline::after(Duration::from_millis(30)),
+        ) {
+            Err(WaitAnyError::Unsupported) => return,
+            r => assert_eq!(r, Err(WaitAnyError::Timeout)),
+        }
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        assert_eq!(
+            wait_any(&[(&a, 0)], Deadline::now()),
+            Err(WaitAnyError::Timeout)
+        );
+    }
+
+    #[test]
+    fn wait_any_refuses_no_words_and_too_many() {
+        assert_eq!(
+            wait_any(&[], Deadline::never()),
+            Err(WaitAnyError::Unsupported)
+        );
+        let words: Vec<AtomicU32> = (0..=WAIT_ANY_MAX).map(|_| AtomicU32::new(0)).collect();
+        let pairs: Vec<(&AtomicU32, u32)> = words.iter().map(|w| (w, 0)).collect();
+        assert_eq!(
+            wait_any(&pairs, Deadline::never()),
+            Err(WaitAnyError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn a_wake_of_any_word_ends_wait_any() {
+        let words: Arc<Vec<AtomicU32>> = Arc::new((0..64).map(|_| AtomicU32::new(0)).collect());
+        let w = words.clone();
+        let sleeper = std::thread::spawn(move || {
+            let pairs: Vec<(&AtomicU32, u32)> = w.iter().map(|x| (x, 0)).collect();
+            while w[41].load(Ordering::Acquire) == 0 {
+                match wait_any(&pairs, Deadline::after(Duration::from_secs(10))) {
+                    Ok(()) => {}
+                    Err(WaitAnyError::Unsupported) => return false,
+                    Err(WaitAnyError::Timeout) => panic!("the wake was lost"),
+                }
+            }
+            true
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        words[41].store(1, Ordering::Release);
+        wake_all(&words[41]);
+        let _ran = sleeper.join().unwrap();
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! * [`ProcessIdentity`] — a process identity (pid + start time) not fooled by PID reuse,
 //!   and [`LIVENESS_RECHECK_INTERVAL`], the bound on how long a sleeper goes without
 //!   checking that the peer it waits for still lives, and [`RecheckClock`], the
-//!   per-endpoint rate limit every operation uses to honour that bound.
+//!   per-endpoint rate limit every operation uses to honour that bound;
+//! * [`WaitSet`] — one thread waits on many [`Waitable`] endpoints with one deadline
+//!   (`futex_waitv`, with a fallback), and [`Event`], a process-local flag it can wait
+//!   on too.
 //!
 //! This crate must never know about sections, rings or any layer above; it never
 //! allocates shared memory and never trusts a value read from it (a hostile epoch or
@@ -32,6 +35,7 @@ mod liveness;
 mod notifier;
 mod recheck;
 mod strategy;
+mod waitset;
 
 pub use deadline::Deadline;
 pub use error::{Error, Timeout};
@@ -39,3 +43,4 @@ pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 pub use notifier::{Notifier, WaitKey};
 pub use recheck::RecheckClock;
 pub use strategy::{wait_for, WaitContext, WaitStrategy};
+pub use waitset::{Backend, Event, WaitSet, Waitable, POLLING_NAP};

@@ -58,6 +58,13 @@ pub struct WaitKey {
     epoch: u32,
 }
 
+impl WaitKey {
+    /// The epoch seen when the waiter announced itself: the value to sleep on.
+    pub(crate) fn epoch(&self) -> u32 {
+        self.epoch
+    }
+}
+
 impl Notifier {
     /// A notifier with no waiters.
     #[cfg(not(loom))]
@@ -125,6 +132,11 @@ impl Notifier {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             futex::wake_all(&self.epoch);
         }
+    }
+
+    /// The futex word sleepers wait on (for waits on many notifiers at once).
+    pub(crate) fn futex_word(&self) -> &AtomicU32 {
+        &self.epoch
     }
 
     /// The number of announced waiters (diagnostics only; may be stale or hostile).

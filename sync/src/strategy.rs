@@ -41,10 +41,10 @@ pub enum WaitStrategy {
 
 /// Spins (with a CPU pause each) before sleeping, in `Adaptive`.
 #[cfg(not(loom))]
-const ADAPTIVE_SPINS: u32 = 200;
+pub(crate) const ADAPTIVE_SPINS: u32 = 200;
 // Under loom every spin is a scheduling point: keep the models small.
 #[cfg(loom)]
-const ADAPTIVE_SPINS: u32 = 0;
+pub(crate) const ADAPTIVE_SPINS: u32 = 0;
 
 /// After this many waits in a row whose spin phase found nothing, `Adaptive` sleeps
 /// at once, spinning again only on every [`SPIN_PROBE_EVERY`]th wait.
@@ -63,7 +63,7 @@ thread_local! {
 
 /// Whether this `Adaptive` wait should spin first, by the thread's recent waits.
 #[cfg(not(loom))]
-fn spin_pays() -> bool {
+pub(crate) fn spin_pays() -> bool {
     let misses = SPIN_MISSES.with(std::cell::Cell::get);
     misses < SPIN_MISSES_TOLERATED || (misses - SPIN_MISSES_TOLERATED) % SPIN_PROBE_EVERY == 0
 }
@@ -71,17 +71,17 @@ fn spin_pays() -> bool {
 /// Records how an `Adaptive` wait ended: `hit` when the condition held before it
 /// slept.
 #[cfg(not(loom))]
-fn record_spin(hit: bool) {
+pub(crate) fn record_spin(hit: bool) {
     SPIN_MISSES.with(|m| m.set(if hit { 0 } else { m.get().saturating_add(1) }));
 }
 
 #[cfg(loom)]
-fn spin_pays() -> bool {
+pub(crate) fn spin_pays() -> bool {
     false
 }
 
 #[cfg(loom)]
-fn record_spin(_hit: bool) {}
+pub(crate) fn record_spin(_hit: bool) {}
 
 /// Polls between two clock reads while busy-polling.
 const POLLS_PER_CLOCK_READ: u32 = 64;

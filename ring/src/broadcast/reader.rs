@@ -331,3 +331,18 @@ impl ReaderState {
         }
     }
 }
+
+// SAFETY: the notifier lives in the ring's region, which the reader's core keeps
+// mapped at a fixed address, not in the reader value.
+unsafe impl culvert_sync::Waitable for Reader {
+    /// True when a position was published that this reader has not read (its write
+    /// may still be in progress), or on a corruption. A writer that died mid-write is
+    /// skipped by `try_recv` within the liveness interval.
+    fn poll_ready(&mut self) -> bool {
+        self.state.poisoned.is_some() || !matches!(self.lag(), Ok(0))
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        f(&self.core.ctl().readable.notifier);
+    }
+}

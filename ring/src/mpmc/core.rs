@@ -566,6 +566,36 @@ impl Core {
         }
         total
     }
+
+    /// Never waits: whether a receive would not report `WouldBlock` — a committed
+    /// message at the dequeue position, the ring closed, this endpoint poisoned, or
+    /// the slot there held by a producer whose process died (checked at most once per
+    /// liveness interval; the check's clock is then reset, so the receive that follows
+    /// checks again and reclaims the slot). May be spuriously true.
+    pub(crate) fn poll_readable(&self) -> bool {
+        if self.poisoned.get().is_some() || self.is_closed() {
+            return true;
+        }
+        let q = self.ctl().dequeue_pos.0.load(Ordering::Acquire);
+        let s = unpack(self.slot(q).state.load(Ordering::Acquire));
+        if tag_diff(s.tag, q) != 0 {
+            // Another consumer moved on, or a stale position: let a receive look.
+            return s.state != EMPTY && s.state != READING;
+        }
+        match s.state {
+            FULL => true,
+            WRITING if self.liveness_due() && self.holder_dead(s.who) => {
+                self.recheck.reset();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The notifier receivers sleep on.
+    pub(crate) fn not_empty(&self) -> &Notifier {
+        &self.ctl().not_empty.0
+    }
 }
 
 /// A slot this endpoint holds (`WRITING(pos, me)` or `READING(pos, me)`) while a

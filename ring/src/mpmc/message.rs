@@ -211,3 +211,18 @@ impl Consumer {
         })
     }
 }
+
+// SAFETY: the notifier lives in the ring's region, which the endpoint's core keeps
+// mapped at a fixed address, not in the endpoint value.
+unsafe impl culvert_sync::Waitable for Consumer {
+    /// True when a receive would not report `WouldBlock`: a committed message at the
+    /// dequeue position, the ring closed, a slot held by a dead producer (checked at
+    /// most once per liveness interval) or a corruption.
+    fn poll_ready(&mut self) -> bool {
+        self.core.poll_readable()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        f(self.core.not_empty());
+    }
+}

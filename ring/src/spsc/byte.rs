@@ -356,3 +356,17 @@ impl ByteReadGrant<'_> {
         }
     }
 }
+
+// SAFETY: the notifier lives in the ring's region, which the endpoint keeps mapped at
+// a fixed address, not in the endpoint value.
+unsafe impl culvert_sync::Waitable for ByteReader {
+    /// True when a read would not report `WouldBlock`: committed bytes, end of stream,
+    /// a dead writer (checked at most once per liveness interval) or a corruption.
+    fn poll_ready(&mut self) -> bool {
+        self.end.poll_readable()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        f(self.end.readable_notifier());
+    }
+}

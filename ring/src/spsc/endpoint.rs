@@ -191,6 +191,24 @@ impl ReaderEnd {
         }
     }
 
+    /// Never waits: whether a read would not report `WouldBlock` — committed bytes,
+    /// end of stream, a poisoned endpoint, or a dead writer (checked as [`Self::blocked`]
+    /// does, at most once per liveness interval).
+    pub(crate) fn poll_readable(&mut self) -> bool {
+        if self.poisoned {
+            return true;
+        }
+        match self.available(1) {
+            Ok(0) => !matches!(self.blocked(), Error::WouldBlock),
+            _ => true,
+        }
+    }
+
+    /// The notifier the reader sleeps on (notified on commit and close).
+    pub(crate) fn readable_notifier(&self) -> &Notifier {
+        Side::Reader.notifier(self.core.ctl())
+    }
+
     /// Marks the endpoint poisoned and returns the corruption error.
     pub(crate) fn corrupted(&mut self, what: &'static str) -> Error {
         self.poisoned = true;

@@ -455,3 +455,17 @@ impl MessageReadGrant<'_> {
         self.reader.end.release(self.record);
     }
 }
+
+// SAFETY: the notifier lives in the ring's region, which the endpoint keeps mapped at
+// a fixed address, not in the endpoint value.
+unsafe impl culvert_sync::Waitable for MessageReader {
+    /// True when a read would not report `WouldBlock`: committed messages, end of stream,
+    /// a dead writer (checked at most once per liveness interval) or a corruption.
+    fn poll_ready(&mut self) -> bool {
+        self.end.poll_readable()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        f(self.end.readable_notifier());
+    }
+}

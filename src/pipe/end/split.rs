@@ -265,3 +265,15 @@ impl io::Write for PipeWriter {
         Ok(())
     }
 }
+
+// SAFETY: as for `PipeEnd`: the notifiers live in the instance's mapped section.
+unsafe impl culvert_sync::Waitable for PipeReader {
+    /// As [`PipeEnd`]'s: true when a read would not report `WouldBlock`.
+    fn poll_ready(&mut self) -> bool {
+        self.end.poll_readable()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        self.end.readable_notifiers(f);
+    }
+}

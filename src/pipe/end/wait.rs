@@ -130,3 +130,41 @@ impl PipeEnd {
         }
     }
 }
+
+impl PipeEnd {
+    /// Never waits: whether a read would not report `WouldBlock` (see
+    /// [`Waitable::poll_ready`](culvert_sync::Waitable::poll_ready)).
+    pub(super) fn poll_readable(&mut self) -> bool {
+        match self.peek() {
+            Ok(p) => p.bytes_available > 0 || p.next_message_len.is_some(),
+            Err(_) => true,
+        }
+    }
+
+    /// The notifier of the ring this end reads.
+    pub(super) fn readable_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        use culvert_sync::Waitable;
+        match &self.rx {
+            super::Rx::Bytes(r) => r.notifiers(f),
+            super::Rx::Messages(r) => r.notifiers(f),
+            super::Rx::SharedBytes(r) => r.notifiers(f),
+            super::Rx::SharedMessages(r) => r.notifiers(f),
+            super::Rx::Detached => {}
+        }
+    }
+}
+
+// SAFETY: the notifiers live in the pipe instance's section, which the end keeps
+// mapped at a fixed address, not in the end value.
+unsafe impl culvert_sync::Waitable for PipeEnd {
+    /// True when a read would not report `WouldBlock`: data or a message part waiting,
+    /// end of stream, the peer gone (closed at once; a dead process within
+    /// [`LIVENESS_RECHECK_INTERVAL`]) or an error.
+    fn poll_ready(&mut self) -> bool {
+        self.poll_readable()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        self.readable_notifiers(f);
+    }
+}

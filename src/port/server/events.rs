@@ -1,0 +1,133 @@
+//! One thread serving a whole port: the server's readiness for a
+//! [`WaitSet`](culvert_sync::WaitSet), and [`PortServer::next_event`], which waits for
+//! whichever comes first, a connect request or a message.
+//!
+//! Readiness never waits and takes nothing: it looks at the connect slots (a request
+//! waiting, or a slot to tear down) and at the committed message at the head of the
+//! request ring, and runs the server's rate-limited housekeeping, so clients that died
+//! are torn down while the thread sleeps in a set.
+
+use culvert_sync::atomic::Ordering;
+use culvert_sync::{Deadline, Notifier, WaitSet, Waitable};
+
+use super::{ConnectRequest, Incoming, PortServer, Shared};
+use crate::{Error, Result};
+
+/// What [`PortServer::next_event`] found.
+#[derive(Debug)]
+pub enum ServerEvent {
+    /// A client asks to connect: accept or reject it.
+    Connect(ConnectRequest),
+    /// A request or datagram from a connected client.
+    Message(Incoming),
+}
+
+impl Shared {
+    fn poll_ready(&self) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return true;
+        }
+        self.maintain(false, false);
+        if self.requested_or_closing() {
+            return true;
+        }
+        match self.take_consumer() {
+            Ok(mut c) => {
+                let ready = c.poll_ready();
+                self.put_consumer(c);
+                ready
+            }
+            Err(_) => true,
+        }
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
+        f(&self.header().listen.connect);
+        if let Ok(c) = self.take_consumer() {
+            c.notifiers(f);
+            self.put_consumer(c);
+        }
+    }
+}
+
+// SAFETY: both notifiers live in the port's mapped section (the connect notifier in
+// its header, the request ring's in the ring region), not in the server value.
+unsafe impl Waitable for PortServer {
+    /// True when [`try_listen`](PortServer::try_listen) or
+    /// [`try_receive`](PortServer::try_receive) would not report `WouldBlock`: a
+    /// connect request, a message, a connection to tear down, or the server closed.
+    fn poll_ready(&mut self) -> bool {
+        self.inner.poll_ready()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
+        self.inner.notifiers(f);
+    }
+}
+
+// SAFETY: as for `PortServer`.
+unsafe impl Waitable for &PortServer {
+    /// As for [`PortServer`]; for a server shared between threads.
+    fn poll_ready(&mut self) -> bool {
+        self.inner.poll_ready()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
+        self.inner.notifiers(f);
+    }
+}
+
+impl PortServer {
+    /// Waits until `deadline` for a connect request or a message from any client,
+    /// whichever comes first, so one thread can serve the whole port. Connect requests
+    /// are looked at first. To wait on other endpoints too, put the server in a
+    /// [`WaitSet`] and call [`try_listen`](Self::try_listen) and
+    /// [`try_receive`](Self::try_receive) when it is ready.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use culvert::port::{PortClient, PortOptions, PortServer, ServerEvent};
+    ///
+    /// # fn main() -> culvert::Result<()> {
+    /// let root = tempfile::tempdir().unwrap();
+    /// let opts = PortOptions::default().root(root.path());
+    /// let server = PortServer::create("events-doc", &opts)?;
+    /// let client = std::thread::spawn(move || -> culvert::Result<Vec<u8>> {
+    ///     let (c, _welcome) = PortClient::connect_with("events-doc", b"hi", Duration::from_secs(10), &opts)?;
+    ///     Ok(c.call(b"ping", Duration::from_secs(10))?.to_vec())
+    /// });
+    /// let mut served = 0;
+    /// while served < 1 {
+    ///     match server.next_event(Duration::from_secs(10))? {
+    ///         ServerEvent::Connect(req) => drop(req.accept(b"welcome")?),
+    ///         ServerEvent::Message(msg) => {
+    ///             msg.reply(b"pong")?;
+    ///             served += 1;
+    ///         }
+    ///     }
+    /// }
+    /// assert_eq!(client.join().unwrap()?, b"pong");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `Timeout`; `Closed` once the server closed; otherwise as
+    /// [`listen`](Self::listen) and [`receive`](Self::receive).
+    pub fn next_event(&self, deadline: impl Into<Deadline>) -> Result<ServerEvent> {
+        let deadline = deadline.into();
+        let mut set = WaitSet::new();
+        let mut me = self;
+        loop {
+            match self.try_listen() {
+                Err(Error::WouldBlock) => {}
+                other => return other.map(ServerEvent::Connect),
+            }
+            match self.try_receive() {
+                Err(Error::WouldBlock) => {}
+                other => return other.map(ServerEvent::Message),
+            }
+            set.wait(&mut [&mut me], deadline)?;
+        }
+    }
+}

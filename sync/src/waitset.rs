@@ -1,0 +1,504 @@
+//! [`WaitSet`]: one thread waits on many endpoints, of any kind, with one deadline.
+//!
+//! An endpoint takes part by implementing [`Waitable`]: a check that never waits
+//! ([`Waitable::poll_ready`]) and the [`Notifier`]s whose notify can make that check
+//! true. [`WaitSet::wait`] is level-triggered, like `poll(2)`: it returns the indices
+//! of every endpoint whose check is true, and the caller then runs the endpoints'
+//! `try_*` calls until they report `WouldBlock`. A ready report may be spurious (the
+//! data was taken by another holder), never missing: the check runs again after the
+//! waiter announced itself on every notifier, so a notify between the check and the
+//! sleep ends the sleep (the [`Notifier`] protocol, for many notifiers at once).
+//!
+//! ## How it sleeps
+//! * Up to [`WAIT_ANY_MAX`] distinct notifiers: one `futex_waitv` on all their epoch
+//!   words (Linux ≥ 5.16).
+//! * More: one helper thread per further [`WAIT_ANY_MAX`]` - 1` words, each in its own
+//!   `futex_waitv` with a process-local interrupt word; the first to wake interrupts
+//!   the others. Threads are spawned per sleep, so waits over more than
+//!   [`WAIT_ANY_MAX`] notifiers cost tens of microseconds more.
+//! * Where the kernel refuses `futex_waitv` (`ENOSYS` before 5.16, `EPERM` under some
+//!   seccomp profiles), or with [`Backend::Polling`]: a futex wait on the first
+//!   notifier, in naps of at most [`POLLING_NAP`], re-checking every endpoint after each
+//!   nap. Latency for the other endpoints is then up to one nap.
+//!
+//! Whatever the backend, no sleep lasts longer than [`LIVENESS_RECHECK_INTERVAL`]:
+//! endpoints re-check their peers' liveness inside `poll_ready` (rate-limited), so a
+//! peer that died — which notifies nobody — is reported within about one interval. A
+//! peer that closed, a dead peer and a poisoned endpoint all count as ready: the next
+//! `try_*` call reports them.
+//!
+//! With [`WaitStrategy::Adaptive`] (the default) the set first re-checks its endpoints
+//! for a few microseconds before sleeping, while spinning pays (the rule of
+//! [`wait_for`](crate::wait_for)); `Blocking` sleeps at once and `BusyPoll` never
+//! sleeps.
+
+use crate::atomic::{spin_hint, AtomicU32, Ordering};
+use crate::futex::{self, WaitAnyError, WAIT_ANY_MAX};
+use crate::strategy::{record_spin, spin_pays, ADAPTIVE_SPINS};
+use crate::{Deadline, Notifier, Timeout, WaitKey, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
+
+/// Longest sleep of the polling fallback before every endpoint is checked again.
+pub const POLLING_NAP: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Something a [`WaitSet`] can wait on.
+///
+/// # Safety
+/// Every notifier [`notifiers`](Self::notifiers) passes to its callback must stay valid,
+/// at the same address, for as long as the implementing value is borrowed — it must
+/// live outside the value itself (in a mapped section, or on the heap behind a pointer
+/// the value owns) — because the set keeps the notifiers' addresses while it calls
+/// [`poll_ready`](Self::poll_ready) (which takes `&mut self`) and while it sleeps.
+pub unsafe trait Waitable {
+    /// Never waits. True when a `try_*` call of the endpoint would not report
+    /// `WouldBlock`: something to read or accept, end of stream, a peer gone (checked
+    /// at most once per [`LIVENESS_RECHECK_INTERVAL`]), or an error. May be spuriously
+    /// true; must not be false while such a call would succeed, once the notifiers'
+    /// waiters were announced.
+    fn poll_ready(&mut self) -> bool;
+
+    /// Calls `f` with each notifier that is notified when `poll_ready` may turn true.
+    fn notifiers(&self, f: &mut dyn FnMut(&Notifier));
+}
+
+/// How a [`WaitSet`] sleeps; see the module doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// `futex_waitv`, falling back to [`Backend::Polling`] where the kernel refuses it.
+    #[default]
+    Auto,
+    /// A futex wait on one notifier in naps of at most [`POLLING_NAP`].
+    Polling,
+}
+
+/// Whether the kernel refused `futex_waitv` once: then every set polls (checked once
+/// per process).
+#[cfg(not(loom))]
+#[allow(clippy::disallowed_types)]
+static WAITV_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(not(loom))]
+#[allow(clippy::disallowed_types)]
+fn waitv_refused() -> bool {
+    WAITV_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(not(loom))]
+#[allow(clippy::disallowed_types)]
+fn note_waitv_refused() {
+    WAITV_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(loom)]
+fn waitv_refused() -> bool {
+    false
+}
+
+#[cfg(loom)]
+fn note_waitv_refused() {}
+
+/// Waits on many [`Waitable`]s at once. Reusable: keep one per serving thread.
+///
+/// ```
+/// use std::time::Duration;
+/// use culvert_sync::{Event, WaitSet, Waitable};
+///
+/// let mut stop = Event::new();
+/// let mut work = Event::new();
+/// let mut set = WaitSet::new();
+/// work.clone().set();
+/// let ready = set.wait(&mut [&mut stop as &mut dyn Waitable, &mut work], Duration::from_secs(1))?;
+/// assert_eq!(ready, &[1]);
+/// # Ok::<(), culvert_sync::Timeout>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct WaitSet {
+    strategy: WaitStrategy,
+    backend: Backend,
+    /// Indices ready at the last wait (what `wait` returns).
+    ready: Vec<usize>,
+    /// Distinct notifier addresses of the current wait. Valid only during `wait`
+    /// (the [`Waitable`] contract).
+    notifiers: Vec<*const Notifier>,
+}
+
+// SAFETY: the raw pointers are scratch space, valid and used only inside one `wait`
+// call, which borrows the endpoints they came from.
+unsafe impl Send for WaitSet {}
+// SAFETY: `&WaitSet` exposes only the strategy, the backend and the ready indices.
+unsafe impl Sync for WaitSet {}
+
+impl WaitSet {
+    /// A set with the default strategy ([`WaitStrategy::Adaptive`]) and backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how the set waits (spin first, sleep at once, or never sleep).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Sets how the set sleeps ([`Backend::Polling`] to avoid `futex_waitv`).
+    pub fn set_backend(&mut self, backend: Backend) {
+        self.backend = backend;
+    }
+
+    /// Waits until at least one endpoint is ready, or `deadline` passes, and returns the
+    /// indices (into `endpoints`, ascending) of every ready one. With no endpoints it
+    /// waits for the deadline.
+    ///
+    /// # Errors
+    /// `Timeout` when the deadline passed with nothing ready (checked one last time).
+    pub fn wait(
+        &mut self,
+        endpoints: &mut [&mut dyn Waitable],
+        deadline: impl Into<Deadline>,
+    ) -> Result<&[usize], Timeout> {
+        let deadline = deadline.into();
+        if self.collect_ready(endpoints) {
+            return Ok(&self.ready);
+        }
+        match self.strategy {
+            WaitStrategy::BusyPoll => return self.busy_poll(endpoints, deadline),
+            WaitStrategy::Adaptive if spin_pays() => {
+                // About as long a spin as one endpoint's wait, whatever the set's size.
+                let passes = (ADAPTIVE_SPINS as usize / endpoints.len().max(1)).max(1);
+                for _ in 0..passes {
+                    spin_hint();
+                    if self.collect_ready(endpoints) {
+                        record_spin(true);
+                        return Ok(&self.ready);
+                    }
+                }
+                record_spin(false);
+            }
+            WaitStrategy::Adaptive => record_spin(false),
+            WaitStrategy::Blocking => {}
+        }
+        self.gather_notifiers(endpoints);
+        loop {
+            let keys = self.prepare();
+            let ready = self.collect_ready(endpoints);
+            if ready || deadline.has_passed() {
+                self.finish(keys);
+                return if ready { Ok(&self.ready) } else { Err(Timeout) };
+            }
+            let nap = deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL));
+            self.sleep(&keys, nap);
+            self.finish(keys);
+            if self.collect_ready(endpoints) {
+                return Ok(&self.ready);
+            }
+        }
+    }
+
+    /// Checks every endpoint; true when at least one is ready (then `ready` lists them).
+    fn collect_ready(&mut self, endpoints: &mut [&mut dyn Waitable]) -> bool {
+        self.ready.clear();
+        for (i, e) in endpoints.iter_mut().enumerate() {
+            if e.poll_ready() {
+                self.ready.push(i);
+            }
+        }
+        !self.ready.is_empty()
+    }
+
+    fn busy_poll(
+        &mut self,
+        endpoints: &mut [&mut dyn Waitable],
+        deadline: Deadline,
+    ) -> Result<&[usize], Timeout> {
+        loop {
+            spin_hint();
+            if self.collect_ready(endpoints) {
+                return Ok(&self.ready);
+            }
+            if deadline.has_passed() {
+                return Err(Timeout);
+            }
+        }
+    }
+
+    /// Records the distinct notifiers of `endpoints`.
+    fn gather_notifiers(&mut self, endpoints: &mut [&mut dyn Waitable]) {
+        self.notifiers.clear();
+        for e in endpoints.iter() {
+            e.notifiers(&mut |n| {
+                let p: *const Notifier = n;
+                if !self.notifiers.contains(&p) {
+                    self.notifiers.push(p);
+                }
+            });
+        }
+    }
+
+    fn notifier(&self, i: usize) -> &Notifier {
+        // SAFETY: gathered in this `wait` call from endpoints it still borrows; the
+        // `Waitable` contract keeps each notifier valid at its address meanwhile.
+        unsafe { &*self.notifiers[i] }
+    }
+
+    /// Announces a waiter on every notifier.
+    fn prepare(&self) -> Vec<WaitKey> {
+        (0..self.notifiers.len())
+            .map(|i| self.notifier(i).prepare_wait())
+            .collect()
+    }
+
+    /// Withdraws the waiters announced by `prepare`.
+    fn finish(&self, keys: Vec<WaitKey>) {
+        for (i, key) in keys.into_iter().enumerate() {
+            self.notifier(i).cancel_wait(key);
+        }
+    }
+
+    /// Sleeps until a notify on any notifier after `prepare`, or until `nap`.
+    fn sleep(&self, keys: &[WaitKey], nap: Deadline) {
+        if self.notifiers.is_empty() {
+            if let Some(left) = nap.remaining() {
+                std::thread::sleep(left);
+            }
+            return;
+        }
+        let words: Vec<(&AtomicU32, u32)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (self.notifier(i).futex_word(), k.epoch()))
+            .collect();
+        if self.backend == Backend::Auto && !waitv_refused() {
+            let slept = if words.len() <= WAIT_ANY_MAX {
+                futex::wait_any(&words, nap)
+            } else {
+                wait_any_chunked(&words, nap)
+            };
+            match slept {
+                Ok(()) | Err(WaitAnyError::Timeout) => return,
+                Err(WaitAnyError::Unsupported) => note_waitv_refused(),
+            }
+        }
+        let (word, expected) = words[0];
+        let _ = futex::wait(word, expected, nap.min(Deadline::after(POLLING_NAP)));
+    }
+}
+
+/// `futex_waitv` over more words than one call takes: this thread and one helper per
+/// further chunk each wait on their chunk plus a process-local interrupt word; whoever
+/// returns first bumps and wakes the interrupt, so all return.
+fn wait_any_chunked(words: &[(&AtomicU32, u32)], nap: Deadline) -> Result<(), WaitAnyError> {
+    let interrupt = AtomicU32::new(0);
+    let per = WAIT_ANY_MAX - 1;
+    let wait_chunk = |chunk: &[(&AtomicU32, u32)]| {
+        let mut mine: Vec<(&AtomicU32, u32)> = Vec::with_capacity(chunk.len() + 1);
+        mine.push((&interrupt, 0));
+        mine.extend_from_slice(chunk);
+        let r = futex::wait_any(&mine, nap);
+        interrupt.store(1, Ordering::Release);
+        futex::wake_all(&interrupt);
+        r
+    };
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = words[per..]
+            .chunks(per)
+            .map(|chunk| s.spawn(move || wait_chunk(chunk)))
+            .collect();
+        let mut result = wait_chunk(&words[..per]);
+        for h in helpers {
+            // A helper cannot panic (futex calls only); treat a panic as a wake-up.
+            let r = h.join().unwrap_or(Ok(()));
+            if r == Err(WaitAnyError::Unsupported) {
+                result = r;
+            }
+        }
+        result
+    })
+}
+
+/// A process-local flag a [`WaitSet`] can wait on: set from any thread (a signal
+/// handler excepted), ready until [`take`](Self::take)n. Clones share the flag.
+///
+/// Use it to wake a serving thread for work that does not come through a culvert
+/// endpoint (a stop request, input from another thread).
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    inner: std::sync::Arc<EventInner>,
+}
+
+#[derive(Debug, Default)]
+struct EventInner {
+    notifier: Notifier,
+    /// 1 while set.
+    set: AtomicU32,
+}
+
+impl Event {
+    /// A flag that is not set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the flag and wakes a set waiting on it.
+    pub fn set(&self) {
+        self.inner.set.store(1, Ordering::Release);
+        self.inner.notifier.notify();
+    }
+
+    /// Whether the flag is set (leaves it set).
+    pub fn is_set(&self) -> bool {
+        self.inner.set.load(Ordering::Acquire) != 0
+    }
+
+    /// Clears the flag; returns whether it was set.
+    pub fn take(&self) -> bool {
+        self.inner.set.swap(0, Ordering::AcqRel) != 0
+    }
+}
+
+// SAFETY: the notifier lives in the shared heap allocation the Event's Arc owns, not in
+// the Event value, so it stays at its address while any clone lives.
+unsafe impl Waitable for Event {
+    fn poll_ready(&mut self) -> bool {
+        self.is_set()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
+        f(&self.inner.notifier);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n).map(|_| Event::new()).collect()
+    }
+
+    fn wait_on(
+        set: &mut WaitSet,
+        evs: &mut [Event],
+        deadline: Deadline,
+    ) -> Result<Vec<usize>, Timeout> {
+        let mut refs: Vec<&mut dyn Waitable> =
+            evs.iter_mut().map(|e| e as &mut dyn Waitable).collect();
+        set.wait(&mut refs, deadline).map(<[usize]>::to_vec)
+    }
+
+    /// Every backend and strategy: a set from another thread is seen, and only the
+    /// set ones are reported.
+    fn wakes_for(backend: Backend, strategy: WaitStrategy, n: usize) {
+        let mut evs = events(n);
+        let (a, b) = (evs[n / 3].clone(), evs[n - 1].clone());
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            a.set();
+            b.set();
+        });
+        let mut set = WaitSet::new();
+        set.set_backend(backend);
+        set.set_wait_strategy(strategy);
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let r = wait_on(&mut set, &mut evs, Deadline::after(Duration::from_secs(20)))
+                .expect("both events are set well before the deadline");
+            for i in r {
+                assert!(i == n / 3 || i == n - 1, "{i} was never set");
+                assert!(evs[i].take());
+                seen.push(i);
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, vec![n / 3, n - 1]);
+        t.join().unwrap();
+        for e in &evs {
+            assert_eq!(
+                e.inner.notifier.waiter_count(),
+                0,
+                "a waiter was left announced"
+            );
+        }
+    }
+
+    #[test]
+    fn waitv_sees_a_set_from_another_thread() {
+        wakes_for(Backend::Auto, WaitStrategy::Blocking, 8);
+        wakes_for(Backend::Auto, WaitStrategy::Adaptive, 100);
+    }
+
+    #[test]
+    fn more_notifiers_than_one_waitv_call_takes() {
+        wakes_for(Backend::Auto, WaitStrategy::Blocking, 3 * WAIT_ANY_MAX + 5);
+    }
+
+    #[test]
+    fn polling_backend_and_busy_poll_see_a_set() {
+        wakes_for(Backend::Polling, WaitStrategy::Blocking, 16);
+        wakes_for(Backend::Auto, WaitStrategy::BusyPoll, 16);
+    }
+
+    #[test]
+    fn deadline_is_honoured_with_nothing_ready() {
+        for backend in [Backend::Auto, Backend::Polling] {
+            for n in [0, 3, WAIT_ANY_MAX + 1] {
+                let mut evs = events(n);
+                let mut set = WaitSet::new();
+                set.set_backend(backend);
+                let start = Instant::now();
+                let r = wait_on(
+                    &mut set,
+                    &mut evs,
+                    Deadline::after(Duration::from_millis(30)),
+                );
+                assert_eq!(r, Err(Timeout), "{backend:?} {n}");
+                let took = start.elapsed();
+                assert!(
+                    took >= Duration::from_millis(30),
+                    "{backend:?} {n}: {took:?}"
+                );
+                assert!(took < Duration::from_secs(5), "{backend:?} {n}: {took:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ready_endpoints_return_without_sleeping_and_stay_ready_until_taken() {
+        let mut evs = events(4);
+        evs[2].set();
+        let mut set = WaitSet::new();
+        assert_eq!(wait_on(&mut set, &mut evs, Deadline::now()), Ok(vec![2]));
+        assert_eq!(wait_on(&mut set, &mut evs, Deadline::now()), Ok(vec![2]));
+        assert!(evs[2].take());
+        assert_eq!(wait_on(&mut set, &mut evs, Deadline::now()), Err(Timeout));
+    }
+
+    /// An endpoint whose check turns true without any notify (like a peer that died)
+    /// is still seen: no sleep outlasts the liveness interval.
+    #[test]
+    fn a_silent_change_is_seen_within_the_liveness_interval() {
+        struct Silent {
+            notifier: Box<Notifier>,
+            at: Instant,
+        }
+        // SAFETY: the notifier is boxed: it does not move with the value.
+        unsafe impl Waitable for Silent {
+            fn poll_ready(&mut self) -> bool {
+                Instant::now() >= self.at
+            }
+            fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
+                f(&self.notifier);
+            }
+        }
+        let mut s = Silent {
+            notifier: Box::default(),
+            at: Instant::now() + Duration::from_millis(10),
+        };
+        let mut set = WaitSet::new();
+        set.set_wait_strategy(WaitStrategy::Blocking);
+        let start = Instant::now();
+        let r = set
+            .wait(&mut [&mut s], Deadline::after(Duration::from_secs(10)))
+            .map(<[usize]>::to_vec);
+        assert_eq!(r, Ok(vec![0]));
+        assert!(start.elapsed() < LIVENESS_RECHECK_INTERVAL * 20);
+    }
+}
