@@ -496,6 +496,18 @@ impl PipeEnd {
         (pid != 0).then_some(pid)
     }
 
+    /// How the peer end's attach went: `None` while it has not attached, or has
+    /// claimed its end but not yet recorded its identity; `Some(true)` once it is
+    /// attached with its identity recorded; `Some(false)` once it closed or gave up.
+    pub(crate) fn peer_attach_outcome(&self) -> Option<bool> {
+        let peer = self.state.end(self.side ^ 1);
+        match peer.status.load(Ordering::Acquire) {
+            END_UNATTACHED => None,
+            END_ATTACHED => (peer.identity.load(Ordering::Acquire) != 0).then_some(true),
+            _ => Some(false),
+        }
+    }
+
     /// Whether the peer end has attached.
     pub fn is_peer_attached(&self) -> bool {
         self.state.end(self.side ^ 1).status.load(Ordering::Acquire) != END_UNATTACHED

@@ -297,8 +297,10 @@ impl PipeServer {
             self.opts.wait_strategy,
             Deadline::after(ATTACH_GRACE),
             |ctx| {
-                if end.is_peer_attached() {
-                    return Ok(Some(true));
+                // The client claims its end, then records its identity: a connection
+                // is handed out only once both are done (its pid known).
+                if let Some(outcome) = end.peer_attach_outcome() {
+                    return Ok(Some(outcome));
                 }
                 let released = slot.ticket.load(Ordering::Acquire) != ticket;
                 let died =
