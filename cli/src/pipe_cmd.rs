@@ -12,17 +12,18 @@
 //! pipe) there is no room for such a marker: the side whose stdin ends delivers it and
 //! disconnects, and the peer then reads end of stream.
 //!
-//! One `PipeEnd` carries both directions, so the session is one loop over a
-//! non-blocking end, fed by a thread reading stdin; when neither direction can move it
-//! backs off from spinning to naps of at most 1 ms. Stdin is sent in chunks small
-//! enough to be one ring record, so neither side ever blocks mid-message.
+//! The end is split: a thread copies stdin to the write half with blocking writes,
+//! while the main thread sleeps in a `WaitSet` on the read half and on that thread's
+//! "done" event, and reads with calls that never wait. Nothing polls: an idle session
+//! sleeps until data comes, the peer goes, or stdin ends.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
+use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer, PipeWriter};
+use culvert::{Event, WaitSet, Waitable};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -136,31 +137,50 @@ pub fn run(cmd: &PipeCommand, root: Option<&Path>) -> Result<(), BoxError> {
     }
 }
 
-/// Spawns the thread that reads stdin into chunks; an empty chunk means end of stdin.
-fn stdin_reader() -> mpsc::Receiver<io::Result<Vec<u8>>> {
-    let (tx, rx) = mpsc::sync_channel(16);
+/// How the stdin thread ended: `Ok` once stdin ended and all of it (and, on a message
+/// pipe, the end marker) was written; the error otherwise.
+type StdinOutcome = Result<(), BoxError>;
+
+/// Spawns the thread that copies stdin to `writer` with blocking writes: chunks of at
+/// most [`CHUNK`] bytes, each one message on a message pipe, then the empty end
+/// marker. It sets `done` when it stops (after sending its outcome on the channel),
+/// and drops the writer then, which half-closes the direction it wrote.
+fn stdin_writer(
+    mut writer: PipeWriter,
+    messages: bool,
+    done: Event,
+) -> mpsc::Receiver<StdinOutcome> {
+    let (tx, rx) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
-        let mut stdin = io::stdin().lock();
-        loop {
+        let outcome = (|| -> StdinOutcome {
+            let mut stdin = io::stdin().lock();
             let mut buf = vec![0u8; CHUNK];
-            match stdin.read(&mut buf) {
-                Ok(0) => {
-                    let _ = tx.send(Ok(Vec::new()));
-                    return;
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(format!("reading stdin: {e}").into()),
+                };
+                if n == 0 && !messages {
+                    return Ok(());
                 }
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.send(Ok(buf)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
+                let written = if messages {
+                    writer.write_message(&buf[..n]).map(drop)
+                } else {
+                    writer.write_all(&buf[..n]).map_err(culvert::Error::from)
+                };
+                match written {
+                    Ok(()) if n == 0 => return Ok(()),
+                    Ok(()) => {}
+                    // The peer went: the session ends on the reading side.
+                    Err(e) if peer_gone(&e) => return Ok(()),
+                    Err(e) => return Err(format!("writing to the pipe: {e}").into()),
                 }
             }
-        }
+        })();
+        let _ = tx.send(outcome);
+        drop(writer);
+        done.set();
     });
     rx
 }
@@ -171,103 +191,54 @@ fn peer_gone(e: &culvert::Error) -> bool {
 }
 
 /// Copies stdin to `end` and `end` to stdout until the session ends.
-fn session(mut end: PipeEnd) -> Result<(), BoxError> {
+///
+/// The end is split: a thread writes stdin with blocking writes, and this thread sleeps
+/// in a [`WaitSet`] on the read half and on the writer thread's `done` event (waking
+/// every 100 ms to honour SIGINT/SIGTERM), reading with calls that never wait.
+fn session(end: PipeEnd) -> Result<(), BoxError> {
     let messages = end.mode() == PipeMode::Message;
-    end.set_nonblocking(true);
-    let input = stdin_reader();
+    let (mut reader, writer) = end
+        .split()
+        .map_err(|e| format!("splitting the pipe end: {e}"))?;
+    let mut stdin_done = Event::new();
+    let outcome = stdin_writer(writer, messages, stdin_done.clone());
     let mut stdout = io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
-    // Outgoing chunk not yet written (and how much of it went, for byte pipes).
-    let mut pending: Option<(Vec<u8>, usize)> = None;
-    let mut stdin_done = false;
+    let mut set = WaitSet::new();
     let mut sent_end = false;
     let mut got_end = false;
-    let mut idle = 0u32;
-    loop {
+    'session: loop {
         if crate::stop::requested() {
             break;
         }
-        let mut progress = false;
-
-        // stdin → pipe
-        if pending.is_none() && !stdin_done {
-            match input.try_recv() {
-                Ok(Ok(chunk)) => {
-                    if chunk.is_empty() {
-                        stdin_done = true;
-                        if messages {
-                            pending = Some((Vec::new(), 0));
-                        }
-                    } else {
-                        pending = Some((chunk, 0));
-                    }
-                    progress = true;
-                }
-                Ok(Err(e)) => return Err(format!("reading stdin: {e}").into()),
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => stdin_done = true,
+        let _ = set.wait(
+            &mut [&mut reader as &mut dyn Waitable, &mut stdin_done],
+            Duration::from_millis(100),
+        );
+        if stdin_done.take() {
+            outcome.recv().unwrap_or(Ok(()))?;
+            sent_end = true;
+            if !messages {
+                // A byte pipe has no end marker: everything is written, disconnect.
+                break;
             }
         }
-        if let Some((chunk, done)) = &mut pending {
-            match end.write_message(&chunk[*done..]) {
-                Ok(n) => {
-                    *done += n;
-                    if messages || *done >= chunk.len() {
-                        if chunk.is_empty() {
-                            sent_end = true;
-                        }
-                        pending = None;
-                    }
-                    progress = true;
-                }
-                Err(culvert::Error::WouldBlock) => {}
-                Err(e) if peer_gone(&e) => break,
-                Err(e) => return Err(format!("writing to the pipe: {e}").into()),
-            }
-        }
-        if !messages && stdin_done && pending.is_none() {
-            // A byte pipe has no end marker: everything is written, disconnect.
-            break;
-        }
-
-        // pipe → stdout
-        if !got_end {
-            match end.read_message(&mut buf) {
-                Ok(r) => {
-                    if r.len == 0 && !r.more && messages {
-                        got_end = true;
-                    } else {
-                        stdout
-                            .write_all(&buf[..r.len])
-                            .and_then(|()| stdout.flush())
-                            .map_err(|e| format!("writing stdout: {e}"))?;
-                    }
-                    progress = true;
-                }
-                Err(culvert::Error::WouldBlock) => {}
-                Err(e) if peer_gone(&e) => break,
+        while !got_end {
+            match reader.try_read_message(&mut buf) {
+                Ok(r) if r.len == 0 && !r.more && messages => got_end = true,
+                Ok(r) => stdout
+                    .write_all(&buf[..r.len])
+                    .and_then(|()| stdout.flush())
+                    .map_err(|e| format!("writing stdout: {e}"))?,
+                Err(culvert::Error::WouldBlock) => break,
+                Err(e) if peer_gone(&e) => break 'session,
                 Err(e) => return Err(format!("reading the pipe: {e}").into()),
             }
         }
         if sent_end && got_end {
             break;
         }
-
-        if progress {
-            idle = 0;
-        } else {
-            idle = idle.saturating_add(1);
-            if idle < 64 {
-                std::hint::spin_loop();
-            } else if idle < 128 {
-                std::thread::yield_now();
-            } else {
-                let nap = 20u64 << ((idle - 128) / 16).min(6);
-                std::thread::sleep(Duration::from_micros(nap.min(1000)));
-            }
-        }
     }
     stdout.flush().map_err(|e| format!("writing stdout: {e}"))?;
-    end.disconnect();
     Ok(())
 }
