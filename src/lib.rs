@@ -63,6 +63,7 @@
 
 #![warn(missing_docs)]
 
+mod asyncio;
 mod error;
 pub mod mailslot;
 pub mod pipe;

@@ -120,6 +120,21 @@ impl Mailslot {
         }
     }
 
+    /// [`read`](Self::read) as a future: waits for a message without blocking the
+    /// thread (the read timeout does not apply; wrap the future in the runtime's own
+    /// timeout). Cancel-safe: a message is taken only by the poll that returns it.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read), without `Timeout`.
+    pub async fn read_async(&mut self, buf: &mut [u8]) -> Result<usize> {
+        crate::asyncio::until_ready(
+            self,
+            |m| m.try_read(buf),
+            |m, f| culvert_sync::Waitable::notifiers(m, f),
+        )
+        .await
+    }
+
     /// The next message's size, the number of messages waiting, and the drop count.
     ///
     /// # Errors

@@ -508,6 +508,21 @@ impl PipeServer {
         self.accept_until(Deadline::never())
     }
 
+    /// [`accept`](Self::accept) as a future: waits for a client without blocking the
+    /// thread.
+    ///
+    /// # Errors
+    /// As [`accept_until`](Self::accept_until), without `Timeout`.
+    pub async fn accept_async(&self) -> Result<PipeEnd> {
+        let mut me = self;
+        crate::asyncio::until_ready(
+            &mut me,
+            |s| s.try_accept(),
+            |s, f| culvert_sync::Waitable::notifiers(*s, f),
+        )
+        .await
+    }
+
     /// Accepts a client that is already waiting; `WouldBlock` if none is (or no
     /// instance is free).
     pub fn try_accept(&self) -> Result<PipeEnd> {
@@ -530,6 +545,23 @@ impl Drop for PipeServer {
             &self.shared.name,
             &self.opts.section_for(SectionKind::PipeServer),
         );
+    }
+}
+
+// SAFETY: as for `PipeServer`.
+unsafe impl culvert_sync::Waitable for &PipeServer {
+    /// As for [`PipeServer`]; for a server shared between threads or tasks.
+    fn poll_ready(&mut self) -> bool {
+        culvert_sync::Waitable::poll_ready(
+            &mut *self.consumer.lock().unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        self.consumer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .notifiers(f);
     }
 }
 

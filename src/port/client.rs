@@ -107,6 +107,9 @@ struct ClientInner {
     reader: Mutex<(spsc::MessageReader, Vec<u8>, Instant)>,
     table: Mutex<Table>,
     cv: Condvar,
+    /// Process-local: notified when a reply is filed in `table` or the leader role is
+    /// given up, for asynchronous waiters (which do not sleep on `cv`).
+    filed: culvert_sync::Notifier,
     my_heap: Heap,
     server_heap: Heap,
     next_id: AtomicU64,
@@ -184,6 +187,7 @@ impl PortClient {
             return Err(e);
         }
         Ok(PendingCall {
+            wait: culvert_sync::AsyncWait::new(),
             client: self.inner.clone(),
             id,
             state: CallState::Pending,
@@ -392,6 +396,7 @@ impl ClientInner {
             if t.followers > 0 {
                 self.cv.notify_all();
             }
+            self.filed.notify();
         }
     }
 
@@ -458,6 +463,7 @@ impl ClientInner {
                 if t.followers > 0 {
                     self.cv.notify_all();
                 }
+                self.filed.notify();
             }
             _ => {
                 // Nobody waits for it (cancelled or timed out): dropped, view freed.
@@ -501,6 +507,8 @@ enum CallState {
 
 /// A call in flight, from [`PortClient::call_async`]. Dropping it cancels the call.
 pub struct PendingCall {
+    /// The reactor arming of a pending `.await` (disarmed before `client` goes).
+    wait: culvert_sync::AsyncWait,
     client: Arc<ClientInner>,
     id: u64,
     state: CallState,
@@ -574,8 +582,58 @@ impl PendingCall {
     }
 }
 
+impl ClientInner {
+    /// What an asynchronous waiter sleeps on: the reply ring's notifier (when no other
+    /// thread is reading it) and `filed`.
+    fn reply_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        f(&self.filed);
+        if let Ok(g) = self.reader.try_lock() {
+            culvert_sync::Waitable::notifiers(&g.0, f);
+        }
+    }
+}
+
+/// Awaiting a pending call waits for its reply without blocking the thread; dropping
+/// the future cancels the call (as dropping the `PendingCall` does).
+///
+/// ```
+/// # async fn demo(client: &culvert::port::PortClient) -> culvert::Result<()> {
+/// let (a, b) = (client.call_async(b"one")?, client.call_async(b"two")?);
+/// let (ra, rb) = (a.await?, b.await?);
+/// # let _ = (ra, rb);
+/// # Ok(())
+/// # }
+/// ```
+impl std::future::Future for PendingCall {
+    type Output = Result<Reply>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Reply>> {
+        let this = self.get_mut();
+        let client = this.client.clone();
+        let mut wait = std::mem::take(&mut this.wait);
+        // SAFETY: the notifiers live in `client` (its `filed` notifier, and its
+        // connection section for the reply ring), which this call holds; `wait` goes
+        // back into `self`, which disarms it before dropping its own `client`.
+        let r = unsafe {
+            crate::asyncio::poll_op(
+                this,
+                &mut wait,
+                cx,
+                |call| call.try_wait()?.ok_or(Error::WouldBlock),
+                |_, f| client.reply_notifiers(f),
+            )
+        };
+        this.wait = wait;
+        r
+    }
+}
+
 impl Drop for PendingCall {
     fn drop(&mut self) {
+        self.wait.disarm();
         if self.state == CallState::Pending {
             self.client.cancel(self.id);
         }

@@ -56,6 +56,19 @@ pub fn wake(word: &AtomicU32, count: u32) -> usize {
 /// Most words one [`wait_any`] call can watch (the kernel's `FUTEX_WAITV_MAX`).
 pub const WAIT_ANY_MAX: usize = 128;
 
+/// The address of a futex word, for [`wait_any`]: plain data (no borrow), so a list
+/// of them can outlive the words. The kernel checks every address it is given; one
+/// whose memory is gone only ends the wait (`EFAULT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WordAddr(usize);
+
+impl WordAddr {
+    /// The address of `word`.
+    pub fn of(word: &AtomicU32) -> Self {
+        Self(word as *const AtomicU32 as usize)
+    }
+}
+
 /// Why [`wait_any`] could not wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitAnyError {
@@ -79,7 +92,7 @@ pub enum WaitAnyError {
 /// `Timeout` when the deadline passed; `Unsupported` when the kernel refuses the call
 /// (`ENOSYS`, `EPERM` under some seccomp profiles, or too many words).
 #[cfg(not(loom))]
-pub fn wait_any(words: &[(&AtomicU32, u32)], deadline: Deadline) -> Result<(), WaitAnyError> {
+pub fn wait_any(words: &[(WordAddr, u32)], deadline: Deadline) -> Result<(), WaitAnyError> {
     use rustix::io::Errno;
     use rustix::thread::futex;
     use rustix::time::{clock_gettime, ClockId};
@@ -90,7 +103,8 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], deadline: Deadline) -> Result<(), W
     let mut waits = [futex::Wait::new(); WAIT_ANY_MAX];
     for (w, (word, expected)) in waits.iter_mut().zip(words) {
         w.val = u64::from(*expected);
-        w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+        // The kernel validates the address; no reference to the word is made here.
+        w.uaddr = futex::WaitPtr::new(word.0 as *mut std::ffi::c_void);
         // A 32-bit word, and never FUTEX2_PRIVATE: wakes come from other processes.
         w.flags = futex::WaitFlags::SIZE_U32;
     }
@@ -137,14 +151,16 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], deadline: Deadline) -> Result<(), W
 /// # Errors
 /// Never under loom.
 #[cfg(loom)]
-pub fn wait_any(words: &[(&AtomicU32, u32)], _deadline: Deadline) -> Result<(), WaitAnyError> {
+pub fn wait_any(words: &[(WordAddr, u32)], _deadline: Deadline) -> Result<(), WaitAnyError> {
     use crate::atomic::Ordering;
     let parking = &*emulated::PARKING;
     let guard = parking.lock.lock().unwrap();
-    if words
-        .iter()
-        .any(|(word, expected)| word.load(Ordering::SeqCst) != *expected)
-    {
+    if words.iter().any(|(word, expected)| {
+        // SAFETY: under loom the only caller is `WaitSet`, whose words belong to
+        // endpoints it borrows for the whole wait.
+        let word = unsafe { &*(word.0 as *const AtomicU32) };
+        word.load(Ordering::SeqCst) != *expected
+    }) {
         return Ok(());
     }
     drop(parking.cond.wait(guard).unwrap());
@@ -228,7 +244,7 @@ mod tests {
     fn wait_any_returns_at_once_when_a_word_differs() {
         let (a, b) = (AtomicU32::new(1), AtomicU32::new(2));
         let r = wait_any(
-            &[(&a, 1), (&b, 3)],
+            &[(WordAddr::of(&a), 1), (WordAddr::of(&b), 3)],
             Deadline::after(Duration::from_secs(10)),
         );
         assert!(
@@ -242,7 +258,7 @@ mod tests {
         let (a, b) = (AtomicU32::new(0), AtomicU32::new(0));
         let start = Instant::now();
         match wait_any(
-            &[(&a, 0), (&b, 0)],
+            &[(WordAddr::of(&a), 0), (WordAddr::of(&b), 0)],
             Deadline::after(Duration::from_millis(30)),
         ) {
             Err(WaitAnyError::Unsupported) => return,
@@ -250,7 +266,7 @@ mod tests {
         }
         assert!(start.elapsed() >= Duration::from_millis(30));
         assert_eq!(
-            wait_any(&[(&a, 0)], Deadline::now()),
+            wait_any(&[(WordAddr::of(&a), 0)], Deadline::now()),
             Err(WaitAnyError::Timeout)
         );
     }
@@ -262,7 +278,7 @@ mod tests {
             Err(WaitAnyError::Unsupported)
         );
         let words: Vec<AtomicU32> = (0..=WAIT_ANY_MAX).map(|_| AtomicU32::new(0)).collect();
-        let pairs: Vec<(&AtomicU32, u32)> = words.iter().map(|w| (w, 0)).collect();
+        let pairs: Vec<(WordAddr, u32)> = words.iter().map(|w| (WordAddr::of(w), 0)).collect();
         assert_eq!(
             wait_any(&pairs, Deadline::never()),
             Err(WaitAnyError::Unsupported)
@@ -274,7 +290,7 @@ mod tests {
         let words: Arc<Vec<AtomicU32>> = Arc::new((0..64).map(|_| AtomicU32::new(0)).collect());
         let w = words.clone();
         let sleeper = std::thread::spawn(move || {
-            let pairs: Vec<(&AtomicU32, u32)> = w.iter().map(|x| (x, 0)).collect();
+            let pairs: Vec<(WordAddr, u32)> = w.iter().map(|x| (WordAddr::of(x), 0)).collect();
             while w[41].load(Ordering::Acquire) == 0 {
                 match wait_any(&pairs, Deadline::after(Duration::from_secs(10))) {
                     Ok(()) => {}

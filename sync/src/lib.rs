@@ -18,7 +18,10 @@
 //!   per-endpoint rate limit every operation uses to honour that bound;
 //! * [`WaitSet`] — one thread waits on many [`Waitable`] endpoints with one deadline
 //!   (`futex_waitv`, with a fallback), and [`Event`], a process-local flag it can wait
-//!   on too.
+//!   on too;
+//! * [`reactor`] — one thread per process that sleeps on the notifiers of pending
+//!   asynchronous operations and wakes their tasks ([`AsyncWait`]); it needs only
+//!   `std::task::Waker`, no runtime.
 //!
 //! This crate must never know about sections, rings or any layer above; it never
 //! allocates shared memory and never trusts a value read from it (a hostile epoch or
@@ -33,6 +36,8 @@ pub mod fence;
 pub mod futex;
 mod liveness;
 mod notifier;
+#[cfg(not(loom))]
+pub mod reactor;
 mod recheck;
 mod strategy;
 mod waitset;
@@ -41,6 +46,8 @@ pub use deadline::Deadline;
 pub use error::{Error, Timeout};
 pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 pub use notifier::{Notifier, WaitKey};
+#[cfg(not(loom))]
+pub use reactor::AsyncWait;
 pub use recheck::RecheckClock;
 pub use strategy::{wait_for, WaitContext, WaitStrategy};
 pub use waitset::{Backend, Event, WaitSet, Waitable, POLLING_NAP};

@@ -33,7 +33,7 @@
 //! sleeps.
 
 use crate::atomic::{spin_hint, AtomicU32, Ordering};
-use crate::futex::{self, WaitAnyError, WAIT_ANY_MAX};
+use crate::futex::{self, WaitAnyError, WordAddr, WAIT_ANY_MAX};
 use crate::strategy::{record_spin, spin_pays, ADAPTIVE_SPINS};
 use crate::{Deadline, Notifier, Timeout, WaitKey, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
@@ -254,42 +254,57 @@ impl WaitSet {
 
     /// Sleeps until a notify on any notifier after `prepare`, or until `nap`.
     fn sleep(&self, keys: &[WaitKey], nap: Deadline) {
-        if self.notifiers.is_empty() {
+        if keys.is_empty() {
+            // Nothing to wake us: wait out the nap.
             if let Some(left) = nap.remaining() {
                 std::thread::sleep(left);
             }
             return;
         }
-        let words: Vec<(&AtomicU32, u32)> = keys
+        let words: Vec<(WordAddr, u32)> = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| (self.notifier(i).futex_word(), k.epoch()))
+            .map(|(i, k)| (WordAddr::of(self.notifier(i).futex_word()), k.epoch()))
             .collect();
-        if self.backend == Backend::Auto && !waitv_refused() {
-            let slept = if words.len() <= WAIT_ANY_MAX {
-                futex::wait_any(&words, nap)
-            } else {
-                wait_any_chunked(&words, nap)
-            };
-            match slept {
-                Ok(()) | Err(WaitAnyError::Timeout) => return,
-                Err(WaitAnyError::Unsupported) => note_waitv_refused(),
-            }
-        }
-        let (word, expected) = words[0];
-        let _ = futex::wait(word, expected, nap.min(Deadline::after(POLLING_NAP)));
+        let fallback = (self.notifier(0).futex_word(), keys[0].epoch());
+        sleep_on_words(&words, fallback, nap, self.backend);
     }
+}
+
+/// Sleeps while every word holds its expected value, until one is woken or `nap`
+/// passes: `futex_waitv` (with helper threads past [`WAIT_ANY_MAX`] words), or, where
+/// the kernel refuses it or `backend` says so, a futex wait on `fallback` (one of the
+/// words, alive for the call) in naps of at most [`POLLING_NAP`]. Returns early and spuriously at times; callers re-check.
+pub(crate) fn sleep_on_words(
+    words: &[(WordAddr, u32)],
+    fallback: (&AtomicU32, u32),
+    nap: Deadline,
+    backend: Backend,
+) {
+    if backend == Backend::Auto && !waitv_refused() {
+        let slept = if words.len() <= WAIT_ANY_MAX {
+            futex::wait_any(words, nap)
+        } else {
+            wait_any_chunked(words, nap)
+        };
+        match slept {
+            Ok(()) | Err(WaitAnyError::Timeout) => return,
+            Err(WaitAnyError::Unsupported) => note_waitv_refused(),
+        }
+    }
+    let (word, expected) = fallback;
+    let _ = futex::wait(word, expected, nap.min(Deadline::after(POLLING_NAP)));
 }
 
 /// `futex_waitv` over more words than one call takes: this thread and one helper per
 /// further chunk each wait on their chunk plus a process-local interrupt word; whoever
 /// returns first bumps and wakes the interrupt, so all return.
-fn wait_any_chunked(words: &[(&AtomicU32, u32)], nap: Deadline) -> Result<(), WaitAnyError> {
+fn wait_any_chunked(words: &[(WordAddr, u32)], nap: Deadline) -> Result<(), WaitAnyError> {
     let interrupt = AtomicU32::new(0);
     let per = WAIT_ANY_MAX - 1;
-    let wait_chunk = |chunk: &[(&AtomicU32, u32)]| {
-        let mut mine: Vec<(&AtomicU32, u32)> = Vec::with_capacity(chunk.len() + 1);
-        mine.push((&interrupt, 0));
+    let wait_chunk = |chunk: &[(WordAddr, u32)]| {
+        let mut mine: Vec<(WordAddr, u32)> = Vec::with_capacity(chunk.len() + 1);
+        mine.push((WordAddr::of(&interrupt), 0));
         mine.extend_from_slice(chunk);
         let r = futex::wait_any(&mine, nap);
         interrupt.store(1, Ordering::Release);

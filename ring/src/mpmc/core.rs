@@ -596,6 +596,11 @@ impl Core {
     pub(crate) fn not_empty(&self) -> &Notifier {
         &self.ctl().not_empty.0
     }
+
+    /// The notifier senders sleep on (notified when a slot is freed or on close).
+    pub(crate) fn not_full(&self) -> &Notifier {
+        &self.ctl().not_full.0
+    }
 }
 
 /// A slot this endpoint holds (`WRITING(pos, me)` or `READING(pos, me)`) while a

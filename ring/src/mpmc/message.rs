@@ -54,6 +54,14 @@ pub struct Producer {
 endpoint_methods!(Producer, "producer", KIND_MPMC_MESSAGE);
 
 impl Producer {
+    /// The notifier a writer waiting for room sleeps on: notified when the reader
+    /// frees room or the ring closes. For waiting on it from elsewhere (an async
+    /// reactor); it lives in the ring's region, at a fixed address while this
+    /// endpoint lives.
+    pub fn writable_notifier(&self) -> &culvert_sync::Notifier {
+        self.core.not_full()
+    }
+
     /// Attaches a producer to the message ring in `region`. `Busy` when the participant
     /// table is full of live endpoints; `Corrupted`/`InvalidConfig` when the region
     /// holds no valid ring.

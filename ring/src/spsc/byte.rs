@@ -43,6 +43,14 @@ pub struct ByteWriter {
 }
 
 impl ByteWriter {
+    /// The notifier a writer waiting for room sleeps on: notified when the reader
+    /// frees room or the ring closes. For waiting on it from elsewhere (an async
+    /// reactor); it lives in the ring's region, at a fixed address while this
+    /// endpoint lives.
+    pub fn writable_notifier(&self) -> &culvert_sync::Notifier {
+        self.end.writable_notifier()
+    }
+
     /// Attaches the writer to the byte ring in `region`. `Busy` while another live
     /// writer holds it; `Closed` if the ring's writer side was already closed.
     pub fn attach(region: &Region) -> Result<Self> {

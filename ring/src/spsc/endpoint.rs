@@ -51,6 +51,12 @@ pub(crate) struct WriterEnd {
 }
 
 impl WriterEnd {
+    /// The notifier the writer sleeps on (notified when the reader frees room or
+    /// closes).
+    pub(crate) fn writable_notifier(&self) -> &Notifier {
+        Side::Writer.notifier(self.core.ctl())
+    }
+
     /// Attaches to the ring in `region` as its writer (see [`attach`]).
     pub(crate) fn attach(
         region: &Region,

@@ -270,23 +270,26 @@ impl PipeEnd {
     /// [`ReadMode::Byte`], and with `Busy` when a message (or part of one) is already
     /// waiting to be read — it would be taken for the reply.
     pub fn transact(&mut self, request: &[u8], reply: &mut [u8]) -> Result<MessageRead> {
+        self.check_transact()?;
+        self.write_message(request)?;
+        self.read_message(reply)
+    }
+
+    /// What a transaction needs before it sends: a message pipe in message read mode
+    /// with no message waiting (it would be taken for the reply).
+    pub(super) fn check_transact(&mut self) -> Result<()> {
         self.check_usable()?;
         if self.mode != PipeMode::Message || self.read_mode != ReadMode::Message {
             return Err(Error::InvalidArgument {
                 what: "transact needs a message pipe in message read mode".into(),
             });
         }
-        let waiting = match self.peek() {
-            Ok(p) => p.next_message_len.is_some(),
-            Err(e) => return Err(e),
-        };
-        if waiting {
+        if self.peek()?.next_message_len.is_some() {
             return Err(Error::Busy {
                 reason: crate::BusyReason::MessageWaiting,
             });
         }
-        self.write_message(request)?;
-        self.read_message(reply)
+        Ok(())
     }
 }
 

@@ -7,11 +7,14 @@
 //! [`wait`] (waiting on the rings and noticing a gone peer), [`fragments`] (message
 //! framing on SPSC rings) and [`shared_io`] (shared mode on MPMC rings).
 
+mod asynchronous;
 mod close;
 mod fragments;
 mod io;
 mod shared_io;
 mod split;
+#[cfg(feature = "tokio")]
+mod tokio_io;
 mod wait;
 
 use std::time::Duration;
@@ -31,6 +34,8 @@ use crate::{Error, Result};
 use fragments::MsgCursor;
 use shared_io::SharedState;
 pub use split::{PipeReader, PipeWriter};
+#[cfg(feature = "tokio")]
+pub use tokio_io::AsyncPipeEnd;
 
 /// The ring this end writes.
 enum Tx {

@@ -59,6 +59,21 @@ impl PipeEnd {
         Self::connect_until(name, Some(deadline.into()), opts)
     }
 
+    /// [`connect_with`](Self::connect_with) as a future. The handshake runs on a thread
+    /// of its own (connecting is rare; every later call of the end is asynchronous on
+    /// the reactor).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_async(
+        name: &str,
+        deadline: impl Into<Deadline>,
+        opts: &PipeOptions,
+    ) -> Result<PipeEnd> {
+        let (name, deadline, opts) = (name.to_string(), deadline.into(), opts.clone());
+        crate::asyncio::on_thread(move || Self::connect_with(&name, deadline, &opts)).await
+    }
+
     /// [`connect_with`](Self::connect_with), waiting for a free instance as long as the
     /// server's [`PipeOptions::default_timeout`] (Windows' `NMPWAIT_USE_DEFAULT_WAIT`).
     ///

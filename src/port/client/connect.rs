@@ -47,6 +47,28 @@ impl PortClient {
         Self::connect_with(name, payload, deadline, &PortOptions::default())
     }
 
+    /// [`connect_with`](Self::connect_with) as a future. The handshake runs on a thread
+    /// of its own (connecting is rare; calls are asynchronous on the reactor: await
+    /// the [`PendingCall`](super::PendingCall) of [`call_async`](Self::call_async)).
+    ///
+    /// # Errors
+    /// As [`connect_with`](Self::connect_with).
+    pub async fn connect_async(
+        name: &str,
+        payload: &[u8],
+        deadline: impl Into<Deadline>,
+        opts: &PortOptions,
+    ) -> Result<(PortClient, Vec<u8>)> {
+        let (name, payload, deadline, opts) = (
+            name.to_string(),
+            payload.to_vec(),
+            deadline.into(),
+            opts.clone(),
+        );
+        crate::asyncio::on_thread(move || Self::connect_with(&name, &payload, deadline, &opts))
+            .await
+    }
+
     /// [`connect`](Self::connect) in the namespace of `opts` ([`PortOptions::root`];
     /// its other fields come from the server).
     ///
@@ -193,6 +215,7 @@ impl PortClient {
             reader: Mutex::new((reader, buf, Instant::now())),
             table: Mutex::new(Table::default()),
             cv: Condvar::new(),
+            filed: culvert_sync::Notifier::new(),
             my_heap,
             server_heap,
             next_id: AtomicU64::new(1),

@@ -119,15 +119,47 @@ impl PortServer {
         let mut set = WaitSet::new();
         let mut me = self;
         loop {
-            match self.try_listen() {
+            match self.try_next_event() {
                 Err(Error::WouldBlock) => {}
-                other => return other.map(ServerEvent::Connect),
-            }
-            match self.try_receive() {
-                Err(Error::WouldBlock) => {}
-                other => return other.map(ServerEvent::Message),
+                other => return other,
             }
             set.wait(&mut [&mut me], deadline)?;
+        }
+    }
+
+    /// [`listen`](Self::listen) as a future.
+    ///
+    /// # Errors
+    /// As [`listen`](Self::listen), without `Timeout`.
+    pub async fn listen_async(&self) -> Result<ConnectRequest> {
+        let mut me = self;
+        crate::asyncio::until_ready(&mut me, |s| s.try_listen(), |s, f| s.notifiers(f)).await
+    }
+
+    /// [`receive`](Self::receive) as a future.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive), without `Timeout`.
+    pub async fn receive_async(&self) -> Result<Incoming> {
+        let mut me = self;
+        crate::asyncio::until_ready(&mut me, |s| s.try_receive(), |s, f| s.notifiers(f)).await
+    }
+
+    /// [`next_event`](Self::next_event) as a future: a connect request or a message,
+    /// whichever comes first.
+    ///
+    /// # Errors
+    /// As [`next_event`](Self::next_event), without `Timeout`.
+    pub async fn next_event_async(&self) -> Result<ServerEvent> {
+        let mut me = self;
+        crate::asyncio::until_ready(&mut me, |s| s.try_next_event(), |s, f| s.notifiers(f)).await
+    }
+
+    /// A connect request or a message already waiting, else `WouldBlock`.
+    fn try_next_event(&self) -> Result<ServerEvent> {
+        match self.try_listen() {
+            Err(Error::WouldBlock) => self.try_receive().map(ServerEvent::Message),
+            other => other.map(ServerEvent::Connect),
         }
     }
 }
