@@ -296,3 +296,52 @@ fn shutdown_half_closes_and_the_end_still_reads() {
         assert!(matches!(a.write_message(b"x").await, Err(Error::Closed)));
     });
 }
+
+/// `call_async` never waits for room in the request ring: with the ring full, the
+/// request waits in the `PendingCall` and goes out when the call is awaited (or waited
+/// on), so a single-threaded runtime serving the port itself cannot deadlock.
+#[test]
+fn call_async_on_a_full_ring_does_not_block_and_sends_when_awaited() {
+    const CALLS: u32 = 64;
+    // A call_async that waited for room would hang here: fail instead.
+    let _dog = Watchdog::new("call_async_on_a_full_ring", Duration::from_secs(60));
+    let root = TempRoot::new("async-full");
+    let opts = PortOptions::default()
+        .root(&root.0)
+        .request_ring_capacity(4);
+    let server = PortServer::create("full", &opts).unwrap();
+    current_thread().block_on(async {
+        let connect = PortClient::connect_async("full", b"hi", Duration::from_secs(10), &opts);
+        let accept = async {
+            let req = server.listen_async().await.unwrap();
+            req.accept(b"ok").unwrap();
+        };
+        let ((client, _), ()) = tokio::join!(async { connect.await.unwrap() }, accept);
+        // Far more calls than the ring holds, none answered yet: none of these waits.
+        let start = Instant::now();
+        let calls: Vec<_> = (0..CALLS)
+            .map(|n| client.call_async(&n.to_le_bytes()).unwrap())
+            .collect();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "call_async waited"
+        );
+        let serve = async {
+            for _ in 0..CALLS {
+                let m = server.receive_async().await.unwrap();
+                let n = u32::from_le_bytes(m.payload.as_slice().try_into().unwrap());
+                m.reply(&(n + 1).to_le_bytes()).unwrap();
+            }
+        };
+        let collect = async {
+            let mut got = Vec::new();
+            for c in calls {
+                let r = c.await.unwrap();
+                got.push(u32::from_le_bytes(r.as_slice().try_into().unwrap()));
+            }
+            got
+        };
+        let ((), got) = tokio::join!(serve, collect);
+        assert_eq!(got, (1..=CALLS).collect::<Vec<_>>());
+    });
+}

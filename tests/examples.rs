@@ -105,3 +105,15 @@ fn broadcast_group() {
 fn port_rpc() {
     run_example("port_rpc", "port_rpc: ok");
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_echo() {
+    run_example("tokio_echo", "tokio_echo: ok");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_port_calls() {
+    run_example("tokio_port_calls", "tokio_port_calls: ok");
+}

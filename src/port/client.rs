@@ -172,25 +172,39 @@ impl PortClient {
     }
 
     /// Sends `request` and returns at once; the reply is collected through the
-    /// [`PendingCall`]. Waits only for room in the request ring or view heap.
+    /// [`PendingCall`] (wait on it, or `.await` it). Never waits for room in the request
+    /// ring: when the ring is full the request stays in the `PendingCall` and goes out
+    /// when it is waited on or awaited. A request too large to go inline waits for room
+    /// in the view heap.
     ///
     /// # Errors
     /// `MessageTooLarge` above the port's `max_message` (nothing sent); `Closed` or
     /// `PeerDied` if the server is gone; `Corrupted`.
     pub fn call_async(&self, request: &[u8]) -> Result<PendingCall> {
         let id = self.inner.register()?;
-        if let Err(e) = self
+        let unsent = match self
             .inner
-            .send(wire::KIND_REQUEST, id, request, Deadline::never())
-        {
-            lock(&self.inner.table).calls.remove(&id);
-            return Err(e);
-        }
+            .encode(wire::KIND_REQUEST, id, request, Deadline::never())
+            .and_then(|out| match self.inner.try_push(&out) {
+                Ok(()) => Ok(None),
+                Err(Error::WouldBlock) => Ok(Some(out)),
+                Err(e) => {
+                    self.inner.drop_outgoing(out);
+                    Err(e)
+                }
+            }) {
+            Ok(unsent) => unsent,
+            Err(e) => {
+                lock(&self.inner.table).calls.remove(&id);
+                return Err(e);
+            }
+        };
         Ok(PendingCall {
             wait: culvert_sync::AsyncWait::new(),
             client: self.inner.clone(),
             id,
             state: CallState::Pending,
+            unsent,
         })
     }
 
@@ -265,6 +279,17 @@ impl ClientInner {
     }
 
     fn send(&self, kind: u8, id: u64, bytes: &[u8], deadline: Deadline) -> Result<()> {
+        let out = self.encode(kind, id, bytes, deadline)?;
+        let sent = self.push(&out, deadline);
+        if sent.is_err() {
+            self.drop_outgoing(out);
+        }
+        sent
+    }
+
+    /// The record of a message: inline, or its bytes written into a view of our heap
+    /// (waiting until `deadline` for room there) handed over to the server.
+    fn encode(&self, kind: u8, id: u64, bytes: &[u8], deadline: Deadline) -> Result<Outgoing> {
         if bytes.len() > self.cfg.max_message {
             return Err(Error::MessageTooLarge {
                 len: bytes.len(),
@@ -303,23 +328,50 @@ impl ClientInner {
             );
             Some(b)
         };
-        let sent = (|| {
-            let mut p = lock(&self.producer);
-            loop {
-                let nap = deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL));
-                match p.send(&rec, nap) {
-                    Ok(()) => return Ok(()),
-                    Err(culvert_ring::Error::Timeout) if !deadline.has_passed() => {
-                        self.check_server()?
-                    }
-                    Err(e) => return Err(Error::from(e)),
-                }
+        Ok(Outgoing { rec, block })
+    }
+
+    /// Sends an encoded record, waiting until `deadline` for room in the request ring
+    /// as long as the server lives. The ring is locked only to try a send, never while
+    /// waiting, so other senders (and asynchronous ones) are never held up by a wait.
+    fn push(&self, out: &Outgoing, deadline: Deadline) -> Result<()> {
+        let strategy = culvert_sync::WaitStrategy::default();
+        culvert_sync::wait_for(self.room_notifier(), strategy, deadline, |ctx| {
+            if ctx.liveness_due {
+                self.check_server()?;
             }
-        })();
-        if let (Err(_), Some(b)) = (&sent, &block) {
+            match self.try_push(out) {
+                Ok(()) => Ok(Some(())),
+                Err(Error::WouldBlock) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Sends an encoded record if there is room now; `WouldBlock` otherwise.
+    fn try_push(&self, out: &Outgoing) -> Result<()> {
+        match lock(&self.producer).try_send(&out.rec) {
+            Ok(()) => Ok(()),
+            Err(culvert_ring::Error::WouldBlock) => Err(Error::WouldBlock),
+            Err(e) => Err(Error::from(e)),
+        }
+    }
+
+    /// The request ring's "room freed" notifier, where senders wait.
+    fn room_notifier(&self) -> &culvert_sync::Notifier {
+        let p = lock(&self.producer);
+        let n: *const culvert_sync::Notifier = p.writable_notifier();
+        drop(p);
+        // SAFETY: the notifier lives in the request ring's region, which the producer
+        // in `self.producer` keeps mapped while `self` lives (it is never replaced).
+        unsafe { &*n }
+    }
+
+    /// Takes back the view of a record that was never sent.
+    fn drop_outgoing(&self, out: Outgoing) {
+        if let Some(b) = &out.block {
             self.my_heap.take_back_and_free(b, self.server, self.me);
         }
-        sent
     }
 
     /// Gives up on call `id`: a reply already here is dropped (its view freed), a later
@@ -498,6 +550,13 @@ impl Drop for ClientInner {
     }
 }
 
+/// An encoded message not sent yet.
+struct Outgoing {
+    rec: Vec<u8>,
+    /// The view holding the bytes, when they did not fit inline.
+    block: Option<super::heap::Block>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
     Pending,
@@ -512,6 +571,8 @@ pub struct PendingCall {
     client: Arc<ClientInner>,
     id: u64,
     state: CallState,
+    /// The request, while the ring had no room for it.
+    unsent: Option<Outgoing>,
 }
 
 impl std::fmt::Debug for PendingCall {
@@ -542,11 +603,28 @@ impl PendingCall {
             }
             CallState::Pending => {}
         }
+        if let Some(out) = &self.unsent {
+            match self.client.push(out, deadline) {
+                Ok(()) => self.unsent = None,
+                Err(Error::Timeout) => return Err(Error::Timeout),
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
         let r = self.client.wait(self.id, deadline, true);
         if !matches!(r, Err(Error::Timeout)) {
             self.state = CallState::Done;
         }
         r
+    }
+
+    /// Ends a call whose request could not be sent.
+    fn fail(&mut self, e: Error) -> Error {
+        if let Some(out) = self.unsent.take() {
+            self.client.drop_outgoing(out);
+        }
+        lock(&self.client.table).calls.remove(&self.id);
+        self.state = CallState::Done;
+        e
     }
 
     /// The reply if it arrived, without waiting.
@@ -563,6 +641,13 @@ impl PendingCall {
             }
             CallState::Pending => {}
         }
+        if let Some(out) = &self.unsent {
+            match self.client.try_push(out) {
+                Ok(()) => self.unsent = None,
+                Err(Error::WouldBlock) => return Ok(None),
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
         match self.client.wait(self.id, Deadline::now(), false) {
             Err(Error::WouldBlock) => Ok(None),
             r => {
@@ -575,6 +660,9 @@ impl PendingCall {
     /// Cancels the call: later waits get `Cancelled`; a reply that arrives (or already
     /// arrived) is dropped and its view freed.
     pub fn cancel(&mut self) {
+        if let Some(out) = self.unsent.take() {
+            self.client.drop_outgoing(out);
+        }
         if self.state == CallState::Pending {
             self.client.cancel(self.id);
         }
@@ -623,7 +711,12 @@ impl std::future::Future for PendingCall {
                 &mut wait,
                 cx,
                 |call| call.try_wait()?.ok_or(Error::WouldBlock),
-                |_, f| client.reply_notifiers(f),
+                |call, f| {
+                    if call.unsent.is_some() {
+                        f(client.room_notifier());
+                    }
+                    client.reply_notifiers(f);
+                },
             )
         };
         this.wait = wait;
@@ -634,6 +727,9 @@ impl std::future::Future for PendingCall {
 impl Drop for PendingCall {
     fn drop(&mut self) {
         self.wait.disarm();
+        if let Some(out) = self.unsent.take() {
+            self.client.drop_outgoing(out);
+        }
         if self.state == CallState::Pending {
             self.client.cancel(self.id);
         }

@@ -9,18 +9,21 @@
 //! The clock is read only by callers that have nothing better to do (an operation that
 //! would block) or every [`RecheckClock::OPS_PER_CLOCK_READ`] calls of
 //! [`RecheckClock::tick`] on a path that makes progress, so the hot path pays a counter
-//! increment, not a clock read.
+//! increment, not a clock read. The clock is the kernel's coarse monotonic clock
+//! (`CLOCK_MONOTONIC_COARSE`, a few milliseconds of resolution, read from the vDSO
+//! without touching the hardware): a readiness check over many endpoints reads it once
+//! per endpoint, and the interval it measures is tens of milliseconds.
 
 use std::cell::Cell;
-use std::time::Instant;
 
 use crate::LIVENESS_RECHECK_INTERVAL;
 
 /// Rate limit for liveness checks of one endpoint. Not `Sync`: one per endpoint.
 #[derive(Debug, Clone)]
 pub struct RecheckClock {
-    /// When the last check was granted; `None` before the first one (granted at once).
-    last: Cell<Option<Instant>>,
+    /// When the last check was granted (coarse monotonic nanoseconds); `None` before
+    /// the first one (granted at once).
+    last: Cell<Option<u64>>,
     /// `tick` calls since the clock was last read.
     ticks: Cell<u32>,
 }
@@ -46,9 +49,9 @@ impl RecheckClock {
     /// Whether a liveness check is due now: true at most once per
     /// [`LIVENESS_RECHECK_INTERVAL`] (and at the first call). Reads the clock.
     pub fn due(&self) -> bool {
-        let now = Instant::now();
+        let now = coarse_now_ns();
         match self.last.get() {
-            Some(t) if now.duration_since(t) < LIVENESS_RECHECK_INTERVAL => false,
+            Some(t) if now.saturating_sub(t) < LIVENESS_RECHECK_INTERVAL.as_nanos() as u64 => false,
             _ => {
                 self.last.set(Some(now));
                 self.ticks.set(0);
@@ -76,6 +79,14 @@ impl RecheckClock {
     }
 }
 
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds.
+fn coarse_now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -85,7 +96,8 @@ mod tests {
         let c = RecheckClock::new();
         assert!(c.due());
         assert!(!c.due());
-        std::thread::sleep(LIVENESS_RECHECK_INTERVAL);
+        // One interval and one tick of the coarse clock (at most 10 ms).
+        std::thread::sleep(LIVENESS_RECHECK_INTERVAL + std::time::Duration::from_millis(10));
         assert!(c.due());
         assert!(!c.due());
         c.reset();

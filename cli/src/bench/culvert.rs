@@ -5,7 +5,9 @@
 //! `stream_64B_msgs` on a message pipe; default buffers (64 KiB a direction, like an
 //! OS pipe). Calls run on a port ([`culvert::port`], default options: 64 B requests
 //! inline, 1 MiB requests through a view); the peer is the port server, the parent a
-//! client that times each `call`, and ends the run with a datagram.
+//! client that times each `call`, and ends the run with a datagram. The fan case
+//! (`pingpong_8B_waitset64`) runs on one named byte pipe per connection, which the
+//! peer serves from one thread in a [`culvert::WaitSet`] ([`super::fan`]).
 //!
 //! The hidden `culvert-ring` transport runs the same cases on the ring-level API
 //! ([`super::rings`]: SPSC rings with the pipes' default sizes), to show what the pipe
@@ -31,6 +33,11 @@ const PIPE: &str = "bench-pipe";
 /// Name of the bench's port.
 const PORT: &str = "bench-port";
 
+/// Name of the fan case's `i`-th named pipe (in the bench's private namespace).
+fn fan_pipe(i: usize) -> String {
+    format!("bench-fan-{i}")
+}
+
 /// Which culvert API a case runs on (printed with the table).
 pub fn api_for(case: Case) -> &'static str {
     match case.shape() {
@@ -38,6 +45,7 @@ pub fn api_for(case: Case) -> &'static str {
         Shape::Stream { messages: true, .. } => "culvert::pipe named message pipe",
         Shape::Stream { .. } => "culvert::pipe named byte pipe",
         Shape::Call { .. } => "culvert::port (PortServer / PortClient::call)",
+        Shape::Fan { .. } => "culvert::pipe 64 named byte pipes, one server thread in a WaitSet",
     }
 }
 
@@ -72,7 +80,7 @@ fn pipe_options(case: Case, opts: &SectionOptions) -> PipeOptions {
 /// 64 KiB rings; calls on message rings big enough for a whole request.
 pub fn ring_setup(case: Case) -> RingSetup {
     let (messages, capacity, max_message) = match case.shape() {
-        Shape::PingPong { .. } => (false, 64 * 1024, 0),
+        Shape::PingPong { .. } | Shape::Fan { .. } => (false, 64 * 1024, 0),
         Shape::Stream { messages, .. } => {
             (messages, 64 * 1024, if messages { 16 * 1024 } else { 0 })
         }
@@ -119,6 +127,8 @@ pub enum Pending {
     Pipe(Box<PipeServer>, WaitStrategy),
     /// Nothing yet: the peer creates the port, the parent connects.
     Port,
+    /// One named pipe server per connection of a fan, waiting for the peer.
+    Fan(Vec<PipeServer>, WaitStrategy),
 }
 
 /// The parent's connection.
@@ -127,12 +137,20 @@ pub enum Established {
     Link(Box<dyn Duplex>),
     /// A port client.
     Port(PortClient),
+    /// The pipe ends of a fan, in connection order.
+    Fan(Vec<Box<dyn Duplex>>),
 }
 
 /// Parent: creates what the peer will connect to.
 pub fn prepare(case: Case, opts: &SectionOptions) -> io::Result<Pending> {
     match case.shape() {
         Shape::Call { .. } => Ok(Pending::Port),
+        Shape::Fan { connections, .. } => {
+            let servers = (0..connections)
+                .map(|i| PipeServer::bind(&fan_pipe(i), &pipe_options(case, opts)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Pending::Fan(servers, strategy(case)))
+        }
         _ => {
             let server = PipeServer::bind(PIPE, &pipe_options(case, opts))?;
             Ok(Pending::Pipe(Box::new(server), strategy(case)))
@@ -156,6 +174,18 @@ impl Pending {
                     end,
                     _server: *server,
                 })))
+            }
+            Pending::Fan(servers, strategy) => {
+                let mut links: Vec<Box<dyn Duplex>> = Vec::with_capacity(servers.len());
+                for server in servers {
+                    let mut end = server.accept_until(Duration::from_secs(10))?;
+                    end.set_wait_strategy(strategy);
+                    links.push(Box::new(Served {
+                        end,
+                        _server: server,
+                    }));
+                }
+                Ok(Established::Fan(links))
             }
             Pending::Port => {
                 let give_up = Instant::now() + Duration::from_secs(10);
@@ -242,4 +272,19 @@ pub fn connect(case: Case, opts: &SectionOptions) -> io::Result<Box<dyn Duplex>>
     let mut end = PipeEnd::connect_with(PIPE, Duration::from_secs(10), &pipe_options(case, opts))?;
     end.set_wait_strategy(strategy(case));
     Ok(Box::new(end))
+}
+
+/// Peer: connects to every named pipe of a fan, in connection order.
+pub fn connect_fan(case: Case, opts: &SectionOptions) -> io::Result<Vec<PipeEnd>> {
+    let Shape::Fan { connections, .. } = case.shape() else {
+        return Err(io::Error::other("not a fan case"));
+    };
+    let opts = pipe_options(case, opts);
+    (0..connections)
+        .map(|i| {
+            let mut end = PipeEnd::connect_with(&fan_pipe(i), Duration::from_secs(10), &opts)?;
+            end.set_wait_strategy(strategy(case));
+            Ok(end)
+        })
+        .collect()
 }

@@ -6,7 +6,9 @@
 //! socket), re-executes this binary as the hidden `__bench-peer` command, connects, and
 //! drives the work; the peer answers (ping-pong, calls) or reads (streams). OS pipes are
 //! the peer's stdin and stdout; for every other transport the peer's stdout carries
-//! only its report. A watchdog kills a peer that outlives its run.
+//! only its report. A watchdog kills a peer that outlives its run. The fan case
+//! (`pingpong_8B_waitset64`, [`fan`]) needs many connections to one peer thread, so it
+//! runs on culvert and uds only; its other rows print `-`.
 //!
 //! Latency cases time every round trip in the parent and report nearest-rank
 //! percentiles. Streams are timed by the reader, from its first byte to end of stream,
@@ -18,6 +20,7 @@
 //! Sections live in a private namespace directory removed at the end.
 
 mod culvert;
+mod fan;
 mod floor;
 pub mod load;
 mod machine;
@@ -164,7 +167,11 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     // Each case runs as `trials` short trials, interleaved across transports, so a
     // change in the machine's load during the run hits every transport alike.
     let trials = if args.smoke || args.quick { 1 } else { 3 };
-    let progress = Progress::new(cases.len() * transports.len() * trials);
+    let pairs = cases
+        .iter()
+        .map(|c| transports.iter().filter(|&&t| c.runs_on(t)).count())
+        .sum::<usize>();
+    let progress = Progress::new(pairs * trials);
     let ticks_before = cpu_ticks();
     let mut figures = Vec::new();
     let started = Instant::now();
@@ -173,6 +180,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
         let mut raw: Vec<Vec<Raw>> = vec![Vec::new(); transports.len()];
         for _ in 0..trials {
             for (i, &transport) in transports.iter().enumerate() {
+                if !case.runs_on(transport) {
+                    continue;
+                }
                 progress.start(case, transport);
                 match run_one(case, transport, duration, pinned, dir.path(), &opts) {
                     Ok(r) => {
@@ -288,6 +298,8 @@ enum Conn {
     Link(Box<dyn Duplex>),
     Floor(Floor),
     Port(::culvert::port::PortClient),
+    /// The connections of a fan, in order.
+    Fan(Vec<Box<dyn Duplex>>),
 }
 
 /// The OS pipe pair as one link.
@@ -360,6 +372,9 @@ fn run_one(
     dir: &Path,
     opts: &SectionOptions,
 ) -> Result<Raw, BoxError> {
+    if !case.runs_on(transport) {
+        return Err(format!("{case} does not run over {transport}").into());
+    }
     let warmup = (duration / 10).min(Duration::from_millis(300));
     let pending = match transport {
         Transport::OsPipe => Pending::OsPipe,
@@ -416,9 +431,18 @@ fn run_one(
                 }))
             }
             Pending::Uds(listener, path) => {
-                let s = accept(&listener, &child, Duration::from_secs(10))?;
+                let conn = match case.shape() {
+                    Shape::Fan { connections, .. } => {
+                        Conn::Fan(fan::accept_sockets(&listener, &child, connections)?)
+                    }
+                    _ => Conn::Link(Box::new(accept(
+                        &listener,
+                        &child,
+                        Duration::from_secs(10),
+                    )?)),
+                };
                 let _ = std::fs::remove_file(path);
-                Conn::Link(Box::new(s))
+                conn
             }
             Pending::Floor(f) => Conn::Floor(f),
             Pending::Ring(l) => Conn::Link(l),
@@ -427,6 +451,7 @@ fn run_one(
                 match p.establish(opts, alive)? {
                     culvert::Established::Link(l) => Conn::Link(l),
                     culvert::Established::Port(c) => Conn::Port(c),
+                    culvert::Established::Fan(links) => Conn::Fan(links),
                 }
             }
         };
@@ -452,6 +477,14 @@ fn run_one(
                 culvert::call_client(&c, request, reply, warmup, duration)?,
                 None,
             )),
+            (Shape::Fan { size, .. }, Conn::Fan(mut links)) => {
+                let samples = fan::client(&mut links, size, warmup, duration)?;
+                drop(links); // end of stream on every connection
+                Ok((samples, None))
+            }
+            (_, Conn::Fan(_)) | (Shape::Fan { .. }, _) => {
+                Err("a fan runs only on its own connections".into())
+            }
             (_, Conn::Port(_)) => Err("a port carries only calls".into()),
             (Shape::Stream { write, .. }, conn) => {
                 match conn {
@@ -462,7 +495,9 @@ fn run_one(
                     Conn::Floor(f) => {
                         f.stream_writer(write, duration)?;
                     }
-                    Conn::Port(_) => return Err("a port carries no streams".into()),
+                    Conn::Port(_) | Conn::Fan(_) => {
+                        return Err("only a link or the floor carries a stream".into())
+                    }
                 }
                 let mut line = String::new();
                 stdout.read_to_string(&mut line)?;
@@ -499,7 +534,7 @@ fn run_one(
     }
 
     match case.shape() {
-        Shape::PingPong { .. } | Shape::Call { .. } => {
+        Shape::PingPong { .. } | Shape::Call { .. } | Shape::Fan { .. } => {
             if samples.is_empty() {
                 return Err("no samples".into());
             }
@@ -594,6 +629,9 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
     }
     let opts = SectionOptions::default().root(&args.dir);
     let case = args.case;
+    if matches!(case.shape(), Shape::Fan { .. }) {
+        return fan::serve(case, args.transport, &opts, &args.dir);
+    }
     if args.transport == Transport::ShmFloor {
         let f = Floor::open(&opts)?;
         match case.shape() {
@@ -604,6 +642,7 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
                 let report = f.stream_reader(if messages { write } else { write.max(65536) })?;
                 println!("{}", report.to_line());
             }
+            Shape::Fan { .. } => return Err("a fan does not run on the floor".into()),
         }
         return Ok(());
     }
@@ -626,6 +665,7 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
     match case.shape() {
         Shape::PingPong { size, .. } => work::echo_server(&mut link, size)?,
         Shape::Call { request, reply } => work::call_server(&mut link, request, reply)?,
+        Shape::Fan { .. } => return Err("a fan does not run on one link".into()),
         Shape::Stream { write, messages } => {
             // Byte transports read whatever is there (up to 64 KiB, as a reader of an
             // OS pipe would); culvert's message pipe reads one message per call.

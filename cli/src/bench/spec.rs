@@ -17,6 +17,11 @@ pub enum Case {
     /// them (culvert: the default `Adaptive` wait; shm-floor: a bare futex wait/wake).
     #[value(name = "pingpong_8B_sleep")]
     Pingpong8BSleep,
+    /// Round trip of 8 bytes over 64 connections taken in turn, all 64 served by one
+    /// peer thread (culvert: a `WaitSet` over 64 named byte pipes, default `Adaptive`
+    /// wait; uds: `poll(2)` over 64 sockets). Runs on culvert and uds only.
+    #[value(name = "pingpong_8B_waitset64")]
+    Pingpong8BWaitset64,
     /// One-way 64-byte messages.
     #[value(name = "stream_64B_msgs")]
     Stream64BMsgs,
@@ -62,14 +67,24 @@ pub enum Shape {
         /// Reply bytes.
         reply: usize,
     },
+    /// Round trips of `size` bytes each way over `connections` connections, round
+    /// robin (round trip k on connection k % `connections`); one peer thread serves
+    /// them all, and the parent times each round trip.
+    Fan {
+        /// Bytes each way.
+        size: usize,
+        /// Connections open at once.
+        connections: usize,
+    },
 }
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 8] = [
+    pub const ALL: [Case; 9] = [
         Case::Pingpong8BSpin,
         Case::Pingpong8BBlock,
         Case::Pingpong8BSleep,
+        Case::Pingpong8BWaitset64,
         Case::Stream64BMsgs,
         Case::Stream4KiB,
         Case::Stream64KiB,
@@ -83,6 +98,7 @@ impl Case {
             Case::Pingpong8BSpin => "pingpong_8B_spin",
             Case::Pingpong8BBlock => "pingpong_8B_block",
             Case::Pingpong8BSleep => "pingpong_8B_sleep",
+            Case::Pingpong8BWaitset64 => "pingpong_8B_waitset64",
             Case::Stream64BMsgs => "stream_64B_msgs",
             Case::Stream4KiB => "stream_4KiB",
             Case::Stream64KiB => "stream_64KiB",
@@ -108,6 +124,10 @@ impl Case {
                 size: 8,
                 spin: false,
                 gap: Duration::from_millis(1),
+            },
+            Case::Pingpong8BWaitset64 => Shape::Fan {
+                size: 8,
+                connections: 64,
             },
             Case::Stream64BMsgs => Shape::Stream {
                 write: 64,
@@ -138,7 +158,9 @@ impl Case {
             Shape::PingPong { .. } => &[Metric::RttP50, Metric::RttP99, Metric::RttP999],
             Shape::Stream { messages: true, .. } => &[Metric::MsgsPerS],
             Shape::Stream { .. } => &[Metric::MbPerS],
-            Shape::Call { .. } => &[Metric::RttP50, Metric::RttP99, Metric::RttP999],
+            Shape::Call { .. } | Shape::Fan { .. } => {
+                &[Metric::RttP50, Metric::RttP99, Metric::RttP999]
+            }
         }
     }
 
@@ -146,9 +168,20 @@ impl Case {
     /// (1.0 = the default run).
     pub fn base_duration(self) -> Duration {
         match self.shape() {
-            Shape::PingPong { .. } => Duration::from_millis(2500),
+            Shape::PingPong { .. } | Shape::Fan { .. } => Duration::from_millis(2500),
             Shape::Stream { .. } => Duration::from_millis(2000),
             Shape::Call { .. } => Duration::from_millis(2000),
+        }
+    }
+
+    /// Whether this case runs over `transport`. A fan of connections needs a transport
+    /// that can open many connections to one peer and serve them from one thread:
+    /// culvert (named pipes in a `WaitSet`) and uds (sockets in `poll(2)`); an OS pipe
+    /// pair, the shm floor and the single ring link are one connection each.
+    pub fn runs_on(self, transport: Transport) -> bool {
+        match self.shape() {
+            Shape::Fan { .. } => matches!(transport, Transport::Culvert | Transport::Uds),
+            _ => true,
         }
     }
 }
