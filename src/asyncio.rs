@@ -1,7 +1,9 @@
 //! The one adapter from the non-blocking core to futures.
 //!
 //! An asynchronous call tries its operation with the endpoint's `try_*` form, which
-//! never waits. When that reports `WouldBlock` it arms the process's reactor
+//! never waits, re-trying for a few microseconds while that pays (the spin phase of
+//! `WaitStrategy::Adaptive`). When it still reports `WouldBlock` it arms the process's
+//! reactor
 //! ([`culvert_sync::reactor`]) on the notifiers whose notify can let the operation go
 //! on, tries once more (a change between the two tries is not lost: arming announced
 //! the waiter first), and returns `Poll::Pending`; the reactor wakes the task when a
@@ -28,12 +30,18 @@ pub(crate) unsafe fn poll_op<S: ?Sized, T>(
     mut attempt: impl FnMut(&mut S) -> Result<T>,
     notifiers: impl FnOnce(&S, &mut dyn FnMut(&Notifier)),
 ) -> Poll<Result<T>> {
-    match attempt(state) {
-        Err(Error::WouldBlock) => {}
-        done => {
-            wait.disarm();
-            return Poll::Ready(done);
-        }
+    // Try, then spin briefly (the `Adaptive` rule) before paying for a sleep: a peer
+    // that answers within microseconds is met without a trip through the reactor.
+    let now = match attempt(state) {
+        Err(Error::WouldBlock) => culvert_sync::spin_phase(|| match attempt(state) {
+            Err(Error::WouldBlock) => None,
+            done => Some(done),
+        }),
+        done => Some(done),
+    };
+    if let Some(done) = now {
+        wait.disarm();
+        return Poll::Ready(done);
     }
     // SAFETY: the caller's contract: the notifiers outlive `wait`'s arming.
     unsafe { wait.arm(|f| notifiers(state, f), cx.waker()) };

@@ -53,6 +53,47 @@
 //!   # Ok(())
 //!   # }
 //!   ```
+//! * **Async.** Every waiting call has a future beside it, for any executor (a reactor
+//!   thread per process sleeps on the endpoints' futex words and wakes the tasks):
+//!   [`PipeEnd::read_message_async`](pipe::PipeEnd::read_message_async),
+//!   [`write_message_async`](pipe::PipeEnd::write_message_async),
+//!   [`PipeServer::accept_async`](pipe::PipeServer::accept_async),
+//!   [`PipeEnd::connect_async`](pipe::PipeEnd::connect_async),
+//!   [`Mailslot::read_async`](mailslot::Mailslot::read_async),
+//!   [`PortServer::next_event_async`](port::PortServer::next_event_async); a
+//!   [`PendingCall`](port::PendingCall) is a future (dropping it cancels the call). With
+//!   the `tokio` feature, `PipeEnd::into_async` gives tokio's `AsyncRead + AsyncWrite`.
+//!
+//!   ```
+//!   use culvert::pipe::{self, PipeMode, PipeOptions};
+//!
+//!   # fn main() -> culvert::Result<()> {
+//!   let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default())?;
+//!   let reader = std::thread::spawn(move || {
+//!       // Any executor works; a minimal one here.
+//!       let mut buf = [0u8; 16];
+//!       let n = block_on(b.read_message_async(&mut buf)).map(|m| m.len);
+//!       (n, buf)
+//!   });
+//!   a.write_message(b"async")?;
+//!   let (n, buf) = reader.join().unwrap();
+//!   assert_eq!(&buf[..n?], b"async");
+//!   # Ok(())
+//!   # }
+//!   # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//!   #     struct Unpark(std::thread::Thread);
+//!   #     impl std::task::Wake for Unpark {
+//!   #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark(); }
+//!   #     }
+//!   #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+//!   #     let mut cx = std::task::Context::from_waker(&waker);
+//!   #     let mut f = std::pin::pin!(f);
+//!   #     loop {
+//!   #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+//!   #         std::thread::park();
+//!   #     }
+//!   # }
+//!   ```
 //! * **Errors.** One [`Error`] type; fields a caller acts on are typed
 //!   ([`BusyReason`], `MessageTooLarge { len, max }`, …). Each call's docs list what
 //!   it returns.

@@ -49,5 +49,5 @@ pub use notifier::{Notifier, WaitKey};
 #[cfg(not(loom))]
 pub use reactor::AsyncWait;
 pub use recheck::RecheckClock;
-pub use strategy::{wait_for, WaitContext, WaitStrategy};
+pub use strategy::{spin_phase, wait_for, WaitContext, WaitStrategy};
 pub use waitset::{Backend, Event, WaitSet, Waitable, POLLING_NAP};

@@ -83,6 +83,32 @@ pub(crate) fn spin_pays() -> bool {
 #[cfg(loom)]
 pub(crate) fn record_spin(_hit: bool) {}
 
+/// The spin phase of [`WaitStrategy::Adaptive`]: re-runs `poll` (with a CPU pause
+/// before each) a few hundred times while spinning pays for this thread (see the
+/// module doc), and returns what it found, or `None`. Records the outcome for the
+/// thread's next waits. For adapters that do their own sleeping (a wait set, an async
+/// reactor) and want the same short spin first.
+#[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
+pub fn spin_phase<T>(poll: impl FnMut() -> Option<T>) -> Option<T> {
+    spin_phase_of(ADAPTIVE_SPINS, poll)
+}
+
+/// [`spin_phase`] of `spins` polls (a caller whose poll is costly spins fewer times).
+#[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
+pub(crate) fn spin_phase_of<T>(spins: u32, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    if spin_pays() {
+        for _ in 0..spins {
+            spin_hint();
+            if let Some(v) = poll() {
+                record_spin(true);
+                return Some(v);
+            }
+        }
+    }
+    record_spin(false);
+    None
+}
+
 /// Polls between two clock reads while busy-polling.
 const POLLS_PER_CLOCK_READ: u32 = 64;
 
@@ -149,16 +175,9 @@ where
     }
 
     if strategy == WaitStrategy::Adaptive {
-        if spin_pays() {
-            for _ in 0..ADAPTIVE_SPINS {
-                spin_hint();
-                if let Some(v) = poll(quiet)? {
-                    record_spin(true);
-                    return Ok(v);
-                }
-            }
+        if let Some(v) = spin_phase(|| poll(quiet).transpose()).transpose()? {
+            return Ok(v);
         }
-        record_spin(false);
     }
 
     loop {

@@ -34,7 +34,7 @@
 
 use crate::atomic::{spin_hint, AtomicU32, Ordering};
 use crate::futex::{self, WaitAnyError, WordAddr, WAIT_ANY_MAX};
-use crate::strategy::{record_spin, spin_pays, ADAPTIVE_SPINS};
+use crate::strategy::{spin_phase_of, ADAPTIVE_SPINS};
 use crate::{Deadline, Notifier, Timeout, WaitKey, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
 /// Longest sleep of the polling fallback before every endpoint is checked again.
@@ -160,19 +160,13 @@ impl WaitSet {
         }
         match self.strategy {
             WaitStrategy::BusyPoll => return self.busy_poll(endpoints, deadline),
-            WaitStrategy::Adaptive if spin_pays() => {
+            WaitStrategy::Adaptive => {
                 // About as long a spin as one endpoint's wait, whatever the set's size.
-                let passes = (ADAPTIVE_SPINS as usize / endpoints.len().max(1)).max(1);
-                for _ in 0..passes {
-                    spin_hint();
-                    if self.collect_ready(endpoints) {
-                        record_spin(true);
-                        return Ok(&self.ready);
-                    }
+                let passes = (ADAPTIVE_SPINS / endpoints.len().max(1) as u32).max(1);
+                if spin_phase_of(passes, || self.collect_ready(endpoints).then_some(())).is_some() {
+                    return Ok(&self.ready);
                 }
-                record_spin(false);
             }
-            WaitStrategy::Adaptive => record_spin(false),
             WaitStrategy::Blocking => {}
         }
         self.gather_notifiers(endpoints);
