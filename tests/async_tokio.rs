@@ -345,3 +345,55 @@ fn call_async_on_a_full_ring_does_not_block_and_sends_when_awaited() {
         assert_eq!(got, (1..=CALLS).collect::<Vec<_>>());
     });
 }
+
+/// Split async halves move 16 MiB each way at once, on a multi-thread runtime, with a
+/// checksum of every byte.
+#[test]
+fn async_split_halves_move_data_both_ways_at_once() {
+    const TOTAL: usize = 16 << 20;
+    const CHUNK: usize = 16 * 1024;
+    async fn send(mut w: impl tokio::io::AsyncWrite + Unpin, seed: u64) -> u64 {
+        let mut s = seed;
+        let mut sum = CHECKSUM_START;
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = 0;
+        while done < TOTAL {
+            fill(&mut buf, &mut s);
+            sum = checksum(sum, &buf);
+            w.write_all(&buf).await.unwrap();
+            done += CHUNK;
+        }
+        w.shutdown().await.unwrap();
+        sum
+    }
+    async fn receive(mut r: impl tokio::io::AsyncRead + Unpin) -> (usize, u64) {
+        let mut sum = CHECKSUM_START;
+        let mut total = 0;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = r.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return (total, sum);
+            }
+            sum = checksum(sum, &buf[..n]);
+            total += n;
+        }
+    }
+    let (a, b) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    let (ar, aw) = a.into_async().split().unwrap();
+    let (br, bw) = b.into_async().split().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let t1 = tokio::spawn(send(aw, 1));
+        let t2 = tokio::spawn(send(bw, 2));
+        let t3 = tokio::spawn(receive(br));
+        let t4 = tokio::spawn(receive(ar));
+        let (sent_ab, sent_ba) = (t1.await.unwrap(), t2.await.unwrap());
+        let (got_b, got_a) = (t3.await.unwrap(), t4.await.unwrap());
+        assert_eq!(got_b, (TOTAL, sent_ab));
+        assert_eq!(got_a, (TOTAL, sent_ba));
+    });
+}

@@ -11,7 +11,7 @@ use culvert::port::{
 use culvert::ring::{broadcast, mpmc, spsc};
 use culvert::section::{Region, Section};
 use culvert::sync::Notifier;
-use culvert::{BusyReason, Deadline, Error};
+use culvert::{BusyReason, Deadline, Error, Event, WaitSet};
 
 const fn send<T: Send>() {}
 const fn send_sync<T: Send + Sync>() {}
@@ -38,6 +38,13 @@ const _: () = send::<mpmc::ByteWriter>();
 const _: () = send::<mpmc::ByteReader>();
 const _: () = send::<broadcast::Writer>();
 const _: () = send::<broadcast::Reader>();
+const _: () = send::<culvert::sync::AsyncWait>();
+#[cfg(feature = "tokio")]
+const _: () = send::<culvert::pipe::AsyncPipeEnd>();
+#[cfg(feature = "tokio")]
+const _: () = send::<culvert::pipe::AsyncPipeReader>();
+#[cfg(feature = "tokio")]
+const _: () = send::<culvert::pipe::AsyncPipeWriter>();
 
 // Shared by many threads at once through `&` or an `Arc`.
 const _: () = send_sync::<PipeServer>();
@@ -46,6 +53,8 @@ const _: () = send_sync::<PortClient>();
 const _: () = send_sync::<Section>();
 const _: () = send_sync::<Region>();
 const _: () = send_sync::<Notifier>();
+const _: () = send_sync::<Event>();
+const _: () = send_sync::<WaitSet>();
 
 // Plain values.
 const _: () = send_sync::<Error>();

@@ -35,7 +35,7 @@ use fragments::MsgCursor;
 use shared_io::SharedState;
 pub use split::{PipeReader, PipeWriter};
 #[cfg(feature = "tokio")]
-pub use tokio_io::AsyncPipeEnd;
+pub use tokio_io::{AsyncPipeEnd, AsyncPipeReader, AsyncPipeWriter};
 
 /// The ring this end writes.
 enum Tx {

@@ -143,7 +143,7 @@ impl PipeEnd {
 #[derive(Debug)]
 pub struct PipeReader {
     /// The end, with the direction it writes detached.
-    end: PipeEnd,
+    pub(super) end: PipeEnd,
 }
 
 /// The writing half of a [`PipeEnd::split`]. Writes as the end would; dropping it
@@ -152,7 +152,7 @@ pub struct PipeReader {
 #[derive(Debug)]
 pub struct PipeWriter {
     /// The end, with the direction it reads detached.
-    end: PipeEnd,
+    pub(super) end: PipeEnd,
 }
 
 impl PipeReader {

@@ -10,14 +10,14 @@ use culvert_sync::{AsyncWait, Waitable};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::super::options::MessageRead;
-use super::PipeEnd;
+use super::{PipeEnd, PipeReader, PipeWriter};
 use crate::asyncio::poll_op;
 use crate::{Error, Result};
 
 /// A pipe end for async code: tokio's [`AsyncRead`] and [`AsyncWrite`], plus the
 /// message calls as futures. [`poll_shutdown`](AsyncWrite::poll_shutdown) half-closes
 /// the direction this end writes (the peer reads end of stream; this end still reads).
-/// For a reader and a writer in two tasks, use [`tokio::io::split`].
+/// For a reader and a writer in two tasks, [`split`](Self::split) it.
 ///
 /// ```
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,6 +118,51 @@ impl AsyncPipeEnd {
     }
 }
 
+/// `poll_read` of an end (whole or read half) with its read arming.
+fn poll_read_end(
+    end: &mut PipeEnd,
+    wait: &mut AsyncWait,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    // SAFETY: the notifiers live in the end's mapping; every caller keeps `wait` in the
+    // same value as the end, declared before it (dropped, so disarmed, first).
+    let r = unsafe {
+        poll_op(
+            end,
+            wait,
+            cx,
+            |end| from_io(io::Read::read(end, buf.initialize_unfilled())),
+            |end, f| end.notifiers(f),
+        )
+    };
+    r.map(|r| {
+        let n = r.map_err(io::Error::from)?;
+        buf.advance(n);
+        Ok(())
+    })
+}
+
+/// `poll_write` of an end (whole or write half) with its write arming.
+fn poll_write_end(
+    end: &mut PipeEnd,
+    wait: &mut AsyncWait,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    // SAFETY: as in `poll_read_end`.
+    let r = unsafe {
+        poll_op(
+            end,
+            wait,
+            cx,
+            |end| from_io(io::Write::write(end, buf)),
+            |end, f| end.writable_notifiers(f),
+        )
+    };
+    r.map(|r| r.map_err(io::Error::from))
+}
+
 impl AsyncRead for AsyncPipeEnd {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -125,22 +170,7 @@ impl AsyncRead for AsyncPipeEnd {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // SAFETY: the notifiers live in the end's mapping; `read_wait` is dropped or
-        // disarmed before `end` (field order, `into_inner`).
-        let r = unsafe {
-            poll_op(
-                &mut this.end,
-                &mut this.read_wait,
-                cx,
-                |end| from_io(io::Read::read(end, buf.initialize_unfilled())),
-                |end, f| end.notifiers(f),
-            )
-        };
-        r.map(|r| {
-            let n = r.map_err(io::Error::from)?;
-            buf.advance(n);
-            Ok(())
-        })
+        poll_read_end(&mut this.end, &mut this.read_wait, cx, buf)
     }
 }
 
@@ -151,17 +181,7 @@ impl AsyncWrite for AsyncPipeEnd {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        // SAFETY: as in `poll_read`, for `write_wait`.
-        let r = unsafe {
-            poll_op(
-                &mut this.end,
-                &mut this.write_wait,
-                cx,
-                |end| from_io(io::Write::write(end, buf)),
-                |end, f| end.writable_notifiers(f),
-            )
-        };
-        r.map(|r| r.map_err(io::Error::from))
+        poll_write_end(&mut this.end, &mut this.write_wait, cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -171,5 +191,101 @@ impl AsyncWrite for AsyncPipeEnd {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.get_mut().end.shutdown_write().map_err(io::Error::from))
+    }
+}
+
+/// The reading half of [`AsyncPipeEnd::split`]: [`AsyncRead`] and `read_message`.
+#[derive(Debug)]
+pub struct AsyncPipeReader {
+    /// Declared before `half`: dropped (so disarmed) first.
+    wait: AsyncWait,
+    half: PipeReader,
+}
+
+/// The writing half of [`AsyncPipeEnd::split`]: [`AsyncWrite`] and `write_message`;
+/// dropping it (or `shutdown`) half-closes the direction it writes.
+#[derive(Debug)]
+pub struct AsyncPipeWriter {
+    /// Declared before `half`: dropped (so disarmed) first.
+    wait: AsyncWait,
+    half: PipeWriter,
+}
+
+impl AsyncPipeEnd {
+    /// A reader and a writer for two tasks at once, with no lock between them (see
+    /// [`PipeEnd::split`]).
+    ///
+    /// # Errors
+    /// As [`PipeEnd::split`].
+    pub fn split(self) -> Result<(AsyncPipeReader, AsyncPipeWriter)> {
+        let (mut reader, mut writer) = self.into_inner().split()?;
+        reader.set_nonblocking(true);
+        writer.set_nonblocking(true);
+        Ok((
+            AsyncPipeReader {
+                wait: AsyncWait::new(),
+                half: reader,
+            },
+            AsyncPipeWriter {
+                wait: AsyncWait::new(),
+                half: writer,
+            },
+        ))
+    }
+}
+
+impl AsyncPipeReader {
+    /// [`PipeEnd::read_message_async`] on this half: cancel-safe.
+    ///
+    /// # Errors
+    /// As [`PipeEnd::read_message`].
+    pub async fn read_message(&mut self, buf: &mut [u8]) -> Result<MessageRead> {
+        self.half.end.read_message_async(buf).await
+    }
+}
+
+impl AsyncPipeWriter {
+    /// [`PipeEnd::write_message_async`] on this half.
+    ///
+    /// # Errors
+    /// As [`PipeEnd::write_message`].
+    pub async fn write_message(&mut self, msg: &[u8]) -> Result<usize> {
+        self.half.end.write_message_async(msg).await
+    }
+}
+
+impl AsyncRead for AsyncPipeReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        poll_read_end(&mut this.half.end, &mut this.wait, cx, buf)
+    }
+}
+
+impl AsyncWrite for AsyncPipeWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        poll_write_end(&mut this.half.end, &mut this.wait, cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(
+            self.get_mut()
+                .half
+                .end
+                .shutdown_write()
+                .map_err(io::Error::from),
+        )
     }
 }
