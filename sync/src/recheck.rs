@@ -73,6 +73,13 @@ impl RecheckClock {
         self.due()
     }
 
+    /// Records a liveness check made on another schedule (a blocking wait's own
+    /// cadence): the next [`due`](Self::due) is a full interval away. Reads the clock.
+    pub fn checked(&self) {
+        self.last.set(Some(coarse_now_ns()));
+        self.ticks.set(0);
+    }
+
     /// Makes the next [`due`](Self::due) true (e.g. after the peer changed).
     pub fn reset(&self) {
         self.last.set(None);

@@ -100,15 +100,7 @@ impl ByteWriter {
     /// Writes at least one byte of `buf` (as many as fit), waiting for room until
     /// `deadline`. `PeerDied` if the reader's process died.
     pub fn write(&mut self, buf: &[u8], deadline: Deadline) -> Result<usize> {
-        let strategy = self.end.strategy;
-        endpoint::wait(
-            self,
-            Side::Writer,
-            |w| &w.end.core,
-            strategy,
-            deadline,
-            |w| w.try_write(buf),
-        )
+        endpoint::wait(self, deadline, |w| w.try_write(buf))
     }
 
     /// Writes all of `buf`, waiting for room until `deadline`. On error, some prefix
@@ -256,15 +248,7 @@ impl ByteReader {
     /// Reads at least one byte, waiting until `deadline`. `Closed` at end of stream;
     /// `PeerDied` when the writer's process died and everything it committed was read.
     pub fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
-        let strategy = self.end.strategy;
-        endpoint::wait(
-            self,
-            Side::Reader,
-            |r| &r.end.core,
-            strategy,
-            deadline,
-            |r| r.try_read(buf),
-        )
+        endpoint::wait(self, deadline, |r| r.try_read(buf))
     }
 
     /// Fills all of `buf`, waiting until `deadline`.
@@ -376,5 +360,31 @@ unsafe impl culvert_sync::Waitable for ByteReader {
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
         f(self.end.readable_notifier());
+    }
+}
+
+impl endpoint::Endpoint for ByteWriter {
+    const SIDE: Side = Side::Writer;
+    fn core(&self) -> &super::core::Core {
+        &self.end.core
+    }
+    fn strategy(&self) -> WaitStrategy {
+        self.end.strategy
+    }
+    fn verdict(&mut self) -> &mut Option<bool> {
+        &mut self.end.verdict
+    }
+}
+
+impl endpoint::Endpoint for ByteReader {
+    const SIDE: Side = Side::Reader;
+    fn core(&self) -> &super::core::Core {
+        &self.end.core
+    }
+    fn strategy(&self) -> WaitStrategy {
+        self.end.strategy
+    }
+    fn verdict(&mut self) -> &mut Option<bool> {
+        &mut self.end.verdict
     }
 }

@@ -26,6 +26,7 @@ use culvert_sync::{wait_for, Deadline, Notifier, RecheckClock, WaitStrategy};
 
 use super::control::SpscControl;
 use super::core::Core;
+use crate::layout::control_ptr;
 use crate::{owner, Error, Result};
 
 /// The error of every call on an endpoint that detected corruption earlier.
@@ -48,6 +49,10 @@ pub(crate) struct WriterEnd {
     pub closed: bool,
     /// Rate limit of the reader liveness check made by calls that find no room.
     pub recheck: RecheckClock,
+    /// Set by [`wait`] around each poll: whether that poll checks the peer's liveness,
+    /// by the wait's own cadence, instead of reading `recheck`'s clock. Taken by
+    /// `blocked`.
+    pub verdict: Option<bool>,
 }
 
 impl WriterEnd {
@@ -73,15 +78,17 @@ impl WriterEnd {
             poisoned: false,
             closed: false,
             recheck: RecheckClock::new(),
+            verdict: None,
         })
     }
 
     /// The error of a call that found no room: `PeerDied` when a liveness check is due
     /// and the reader's process is dead, `WouldBlock` otherwise.
     #[cold]
-    pub(crate) fn blocked(&self) -> Error {
+    pub(crate) fn blocked(&mut self) -> Error {
         let reader = Side::Writer.peer_owner(self.core.ctl());
-        if check_due(&self.recheck) && self.core.owner_died(reader.load(Ordering::Acquire)) {
+        let due = take_verdict(&mut self.verdict, &self.recheck);
+        if due && self.core.owner_died(reader.load(Ordering::Acquire)) {
             return Error::PeerDied;
         }
         Error::WouldBlock
@@ -155,6 +162,8 @@ pub(crate) struct ReaderEnd {
     pub poisoned: bool,
     /// Rate limit of the writer liveness check made by calls that find nothing to read.
     pub recheck: RecheckClock,
+    /// As [`WriterEnd::verdict`].
+    pub verdict: Option<bool>,
 }
 
 impl ReaderEnd {
@@ -173,6 +182,7 @@ impl ReaderEnd {
             strategy: WaitStrategy::default(),
             poisoned: false,
             recheck: RecheckClock::new(),
+            verdict: None,
         })
     }
 
@@ -184,7 +194,8 @@ impl ReaderEnd {
     #[cold]
     pub(crate) fn blocked(&mut self) -> Error {
         let writer = Side::Reader.peer_owner(self.core.ctl());
-        if !check_due(&self.recheck) || !self.core.owner_died(writer.load(Ordering::Acquire)) {
+        let due = take_verdict(&mut self.verdict, &self.recheck);
+        if !due || !self.core.owner_died(writer.load(Ordering::Acquire)) {
             return Error::WouldBlock;
         }
         match self.available(u64::MAX) {
@@ -357,6 +368,20 @@ fn attach(
     Ok((core, head, tail))
 }
 
+/// Whether this blocked call checks the peer's liveness: by the verdict a blocking wait
+/// left (recorded on `clock` when it says yes), else by `clock`.
+#[inline]
+fn take_verdict(verdict: &mut Option<bool>, clock: &RecheckClock) -> bool {
+    match verdict.take() {
+        Some(true) => {
+            clock.checked();
+            true
+        }
+        Some(false) => false,
+        None => check_due(clock),
+    }
+}
+
 /// Whether a liveness check of the peer is due by `clock`. Never under loom: models run
 /// in one process, where no peer dies, and must not depend on the wall clock.
 #[inline]
@@ -364,28 +389,44 @@ fn check_due(clock: &RecheckClock) -> bool {
     !cfg!(loom) && clock.due()
 }
 
+/// An SPSC endpoint of either framing, as [`wait`] sees it.
+pub(crate) trait Endpoint {
+    /// Which side it is.
+    const SIDE: Side;
+    /// Its ring.
+    fn core(&self) -> &Core;
+    /// How its blocking calls wait.
+    fn strategy(&self) -> WaitStrategy;
+    /// Its [`WriterEnd::verdict`] / [`ReaderEnd::verdict`].
+    fn verdict(&mut self) -> &mut Option<bool>;
+}
+
 /// Runs `op` on `endpoint` until it stops returning `WouldBlock`, sleeping on the
 /// side's notifier until `deadline`. `op` reports a dead peer itself (`PeerDied`, see
-/// the module doc): `wait_for` polls at least once per liveness interval, so a blocked
-/// call learns of the death within about one interval. `core` finds the endpoint's
-/// [`Core`].
+/// the module doc), when the wait says a liveness check is due: `wait_for` says so at
+/// least once per liveness interval, and the polls in between read no clock.
 #[inline]
-pub(crate) fn wait<E, T>(
+pub(crate) fn wait<E: Endpoint, T>(
     endpoint: &mut E,
-    side: Side,
-    core: impl Fn(&E) -> &Core,
-    strategy: WaitStrategy,
     deadline: Deadline,
     mut op: impl FnMut(&mut E) -> Result<T>,
 ) -> Result<T> {
-    let ctl_ptr: *const SpscControl = core(endpoint).ctl();
-    // SAFETY: the control block lives as long as the endpoint's Core (its region),
-    // which outlives this call; only its notifier (atomics) is used through this
-    // reference.
-    let notifier = side.notifier(unsafe { &*ctl_ptr });
-    wait_for(notifier, strategy, deadline, |_| match op(endpoint) {
-        Ok(v) => Ok(Some(v)),
-        Err(Error::WouldBlock) => Ok(None),
-        Err(e) => Err(e),
+    // The notifier lives in the ring's mapping; a clone of the region keeps it there
+    // for this call, independently of the borrow of `endpoint` that `op` takes.
+    let region = endpoint.core().region().clone();
+    let ctl = control_ptr::<SpscControl>(&region)?;
+    // SAFETY: `control_ptr` checked size and alignment, `region` keeps it mapped for
+    // the whole call, and only the notifier's atomics are used through it.
+    let notifier = E::SIDE.notifier(unsafe { ctl.as_ref() });
+    let strategy = endpoint.strategy();
+    wait_for(notifier, strategy, deadline, |ctx| {
+        *endpoint.verdict() = Some(ctx.liveness_due);
+        let r = op(endpoint);
+        *endpoint.verdict() = None;
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::WouldBlock) => Ok(None),
+            Err(e) => Err(e),
+        }
     })
 }

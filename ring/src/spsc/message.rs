@@ -177,15 +177,7 @@ impl MessageWriter {
     /// Writes `msg` as one message, waiting for room until `deadline`. `PeerDied` if
     /// the reader's process died.
     pub fn write(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        let strategy = self.end.strategy;
-        endpoint::wait(
-            self,
-            Side::Writer,
-            |w| &w.end.core,
-            strategy,
-            deadline,
-            |w| w.try_write(msg),
-        )
+        endpoint::wait(self, deadline, |w| w.try_write(msg))
     }
 
     /// Closes the writing side: the reader drains, then gets `Closed`. Idempotent;
@@ -375,8 +367,7 @@ impl MessageReader {
         deadline: Deadline,
         op: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let strategy = self.end.strategy;
-        endpoint::wait(self, Side::Reader, |r| &r.end.core, strategy, deadline, op)
+        endpoint::wait(self, deadline, op)
     }
 
     /// Length of the next committed message, without consuming it; `WouldBlock` if
@@ -475,5 +466,31 @@ unsafe impl culvert_sync::Waitable for MessageReader {
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
         f(self.end.readable_notifier());
+    }
+}
+
+impl endpoint::Endpoint for MessageWriter {
+    const SIDE: Side = Side::Writer;
+    fn core(&self) -> &super::core::Core {
+        &self.end.core
+    }
+    fn strategy(&self) -> WaitStrategy {
+        self.end.strategy
+    }
+    fn verdict(&mut self) -> &mut Option<bool> {
+        &mut self.end.verdict
+    }
+}
+
+impl endpoint::Endpoint for MessageReader {
+    const SIDE: Side = Side::Reader;
+    fn core(&self) -> &super::core::Core {
+        &self.end.core
+    }
+    fn strategy(&self) -> WaitStrategy {
+        self.end.strategy
+    }
+    fn verdict(&mut self) -> &mut Option<bool> {
+        &mut self.end.verdict
     }
 }
