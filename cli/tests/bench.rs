@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 
-const CASES: [(&str, &[&str]); 9] = [
+const CASES: [(&str, &[&str]); 13] = [
     (
         "pingpong_8B_spin",
         &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
@@ -24,18 +24,36 @@ const CASES: [(&str, &[&str]); 9] = [
         "pingpong_8B_waitset64",
         &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
     ),
+    (
+        "pingpong_8B_async_ct",
+        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
+    ),
+    (
+        "pingpong_8B_async_mt",
+        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
+    ),
     ("stream_64B_msgs", &["msgs_per_s"]),
     ("stream_4KiB", &["mb_per_s"]),
     ("stream_64KiB", &["mb_per_s"]),
     ("call_64B", &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"]),
+    (
+        "call_64B_async_ct",
+        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
+    ),
+    (
+        "call_64B_async_mt",
+        &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
+    ),
     ("call_1MiB", &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"]),
 ];
 const TRANSPORTS: [&str; 4] = ["culvert", "os-pipe", "uds", "shm-floor"];
 
 /// Whether `case` runs over `transport`: the 64-connection case needs many connections
-/// to one peer (culvert, uds); every other case runs everywhere.
+/// to one peer, and the async cases compare culvert with tokio's `UnixStream` (both:
+/// culvert, uds); every other case runs everywhere.
 fn runs_on(case: &str, transport: &str) -> bool {
-    case != "pingpong_8B_waitset64" || matches!(transport, "culvert" | "uds")
+    let culvert_and_uds_only = case == "pingpong_8B_waitset64" || case.contains("_async_");
+    !culvert_and_uds_only || matches!(transport, "culvert" | "uds")
 }
 
 /// `bench --json` (with the hidden `--smoke`: a few ms per run, so the whole bench

@@ -34,7 +34,6 @@ mod error;
 pub mod fuzzing;
 mod layout;
 pub mod mpmc;
-mod owner;
 pub mod spsc;
 
 pub use culvert_section::Region;

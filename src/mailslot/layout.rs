@@ -22,7 +22,7 @@
 
 use culvert_section::{Region, SectionKind};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{Liveness, ProcessIdentity};
+use culvert_sync::ProcessIdentity;
 
 use crate::{Error, Result};
 
@@ -170,9 +170,7 @@ fn check_region<T>(region: &Region, what: &str) -> Result<()> {
 
 /// Whether a member or owner word names a live process (0: nobody).
 pub(crate) fn word_alive(word: u64) -> bool {
-    word != 0
-        && (word == ProcessIdentity::me().packed()
-            || ProcessIdentity::packed_liveness(word) == Liveness::Alive)
+    culvert_sync::holder_of(word) == culvert_sync::Holder::Alive
 }
 
 /// Checked access to a [`MailslotControl`].

@@ -10,7 +10,6 @@
 
 use culvert_section::{Region, Section, SectionKind};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{Liveness, ProcessIdentity};
 
 use culvert_ring::{mpmc, spsc};
 
@@ -195,7 +194,7 @@ impl StateView {
         } else {
             peer.expected.load(Ordering::Acquire)
         };
-        word != 0 && ProcessIdentity::packed_liveness(word) == Liveness::Dead
+        culvert_sync::holder_of(word) == culvert_sync::Holder::Dead
     }
 }
 

@@ -52,7 +52,7 @@ use std::time::Duration;
 use culvert_ring::mpmc;
 use culvert_section::{Region, Section, SectionKind, SectionOptions};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{Deadline, Liveness, Notifier, ProcessIdentity};
+use culvert_sync::{Deadline, Notifier, ProcessIdentity};
 
 use super::end::PipeEnd;
 use super::layout::{StateView, SHARED_MESSAGE_MAX};
@@ -254,7 +254,8 @@ impl ServerShared {
     fn server_gone(&self) -> bool {
         let h = self.header();
         h.closed.load(Ordering::Acquire) != 0
-            || ProcessIdentity::packed_liveness(h.server.load(Ordering::Acquire)) == Liveness::Dead
+            || culvert_sync::holder_of(h.server.load(Ordering::Acquire))
+                != culvert_sync::Holder::Alive
     }
 }
 

@@ -39,7 +39,7 @@ use std::process::Command;
 
 use culvert_section::{Region, Section};
 use culvert_sync::atomic::{AtomicU64, Ordering};
-use culvert_sync::{Liveness, ProcessIdentity};
+use culvert_sync::ProcessIdentity;
 
 use super::layout::{StateView, END_ATTACHED, END_GONE, END_UNATTACHED};
 use crate::{Error, Result};
@@ -80,7 +80,7 @@ pub(crate) fn identity_of(word: u64) -> u64 {
 
 /// Whether a holder word names a live process.
 fn word_alive(word: u64) -> bool {
-    word != 0 && ProcessIdentity::packed_liveness(identity_of(word)) == Liveness::Alive
+    culvert_sync::holder_of(identity_of(word)) == culvert_sync::Holder::Alive
 }
 
 /// What a scan of an end's holder words found.
@@ -202,7 +202,7 @@ pub(crate) fn end_gone(state: &StateView, holders: &HolderView, side: usize) -> 
         Holders::Empty if status == END_ATTACHED => true,
         Holders::Empty => {
             let expected = end.expected.load(Ordering::Acquire);
-            expected != 0 && ProcessIdentity::packed_liveness(expected) == Liveness::Dead
+            culvert_sync::holder_of(expected) == culvert_sync::Holder::Dead
         }
     }
 }

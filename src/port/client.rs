@@ -107,9 +107,12 @@ struct ClientInner {
     reader: Mutex<(spsc::MessageReader, Vec<u8>, Instant)>,
     table: Mutex<Table>,
     cv: Condvar,
-    /// Process-local: notified when a reply is filed in `table` or the leader role is
-    /// given up, for asynchronous waiters (which do not sleep on `cv`).
+    /// Process-local: notified when a reply is filed in `table`, for asynchronous
+    /// waiters (which do not sleep on `cv`).
     filed: culvert_sync::Notifier,
+    /// Address of the reply ring's notifier (in the ring `reader` keeps mapped), for
+    /// asynchronous waiters while another thread holds `reader`.
+    reply_notifier: usize,
     my_heap: Heap,
     server_heap: Heap,
     next_id: AtomicU64,
@@ -448,7 +451,6 @@ impl ClientInner {
             if t.followers > 0 {
                 self.cv.notify_all();
             }
-            self.filed.notify();
         }
     }
 
@@ -671,13 +673,13 @@ impl PendingCall {
 }
 
 impl ClientInner {
-    /// What an asynchronous waiter sleeps on: the reply ring's notifier (when no other
-    /// thread is reading it) and `filed`.
+    /// What an asynchronous waiter sleeps on: the reply ring's notifier (a reply came)
+    /// and `filed` (another caller filed ours).
     fn reply_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
         f(&self.filed);
-        if let Ok(g) = self.reader.try_lock() {
-            culvert_sync::Waitable::notifiers(&g.0, f);
-        }
+        // SAFETY: the notifier lives in the reply ring's region, which the reader in
+        // `self.reader` keeps mapped while `self` lives (it is never replaced).
+        f(unsafe { &*(self.reply_notifier as *const culvert_sync::Notifier) });
     }
 }
 

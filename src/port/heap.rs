@@ -29,7 +29,7 @@ use std::collections::HashMap;
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU64, Ordering};
-use culvert_sync::{wait_for, Deadline, Liveness, Notifier, ProcessIdentity, WaitStrategy};
+use culvert_sync::{wait_for, Deadline, Notifier, WaitStrategy};
 
 use crate::{Error, Result};
 
@@ -598,7 +598,7 @@ impl Heap {
             }
             let live = *alive
                 .entry(w)
-                .or_insert_with(|| ProcessIdentity::packed_liveness(w) == Liveness::Alive);
+                .or_insert_with(|| culvert_sync::holder_of(w) == culvert_sync::Holder::Alive);
             if !live && self.reclaim(h, w, me) {
                 freed += 1;
             }
@@ -620,7 +620,7 @@ mod tests {
     #[test]
     fn alloc_free_and_whole_again() {
         let h = heap(16);
-        let me = ProcessIdentity::me().packed();
+        let me = culvert_sync::owner::my_owner_id();
         let a = h.try_alloc(5000, me).unwrap();
         assert_eq!(a.pages, 2);
         let b = h.try_alloc(4096 * 10, me).unwrap();
@@ -639,7 +639,7 @@ mod tests {
     #[test]
     fn descriptors_are_checked() {
         let h = heap(8);
-        let me = ProcessIdentity::me().packed();
+        let me = culvert_sync::owner::my_owner_id();
         let other = me ^ 0x1_0000_0000;
         let a = h.try_alloc(100, me).unwrap();
         let d = a.descriptor();
@@ -663,7 +663,7 @@ mod tests {
     #[test]
     fn dead_holders_are_reclaimed() {
         let h = heap(8);
-        let me = ProcessIdentity::me().packed();
+        let me = culvert_sync::owner::my_owner_id();
         // A holder that cannot be alive: pid 0x7fff_fff0 does not exist.
         let dead = 0x7fff_fff0u64 | (1 << 32);
         let a = h.try_alloc(3 * 4096, me).unwrap();

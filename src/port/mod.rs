@@ -293,5 +293,5 @@ pub(crate) fn me() -> u64 {
 
 /// Whether the process with this packed identity is alive.
 pub(crate) fn alive(packed: u64) -> bool {
-    packed != 0 && ProcessIdentity::packed_liveness(packed) == culvert_sync::Liveness::Alive
+    culvert_sync::holder_of(packed) == culvert_sync::Holder::Alive
 }

@@ -16,6 +16,9 @@
 //!   and [`LIVENESS_RECHECK_INTERVAL`], the bound on how long a sleeper goes without
 //!   checking that the peer it waits for still lives, and [`RecheckClock`], the
 //!   per-endpoint rate limit every operation uses to honour that bound;
+//! * [`owner`] — owner words and tables ([`OwnerWord`], [`OwnerTable`]): claim from
+//!   free or dead, release, scan, reclaim; the one reading of "is this holder alive"
+//!   ([`holder_of`]) every layer uses;
 //! * [`WaitSet`] — one thread waits on many [`Waitable`] endpoints with one deadline
 //!   (`futex_waitv`, with a fallback), and [`Event`], a process-local flag it can wait
 //!   on too;
@@ -36,6 +39,7 @@ pub mod fence;
 pub mod futex;
 mod liveness;
 mod notifier;
+pub mod owner;
 #[cfg(not(loom))]
 pub mod reactor;
 mod recheck;
@@ -46,6 +50,7 @@ pub use deadline::Deadline;
 pub use error::{Error, Timeout};
 pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 pub use notifier::{Notifier, WaitKey};
+pub use owner::{holder_of, Holder, OwnerTable, OwnerWord};
 #[cfg(not(loom))]
 pub use reactor::AsyncWait;
 pub use recheck::RecheckClock;

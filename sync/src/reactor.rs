@@ -12,9 +12,11 @@
 //! passed (so the task re-checks its peer's liveness, which nobody notifies). A fired
 //! or dropped `AsyncWait` is disarmed; the task arms again on its next `Pending`.
 //!
-//! The reactor sleeps in `futex_waitv` on every armed word plus a process-local
-//! interrupt word (bumped when the armed set changes), through the same sleep as
-//! [`WaitSet`](crate::WaitSet), with its fallbacks.
+//! The reactor sleeps in `futex_waitv` on every armed word, the words of waits that
+//! just fired (so that arming again on an unchanged word needs no interrupt), and a
+//! process-local interrupt word, bumped when a wait is armed on a word the reactor does
+//! not sleep on yet. It uses the same sleep as [`WaitSet`](crate::WaitSet), with its
+//! fallbacks.
 //!
 //! ## Soundness
 //! The armed notifiers are raw addresses into mappings that the endpoint keeps alive.
@@ -44,28 +46,48 @@ struct Armed {
     at: Instant,
 }
 
+/// The reactor's bookkeeping, under one lock.
+#[derive(Default)]
+struct State {
+    /// Armed waits by id. Whoever touches an armed notifier holds the lock.
+    armed: HashMap<u64, Armed>,
+    /// The words (and the values) the reactor sleeps on now, or is about to: a wait
+    /// armed on exactly these needs no interrupt.
+    watching: Vec<(WordAddr, u32)>,
+    /// Words of waits that fired, with their value then, watched through the next
+    /// sleep only: a task that arms again on an unchanged word (the usual case between
+    /// two messages) finds it watched already and needs no interrupt. A stale value
+    /// costs one spurious wake-up; the word is not watched again after it.
+    lingering: Vec<(WordAddr, u32)>,
+}
+
 /// What the reactor thread and the arming tasks share.
 struct Shared {
-    /// Armed waits by id. Guarded: whoever touches an armed notifier holds the lock.
-    armed: Mutex<HashMap<u64, Armed>>,
+    state: Mutex<State>,
     /// Bumped (and woken) when the armed set changes, so the reactor re-reads it.
     interrupt: AtomicU32,
     /// Next id.
     next: AtomicU64,
 }
 
-// SAFETY: the notifier addresses are only dereferenced under `armed`'s lock while the
+// SAFETY: the notifier addresses are only dereferenced under `state`'s lock while the
 // owning `AsyncWait` is armed, which keeps the mapping alive (module doc); `WaitKey`
 // and `Waker` are plain values.
 unsafe impl Send for Shared {}
 // SAFETY: as above; all access goes through the mutex or atomics.
 unsafe impl Sync for Shared {}
 
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 fn reactor() -> &'static Arc<Shared> {
     static REACTOR: OnceLock<Arc<Shared>> = OnceLock::new();
     REACTOR.get_or_init(|| {
         let shared = Arc::new(Shared {
-            armed: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             interrupt: AtomicU32::new(0),
             next: AtomicU64::new(1),
         });
@@ -80,34 +102,37 @@ fn reactor() -> &'static Arc<Shared> {
 
 /// Number of waits armed now, in this process (diagnostics and tests).
 pub fn armed_count() -> usize {
-    reactor()
-        .armed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .len()
+    reactor().lock().armed.len()
 }
 
-/// The reactor thread: sleep on every armed word, fire what moved, repeat.
+/// The reactor thread: sleep on every armed (and lingering) word, fire what moved,
+/// repeat.
 fn run(shared: &Shared) {
     let mut words: Vec<(WordAddr, u32)> = Vec::new();
     loop {
         let interrupt = shared.interrupt.load(Ordering::Acquire);
         words.clear();
+        words.push((WordAddr::of(&shared.interrupt), interrupt));
         {
-            let armed = shared.armed.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = shared.lock();
+            let State {
+                armed,
+                watching,
+                lingering,
+            } = &mut *st;
             for a in armed.values() {
                 words.extend(a.words.iter().map(|(_, word, key)| (*word, key.epoch())));
             }
+            words.append(lingering);
+            // One value per word (any of them: a stale one only ends the sleep early).
+            words[1..].sort_unstable_by_key(|w| w.0);
+            words.dedup_by_key(|w| w.0);
+            watching.clone_from(&words);
         }
-        words.sort_unstable();
-        words.dedup_by_key(|w| w.0);
         let nap = Deadline::after(LIVENESS_RECHECK_INTERVAL);
-        let mut addrs: Vec<(WordAddr, u32)> = Vec::with_capacity(words.len() + 1);
-        addrs.push((WordAddr::of(&shared.interrupt), interrupt));
         // Addresses only: a wait disarmed since (its mapping perhaps gone) makes the
         // kernel end the sleep at worst; nothing here touches the memory.
-        addrs.extend_from_slice(&words);
-        sleep_on_words(&addrs, (&shared.interrupt, interrupt), nap, Backend::Auto);
+        sleep_on_words(&words, (&shared.interrupt, interrupt), nap, Backend::Auto);
         fire(shared);
     }
 }
@@ -118,19 +143,26 @@ fn fire(shared: &Shared) {
     let now = Instant::now();
     let mut wake = Vec::new();
     {
-        let mut armed = shared.armed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = shared.lock();
+        let State {
+            armed, lingering, ..
+        } = &mut *st;
         armed.retain(|_, a| {
             // SAFETY: armed, under the lock: the mapping is alive (module doc).
-            let moved = a.words.iter().any(|(addr, _, key)| unsafe {
-                (*(*addr as *const Notifier))
+            let value = |addr: usize| unsafe {
+                (*(addr as *const Notifier))
                     .futex_word()
                     .load(Ordering::Acquire)
-                    != key.epoch()
-            });
+            };
+            let moved = a
+                .words
+                .iter()
+                .any(|(addr, _, key)| value(*addr) != key.epoch());
             if !moved && now.duration_since(a.at) < LIVENESS_RECHECK_INTERVAL {
                 return true;
             }
-            for (addr, _, key) in a.words.drain(..) {
+            for (addr, word, key) in a.words.drain(..) {
+                lingering.push((word, value(addr)));
                 // SAFETY: as above.
                 unsafe { (*(addr as *const Notifier)).cancel_wait(key) };
             }
@@ -180,14 +212,17 @@ impl AsyncWait {
             }
         });
         let shared = reactor();
-        let id = shared
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        shared
-            .armed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
+        let id = shared.next.fetch_add(1, Ordering::Relaxed);
+        let watched = {
+            let mut st = shared.lock();
+            // Already asleep on every word at the value we saw: a notify after our
+            // announcement moves it and wakes the reactor, no interrupt needed.
+            let watched = words.iter().all(|(_, word, key)| {
+                st.watching
+                    .iter()
+                    .any(|(w, v)| w == word && *v == key.epoch())
+            });
+            st.armed.insert(
                 id,
                 Armed {
                     words,
@@ -195,39 +230,34 @@ impl AsyncWait {
                     at: Instant::now(),
                 },
             );
+            watched
+        };
         self.id = Some(id);
-        interrupt(shared);
+        if !watched {
+            interrupt(shared);
+        }
     }
 
     /// Withdraws an armed wait that has not fired (no effect otherwise). After it
     /// returns the reactor no longer touches the notifiers.
     pub fn disarm(&mut self) {
         let Some(id) = self.id.take() else { return };
-        let shared = reactor();
-        let removed = shared
-            .armed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        let removed = reactor().lock().armed.remove(&id);
         if let Some(a) = removed {
             for (addr, _, key) in a.words {
                 // SAFETY: the caller's `arm` contract keeps the notifier alive until
                 // this disarm returns.
                 unsafe { (*(addr as *const Notifier)).cancel_wait(key) };
             }
-            interrupt(shared);
+            // No interrupt: a word the reactor still sleeps on costs at most one
+            // spurious wake-up, and is dropped at its next rebuild.
         }
     }
 
     /// Whether a wait is armed and has not fired yet.
     pub fn is_armed(&self) -> bool {
-        self.id.is_some_and(|id| {
-            reactor()
-                .armed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&id)
-        })
+        self.id
+            .is_some_and(|id| reactor().lock().armed.contains_key(&id))
     }
 }
 

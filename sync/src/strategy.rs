@@ -144,6 +144,10 @@ where
     if let Some(v) = poll(quiet)? {
         return Ok(v);
     }
+    if deadline.has_passed() {
+        // A deadline already passed (`Deadline::now()`) polls once: no spin, no sleep.
+        return Err(Timeout.into());
+    }
     let mut last_liveness = Instant::now();
     let ctx = |last: &mut Instant| {
         let now = Instant::now();
@@ -264,6 +268,25 @@ mod tests {
         flag_wait(WaitStrategy::BusyPoll);
         flag_wait(WaitStrategy::Blocking);
         flag_wait(WaitStrategy::Adaptive);
+    }
+
+    #[test]
+    fn a_passed_deadline_polls_once_whatever_the_strategy() {
+        for s in [
+            WaitStrategy::BusyPoll,
+            WaitStrategy::Blocking,
+            WaitStrategy::Adaptive,
+        ] {
+            let n = Notifier::new();
+            let mut polls = 0;
+            let r: Result<(), Timeout> = wait_for(&n, s, Deadline::now(), |_| {
+                polls += 1;
+                Ok(None)
+            });
+            assert_eq!(r, Err(Timeout), "{s:?}");
+            assert_eq!(polls, 1, "{s:?}");
+            assert_eq!(n.waiter_count(), 0, "{s:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! inline, 1 MiB requests through a view); the peer is the port server, the parent a
 //! client that times each `call`, and ends the run with a datagram. The fan case
 //! (`pingpong_8B_waitset64`) runs on one named byte pipe per connection, which the
-//! peer serves from one thread in a [`culvert::WaitSet`] ([`super::fan`]).
+//! peer serves from one thread in a [`culvert::WaitSet`] ([`super::fan`]). The async
+//! cases ([`super::asynchronous`]) set up the same pipe and port, then drive them with
+//! culvert's futures on a tokio runtime.
 //!
 //! The hidden `culvert-ring` transport runs the same cases on the ring-level API
 //! ([`super::rings`]: SPSC rings with the pipes' default sizes), to show what the pipe
@@ -24,14 +26,14 @@ use culvert::section::SectionOptions;
 use culvert::{Deadline, WaitStrategy};
 
 use super::rings::RingSetup;
-use super::spec::{Case, Shape};
+use super::spec::{Case, Flavor, Shape};
 use super::work;
 use super::Duplex;
 
 /// Name of the bench's named pipe (in its private namespace).
-const PIPE: &str = "bench-pipe";
+pub(super) const PIPE: &str = "bench-pipe";
 /// Name of the bench's port.
-const PORT: &str = "bench-port";
+pub(super) const PORT: &str = "bench-port";
 
 /// Name of the fan case's `i`-th named pipe (in the bench's private namespace).
 fn fan_pipe(i: usize) -> String {
@@ -46,6 +48,34 @@ pub fn api_for(case: Case) -> &'static str {
         Shape::Stream { .. } => "culvert::pipe named byte pipe",
         Shape::Call { .. } => "culvert::port (PortServer / PortClient::call)",
         Shape::Fan { .. } => "culvert::pipe 64 named byte pipes, one server thread in a WaitSet",
+        Shape::AsyncPingPong {
+            flavor: Flavor::CurrentThread,
+            ..
+        } => {
+            "culvert::pipe named byte pipe, PipeEnd::into_async (tokio AsyncRead/AsyncWrite), \
+             both sides on a tokio current_thread runtime"
+        }
+        Shape::AsyncPingPong {
+            flavor: Flavor::MultiThread,
+            ..
+        } => {
+            "culvert::pipe named byte pipe, PipeEnd::into_async (tokio AsyncRead/AsyncWrite), \
+             both sides in a task on a tokio multi_thread runtime (2 workers)"
+        }
+        Shape::AsyncCall {
+            flavor: Flavor::CurrentThread,
+            ..
+        } => {
+            "culvert::port, PortClient::call_async(..)?.await / PortServer::receive_async, \
+             both sides on a tokio current_thread runtime"
+        }
+        Shape::AsyncCall {
+            flavor: Flavor::MultiThread,
+            ..
+        } => {
+            "culvert::port, PortClient::call_async(..)?.await / PortServer::receive_async, \
+             both sides in a task on a tokio multi_thread runtime (2 workers)"
+        }
     }
 }
 
@@ -57,14 +87,15 @@ fn strategy(case: Case) -> WaitStrategy {
 }
 
 /// The port options of the bench's namespace.
-fn port_options(opts: &SectionOptions) -> PortOptions {
+pub(super) fn port_options(opts: &SectionOptions) -> PortOptions {
     PortOptions {
         root: opts.root.clone(),
         ..PortOptions::default()
     }
 }
 
-fn pipe_options(case: Case, opts: &SectionOptions) -> PipeOptions {
+/// The pipe options of `case` in the bench's namespace.
+pub(super) fn pipe_options(case: Case, opts: &SectionOptions) -> PipeOptions {
     let mode = match case.shape() {
         Shape::Stream { messages: true, .. } => PipeMode::Message,
         _ => PipeMode::Byte,
@@ -80,11 +111,13 @@ fn pipe_options(case: Case, opts: &SectionOptions) -> PipeOptions {
 /// 64 KiB rings; calls on message rings big enough for a whole request.
 pub fn ring_setup(case: Case) -> RingSetup {
     let (messages, capacity, max_message) = match case.shape() {
-        Shape::PingPong { .. } | Shape::Fan { .. } => (false, 64 * 1024, 0),
+        Shape::PingPong { .. } | Shape::Fan { .. } | Shape::AsyncPingPong { .. } => {
+            (false, 64 * 1024, 0)
+        }
         Shape::Stream { messages, .. } => {
             (messages, 64 * 1024, if messages { 16 * 1024 } else { 0 })
         }
-        Shape::Call { request, reply } => {
+        Shape::Call { request, reply } | Shape::AsyncCall { request, reply, .. } => {
             let max = request.max(reply);
             (true, (2 * max).next_power_of_two().max(64 * 1024), max)
         }
@@ -144,7 +177,7 @@ pub enum Established {
 /// Parent: creates what the peer will connect to.
 pub fn prepare(case: Case, opts: &SectionOptions) -> io::Result<Pending> {
     match case.shape() {
-        Shape::Call { .. } => Ok(Pending::Port),
+        Shape::Call { .. } | Shape::AsyncCall { .. } => Ok(Pending::Port),
         Shape::Fan { connections, .. } => {
             let servers = (0..connections)
                 .map(|i| PipeServer::bind(&fan_pipe(i), &pipe_options(case, opts)))

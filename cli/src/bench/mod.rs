@@ -8,7 +8,9 @@
 //! the peer's stdin and stdout; for every other transport the peer's stdout carries
 //! only its report. A watchdog kills a peer that outlives its run. The fan case
 //! (`pingpong_8B_waitset64`, [`fan`]) needs many connections to one peer thread, so it
-//! runs on culvert and uds only; its other rows print `-`.
+//! runs on culvert and uds only; its other rows print `-`. So do the async cases
+//! ([`asynchronous`]: culvert's futures against tokio's `UnixStream`, both sides on a
+//! tokio runtime).
 //!
 //! Latency cases time every round trip in the parent and report nearest-rank
 //! percentiles. Streams are timed by the reader, from its first byte to end of stream,
@@ -19,6 +21,7 @@
 //! on shared machines move from run to run; same-run ratios are the figures to quote.
 //! Sections live in a private namespace directory removed at the end.
 
+mod asynchronous;
 mod culvert;
 mod fan;
 mod floor;
@@ -420,6 +423,10 @@ fn run_one(
     let watchdog = Watchdog::start(child.clone(), duration * 3 + Duration::from_secs(30));
 
     let outcome = (|| -> Result<(Vec<u64>, Option<StreamReport>), BoxError> {
+        if case.flavor().is_some() {
+            let samples = asynchronous::client(case, pending, &child, opts, warmup, duration)?;
+            return Ok((samples, None));
+        }
         let conn = match pending {
             Pending::OsPipe => {
                 let w = stdin.ok_or("peer has no stdin")?;
@@ -485,6 +492,9 @@ fn run_one(
             (_, Conn::Fan(_)) | (Shape::Fan { .. }, _) => {
                 Err("a fan runs only on its own connections".into())
             }
+            (Shape::AsyncPingPong { .. } | Shape::AsyncCall { .. }, _) => {
+                Err("an async case runs on its own runtime".into())
+            }
             (_, Conn::Port(_)) => Err("a port carries only calls".into()),
             (Shape::Stream { write, .. }, conn) => {
                 match conn {
@@ -534,12 +544,6 @@ fn run_one(
     }
 
     match case.shape() {
-        Shape::PingPong { .. } | Shape::Call { .. } | Shape::Fan { .. } => {
-            if samples.is_empty() {
-                return Err("no samples".into());
-            }
-            Ok(Raw::Samples(std::mem::take(&mut samples)))
-        }
         Shape::Stream { write, messages } => {
             let r = report.ok_or("no stream report")?;
             if r.bytes == 0 || r.nanos == 0 {
@@ -552,6 +556,9 @@ fn run_one(
                 Raw::Rate(Metric::MbPerS, r.bytes as f64 / 1e6 / secs)
             })
         }
+        // Every other shape is timed round trips.
+        _ if samples.is_empty() => Err("no samples".into()),
+        _ => Ok(Raw::Samples(std::mem::take(&mut samples))),
     }
 }
 
@@ -632,6 +639,9 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
     if matches!(case.shape(), Shape::Fan { .. }) {
         return fan::serve(case, args.transport, &opts, &args.dir);
     }
+    if case.flavor().is_some() {
+        return asynchronous::serve(case, args.transport, &opts, &args.dir);
+    }
     if args.transport == Transport::ShmFloor {
         let f = Floor::open(&opts)?;
         match case.shape() {
@@ -642,7 +652,7 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
                 let report = f.stream_reader(if messages { write } else { write.max(65536) })?;
                 println!("{}", report.to_line());
             }
-            Shape::Fan { .. } => return Err("a fan does not run on the floor".into()),
+            _ => return Err(format!("{case} does not run on the floor").into()),
         }
         return Ok(());
     }
@@ -665,7 +675,9 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
     match case.shape() {
         Shape::PingPong { size, .. } => work::echo_server(&mut link, size)?,
         Shape::Call { request, reply } => work::call_server(&mut link, request, reply)?,
-        Shape::Fan { .. } => return Err("a fan does not run on one link".into()),
+        Shape::Fan { .. } | Shape::AsyncPingPong { .. } | Shape::AsyncCall { .. } => {
+            return Err(format!("{case} does not run on one link").into())
+        }
         Shape::Stream { write, messages } => {
             // Byte transports read whatever is there (up to 64 KiB, as a reader of an
             // OS pipe would); culvert's message pipe reads one message per call.

@@ -207,6 +207,40 @@ pub(super) fn goals(figures: &[Figure]) -> Vec<String> {
             r <= 2.0,
         ));
     }
+    // The async cases: culvert's futures against tokio's own UnixStream, the same
+    // runtime flavor on both; and async on a current_thread runtime against the
+    // blocking round trip.
+    for case in [
+        Case::Pingpong8BAsyncCt,
+        Case::Pingpong8BAsyncMt,
+        Case::Call64BAsyncCt,
+        Case::Call64BAsyncMt,
+    ] {
+        if let (Some(c), Some(u)) = (
+            find(figures, case, Culvert, m),
+            find(figures, case, Transport::Uds, m),
+        ) {
+            let r = c / u;
+            rows.push((
+                case,
+                "culvert p50 <= 0.5x uds (tokio UnixStream) p50",
+                r,
+                r <= 0.5,
+            ));
+        }
+    }
+    if let (Some(ct), Some(block)) = (
+        find(figures, Case::Pingpong8BAsyncCt, Culvert, m),
+        find(figures, Case::Pingpong8BBlock, Culvert, m),
+    ) {
+        let r = ct / block;
+        rows.push((
+            Case::Pingpong8BAsyncCt,
+            "culvert p50 <= 1.2x pingpong_8B_block culvert p50",
+            r,
+            r <= 1.2,
+        ));
+    }
     let w = case_width();
     let what_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
     rows.into_iter()

@@ -22,6 +22,14 @@ pub enum Case {
     /// wait; uds: `poll(2)` over 64 sockets). Runs on culvert and uds only.
     #[value(name = "pingpong_8B_waitset64")]
     Pingpong8BWaitset64,
+    /// Round trip of 8 bytes, both sides async on a tokio current_thread runtime
+    /// (culvert: an `AsyncPipeEnd` on a named byte pipe; uds: `tokio::net::UnixStream`).
+    /// Runs on culvert and uds only.
+    #[value(name = "pingpong_8B_async_ct")]
+    Pingpong8BAsyncCt,
+    /// [`Case::Pingpong8BAsyncCt`] on a tokio multi_thread runtime of 2 workers.
+    #[value(name = "pingpong_8B_async_mt")]
+    Pingpong8BAsyncMt,
     /// One-way 64-byte messages.
     #[value(name = "stream_64B_msgs")]
     Stream64BMsgs,
@@ -34,6 +42,14 @@ pub enum Case {
     /// Request/reply of 64 bytes each way.
     #[value(name = "call_64B")]
     Call64B,
+    /// Request/reply of 64 bytes each way, both sides async on a tokio current_thread
+    /// runtime (culvert: a port, `PortClient::call_async` / `PortServer::receive_async`;
+    /// uds: `tokio::net::UnixStream`). Runs on culvert and uds only.
+    #[value(name = "call_64B_async_ct")]
+    Call64BAsyncCt,
+    /// [`Case::Call64BAsyncCt`] on a tokio multi_thread runtime of 2 workers.
+    #[value(name = "call_64B_async_mt")]
+    Call64BAsyncMt,
     /// Request of 1 MiB, reply of 64 bytes.
     #[value(name = "call_1MiB")]
     Call1MiB,
@@ -76,19 +92,55 @@ pub enum Shape {
         /// Connections open at once.
         connections: usize,
     },
+    /// [`Shape::PingPong`] (back to back, default wait) with both sides async on a
+    /// tokio runtime of `flavor`.
+    AsyncPingPong {
+        /// Bytes each way.
+        size: usize,
+        /// The runtime both sides run on.
+        flavor: Flavor,
+    },
+    /// [`Shape::Call`] with both sides async on a tokio runtime of `flavor`.
+    AsyncCall {
+        /// Request bytes.
+        request: usize,
+        /// Reply bytes.
+        reply: usize,
+        /// The runtime both sides run on.
+        flavor: Flavor,
+    },
+}
+
+/// The tokio runtime of an async case, the same in the parent and the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `Builder::new_current_thread`: the task runs on the thread that drives it.
+    CurrentThread,
+    /// `Builder::new_multi_thread` with [`Flavor::WORKERS`] workers; the timed loop
+    /// runs in a spawned task, on a worker thread.
+    MultiThread,
+}
+
+impl Flavor {
+    /// Worker threads of a [`Flavor::MultiThread`] runtime.
+    pub const WORKERS: usize = 2;
 }
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 9] = [
+    pub const ALL: [Case; 13] = [
         Case::Pingpong8BSpin,
         Case::Pingpong8BBlock,
         Case::Pingpong8BSleep,
         Case::Pingpong8BWaitset64,
+        Case::Pingpong8BAsyncCt,
+        Case::Pingpong8BAsyncMt,
         Case::Stream64BMsgs,
         Case::Stream4KiB,
         Case::Stream64KiB,
         Case::Call64B,
+        Case::Call64BAsyncCt,
+        Case::Call64BAsyncMt,
         Case::Call1MiB,
     ];
 
@@ -99,10 +151,14 @@ impl Case {
             Case::Pingpong8BBlock => "pingpong_8B_block",
             Case::Pingpong8BSleep => "pingpong_8B_sleep",
             Case::Pingpong8BWaitset64 => "pingpong_8B_waitset64",
+            Case::Pingpong8BAsyncCt => "pingpong_8B_async_ct",
+            Case::Pingpong8BAsyncMt => "pingpong_8B_async_mt",
             Case::Stream64BMsgs => "stream_64B_msgs",
             Case::Stream4KiB => "stream_4KiB",
             Case::Stream64KiB => "stream_64KiB",
             Case::Call64B => "call_64B",
+            Case::Call64BAsyncCt => "call_64B_async_ct",
+            Case::Call64BAsyncMt => "call_64B_async_mt",
             Case::Call1MiB => "call_1MiB",
         }
     }
@@ -129,6 +185,14 @@ impl Case {
                 size: 8,
                 connections: 64,
             },
+            Case::Pingpong8BAsyncCt => Shape::AsyncPingPong {
+                size: 8,
+                flavor: Flavor::CurrentThread,
+            },
+            Case::Pingpong8BAsyncMt => Shape::AsyncPingPong {
+                size: 8,
+                flavor: Flavor::MultiThread,
+            },
             Case::Stream64BMsgs => Shape::Stream {
                 write: 64,
                 messages: true,
@@ -145,6 +209,16 @@ impl Case {
                 request: 64,
                 reply: 64,
             },
+            Case::Call64BAsyncCt => Shape::AsyncCall {
+                request: 64,
+                reply: 64,
+                flavor: Flavor::CurrentThread,
+            },
+            Case::Call64BAsyncMt => Shape::AsyncCall {
+                request: 64,
+                reply: 64,
+                flavor: Flavor::MultiThread,
+            },
             Case::Call1MiB => Shape::Call {
                 request: 1 << 20,
                 reply: 64,
@@ -158,9 +232,10 @@ impl Case {
             Shape::PingPong { .. } => &[Metric::RttP50, Metric::RttP99, Metric::RttP999],
             Shape::Stream { messages: true, .. } => &[Metric::MsgsPerS],
             Shape::Stream { .. } => &[Metric::MbPerS],
-            Shape::Call { .. } | Shape::Fan { .. } => {
-                &[Metric::RttP50, Metric::RttP99, Metric::RttP999]
-            }
+            Shape::Call { .. }
+            | Shape::Fan { .. }
+            | Shape::AsyncPingPong { .. }
+            | Shape::AsyncCall { .. } => &[Metric::RttP50, Metric::RttP99, Metric::RttP999],
         }
     }
 
@@ -168,19 +243,32 @@ impl Case {
     /// (1.0 = the default run).
     pub fn base_duration(self) -> Duration {
         match self.shape() {
-            Shape::PingPong { .. } | Shape::Fan { .. } => Duration::from_millis(2500),
+            Shape::PingPong { .. } | Shape::Fan { .. } | Shape::AsyncPingPong { .. } => {
+                Duration::from_millis(2500)
+            }
             Shape::Stream { .. } => Duration::from_millis(2000),
-            Shape::Call { .. } => Duration::from_millis(2000),
+            Shape::Call { .. } | Shape::AsyncCall { .. } => Duration::from_millis(2000),
+        }
+    }
+
+    /// The tokio runtime of an async case; `None` for the blocking ones.
+    pub fn flavor(self) -> Option<Flavor> {
+        match self.shape() {
+            Shape::AsyncPingPong { flavor, .. } | Shape::AsyncCall { flavor, .. } => Some(flavor),
+            _ => None,
         }
     }
 
     /// Whether this case runs over `transport`. A fan of connections needs a transport
     /// that can open many connections to one peer and serve them from one thread:
     /// culvert (named pipes in a `WaitSet`) and uds (sockets in `poll(2)`); an OS pipe
-    /// pair, the shm floor and the single ring link are one connection each.
+    /// pair, the shm floor and the single ring link are one connection each. The async
+    /// cases compare culvert's futures with tokio's own `UnixStream`: culvert and uds.
     pub fn runs_on(self, transport: Transport) -> bool {
         match self.shape() {
-            Shape::Fan { .. } => matches!(transport, Transport::Culvert | Transport::Uds),
+            Shape::Fan { .. } | Shape::AsyncPingPong { .. } | Shape::AsyncCall { .. } => {
+                matches!(transport, Transport::Culvert | Transport::Uds)
+            }
             _ => true,
         }
     }

@@ -6,14 +6,12 @@ use std::ptr::NonNull;
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU64, Ordering};
-use culvert_sync::Liveness;
 
 use super::control::{
     data_words, layout, magic, BroadcastControl, SlotHeader, Stamp, CONTROL_SIZE, LAYOUT_VERSION,
     MAX_POSITION, MAX_WRITERS,
 };
 use crate::layout::control_ptr;
-use crate::owner;
 use crate::{Error, Result};
 
 /// Writes a fresh broadcast ring into `region` (see [`super::Ring::init`]).
@@ -246,8 +244,8 @@ impl Core {
     /// Whether the writer in table entry `index` is known dead (its process is gone or
     /// the entry was released).
     pub(crate) fn writer_dead(&self, index: usize) -> Result<bool> {
-        let word = self.owner_entry(index)?.load(Ordering::Acquire);
-        Ok(owner::holder_liveness(word) == Liveness::Dead)
+        let entry = culvert_sync::OwnerWord::from_atomic(self.owner_entry(index)?);
+        Ok(entry.holder() != culvert_sync::Holder::Alive)
     }
 
     /// The shared tail, checked against the largest position.

@@ -4,11 +4,9 @@ use std::time::{Duration, Instant};
 
 use culvert_section::Region;
 use culvert_sync::atomic::{fence, spin_hint, yield_now, Ordering};
-use culvert_sync::Liveness;
 
 use super::control::{Stamp, MAX_POSITION};
 use super::core::Core;
-use crate::owner;
 use crate::{Error, Result};
 
 /// How long `send` waits, at most once per call, for a live writer whose copy into the
@@ -98,23 +96,14 @@ impl Writer {
     pub fn attach(region: &Region) -> Result<Writer> {
         let core = Core::attach(region)?;
         core.tail()?;
-        let identity = owner::my_identity();
+        let identity = culvert_sync::owner::my_owner_id();
         let owners = &core.ctl().writers.owners;
         let mut claimed = None;
         for (index, entry) in owners.iter().enumerate() {
-            let current = entry.load(Ordering::Acquire);
-            // An entry holding our own identity belongs to a live writer of this
-            // process: skip it without a liveness look-up.
-            if current == identity
-                || (current != 0 && owner::holder_liveness(current) == Liveness::Alive)
-            {
-                continue;
-            }
-            if entry
-                .compare_exchange(current, identity, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                claimed = Some((index, current != 0));
+            // An entry of a live writer (one of this process's included) is skipped.
+            if let Ok(c) = culvert_sync::OwnerWord::from_atomic(entry).claim(identity) {
+                let from_dead = matches!(c, culvert_sync::owner::Claimed::FromDead { .. });
+                claimed = Some((index, from_dead));
                 break;
             }
         }

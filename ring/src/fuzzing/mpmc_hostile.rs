@@ -33,7 +33,7 @@ use culvert_sync::atomic::Ordering;
 
 use super::hostile::{encode, runtime_error, timed, Committed, Input, Shared, MSG_HEADER};
 use crate::mpmc::{Config, Consumer, MessageRing, Producer};
-use crate::{owner, Deadline, Error};
+use crate::{Deadline, Error};
 
 /// Offsets in the control block.
 const ENQUEUE_POS: usize = 128;
@@ -516,7 +516,7 @@ impl Run {
         let i = (which >> 2) as usize % MAX_ENDPOINTS;
         let v = match which % 4 {
             0 => 0,
-            1 => owner::my_identity(),
+            1 => culvert_sync::owner::my_owner_id(),
             2 => DEAD_IDENTITY,
             _ => value,
         };

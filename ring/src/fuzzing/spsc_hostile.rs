@@ -35,7 +35,7 @@ use culvert_sync::atomic::Ordering;
 
 use super::hostile::{encode, runtime_error, timed, Committed, Input, Shared, MSG_HEADER};
 use crate::spsc::{Config, MessageReader, MessageRing, MessageWriter};
-use crate::{owner, Deadline, Error};
+use crate::{Deadline, Error};
 
 mod bytes;
 use bytes::Bytes;
@@ -133,7 +133,7 @@ fn scribble(op: u8, input: &mut Input<'_>, shared: &Shared, cap: u64, t: &mut Ta
                 };
                 let v = match (which >> 3) % 4 {
                     0 => 0,
-                    1 => owner::my_identity(),
+                    1 => culvert_sync::owner::my_owner_id(),
                     2 => DEAD_IDENTITY,
                     _ => value,
                 };

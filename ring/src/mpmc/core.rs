@@ -65,7 +65,7 @@ use std::time::Duration;
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use culvert_sync::{Deadline, Liveness, Notifier, RecheckClock, WaitStrategy};
+use culvert_sync::{Deadline, Notifier, RecheckClock, WaitStrategy};
 
 use super::control::{
     magic, pack, tag_diff, unpack, ConfigWords, Control, Layout, Line, SlotHeader, StateWords,
@@ -74,7 +74,7 @@ use super::control::{
 use super::endpoint::{self, WaitOn};
 use super::Stats;
 use crate::layout::control_ptr;
-use crate::{owner, Error, Result};
+use crate::{Error, Result};
 
 mod claim;
 mod participants;
@@ -267,7 +267,7 @@ impl Core {
             me: 0,
             // Models run in one process; skip the /proc read per attach there.
             #[cfg(not(loom))]
-            identity: owner::my_identity(),
+            identity: culvert_sync::owner::my_owner_id(),
             #[cfg(loom)]
             identity: 1,
             strategy: WaitStrategy::default(),

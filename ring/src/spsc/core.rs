@@ -5,11 +5,9 @@ use std::ptr::NonNull;
 
 use culvert_section::Region;
 use culvert_sync::atomic::Ordering;
-use culvert_sync::Liveness;
 
 use super::control::{Config, SpscControl, MAX_CAPACITY, MIN_CAPACITY};
 use crate::layout::{control_ptr, ring_magic};
-use crate::owner;
 use crate::{Error, Result};
 
 /// Largest message-ring capacity: record lengths (and padding) are 32-bit.
@@ -201,7 +199,7 @@ impl Core {
     /// Whether the process recorded in `owner_word` has died (0 = none attached yet:
     /// not dead).
     pub(crate) fn owner_died(&self, owner_word: u64) -> bool {
-        owner_word != 0 && owner::holder_liveness(owner_word) == Liveness::Dead
+        culvert_sync::holder_of(owner_word) == culvert_sync::Holder::Dead
     }
 
     /// Checks a shared position read from the peer against our own.

@@ -27,7 +27,7 @@ use culvert_sync::{wait_for, Deadline, Notifier, RecheckClock, WaitStrategy};
 use super::control::SpscControl;
 use super::core::Core;
 use crate::layout::control_ptr;
-use crate::{owner, Error, Result};
+use crate::{Error, Result};
 
 /// The error of every call on an endpoint that detected corruption earlier.
 const POISONED: Error = Error::Corrupted {
@@ -349,7 +349,9 @@ fn attach(
         Side::Writer => "writer",
         Side::Reader => "reader",
     };
-    owner::claim(side.own_owner(ctl), name)?;
+    culvert_sync::OwnerWord::from_atomic(side.own_owner(ctl))
+        .claim(culvert_sync::owner::my_owner_id())
+        .map_err(|_| Error::Busy { what: name })?;
     if side.own_closed(ctl).load(Ordering::Acquire) != 0 {
         return Err(Error::Closed);
     }

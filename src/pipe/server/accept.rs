@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use culvert_section::{Section, SectionKind};
 use culvert_sync::atomic::Ordering;
-use culvert_sync::{wait_for, Deadline, Liveness, ProcessIdentity};
+use culvert_sync::{wait_for, Deadline};
 
 use super::super::end::PipeEnd;
 use super::super::layout::{create_instance, Placement, StateView};
@@ -127,7 +127,7 @@ impl PipeServer {
                 continue;
             }
             let client = slot.client.load(Ordering::Acquire);
-            if client != 0 && ProcessIdentity::packed_liveness(client) == Liveness::Dead {
+            if culvert_sync::holder_of(client) == culvert_sync::Holder::Dead {
                 let _ =
                     slot.ticket
                         .compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Acquire);
@@ -142,7 +142,7 @@ impl PipeServer {
                 continue;
             }
             let client = cell.client.load(Ordering::Acquire);
-            if client != 0 && ProcessIdentity::packed_liveness(client) == Liveness::Dead {
+            if culvert_sync::holder_of(client) == culvert_sync::Holder::Dead {
                 let gen = (word >> 32) as u32;
                 if cell
                     .word
@@ -170,7 +170,7 @@ impl PipeServer {
             return Ok(None);
         }
         let client = cell.client.load(Ordering::Acquire);
-        if ProcessIdentity::packed_liveness(client) == Liveness::Dead {
+        if culvert_sync::holder_of(client) != culvert_sync::Holder::Alive {
             let _ = cell.word.compare_exchange(
                 pending,
                 cell_word(gen, CELL_FREE),
@@ -303,8 +303,8 @@ impl PipeServer {
                     return Ok(Some(outcome));
                 }
                 let released = slot.ticket.load(Ordering::Acquire) != ticket;
-                let died =
-                    ctx.liveness_due && ProcessIdentity::packed_liveness(client) == Liveness::Dead;
+                let died = ctx.liveness_due
+                    && culvert_sync::holder_of(client) != culvert_sync::Holder::Alive;
                 Ok((released || died).then_some(false))
             },
         );

@@ -212,6 +212,13 @@ impl PortClient {
             me,
             cfg,
             producer: Mutex::new(producer),
+            reply_notifier: {
+                let mut addr = 0;
+                culvert_sync::Waitable::notifiers(&reader, &mut |n| {
+                    addr = n as *const culvert_sync::Notifier as usize;
+                });
+                addr
+            },
             reader: Mutex::new((reader, buf, Instant::now())),
             table: Mutex::new(Table::default()),
             cv: Condvar::new(),

@@ -4,29 +4,22 @@
 //! `abandoned_by_dead_producers`; `READING` → counted in `lost_to_dead_consumers`).
 
 use super::*;
+use culvert_sync::owner::{Claimed, Holder, OwnerWord};
 
 impl Core {
     /// Claims a free or dead participant entry.
     pub(super) fn register(&mut self) -> Result<()> {
         for who in 1..=self.layout.max_endpoints as u32 {
-            let entry = self.part(who);
-            let cur = entry.load(Ordering::Acquire);
-            let dead_holder = if cur == 0 {
-                false
-            } else if owner::holder_liveness(cur) == Liveness::Dead {
-                true
-            } else {
-                continue;
-            };
-            if entry
-                .compare_exchange(cur, self.identity, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                self.me = who;
-                if dead_holder {
-                    self.sweep(who);
+            let entry = OwnerWord::from_atomic(self.part(who));
+            match entry.claim(self.identity) {
+                Ok(claimed) => {
+                    self.me = who;
+                    if matches!(claimed, Claimed::FromDead { .. }) {
+                        self.sweep(who);
+                    }
+                    return Ok(());
                 }
-                return Ok(());
+                Err(_) => continue,
             }
         }
         Err(Error::Busy {
@@ -92,9 +85,9 @@ impl Core {
         Ok(freed)
     }
 
-    /// Whether participant `who` (validated) is held by a dead process.
+    /// Whether participant `who` (validated) is gone: its process died, or its entry
+    /// was released (a slot naming a released entry has no holder left to finish it).
     pub(super) fn holder_dead(&self, who: u32) -> bool {
-        let id = self.part(who).load(Ordering::Acquire);
-        owner::holder_liveness(id) == Liveness::Dead
+        OwnerWord::from_atomic(self.part(who)).holder() != Holder::Alive
     }
 }
