@@ -4,9 +4,9 @@
 //! * `Blocking` sleeps on the [`Notifier`] at once;
 //! * `Adaptive` (the default) spins briefly, then sleeps. The machines culvert
 //!   targets may have two cores: a waiter that spins long steals the core its peer
-//!   needs, so the spin phase is short (a few microseconds). It spins only while
+//!   needs, so the spin phase is short (at most [`SPIN_BUDGET`], 10 µs). It spins only while
 //!   spinning pays: a thread whose last eight waits all ended in a sleep goes to sleep at
-//!   once (and spins again on every 16th wait, to notice when the
+//!   once (and spins again on one wait in 16, at random, to notice when the
 //!   peer turns fast again). Spinning that never succeeds is not only wasted: a
 //!   waker that spins after its wake looks busy to the scheduler, which then wakes the
 //!   sleeping peer on another, idle CPU (measured with `culvert bench`,
@@ -39,18 +39,30 @@ pub enum WaitStrategy {
     Adaptive,
 }
 
-/// Spins (with a CPU pause each) before sleeping, in `Adaptive`.
+/// How long `Adaptive` spins (re-checking, with a CPU pause each time) before it
+/// sleeps. A time, not a count of polls: a poll's cost varies with the endpoint (from
+/// a few nanoseconds to a pass over a wait set) and a pause's with the CPU, while what
+/// the spin waits for — a peer answering on another core — takes a time. Counting 200
+/// polls instead left the spin at about 2 µs once polls stopped reading the clock, and
+/// a 64-byte port call (about 1 µs each way) then slept on both sides: 60 µs instead
+/// of 0.9 µs per call (`culvert bench --quick --case call_64B`).
 #[cfg(not(loom))]
-pub(crate) const ADAPTIVE_SPINS: u32 = 200;
-// Under loom every spin is a scheduling point: keep the models small.
-#[cfg(loom)]
-pub(crate) const ADAPTIVE_SPINS: u32 = 0;
+pub(crate) const SPIN_BUDGET: std::time::Duration = std::time::Duration::from_micros(10);
+/// Polls between two clock reads in the spin phase.
+const SPIN_POLLS_PER_CLOCK_READ: u32 = 16;
 
 /// After this many waits in a row whose spin phase found nothing, `Adaptive` sleeps
-/// at once, spinning again only on every [`SPIN_PROBE_EVERY`]th wait.
+/// at once, spinning again only on one wait in [`SPIN_PROBE_EVERY`], at random.
 #[cfg(not(loom))]
 const SPIN_MISSES_TOLERATED: u32 = 8;
-/// How often a thread that stopped spinning tries a spin phase again.
+/// How often, on average, a thread that stopped spinning tries a spin phase again.
+///
+/// At random, not every Nth wait: two processes in ping-pong that both stopped
+/// spinning (each sleeping, each waking the other late) get out of that state only by
+/// spinning in the same round, and periodic probes of two threads whose counts are out
+/// of step never meet. With `tokio` current_thread runtimes on both sides (whose wake
+/// takes longer than the spin), periodic probes kept an async 8-byte round trip at
+/// 65 µs for the whole run, where the spinning state takes 0.5 µs.
 #[cfg(not(loom))]
 const SPIN_PROBE_EVERY: u32 = 16;
 
@@ -59,13 +71,46 @@ thread_local! {
     /// Consecutive `Adaptive` waits of this thread whose spin phase (or skipped spin
     /// phase) ended in a sleep.
     static SPIN_MISSES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// xorshift state for the probes; seeded per thread on first use.
+    static PROBE_RNG: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether this `Adaptive` wait should spin first, by the thread's recent waits.
+/// One draw of the thread's probe generator: true one time in [`SPIN_PROBE_EVERY`].
 #[cfg(not(loom))]
-pub(crate) fn spin_pays() -> bool {
+fn probe_now() -> bool {
+    PROBE_RNG.with(|r| {
+        let mut x = r.get();
+        if x == 0 {
+            // Seeded from where this thread's state lives and the pid: threads and
+            // processes draw different sequences.
+            x = (r as *const _ as u64) ^ (u64::from(std::process::id()) << 32) | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        x % u64::from(SPIN_PROBE_EVERY) == 0
+    })
+}
+
+/// How long a probe spins: long enough to outlast a sleeping peer's wake-up (a futex
+/// wake, or a runtime's unpark on top), so that the probe of one side catches the
+/// answer of a peer that had to be woken, and the pair gets back to spinning.
+#[cfg(not(loom))]
+const PROBE_BUDGET: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// How long this `Adaptive` wait should spin first, by the thread's recent waits:
+/// [`SPIN_BUDGET`] while spinning pays, [`PROBE_BUDGET`] on a probe, else `None`.
+#[cfg(not(loom))]
+pub(crate) fn spin_budget() -> Option<std::time::Duration> {
     let misses = SPIN_MISSES.with(std::cell::Cell::get);
-    misses < SPIN_MISSES_TOLERATED || (misses - SPIN_MISSES_TOLERATED) % SPIN_PROBE_EVERY == 0
+    if misses < SPIN_MISSES_TOLERATED {
+        Some(SPIN_BUDGET)
+    } else if probe_now() {
+        Some(PROBE_BUDGET)
+    } else {
+        None
+    }
 }
 
 /// Records how an `Adaptive` wait ended: `hit` when the condition held before it
@@ -76,32 +121,32 @@ pub(crate) fn record_spin(hit: bool) {
 }
 
 #[cfg(loom)]
-pub(crate) fn spin_pays() -> bool {
-    false
+pub(crate) fn spin_budget() -> Option<std::time::Duration> {
+    None
 }
 
 #[cfg(loom)]
 pub(crate) fn record_spin(_hit: bool) {}
 
 /// The spin phase of [`WaitStrategy::Adaptive`]: re-runs `poll` (with a CPU pause
-/// before each) a few hundred times while spinning pays for this thread (see the
+/// before each) for up to [`SPIN_BUDGET`] while spinning pays for this thread (see the
 /// module doc), and returns what it found, or `None`. Records the outcome for the
 /// thread's next waits. For adapters that do their own sleeping (a wait set, an async
-/// reactor) and want the same short spin first.
-#[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
-pub fn spin_phase<T>(poll: impl FnMut() -> Option<T>) -> Option<T> {
-    spin_phase_of(ADAPTIVE_SPINS, poll)
-}
-
-/// [`spin_phase`] of `spins` polls (a caller whose poll is costly spins fewer times).
-#[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
-pub(crate) fn spin_phase_of<T>(spins: u32, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    if spin_pays() {
-        for _ in 0..spins {
+/// reactor) and want the same short spin first. Never spins under loom (every spin
+/// would be a scheduling point of the model).
+pub fn spin_phase<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    if let Some(budget) = spin_budget() {
+        let start = Instant::now();
+        let mut polls = 0u32;
+        loop {
             spin_hint();
             if let Some(v) = poll() {
                 record_spin(true);
                 return Some(v);
+            }
+            polls = polls.wrapping_add(1);
+            if polls % SPIN_POLLS_PER_CLOCK_READ == 0 && start.elapsed() >= budget {
+                break;
             }
         }
     }
@@ -247,20 +292,30 @@ mod tests {
     fn adaptive_stops_spinning_after_misses_and_probes_again() {
         // Each test runs on its own thread: the record starts empty.
         for _ in 0..SPIN_MISSES_TOLERATED {
-            assert!(spin_pays(), "a few misses are tolerated");
+            assert_eq!(
+                spin_budget(),
+                Some(SPIN_BUDGET),
+                "a few misses are tolerated"
+            );
             record_spin(false);
         }
-        // From here on a spin phase runs only on every SPIN_PROBE_EVERY-th wait.
+        // From here on a spin phase runs on one wait in SPIN_PROBE_EVERY, at random:
+        // 100 of 1,600 on average (the bounds are 5 standard deviations out).
         let mut spun = 0;
-        for _ in 0..SPIN_PROBE_EVERY * 3 {
-            if spin_pays() {
+        for _ in 0..SPIN_PROBE_EVERY * 100 {
+            if let Some(b) = spin_budget() {
+                assert_eq!(b, PROBE_BUDGET);
                 spun += 1;
             }
             record_spin(false);
         }
-        assert_eq!(spun, 3);
+        assert!((50..=150).contains(&spun), "{spun} probes in 1,600 waits");
         record_spin(true);
-        assert!(spin_pays(), "a hit brings the spin phase back");
+        assert_eq!(
+            spin_budget(),
+            Some(SPIN_BUDGET),
+            "a hit brings the spin phase back"
+        );
     }
 
     #[test]

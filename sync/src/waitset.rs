@@ -28,13 +28,13 @@
 //! `try_*` call reports them.
 //!
 //! With [`WaitStrategy::Adaptive`] (the default) the set first re-checks its endpoints
-//! for a few microseconds before sleeping, while spinning pays (the rule of
+//! for up to 10 µs before sleeping, while spinning pays (the rule of
 //! [`wait_for`](crate::wait_for)); `Blocking` sleeps at once and `BusyPoll` never
 //! sleeps.
 
 use crate::atomic::{spin_hint, AtomicU32, Ordering};
 use crate::futex::{self, WaitAnyError, WordAddr, WAIT_ANY_MAX};
-use crate::strategy::{spin_phase_of, ADAPTIVE_SPINS};
+use crate::strategy::spin_phase;
 use crate::{Deadline, Notifier, Timeout, WaitKey, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
 /// Longest sleep of the polling fallback before every endpoint is checked again.
@@ -161,9 +161,7 @@ impl WaitSet {
         match self.strategy {
             WaitStrategy::BusyPoll => return self.busy_poll(endpoints, deadline),
             WaitStrategy::Adaptive => {
-                // About as long a spin as one endpoint's wait, whatever the set's size.
-                let passes = (ADAPTIVE_SPINS / endpoints.len().max(1) as u32).max(1);
-                if spin_phase_of(passes, || self.collect_ready(endpoints).then_some(())).is_some() {
+                if spin_phase(|| self.collect_ready(endpoints).then_some(())).is_some() {
                     return Ok(&self.ready);
                 }
             }
