@@ -4,7 +4,7 @@
 //! * `Blocking` sleeps on the [`Notifier`] at once;
 //! * `Adaptive` (the default) spins briefly, then sleeps. The machines culvert
 //!   targets may have two cores: a waiter that spins long steals the core its peer
-//!   needs, so the spin phase is short (at most [`SPIN_BUDGET`], 10 µs). It spins only while
+//!   needs, so the spin phase is short (at most 10 µs). It spins only while
 //!   spinning pays: a thread whose last eight waits all ended in a sleep goes to sleep at
 //!   once (and spins again on one wait in 16, at random, to notice when the
 //!   peer turns fast again). Spinning that never succeeds is not only wasted: a
@@ -129,7 +129,7 @@ pub(crate) fn spin_budget() -> Option<std::time::Duration> {
 pub(crate) fn record_spin(_hit: bool) {}
 
 /// The spin phase of [`WaitStrategy::Adaptive`]: re-runs `poll` (with a CPU pause
-/// before each) for up to [`SPIN_BUDGET`] while spinning pays for this thread (see the
+/// before each) for up to 10 µs (100 µs on a probe) while spinning pays for this thread (see the
 /// module doc), and returns what it found, or `None`. Records the outcome for the
 /// thread's next waits. For adapters that do their own sleeping (a wait set, an async
 /// reactor) and want the same short spin first. Never spins under loom (every spin
