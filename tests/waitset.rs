@@ -103,25 +103,30 @@ fn child_acts() {
     std::thread::sleep(Duration::from_secs(30));
 }
 
-/// One `wait` over every endpoint; the ready indices.
-fn ready_now(
-    set: &mut WaitSet,
-    pipes: &mut [PipeEnd],
-    slots: &mut [Mailslot],
-    servers: &mut [PipeServer],
-    groups: &mut [Mailslot],
-    port: &mut PortServer,
-    deadline: Duration,
-) -> Result<BTreeSet<usize>, culvert::sync::Timeout> {
-    let mut all: Vec<&mut dyn Waitable> = Vec::with_capacity(ENDPOINTS);
-    // Indices: pipes, then slots, servers, groups, and the port last.
-    all.extend(pipes.iter_mut().map(|e| e as &mut dyn Waitable));
-    all.extend(slots.iter_mut().map(|e| e as &mut dyn Waitable));
-    all.extend(servers.iter_mut().map(|e| e as &mut dyn Waitable));
-    all.extend(groups.iter_mut().map(|e| e as &mut dyn Waitable));
-    all.push(port);
-    set.wait(&mut all, deadline)
-        .map(|r| r.iter().copied().collect())
+/// The parent's endpoints of every kind, and the set they are waited on with.
+struct Endpoints {
+    set: WaitSet,
+    pipes: Vec<PipeEnd>,
+    slots: Vec<Mailslot>,
+    servers: Vec<PipeServer>,
+    groups: Vec<Mailslot>,
+    port: PortServer,
+}
+
+impl Endpoints {
+    /// One `wait` over every endpoint; the ready indices (pipes, then slots, servers,
+    /// groups, and the port last).
+    fn ready(&mut self, deadline: Duration) -> Result<BTreeSet<usize>, culvert::sync::Timeout> {
+        let mut all: Vec<&mut dyn Waitable> = Vec::with_capacity(ENDPOINTS);
+        all.extend(self.pipes.iter_mut().map(|e| e as &mut dyn Waitable));
+        all.extend(self.slots.iter_mut().map(|e| e as &mut dyn Waitable));
+        all.extend(self.servers.iter_mut().map(|e| e as &mut dyn Waitable));
+        all.extend(self.groups.iter_mut().map(|e| e as &mut dyn Waitable));
+        all.push(&mut self.port);
+        self.set
+            .wait(&mut all, deadline)
+            .map(|r| r.iter().copied().collect())
+    }
 }
 
 #[test]
@@ -137,36 +142,35 @@ fn a_set_of_every_kind_reports_exactly_the_ready_endpoints() {
     let pipe_servers: Vec<PipeServer> = (0..PIPES)
         .map(|i| PipeServer::bind(&format!("p{i}"), &pipe_opts(r)).unwrap())
         .collect();
-    let mut slots: Vec<Mailslot> = (0..SLOTS)
+    let slots: Vec<Mailslot> = (0..SLOTS)
         .map(|i| Mailslot::create(&format!("m{i}"), &slot_opts(r)).unwrap())
         .collect();
-    let mut servers: Vec<PipeServer> = (0..SERVERS)
+    let servers: Vec<PipeServer> = (0..SERVERS)
         .map(|i| PipeServer::bind(&format!("s{i}"), &pipe_opts(r)).unwrap())
         .collect();
-    let mut groups: Vec<Mailslot> = (0..GROUPS)
+    let groups: Vec<Mailslot> = (0..GROUPS)
         .map(|i| mailslot::join(&format!("g{i}"), &slot_opts(r)).unwrap())
         .collect();
-    let mut port = PortServer::create("port", &port_opts(r)).unwrap();
+    let port = PortServer::create("port", &port_opts(r)).unwrap();
 
     let mut child = dog.spawn(child_command(TEST, "child").env("WS_ROOT", r));
-    let mut pipes: Vec<PipeEnd> = pipe_servers
+    let pipes: Vec<PipeEnd> = pipe_servers
         .iter()
         .map(|s| s.accept_until(Duration::from_secs(30)).unwrap())
         .collect();
     await_file(&r.join("connected"));
+    let mut e = Endpoints {
+        set: WaitSet::new(),
+        pipes,
+        slots,
+        servers,
+        groups,
+        port,
+    };
 
     // Nothing is ready: the deadline is honoured.
-    let mut set = WaitSet::new();
     let start = Instant::now();
-    let r0 = ready_now(
-        &mut set,
-        &mut pipes,
-        &mut slots,
-        &mut servers,
-        &mut groups,
-        &mut port,
-        Duration::from_millis(50),
-    );
+    let r0 = e.ready(Duration::from_millis(50));
     let took = start.elapsed();
     assert_eq!(r0, Err(culvert::sync::Timeout));
     assert!(took >= Duration::from_millis(50), "{took:?}");
@@ -184,16 +188,9 @@ fn a_set_of_every_kind_reports_exactly_the_ready_endpoints() {
     ]);
     let mut seen = BTreeSet::new();
     while seen != expected {
-        let got = ready_now(
-            &mut set,
-            &mut pipes,
-            &mut slots,
-            &mut servers,
-            &mut groups,
-            &mut port,
-            Duration::from_secs(20),
-        )
-        .expect("the child's actions make endpoints ready");
+        let got = e
+            .ready(Duration::from_secs(20))
+            .expect("the child's actions make endpoints ready");
         assert!(
             got.is_subset(&expected),
             "ready: {got:?}, expected only {expected:?}"
@@ -202,43 +199,25 @@ fn a_set_of_every_kind_reports_exactly_the_ready_endpoints() {
     }
     await_file(&r.join("acted"));
     // Level-triggered: still exactly those, until they are served.
-    let got = ready_now(
-        &mut set,
-        &mut pipes,
-        &mut slots,
-        &mut servers,
-        &mut groups,
-        &mut port,
-        Duration::ZERO,
-    )
-    .unwrap();
-    assert_eq!(got, expected);
+    assert_eq!(e.ready(Duration::ZERO).unwrap(), expected);
 
     // Serving them with the try_ calls leaves nothing ready.
     let mut buf = [0u8; 64];
     for i in WRITTEN_PIPES {
-        let m = pipes[i].try_read_message(&mut buf).unwrap();
+        let m = e.pipes[i].try_read_message(&mut buf).unwrap();
         assert_eq!(&buf[..m.len], b"ready");
     }
     assert!(matches!(
-        pipes[CLOSED_PIPE].try_read_message(&mut buf),
+        e.pipes[CLOSED_PIPE].try_read_message(&mut buf),
         Err(Error::Closed)
     ));
-    assert_eq!(slots[WRITTEN_SLOT].try_read(&mut buf).unwrap(), 4);
-    assert_eq!(groups[BROADCAST_GROUP].try_read(&mut buf).unwrap(), 3);
-    let _held = servers[CONNECTED_SERVER].try_accept().unwrap();
-    let request = port.try_listen().unwrap();
+    assert_eq!(e.slots[WRITTEN_SLOT].try_read(&mut buf).unwrap(), 4);
+    assert_eq!(e.groups[BROADCAST_GROUP].try_read(&mut buf).unwrap(), 3);
+    let _held = e.servers[CONNECTED_SERVER].try_accept().unwrap();
+    let request = e.port.try_listen().unwrap();
     request.reject(b"no").unwrap();
-    pipes.remove(CLOSED_PIPE);
-    let got = ready_now(
-        &mut set,
-        &mut pipes[..PIPES - 1],
-        &mut slots,
-        &mut servers,
-        &mut groups,
-        &mut port,
-        Duration::ZERO,
-    );
+    e.pipes.remove(CLOSED_PIPE);
+    let got = e.ready(Duration::ZERO);
     assert_eq!(
         got,
         Err(culvert::sync::Timeout),
@@ -249,6 +228,9 @@ fn a_set_of_every_kind_reports_exactly_the_ready_endpoints() {
     child.kill().unwrap();
     let killed = Instant::now();
     child.wait().unwrap();
+    let Endpoints {
+        mut set, mut pipes, ..
+    } = e;
     let mut dead = BTreeSet::new();
     while dead.len() < PIPES - 1 {
         let mut all: Vec<&mut dyn Waitable> =

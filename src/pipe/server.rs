@@ -549,20 +549,18 @@ impl Drop for PipeServer {
     }
 }
 
-// SAFETY: as for `PipeServer`.
-unsafe impl culvert_sync::Waitable for &PipeServer {
-    /// As for [`PipeServer`]; for a server shared between threads or tasks.
-    fn poll_ready(&mut self) -> bool {
+impl PipeServer {
+    /// Never waits: a client's connect request is waiting (or the request ring broke).
+    fn connect_waiting(&self) -> bool {
         culvert_sync::Waitable::poll_ready(
             &mut *self.consumer.lock().unwrap_or_else(|e| e.into_inner()),
         )
     }
 
-    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
-        self.consumer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .notifiers(f);
+    /// The request ring's notifier.
+    fn request_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        let consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
+        culvert_sync::Waitable::notifiers(&*consumer, f);
     }
 }
 
@@ -572,15 +570,22 @@ unsafe impl culvert_sync::Waitable for PipeServer {
     /// [`try_accept`](PipeServer::try_accept) then answers it, unless every instance is
     /// taken.
     fn poll_ready(&mut self) -> bool {
-        culvert_sync::Waitable::poll_ready(
-            &mut *self.consumer.lock().unwrap_or_else(|e| e.into_inner()),
-        )
+        self.connect_waiting()
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
-        self.consumer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .notifiers(f);
+        self.request_notifiers(f);
+    }
+}
+
+// SAFETY: as for `PipeServer`.
+unsafe impl culvert_sync::Waitable for &PipeServer {
+    /// As for [`PipeServer`]; for a server shared between threads or tasks.
+    fn poll_ready(&mut self) -> bool {
+        self.connect_waiting()
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+        self.request_notifiers(f);
     }
 }

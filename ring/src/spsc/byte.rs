@@ -6,7 +6,7 @@ use culvert_sync::{Deadline, WaitStrategy};
 
 use super::control::{Config, KIND_BYTE};
 use super::core;
-use super::endpoint::{self, ReaderEnd, Side, WriterEnd};
+use super::endpoint::{self, ReaderEnd, WriterEnd};
 use crate::{Error, Result};
 
 /// A write larger than `capacity / PUBLISH_PIECES` is published in pieces of that size.
@@ -349,42 +349,4 @@ impl ByteReadGrant<'_> {
     }
 }
 
-// SAFETY: the notifier lives in the ring's region, which the endpoint keeps mapped at
-// a fixed address, not in the endpoint value.
-unsafe impl culvert_sync::Waitable for ByteReader {
-    /// True when a read would not report `WouldBlock`: committed bytes, end of stream,
-    /// a dead writer (checked at most once per liveness interval) or a corruption.
-    fn poll_ready(&mut self) -> bool {
-        self.end.poll_readable()
-    }
-
-    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
-        f(self.end.readable_notifier());
-    }
-}
-
-impl endpoint::Endpoint for ByteWriter {
-    const SIDE: Side = Side::Writer;
-    fn core(&self) -> &super::core::Core {
-        &self.end.core
-    }
-    fn strategy(&self) -> WaitStrategy {
-        self.end.strategy
-    }
-    fn verdict(&mut self) -> &mut Option<bool> {
-        &mut self.end.verdict
-    }
-}
-
-impl endpoint::Endpoint for ByteReader {
-    const SIDE: Side = Side::Reader;
-    fn core(&self) -> &super::core::Core {
-        &self.end.core
-    }
-    fn strategy(&self) -> WaitStrategy {
-        self.end.strategy
-    }
-    fn verdict(&mut self) -> &mut Option<bool> {
-        &mut self.end.verdict
-    }
-}
+endpoint::endpoint_impls!(ByteWriter, ByteReader);

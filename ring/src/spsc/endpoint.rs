@@ -403,6 +403,55 @@ pub(crate) trait Endpoint {
     fn verdict(&mut self) -> &mut Option<bool>;
 }
 
+/// Writes, for a framing's writer and reader types (each with an `end` field of
+/// [`WriterEnd`] / [`ReaderEnd`]), their [`Endpoint`] impls and the reader's
+/// [`Waitable`](culvert_sync::Waitable) impl.
+macro_rules! endpoint_impls {
+    ($writer:ty, $reader:ty) => {
+        impl $crate::spsc::endpoint::Endpoint for $writer {
+            const SIDE: $crate::spsc::endpoint::Side = $crate::spsc::endpoint::Side::Writer;
+            fn core(&self) -> &$crate::spsc::core::Core {
+                &self.end.core
+            }
+            fn strategy(&self) -> culvert_sync::WaitStrategy {
+                self.end.strategy
+            }
+            fn verdict(&mut self) -> &mut Option<bool> {
+                &mut self.end.verdict
+            }
+        }
+
+        impl $crate::spsc::endpoint::Endpoint for $reader {
+            const SIDE: $crate::spsc::endpoint::Side = $crate::spsc::endpoint::Side::Reader;
+            fn core(&self) -> &$crate::spsc::core::Core {
+                &self.end.core
+            }
+            fn strategy(&self) -> culvert_sync::WaitStrategy {
+                self.end.strategy
+            }
+            fn verdict(&mut self) -> &mut Option<bool> {
+                &mut self.end.verdict
+            }
+        }
+
+        // SAFETY: the notifier lives in the ring's region, which the endpoint keeps
+        // mapped at a fixed address, not in the endpoint value.
+        unsafe impl culvert_sync::Waitable for $reader {
+            /// True when a read would not report `WouldBlock`: something committed,
+            /// end of stream, a dead writer (checked at most once per liveness
+            /// interval) or a corruption.
+            fn poll_ready(&mut self) -> bool {
+                self.end.poll_readable()
+            }
+
+            fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
+                f(self.end.readable_notifier());
+            }
+        }
+    };
+}
+pub(crate) use endpoint_impls;
+
 /// Runs `op` on `endpoint` until it stops returning `WouldBlock`, sleeping on the
 /// side's notifier until `deadline`. `op` reports a dead peer itself (`PeerDied`, see
 /// the module doc), when the wait says a liveness check is due: `wait_for` says so at

@@ -12,7 +12,7 @@ use culvert_sync::{Deadline, WaitStrategy};
 
 use super::control::{Config, KIND_MESSAGE};
 use super::core::{self, RECORD_HEADER};
-use super::endpoint::{self, ReaderEnd, Side, WriterEnd};
+use super::endpoint::{self, ReaderEnd, WriterEnd};
 use crate::layout::round_up;
 use crate::{Error, Result};
 
@@ -455,42 +455,4 @@ impl MessageReadGrant<'_> {
     }
 }
 
-// SAFETY: the notifier lives in the ring's region, which the endpoint keeps mapped at
-// a fixed address, not in the endpoint value.
-unsafe impl culvert_sync::Waitable for MessageReader {
-    /// True when a read would not report `WouldBlock`: committed messages, end of stream,
-    /// a dead writer (checked at most once per liveness interval) or a corruption.
-    fn poll_ready(&mut self) -> bool {
-        self.end.poll_readable()
-    }
-
-    fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
-        f(self.end.readable_notifier());
-    }
-}
-
-impl endpoint::Endpoint for MessageWriter {
-    const SIDE: Side = Side::Writer;
-    fn core(&self) -> &super::core::Core {
-        &self.end.core
-    }
-    fn strategy(&self) -> WaitStrategy {
-        self.end.strategy
-    }
-    fn verdict(&mut self) -> &mut Option<bool> {
-        &mut self.end.verdict
-    }
-}
-
-impl endpoint::Endpoint for MessageReader {
-    const SIDE: Side = Side::Reader;
-    fn core(&self) -> &super::core::Core {
-        &self.end.core
-    }
-    fn strategy(&self) -> WaitStrategy {
-        self.end.strategy
-    }
-    fn verdict(&mut self) -> &mut Option<bool> {
-        &mut self.end.verdict
-    }
-}
+endpoint::endpoint_impls!(MessageWriter, MessageReader);
