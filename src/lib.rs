@@ -114,7 +114,7 @@ mod trace;
 pub use culvert_ring as ring;
 pub use culvert_section as section;
 pub use culvert_sync as sync;
-pub use culvert_sync::{Backend, Deadline, Event, WaitSet, WaitStrategy, Waitable};
+pub use culvert_sync::{Backend, Deadline, Event, WaitContext, WaitSet, WaitStrategy, Waitable};
 pub use error::{BusyReason, Error, Result};
 
 // The README's example runs as a doctest, so it cannot rot.

@@ -29,7 +29,7 @@ struct Flag(Arc<Shared>);
 
 // SAFETY: the notifier lives in the Arc's heap allocation, not in the `Flag` value.
 unsafe impl Waitable for Flag {
-    fn poll_ready(&mut self) -> bool {
+    fn poll_ready(&mut self, _ctx: culvert_sync::WaitContext) -> bool {
         self.0.flag.load(Ordering::Acquire) != 0
     }
 

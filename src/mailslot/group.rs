@@ -404,11 +404,11 @@ pub fn broadcast_with(group: &str, msg: &[u8], opts: &MailslotOptions) -> Result
 impl GroupReader {
     /// Never waits: a message, a lost-message count or a held-back empty message is
     /// waiting (see the `Waitable` impl of `Mailslot`).
-    pub(crate) fn poll_ready(&mut self) -> bool {
+    pub(crate) fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
         use culvert_sync::Waitable;
         self.pending_missed > 0
             || self.pending_empty
-            || self.reader.as_mut().is_none_or(|r| r.poll_ready())
+            || self.reader.as_mut().is_none_or(|r| r.poll_ready(ctx))
     }
 
     /// The broadcast ring's notifier.

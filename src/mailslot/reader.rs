@@ -326,10 +326,10 @@ pub(crate) fn reclaim_dead(name: &str, root: Option<&Path>) -> Result<bool> {
 unsafe impl culvert_sync::Waitable for Mailslot {
     /// True when a message (or a count of lost ones) is waiting to be read, or the
     /// ring broke.
-    fn poll_ready(&mut self) -> bool {
+    fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
         match &mut self.inner {
-            Inner::Slot(s) => s.pending_empty || s.consumer.poll_ready(),
-            Inner::Group(g) => g.poll_ready(),
+            Inner::Slot(s) => s.pending_empty || s.consumer.poll_ready(ctx),
+            Inner::Group(g) => g.poll_ready(ctx),
         }
     }
 

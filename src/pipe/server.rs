@@ -551,9 +551,10 @@ impl Drop for PipeServer {
 
 impl PipeServer {
     /// Never waits: a client's connect request is waiting (or the request ring broke).
-    fn connect_waiting(&self) -> bool {
+    fn connect_waiting(&self, ctx: culvert_sync::WaitContext) -> bool {
         culvert_sync::Waitable::poll_ready(
             &mut *self.consumer.lock().unwrap_or_else(|e| e.into_inner()),
+            ctx,
         )
     }
 
@@ -569,8 +570,8 @@ unsafe impl culvert_sync::Waitable for PipeServer {
     /// True when a client's connect request is waiting (or the request ring broke):
     /// [`try_accept`](PipeServer::try_accept) then answers it, unless every instance is
     /// taken.
-    fn poll_ready(&mut self) -> bool {
-        self.connect_waiting()
+    fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
+        self.connect_waiting(ctx)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
@@ -581,8 +582,8 @@ unsafe impl culvert_sync::Waitable for PipeServer {
 // SAFETY: as for `PipeServer`.
 unsafe impl culvert_sync::Waitable for &PipeServer {
     /// As for [`PipeServer`]; for a server shared between threads or tasks.
-    fn poll_ready(&mut self) -> bool {
-        self.connect_waiting()
+    fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
+        self.connect_waiting(ctx)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {

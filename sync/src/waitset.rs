@@ -35,7 +35,10 @@
 use crate::atomic::{spin_hint, AtomicU32, Ordering};
 use crate::futex::{self, WaitAnyError, WordAddr, WAIT_ANY_MAX};
 use crate::strategy::spin_phase;
-use crate::{Deadline, Notifier, Timeout, WaitKey, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
+use crate::{
+    Deadline, Notifier, RecheckClock, Timeout, WaitContext, WaitKey, WaitStrategy,
+    LIVENESS_RECHECK_INTERVAL,
+};
 
 /// Longest sleep of the polling fallback before every endpoint is checked again.
 pub const POLLING_NAP: std::time::Duration = std::time::Duration::from_millis(1);
@@ -50,11 +53,15 @@ pub const POLLING_NAP: std::time::Duration = std::time::Duration::from_millis(1)
 /// [`poll_ready`](Self::poll_ready) (which takes `&mut self`) and while it sleeps.
 pub unsafe trait Waitable {
     /// Never waits. True when a `try_*` call of the endpoint would not report
-    /// `WouldBlock`: something to read or accept, end of stream, a peer gone (checked
-    /// at most once per [`LIVENESS_RECHECK_INTERVAL`]), or an error. May be spuriously
-    /// true; must not be false while such a call would succeed, once the notifiers'
-    /// waiters were announced.
-    fn poll_ready(&mut self) -> bool;
+    /// `WouldBlock`: something to read or accept, end of stream, a peer gone, or an
+    /// error. May be spuriously true; must not be false while such a call would
+    /// succeed, once the notifiers' waiters were announced.
+    ///
+    /// Whether the peer's process still runs (a `/proc` read) is checked only when
+    /// `ctx.liveness_due`: the set says so at least once per
+    /// [`LIVENESS_RECHECK_INTERVAL`], so the polls in between (a spin phase over many
+    /// endpoints) read shared memory only.
+    fn poll_ready(&mut self, ctx: WaitContext) -> bool;
 
     /// Calls `f` with each notifier that is notified when `poll_ready` may turn true.
     fn notifiers(&self, f: &mut dyn FnMut(&Notifier));
@@ -119,12 +126,16 @@ pub struct WaitSet {
     /// Distinct notifier addresses of the current wait. Valid only during `wait`
     /// (the [`Waitable`] contract).
     notifiers: Vec<*const Notifier>,
+    /// When the endpoints' peers were last checked: a pass is told `liveness_due` at
+    /// most once per interval. Used through `&mut self` only.
+    recheck: RecheckClock,
 }
 
 // SAFETY: the raw pointers are scratch space, valid and used only inside one `wait`
 // call, which borrows the endpoints they came from.
 unsafe impl Send for WaitSet {}
-// SAFETY: `&WaitSet` exposes only the strategy, the backend and the ready indices.
+// SAFETY: `&WaitSet` exposes only the strategy, the backend and the ready indices
+// (the clock's cells are used through `&mut self` only).
 unsafe impl Sync for WaitSet {}
 
 impl WaitSet {
@@ -155,13 +166,13 @@ impl WaitSet {
         deadline: impl Into<Deadline>,
     ) -> Result<&[usize], Timeout> {
         let deadline = deadline.into();
-        if self.collect_ready(endpoints) {
+        if self.collect_ready(endpoints, self.recheck.due()) {
             return Ok(&self.ready);
         }
         match self.strategy {
             WaitStrategy::BusyPoll => return self.busy_poll(endpoints, deadline),
             WaitStrategy::Adaptive => {
-                if spin_phase(|| self.collect_ready(endpoints).then_some(())).is_some() {
+                if spin_phase(|| self.collect_ready(endpoints, false).then_some(())).is_some() {
                     return Ok(&self.ready);
                 }
             }
@@ -170,7 +181,7 @@ impl WaitSet {
         self.gather_notifiers(endpoints);
         loop {
             let keys = self.prepare();
-            let ready = self.collect_ready(endpoints);
+            let ready = self.collect_ready(endpoints, self.recheck.due());
             if ready || deadline.has_passed() {
                 self.finish(keys);
                 return if ready { Ok(&self.ready) } else { Err(Timeout) };
@@ -178,17 +189,20 @@ impl WaitSet {
             let nap = deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL));
             self.sleep(&keys, nap);
             self.finish(keys);
-            if self.collect_ready(endpoints) {
+            if self.collect_ready(endpoints, self.recheck.due()) {
                 return Ok(&self.ready);
             }
         }
     }
 
     /// Checks every endpoint; true when at least one is ready (then `ready` lists them).
-    fn collect_ready(&mut self, endpoints: &mut [&mut dyn Waitable]) -> bool {
+    /// Checks every endpoint (their peers' liveness too when `liveness_due`); true when
+    /// at least one is ready (then `ready` lists them).
+    fn collect_ready(&mut self, endpoints: &mut [&mut dyn Waitable], liveness_due: bool) -> bool {
         self.ready.clear();
+        let ctx = WaitContext { liveness_due };
         for (i, e) in endpoints.iter_mut().enumerate() {
-            if e.poll_ready() {
+            if e.poll_ready(ctx) {
                 self.ready.push(i);
             }
         }
@@ -202,7 +216,7 @@ impl WaitSet {
     ) -> Result<&[usize], Timeout> {
         loop {
             spin_hint();
-            if self.collect_ready(endpoints) {
+            if self.collect_ready(endpoints, self.recheck.tick()) {
                 return Ok(&self.ready);
             }
             if deadline.has_passed() {
@@ -363,7 +377,7 @@ impl Event {
 // SAFETY: the notifier lives in the shared heap allocation the Event's Arc owns, not in
 // the Event value, so it stays at its address while any clone lives.
 unsafe impl Waitable for Event {
-    fn poll_ready(&mut self) -> bool {
+    fn poll_ready(&mut self, _ctx: WaitContext) -> bool {
         self.is_set()
     }
 
@@ -488,7 +502,7 @@ mod tests {
         }
         // SAFETY: the notifier is boxed: it does not move with the value.
         unsafe impl Waitable for Silent {
-            fn poll_ready(&mut self) -> bool {
+            fn poll_ready(&mut self, _ctx: WaitContext) -> bool {
                 Instant::now() >= self.at
             }
             fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {

@@ -338,7 +338,7 @@ unsafe impl culvert_sync::Waitable for Reader {
     /// True when a position was published that this reader has not read (its write
     /// may still be in progress), or on a corruption. A writer that died mid-write is
     /// skipped by `try_recv` within the liveness interval.
-    fn poll_ready(&mut self) -> bool {
+    fn poll_ready(&mut self, _ctx: culvert_sync::WaitContext) -> bool {
         self.state.poisoned.is_some() || !matches!(self.lag(), Ok(0))
     }
 

@@ -326,8 +326,8 @@ unsafe impl culvert_sync::Waitable for ByteReader {
     /// dequeue position, the ring closed, a slot held by a dead producer (checked at
     /// most once per liveness interval) or a corruption. Bytes of a record
     /// already taken and not yet read count too.
-    fn poll_ready(&mut self) -> bool {
-        self.end > self.start || self.core.poll_readable()
+    fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
+        self.end > self.start || self.core.poll_readable(ctx.liveness_due)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {

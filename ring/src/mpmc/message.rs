@@ -226,8 +226,8 @@ unsafe impl culvert_sync::Waitable for Consumer {
     /// True when a receive would not report `WouldBlock`: a committed message at the
     /// dequeue position, the ring closed, a slot held by a dead producer (checked at
     /// most once per liveness interval) or a corruption.
-    fn poll_ready(&mut self) -> bool {
-        self.core.poll_readable()
+    fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
+        self.core.poll_readable(ctx.liveness_due)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {

@@ -210,7 +210,7 @@ impl ReaderEnd {
 
     /// Never waits: whether a read would not report `WouldBlock` — committed bytes,
     /// end of stream, a poisoned endpoint, or a dead writer (checked as [`Self::blocked`]
-    /// does, at most once per liveness interval).
+    /// does: by a verdict the caller left, else at most once per liveness interval).
     pub(crate) fn poll_readable(&mut self) -> bool {
         if self.poisoned {
             return true;
@@ -440,8 +440,11 @@ macro_rules! endpoint_impls {
             /// True when a read would not report `WouldBlock`: something committed,
             /// end of stream, a dead writer (checked at most once per liveness
             /// interval) or a corruption.
-            fn poll_ready(&mut self) -> bool {
-                self.end.poll_readable()
+            fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
+                self.end.verdict = Some(ctx.liveness_due);
+                let ready = self.end.poll_readable();
+                self.end.verdict = None;
+                ready
             }
 
             fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {

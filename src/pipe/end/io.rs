@@ -212,6 +212,12 @@ impl PipeEnd {
     /// within [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)),
     /// so "peek until it fails" loops end. Committed data is reported first.
     pub fn peek(&mut self) -> Result<Peek> {
+        self.peek_checking(None)
+    }
+
+    /// [`peek`](Self::peek), checking the peer's process only when `liveness_due` says
+    /// so (`None`: when the end's clock says so).
+    pub(super) fn peek_checking(&mut self, liveness_due: Option<bool>) -> Result<Peek> {
         self.check_usable()?;
         let found = if self.shared.is_some() {
             self.shared_peek()
@@ -221,7 +227,7 @@ impl PipeEnd {
         match found.map_err(|e| self.poison_on(e))? {
             Some(p) => Ok(p),
             None => {
-                let due = self.clock.due();
+                let due = liveness_due.unwrap_or_else(|| self.clock.due());
                 match self.peer_gone(due) {
                     Some(e) => Err(e),
                     None => Ok(Peek {

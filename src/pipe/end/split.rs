@@ -269,8 +269,8 @@ impl io::Write for PipeWriter {
 // SAFETY: as for `PipeEnd`: the notifiers live in the instance's mapped section.
 unsafe impl culvert_sync::Waitable for PipeReader {
     /// As [`PipeEnd`]'s: true when a read would not report `WouldBlock`.
-    fn poll_ready(&mut self) -> bool {
-        self.end.poll_readable()
+    fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
+        self.end.poll_readable(ctx.liveness_due)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {

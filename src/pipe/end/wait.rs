@@ -133,9 +133,10 @@ impl PipeEnd {
 
 impl PipeEnd {
     /// Never waits: whether a read would not report `WouldBlock` (see
-    /// [`Waitable::poll_ready`](culvert_sync::Waitable::poll_ready)).
-    pub(super) fn poll_readable(&mut self) -> bool {
-        match self.peek() {
+    /// [`Waitable::poll_ready`](culvert_sync::Waitable::poll_ready)); the peer's
+    /// process is checked when `liveness_due`.
+    pub(super) fn poll_readable(&mut self, liveness_due: bool) -> bool {
+        match self.peek_checking(Some(liveness_due)) {
             Ok(p) => p.bytes_available > 0 || p.next_message_len.is_some(),
             Err(_) => true,
         }
@@ -160,8 +161,8 @@ unsafe impl culvert_sync::Waitable for PipeEnd {
     /// True when a read would not report `WouldBlock`: data or a message part waiting,
     /// end of stream, the peer gone (closed at once; a dead process within
     /// [`LIVENESS_RECHECK_INTERVAL`]) or an error.
-    fn poll_ready(&mut self) -> bool {
-        self.poll_readable()
+    fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
+        self.poll_readable(ctx.liveness_due)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {

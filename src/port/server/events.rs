@@ -8,7 +8,7 @@
 //! are torn down while the thread sleeps in a set.
 
 use culvert_sync::atomic::Ordering;
-use culvert_sync::{Deadline, Notifier, WaitSet, Waitable};
+use culvert_sync::{Deadline, Notifier, WaitContext, WaitSet, Waitable};
 
 use super::{ConnectRequest, Incoming, PortServer, Shared};
 use crate::{Error, Result};
@@ -23,7 +23,7 @@ pub enum ServerEvent {
 }
 
 impl Shared {
-    fn poll_ready(&self) -> bool {
+    fn poll_ready(&self, ctx: WaitContext) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return true;
         }
@@ -33,7 +33,7 @@ impl Shared {
         }
         match self.take_consumer() {
             Ok(mut c) => {
-                let ready = c.poll_ready();
+                let ready = c.poll_ready(ctx);
                 self.put_consumer(c);
                 ready
             }
@@ -56,8 +56,8 @@ unsafe impl Waitable for PortServer {
     /// True when [`try_listen`](PortServer::try_listen) or
     /// [`try_receive`](PortServer::try_receive) would not report `WouldBlock`: a
     /// connect request, a message, a connection to tear down, or the server closed.
-    fn poll_ready(&mut self) -> bool {
-        self.inner.poll_ready()
+    fn poll_ready(&mut self, ctx: WaitContext) -> bool {
+        self.inner.poll_ready(ctx)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
@@ -68,8 +68,8 @@ unsafe impl Waitable for PortServer {
 // SAFETY: as for `PortServer`.
 unsafe impl Waitable for &PortServer {
     /// As for [`PortServer`]; for a server shared between threads.
-    fn poll_ready(&mut self) -> bool {
-        self.inner.poll_ready()
+    fn poll_ready(&mut self, ctx: WaitContext) -> bool {
+        self.inner.poll_ready(ctx)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
