@@ -11,6 +11,9 @@
 //!   one section can hold several rings;
 //! * [`Region`] — a bounded span of memory (a sub-object, or heap memory in tests) that
 //!   the ring layer lays its structures out in;
+//! * [`view`] — the one way to turn bytes of a region into a reference:
+//!   [`SharedStruct`] (a `#[repr(C)]` struct of atomics, valid for any bit pattern),
+//!   [`View`] and [`SliceView`] (size and alignment checked once), [`Region::view`];
 //! * [`Error`] — typed, actionable errors (`NotFound`, `Stale`, `NoSpace`…);
 //! * [`replace`] — [`Section::create_replacing_stale`]: create a name, replacing a
 //!   section its owner left behind without ever removing someone else's fresh one;
@@ -33,6 +36,7 @@ mod options;
 mod region;
 pub mod replace;
 mod section;
+pub mod view;
 
 pub use error::{Error, Result};
 pub use inherit::SECTION_FD_ENV;
@@ -42,3 +46,4 @@ pub use options::{
 };
 pub use region::{Region, REGION_ALIGN};
 pub use section::Section;
+pub use view::{SharedStruct, SliceView, View};

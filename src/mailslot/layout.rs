@@ -20,8 +20,9 @@
 //! [`GroupView::config`]); they are never re-read. The other words are counters and
 //! identities that peers write; they are treated as untrusted hints.
 
-use culvert_section::{Region, SectionKind};
+use culvert_section::{Region, SectionKind, SharedStruct, View};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use culvert_sync::owner::{my_owner_id, Holder, OwnerTable, OwnerWord};
 use culvert_sync::ProcessIdentity;
 
 use crate::{Error, Result};
@@ -158,15 +159,19 @@ fn read_config(line: &ConfigLine, magic: u64, what: &str) -> Result<Config> {
     })
 }
 
-/// Checks that `region` can hold a `T` at its start.
-fn check_region<T>(region: &Region, what: &str) -> Result<()> {
-    if region.len() < std::mem::size_of::<T>() || !region.is_aligned_to(std::mem::align_of::<T>()) {
-        return Err(Error::Corrupted {
-            what: format!("{what} control object too small or misaligned"),
-        });
-    }
-    Ok(())
+/// A view of the `T` at the start of `region`, or `Corrupted` naming `what`.
+fn checked_view<T: SharedStruct>(region: Region, what: &str) -> Result<View<T>> {
+    View::new(region).ok_or_else(|| Error::Corrupted {
+        what: format!("{what} control object too small or misaligned"),
+    })
 }
+
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for ConfigLine {}
+// SAFETY: `repr(C)`, atomics and a `ConfigLine` only.
+unsafe impl SharedStruct for MailslotControl {}
+// SAFETY: `repr(C)`, atomics and a `ConfigLine` only.
+unsafe impl SharedStruct for GroupControl {}
 
 /// Whether a member or owner word names a live process (0: nobody).
 pub(crate) fn word_alive(word: u64) -> bool {
@@ -176,24 +181,18 @@ pub(crate) fn word_alive(word: u64) -> bool {
 /// Checked access to a [`MailslotControl`].
 #[derive(Clone)]
 pub(crate) struct MailslotView {
-    /// Keeps the mapping alive. Invariant: starts with a `MailslotControl`, aligned.
-    region: Region,
+    view: View<MailslotControl>,
 }
 
 impl MailslotView {
     pub(crate) fn new(region: Region) -> Result<Self> {
-        check_region::<MailslotControl>(&region, "mailslot")?;
-        Ok(Self { region })
+        Ok(Self {
+            view: checked_view(region, "mailslot")?,
+        })
     }
 
     pub(crate) fn get(&self) -> &MailslotControl {
-        // Why this is sound: `new` checked that the region is large and aligned enough for a
-        // `MailslotControl`, and `self.region` keeps the mapping alive for `&self`.
-        // Every field is an atomic, so concurrent writes by other processes are atomic
-        // accesses (a hostile peer's plain stores only change values, which we validate
-        // or report as found).
-        // SAFETY: in bounds, aligned, kept mapped by `self.region`; atomics only.
-        unsafe { &*self.region.as_ptr().cast::<MailslotControl>() }
+        self.view.get()
     }
 
     /// Writes the configuration (creator, before `mark_ready`).
@@ -219,39 +218,27 @@ impl MailslotView {
     /// Claims the right to remove this (dead) mailslot: from nobody, or from a dead
     /// reclaimer. `false` when a live process holds it.
     pub(crate) fn claim_reclaim(&self) -> bool {
-        let me = ProcessIdentity::me().packed();
-        let word = &self.get().reclaimer;
-        let mut cur = word.load(Ordering::Acquire);
-        for _ in 0..16 {
-            if cur == me || word_alive(cur) {
-                return false;
-            }
-            match word.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
-        }
-        false
+        OwnerWord::from_atomic(&self.get().reclaimer)
+            .claim(my_owner_id())
+            .is_ok()
     }
 }
 
 /// Checked access to a [`GroupControl`].
 #[derive(Clone)]
 pub(crate) struct GroupView {
-    /// Keeps the mapping alive. Invariant: starts with a `GroupControl`, aligned.
-    region: Region,
+    view: View<GroupControl>,
 }
 
 impl GroupView {
     pub(crate) fn new(region: Region) -> Result<Self> {
-        check_region::<GroupControl>(&region, "broadcast group")?;
-        Ok(Self { region })
+        Ok(Self {
+            view: checked_view(region, "broadcast group")?,
+        })
     }
 
     pub(crate) fn get(&self) -> &GroupControl {
-        // SAFETY: as in `MailslotView::get`: size and alignment checked in `new`, the
-        // region keeps the mapping alive, and every field is an atomic.
-        unsafe { &*self.region.as_ptr().cast::<GroupControl>() }
+        self.view.get()
     }
 
     /// Writes the configuration (creator, before `mark_ready`).
@@ -276,18 +263,8 @@ impl GroupView {
     /// Claims a free member entry (or one held by a dead process) for this process.
     /// Returns its index; `Busy` when every entry is held by a live reader.
     pub(crate) fn claim_member(&self) -> Result<usize> {
-        let me = ProcessIdentity::me().packed();
-        for (i, entry) in self.get().members.iter().enumerate() {
-            let cur = entry.load(Ordering::Acquire);
-            if cur != 0 && word_alive(cur) {
-                continue;
-            }
-            if entry
-                .compare_exchange(cur, me, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(i);
-            }
+        if let Some((i, _)) = self.members().claim_any(my_owner_id()) {
+            return Ok(i);
         }
         Err(Error::Busy {
             reason: crate::BusyReason::GroupFull {
@@ -298,10 +275,14 @@ impl GroupView {
 
     /// Frees member entry `index` if it still holds our identity.
     pub(crate) fn release_member(&self, index: usize) {
-        let me = ProcessIdentity::me().packed();
-        if let Some(entry) = self.get().members.get(index) {
-            let _ = entry.compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed);
+        if let Some(entry) = self.members().get(index) {
+            entry.release(my_owner_id());
         }
+    }
+
+    /// The member table, as owner words (every access SeqCst).
+    fn members(&self) -> OwnerTable<'_> {
+        OwnerTable::new(OwnerWord::from_atomics(&self.get().members))
     }
 
     /// Entries naming a process (live or not): a cheap count, no liveness checks.
@@ -315,10 +296,9 @@ impl GroupView {
 
     /// Whether any entry names a live process (SeqCst loads).
     pub(crate) fn any_live_member(&self) -> bool {
-        self.get()
-            .members
+        OwnerWord::from_atomics(&self.get().members)
             .iter()
-            .any(|m| word_alive(m.load(Ordering::SeqCst)))
+            .any(|m| m.holder() == Holder::Alive)
     }
 
     /// Tries to become the remover: `closing` 0 → us.

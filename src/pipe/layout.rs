@@ -8,7 +8,7 @@
 //! describe and read by the other one, which treats them as untrusted hints (liveness,
 //! `peer_pid`), never as sizes or offsets.
 
-use culvert_section::{Region, Section, SectionKind};
+use culvert_section::{Region, Section, SectionKind, SharedStruct, View};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use culvert_ring::{mpmc, spsc};
@@ -81,6 +81,11 @@ pub(crate) struct EndState {
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<EndState>() == 64);
 
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for EndState {}
+// SAFETY: `repr(C)`, atomics and `EndState`s only.
+unsafe impl SharedStruct for PipeState {}
+
 /// The state block of a pipe instance (object `state`).
 #[repr(C, align(128))]
 pub(crate) struct PipeState {
@@ -120,32 +125,21 @@ pub(crate) struct InstanceConfig {
 /// Checked access to a [`PipeState`] in a region.
 #[derive(Clone)]
 pub(crate) struct StateView {
-    /// Keeps the mapping alive. Invariant: starts with a `PipeState`, aligned.
-    region: Region,
+    view: View<PipeState>,
 }
 
 impl StateView {
     /// The state block at the start of `region`, if it is large and aligned enough.
     pub(crate) fn new(region: Region) -> Result<Self> {
-        if region.len() < std::mem::size_of::<PipeState>()
-            || !region.is_aligned_to(std::mem::align_of::<PipeState>())
-        {
-            return Err(Error::Corrupted {
-                what: "pipe state object too small or misaligned".into(),
-            });
-        }
-        Ok(Self { region })
+        let view = View::new(region).ok_or_else(|| Error::Corrupted {
+            what: "pipe state object too small or misaligned".into(),
+        })?;
+        Ok(Self { view })
     }
 
     /// The block.
     pub(crate) fn get(&self) -> &PipeState {
-        // Why this is sound: the region is at least size_of::<PipeState>() bytes, aligned for it
-        // (checked in `new`), and kept alive by `self.region`. Every field is an atomic,
-        // so concurrent writes by other processes are accesses through atomics (or, by
-        // a hostile peer, plain stores that can only change the values we read, which
-        // are validated where used).
-        // SAFETY: in bounds, aligned, kept mapped by `self.region`; atomics only.
-        unsafe { &*self.region.as_ptr().cast::<PipeState>() }
+        self.view.get()
     }
 
     /// One end's words.

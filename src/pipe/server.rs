@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use culvert_ring::mpmc;
-use culvert_section::{Region, Section, SectionKind, SectionOptions};
+use culvert_section::{Section, SectionKind, SectionOptions, SharedStruct, SliceView, View};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use culvert_sync::{Deadline, Notifier, ProcessIdentity};
 
@@ -102,6 +102,15 @@ fn cell_word(gen: u32, state: u32) -> u64 {
 struct NotifierLine {
     n: Notifier,
 }
+
+// SAFETY: `repr(C)`, atomics (and notifiers) only.
+unsafe impl SharedStruct for NotifierLine {}
+// SAFETY: `repr(C)`, atomics and notifier lines only.
+unsafe impl SharedStruct for ServerHeader {}
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for Slot {}
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for Cell {}
 
 /// The server section's header (object `server`).
 #[repr(C, align(128))]
@@ -173,9 +182,11 @@ pub(crate) struct ServerShared {
     name: String,
     /// Keeps the mapping (the regions do too) and the descriptor.
     _section: Section,
-    header: Region,
-    slots: Region,
-    cells: Region,
+    header: View<ServerHeader>,
+    /// `max_instances` slots.
+    slots: SliceView<Slot>,
+    /// [`CELLS`] request cells.
+    cells: SliceView<Cell>,
     max_instances: usize,
     mode: PipeMode,
     /// The header's [`SERVER_FLAG_SHARED`].
@@ -187,67 +198,52 @@ impl ServerShared {
         let bad = |what: &str| Error::Corrupted {
             what: format!("pipe server '{name}': {what}"),
         };
-        let header = section.object("server")?;
-        if header.len() < std::mem::size_of::<ServerHeader>()
-            || !header.is_aligned_to(std::mem::align_of::<ServerHeader>())
-        {
-            return Err(bad("header object too small or misaligned"));
+        let header = View::<ServerHeader>::new(section.object("server")?)
+            .ok_or_else(|| bad("header object too small or misaligned"))?;
+        let h = header.get();
+        if h.magic.load(Ordering::Acquire) != SERVER_MAGIC {
+            return Err(bad("wrong magic"));
         }
-        let slots = section.object("slots")?;
-        let cells = section.object("cells")?;
-        let mut s = Self {
+        let max = h.max_instances.load(Ordering::Relaxed) as usize;
+        if max == 0 || max > MAX_INSTANCES {
+            return Err(bad("instance table size"));
+        }
+        let slots = SliceView::new(section.object("slots")?, max)
+            .ok_or_else(|| bad("instance table size"))?;
+        if h.cells.load(Ordering::Relaxed) as usize != CELLS {
+            return Err(bad("request cell table"));
+        }
+        let cells = SliceView::new(section.object("cells")?, CELLS)
+            .ok_or_else(|| bad("request cell table"))?;
+        let flags = h.flags.load(Ordering::Relaxed);
+        if flags & !SERVER_FLAG_SHARED != 0 {
+            return Err(bad("unknown flags"));
+        }
+        let mode = PipeMode::from_u32(h.mode.load(Ordering::Relaxed)).ok_or_else(|| bad("mode"))?;
+        Ok(Self {
             name: name.to_string(),
             _section: section,
             header,
             slots,
             cells,
-            max_instances: 0,
-            mode: PipeMode::Byte,
-            shared: false,
-        };
-        let h = s.header();
-        if h.magic.load(Ordering::Acquire) != SERVER_MAGIC {
-            return Err(bad("wrong magic"));
-        }
-        let max = h.max_instances.load(Ordering::Relaxed) as usize;
-        if max == 0 || max > MAX_INSTANCES || s.slots.len() < max * std::mem::size_of::<Slot>() {
-            return Err(bad("instance table size"));
-        }
-        if h.cells.load(Ordering::Relaxed) as usize != CELLS
-            || s.cells.len() < CELLS * std::mem::size_of::<Cell>()
-            || !s.slots.is_aligned_to(8)
-            || !s.cells.is_aligned_to(8)
-        {
-            return Err(bad("request cell table"));
-        }
-        let flags = h.flags.load(Ordering::Relaxed);
-        if flags & !SERVER_FLAG_SHARED != 0 {
-            return Err(bad("unknown flags"));
-        }
-        s.mode = PipeMode::from_u32(h.mode.load(Ordering::Relaxed)).ok_or_else(|| bad("mode"))?;
-        s.shared = flags & SERVER_FLAG_SHARED != 0;
-        s.max_instances = max;
-        Ok(s)
+            max_instances: max,
+            mode,
+            shared: flags & SERVER_FLAG_SHARED != 0,
+        })
     }
 
     fn header(&self) -> &ServerHeader {
-        // SAFETY: checked in `new`: the object is large and aligned enough; the region
-        // keeps the mapping alive; every field is atomic.
-        unsafe { &*self.header.as_ptr().cast::<ServerHeader>() }
+        self.header.get()
     }
 
+    /// Instance slot `k`; `k < max_instances` (callers iterate below it).
     fn slot(&self, k: usize) -> &Slot {
-        assert!(k < self.max_instances);
-        // SAFETY: `k < max_instances`, and the object holds `max_instances` slots (checked
-        // in `new`), 8-aligned; all fields are atomic.
-        unsafe { &*self.slots.as_ptr().cast::<Slot>().add(k) }
+        &self.slots.as_slice()[k]
     }
 
+    /// Request cell `k`; `k < CELLS` (callers check indices taken from the ring).
     fn cell(&self, k: usize) -> &Cell {
-        assert!(k < CELLS);
-        // SAFETY: `k < CELLS`, and the object holds `CELLS` cells (checked in `new`),
-        // 8-aligned; all fields are atomic.
-        unsafe { &*self.cells.as_ptr().cast::<Cell>().add(k) }
+        &self.cells.as_slice()[k]
     }
 
     /// Whether the server is closed or its process died.
@@ -438,9 +434,12 @@ impl PipeServer {
         let requests = section.add_object("requests", OBJ_REQUESTS, ring_len as u64, 4096)?;
         mpmc::MessageRing::init(&requests, &ring_config)?;
         {
-            // SAFETY: the object is size_of::<ServerHeader>() bytes, 128-aligned, zeroed,
-            // and nobody else maps the section until it is marked ready.
-            let h = unsafe { &*header.as_ptr().cast::<ServerHeader>() };
+            // Nobody else maps the section until it is marked ready.
+            let h = header
+                .view::<ServerHeader>(0)
+                .ok_or_else(|| Error::Corrupted {
+                    what: "pipe server header object misplaced".into(),
+                })?;
             h.mode.store(opts.mode.as_u32(), Ordering::Relaxed);
             h.max_instances
                 .store(opts.max_instances as u32, Ordering::Relaxed);

@@ -37,7 +37,7 @@
 
 use std::process::Command;
 
-use culvert_section::{Region, Section};
+use culvert_section::{Section, SharedStruct, View};
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::ProcessIdentity;
 
@@ -60,6 +60,9 @@ const FLAG_BITS: u64 = RESERVED | NONCE_MASK;
 pub(crate) const HOLDER_ENV_SUFFIX: &str = "_HOLDER";
 /// Suffix of the environment variable carrying the side (0 or 1) a child attaches.
 pub(crate) const SIDE_ENV_SUFFIX: &str = "_SIDE";
+
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for HolderTable {}
 
 /// The holder table (object `holders`, shared instances only).
 #[repr(C, align(128))]
@@ -97,31 +100,20 @@ pub(crate) enum Holders {
 /// Checked access to a [`HolderTable`].
 #[derive(Clone)]
 pub(crate) struct HolderView {
-    /// Keeps the mapping alive. Invariant: starts with a `HolderTable`, aligned.
-    region: Region,
+    view: View<HolderTable>,
 }
 
 impl HolderView {
     /// The holder table of a shared instance section.
     pub(crate) fn open(section: &Section) -> Result<Self> {
-        let region = section.object(HOLDERS_NAME)?;
-        if region.len() < std::mem::size_of::<HolderTable>()
-            || !region.is_aligned_to(std::mem::align_of::<HolderTable>())
-        {
-            return Err(Error::Corrupted {
-                what: "pipe holder table too small or misaligned".into(),
-            });
-        }
-        Ok(Self { region })
+        let view = View::new(section.object(HOLDERS_NAME)?).ok_or_else(|| Error::Corrupted {
+            what: "pipe holder table too small or misaligned".into(),
+        })?;
+        Ok(Self { view })
     }
 
     fn table(&self) -> &HolderTable {
-        // Why this is sound: the region is at least size_of::<HolderTable>() bytes and aligned for
-        // it (checked in `open`), kept mapped by `self.region`; every field is an
-        // atomic, so other processes' writes are atomic accesses (or hostile plain
-        // stores, which only change values we treat as hints).
-        // SAFETY: in bounds, aligned, kept mapped by `self.region`; atomics only.
-        unsafe { &*self.region.as_ptr().cast::<HolderTable>() }
+        self.view.get()
     }
 
     /// Word `i` of end `side`. `i` must be `< MAX_HOLDERS`.

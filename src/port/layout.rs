@@ -4,7 +4,7 @@
 //! All `#[repr(C)]`, fixed width, atomics only; configuration words are copied out and
 //! validated once, state words are re-validated on every read.
 
-use culvert_section::Region;
+use culvert_section::{Region, SharedStruct};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use culvert_sync::Notifier;
 
@@ -125,27 +125,24 @@ pub(crate) struct ConnHeader {
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<ConnHeader>() == 128);
 
-/// A `#[repr(C)]` struct at `offset` of `region`, bounds- and alignment-checked.
-pub(crate) fn at<T>(region: &Region, offset: usize) -> Result<&T> {
-    let end = offset.checked_add(std::mem::size_of::<T>());
-    let ptr = region.as_ptr().wrapping_add(offset);
-    if !matches!(end, Some(e) if e <= region.len())
-        || (ptr as usize) % std::mem::align_of::<T>() != 0
-    {
-        return Err(Error::Corrupted {
-            what: "port object too small or misaligned".into(),
-        });
-    }
-    // Why this is sound: in bounds and aligned (checked above); `T` is one of this module's
-    // structs made only of atomics, valid for any bit pattern and accessed atomically;
-    // the reference lives no longer than the borrow of `region`, which keeps the
-    // mapping alive.
-    // SAFETY: in bounds and aligned; `T` is made of atomics; `region` keeps it mapped.
-    Ok(unsafe { &*ptr.cast::<T>() })
+// SAFETY: `repr(C)`, atomics and a notifier only.
+unsafe impl SharedStruct for ListenLine {}
+// SAFETY: `repr(C)`, atomics and a listen line only.
+unsafe impl SharedStruct for PortHeader {}
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for ConnSlot {}
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for ConnHeader {}
+
+/// A shared struct at `offset` of `region`, bounds- and alignment-checked.
+pub(crate) fn at<T: SharedStruct>(region: &Region, offset: usize) -> Result<&T> {
+    region.view::<T>(offset).ok_or_else(|| Error::Corrupted {
+        what: "port object too small or misaligned".into(),
+    })
 }
 
-/// Writes a `#[repr(C)]` value at `offset` of `region` (creator only, before publishing).
-pub(crate) fn put<T>(region: &Region, offset: usize, value: T) -> Result<()> {
+/// Writes a shared struct at `offset` of `region` (creator only, before publishing).
+pub(crate) fn put<T: SharedStruct>(region: &Region, offset: usize, value: T) -> Result<()> {
     at::<T>(region, offset)?;
     // SAFETY: bounds and alignment checked by `at`; the region is not yet published, so
     // this write is exclusive.

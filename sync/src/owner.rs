@@ -9,6 +9,10 @@
 //! holder, and reclaimed (dead → free) by anyone. A table is a run of owner words with
 //! the same three operations over all of them, plus a scan.
 //!
+//! Every access is `SeqCst`, so a protocol that orders an owner-word claim against
+//! another `SeqCst` access (a broadcast group's `closing` word) can rely on one total
+//! order; on x86 this costs nothing over acquire/release.
+//!
 //! Values come from memory other processes can write: a forged word is at worst
 //! reported alive or dead wrongly (it costs a `Busy` or a takeover), never more. Every
 //! loop is bounded: a claim that keeps losing its compare-exchange to a word that
@@ -94,9 +98,16 @@ impl OwnerWord {
         unsafe { &*(word as *const AtomicU64).cast::<OwnerWord>() }
     }
 
+    /// Views the atomics of a shared table as owner words.
+    pub fn from_atomics(words: &[AtomicU64]) -> &[OwnerWord] {
+        // SAFETY: `OwnerWord` is `repr(transparent)` over `AtomicU64`, so a slice of
+        // one is a slice of the other, element for element.
+        unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<OwnerWord>(), words.len()) }
+    }
+
     /// The raw value (0 or a packed identity).
     pub fn load(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.0.load(Ordering::SeqCst)
     }
 
     /// Who holds the word now.
@@ -124,7 +135,7 @@ impl OwnerWord {
             };
             match self
                 .0
-                .compare_exchange(current, me, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(current, me, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => return Ok(claimed),
                 Err(now) => current = now,
@@ -136,7 +147,7 @@ impl OwnerWord {
     /// Gives the word up if `me` still holds it; whether it did.
     pub fn release(&self, me: u64) -> bool {
         self.0
-            .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
     }
 
@@ -147,7 +158,7 @@ impl OwnerWord {
         (holder_of(current) == Holder::Dead
             && self
                 .0
-                .compare_exchange(current, 0, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(current, 0, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok())
         .then_some(current)
     }
