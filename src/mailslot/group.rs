@@ -23,7 +23,6 @@ use super::layout::{
     word_alive, Config, GroupControl, GroupView, GROUP_KIND, GROUP_OBJ, OBJ_GROUP, OBJ_GROUP_RING,
     RING_OBJ,
 };
-use super::reader::Mailslot;
 use super::{
     group_ring_config, object, section_options, section_size, still_linked, unlink_if_same,
     unlink_unfinished, MailslotInfo, MailslotOptions,
@@ -33,15 +32,9 @@ use crate::{Error, Result};
 /// Pause before a joiner looks again at a group that is being removed.
 const CLOSING_BACKOFF: Duration = Duration::from_micros(200);
 
-/// Joins the broadcast group `group` as a new reader, creating the group if nobody has
-/// joined yet (its ring is then sized by `opts`; later joiners' sizes are ignored —
-/// see [`Mailslot::max_message_size`]). The reader sees messages broadcast from now on.
-///
-/// Errors: `InvalidName`; `InvalidArgument` for bad sizes; `Section(WrongKind)` when the
-/// name holds another kind of section; `Busy` when the group has
-/// [`MAX_GROUP_MEMBERS`](super::MAX_GROUP_MEMBERS) live readers; `Timeout` if the group
-/// stays in the middle of being removed for the open timeout (5 s).
-pub fn join(group: &str, opts: &MailslotOptions) -> Result<Mailslot> {
+/// The work of [`join`](super::join): the member entry, and the group's section made
+/// or opened.
+pub(crate) fn join_group(group: &str, opts: &MailslotOptions) -> Result<GroupReader> {
     validate_name(group)?;
     let cfg = opts.validate()?;
     let sopts = section_options(opts.root.as_deref(), GROUP_KIND);
@@ -117,7 +110,7 @@ pub fn join(group: &str, opts: &MailslotOptions) -> Result<Mailslot> {
             sopts,
             section,
         };
-        return Ok(Mailslot::from_group(group, opts.read_timeout, g));
+        return Ok(g);
     }
 }
 
@@ -403,7 +396,7 @@ pub fn broadcast_with(group: &str, msg: &[u8], opts: &MailslotOptions) -> Result
 
 impl GroupReader {
     /// Never waits: a message, a lost-message count or a held-back empty message is
-    /// waiting (see the `Waitable` impl of `Mailslot`).
+    /// waiting (see the `Waitable` impl of the mailslot reader).
     pub(crate) fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
         use culvert_sync::Waitable;
         self.pending_missed > 0

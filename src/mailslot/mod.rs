@@ -105,9 +105,9 @@ use culvert_section::{Region, Section, SectionKind, SectionOptions};
 
 use crate::{Error, Result};
 
-pub use group::{broadcast, broadcast_with, join, BroadcastSender};
+pub use group::{broadcast, broadcast_with, BroadcastSender};
 pub use layout::{MAX_CAPACITY, MAX_GROUP_MEMBERS, MAX_MESSAGE_SIZE_LIMIT, MAX_RING_BYTES};
-pub use reader::Mailslot;
+pub use reader::{join, Mailslot};
 pub use writer::MailslotWriter;
 
 /// Default [`MailslotOptions::max_message_size`].

@@ -7,7 +7,7 @@ use culvert_ring::mpmc::{Consumer, MessageRing};
 use culvert_section::{InitState, Section, SectionOptions};
 use culvert_sync::{Deadline, Liveness};
 
-use super::group::GroupReader;
+use super::group::{join_group, GroupReader};
 use super::layout::{
     Config, MailslotControl, MailslotView, MAILSLOT_KIND, MAILSLOT_OBJ, OBJ_MAILSLOT,
     OBJ_SLOT_RING, RING_OBJ,
@@ -17,6 +17,19 @@ use super::{
     MailslotInfo, MailslotOptions,
 };
 use crate::{Error, Result};
+
+/// Joins the broadcast group `group` as a new reader, creating the group if nobody has
+/// joined yet (its ring is then sized by `opts`; later joiners' sizes are ignored —
+/// see [`Mailslot::max_message_size`]). The reader sees messages broadcast from now on.
+///
+/// Errors: `InvalidName`; `InvalidArgument` for bad sizes; `Section(WrongKind)` when the
+/// name holds another kind of section; `Busy` when the group has
+/// [`MAX_GROUP_MEMBERS`](super::MAX_GROUP_MEMBERS) live readers; `Timeout` if the group
+/// stays in the middle of being removed for the open timeout (5 s).
+pub fn join(group: &str, opts: &MailslotOptions) -> Result<Mailslot> {
+    let reader = join_group(group, opts)?;
+    Ok(Mailslot::from_group(group, opts.read_timeout, reader))
+}
 
 /// The reader of a mailslot ([`Mailslot::create`]) or of a broadcast group
 /// ([`join`](super::join)).

@@ -14,7 +14,6 @@ use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use culvert_ring::{mpmc, spsc};
 
 use super::options::{PipeMode, PipeOptions, MAX_MESSAGE_LIMIT};
-use super::shared::{HolderTable, HOLDERS_NAME, OBJ_HOLDERS};
 use crate::{Error, Result};
 
 /// Magic word of a [`PipeState`]: "CLVPIPE" + version byte.
@@ -49,7 +48,7 @@ pub(crate) const SHARED_MESSAGE_MAX: usize = 1 << 20;
 /// most this many bytes is never interleaved with another writer's bytes.
 pub(crate) const SHARED_ATOMIC_WRITE: usize = 4096;
 /// Participant-table entries of each shared ring: room for every holder of both ends
-/// ([`MAX_HOLDERS`](super::shared::MAX_HOLDERS) each) and more.
+/// ([`MAX_HOLDERS`] each) and more.
 pub(crate) const SHARED_RING_ENDPOINTS: usize = 256;
 /// Fragment header: `flags: u32` (FIRST/LAST), `total_len: u32`.
 pub(crate) const FRAG_HEADER: usize = 8;
@@ -80,6 +79,28 @@ pub(crate) struct EndState {
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<EndState>() == 64);
+
+/// Holder words per end, in the holder table of a shared instance.
+pub(crate) const MAX_HOLDERS: usize = 64;
+/// Name of the holder table object.
+pub(crate) const HOLDERS_NAME: &str = "holders";
+/// Object kind of the holder table.
+pub(crate) const OBJ_HOLDERS: u32 = 0x5049_0003;
+
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl SharedStruct for HolderTable {}
+
+/// The holder table (object `holders`, shared instances only).
+#[repr(C, align(128))]
+pub(crate) struct HolderTable {
+    /// `ends[e][i]`: holder word `i` of end `e` (see the `shared` module). Invariant
+    /// (honest peers): the identity part names a process that attached or is expected
+    /// to attach end `e`; written only by CAS.
+    pub ends: [[AtomicU64; MAX_HOLDERS]; 2],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<HolderTable>() == 2 * MAX_HOLDERS * 8);
 
 // SAFETY: `repr(C)`, atomics only.
 unsafe impl SharedStruct for EndState {}

@@ -37,19 +37,15 @@
 
 use std::process::Command;
 
-use culvert_section::{Section, SharedStruct, View};
+use culvert_section::{Section, View};
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::ProcessIdentity;
 
-use super::layout::{StateView, END_ATTACHED, END_GONE, END_UNATTACHED};
+use super::layout::{
+    HolderTable, StateView, END_ATTACHED, END_GONE, END_UNATTACHED, HOLDERS_NAME, MAX_HOLDERS,
+};
 use crate::{Error, Result};
 
-/// Holder words per end.
-pub(crate) const MAX_HOLDERS: usize = 64;
-/// Name of the holder table object.
-pub(crate) const HOLDERS_NAME: &str = "holders";
-/// Object kind of the holder table.
-pub(crate) const OBJ_HOLDERS: u32 = 0x5049_0003;
 /// Reservation flag of a holder word (bit 31 of the pid half).
 pub(crate) const RESERVED: u64 = 1 << 31;
 /// The nonce bits of a reservation (bits 24..31).
@@ -60,21 +56,6 @@ const FLAG_BITS: u64 = RESERVED | NONCE_MASK;
 pub(crate) const HOLDER_ENV_SUFFIX: &str = "_HOLDER";
 /// Suffix of the environment variable carrying the side (0 or 1) a child attaches.
 pub(crate) const SIDE_ENV_SUFFIX: &str = "_SIDE";
-
-// SAFETY: `repr(C)`, atomics only.
-unsafe impl SharedStruct for HolderTable {}
-
-/// The holder table (object `holders`, shared instances only).
-#[repr(C, align(128))]
-pub(crate) struct HolderTable {
-    /// `ends[e][i]`: holder word `i` of end `e` (see the module doc). Invariant
-    /// (honest peers): the identity part names a process that attached or is expected
-    /// to attach end `e`; written only by CAS.
-    pub ends: [[AtomicU64; MAX_HOLDERS]; 2],
-}
-
-#[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<HolderTable>() == 2 * MAX_HOLDERS * 8);
 
 /// The identity part of a holder word.
 pub(crate) fn identity_of(word: u64) -> u64 {

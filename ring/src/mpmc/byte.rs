@@ -13,7 +13,8 @@ use culvert_sync::Deadline;
 
 use super::control::KIND_MPMC_BYTE;
 use super::core::{self, Core, Poll};
-use super::endpoint::{self, endpoint_methods, WaitOn};
+use super::core::{wait, WaitOn};
+use super::endpoint::endpoint_methods;
 use super::Config;
 use crate::{Error, Result};
 
@@ -127,7 +128,7 @@ impl ByteWriter {
         if buf.is_empty() {
             return Ok(0);
         }
-        endpoint::wait(
+        wait(
             self,
             |w| &w.core,
             WaitOn::NotFull,
@@ -296,7 +297,7 @@ impl ByteReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        endpoint::wait(
+        wait(
             self,
             |r| &r.core,
             WaitOn::NotEmpty,

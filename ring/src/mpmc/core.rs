@@ -71,13 +71,15 @@ use super::control::{
     magic, pack, tag_diff, unpack, ConfigWords, Control, Layout, Line, SlotHeader, StateWords,
     EMPTY, FULL, LAYOUT_VERSION, READING, SLOT_DATA, WRITING,
 };
-use super::endpoint::{self, WaitOn};
 use super::Stats;
 use crate::layout::control_ptr;
 use crate::{Error, Result};
 
 mod claim;
 mod participants;
+mod wait;
+
+pub(crate) use wait::{wait, WaitOn};
 
 /// Bytes of region a ring with this layout needs.
 pub(crate) fn required_size(layout: &Layout) -> usize {
@@ -438,7 +440,7 @@ impl Core {
         deadline: Deadline,
         fill: impl FnOnce(*mut u8),
     ) -> Result<()> {
-        let pos = endpoint::wait(
+        let pos = wait(
             self,
             |c| c,
             WaitOn::NotFull,
@@ -509,7 +511,7 @@ impl Core {
         deadline: Deadline,
         take: impl FnOnce(*const u8, usize) -> R,
     ) -> Result<R> {
-        let (q, len) = endpoint::wait(
+        let (q, len) = wait(
             self,
             |c| c,
             WaitOn::NotEmpty,
