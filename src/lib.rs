@@ -26,6 +26,17 @@
 //!   [`MailslotOptions::root`](mailslot::MailslotOptions::root),
 //!   [`PortOptions::root`](port::PortOptions::root) — and the `*_with` form of each
 //!   `open`/`connect` call takes those options.
+//! * **Which calls wait.** Calls named `try_*`, every `Waitable::poll_ready`, writes to
+//!   a mailslot or a broadcast group, and `PortClient::call_async` (for an inline
+//!   request) never wait. Calls that take a deadline wait at most until it:
+//!   `PipeServer::accept_until`, `PipeEnd::connect*`, `PortClient::connect*`, `call`,
+//!   `send_datagram_until`, `PendingCall::wait`, `PortServer::listen`, `receive` and
+//!   `next_event`, `WaitSet::wait`; their forms without a deadline (`accept`,
+//!   `send_datagram`) wait as long as the peer lives. The `std::io` calls of a pipe end
+//!   (`read`, `write`, `read_message`, `write_message`, `transact`) wait by the end's
+//!   settings (its read and write timeouts, or not at all after
+//!   `set_nonblocking(true)`), as `Mailslot::read` waits by its read timeout. Every
+//!   `*_async` call returns a future and never blocks its thread.
 //! * **Many endpoints at once.** Every receiving endpoint — [`PipeEnd`](pipe::PipeEnd),
 //!   [`PipeReader`](pipe::PipeReader), [`PipeServer`](pipe::PipeServer),
 //!   [`Mailslot`](mailslot::Mailslot), [`PortServer`](port::PortServer), the ring
