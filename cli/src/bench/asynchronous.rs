@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use culvert::pipe::PipeEnd;
-use culvert::port::{MessageKind, PortClient, PortServer};
+use culvert::port::{PortClient, PortServer};
 use culvert::section::SectionOptions;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -324,12 +324,9 @@ async fn serve_port(server: &PortServer, reply: usize) -> io::Result<()> {
             Err(culvert::Error::Closed | culvert::Error::PeerDied) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if incoming.kind == MessageKind::Datagram {
+        if !super::culvert::answer(incoming, &mut rep)? {
             return Ok(());
         }
-        let fold = work::touch(incoming.payload.as_slice());
-        rep[..8].copy_from_slice(&fold.to_ne_bytes());
-        incoming.reply(&rep)?;
     }
 }
 

@@ -291,13 +291,22 @@ pub fn serve_calls(case: Case, opts: &SectionOptions) -> io::Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        if incoming.kind == MessageKind::Datagram {
+        if !answer(incoming, &mut rep)? {
             return Ok(());
         }
-        let fold = work::touch(incoming.payload.as_slice());
-        rep[..8].copy_from_slice(&fold.to_ne_bytes());
-        incoming.reply(&rep)?;
     }
+}
+
+/// Answers one message of a call case: touches every byte of the request and replies
+/// with `rep` carrying the fold. False for the parent's closing datagram.
+pub(super) fn answer(incoming: culvert::port::Incoming, rep: &mut [u8]) -> io::Result<bool> {
+    if incoming.kind == MessageKind::Datagram {
+        return Ok(false);
+    }
+    let fold = work::touch(incoming.payload.as_slice());
+    rep[..8].copy_from_slice(&fold.to_ne_bytes());
+    incoming.reply(rep)?;
+    Ok(true)
 }
 
 /// Peer: connects to the parent's pipe.

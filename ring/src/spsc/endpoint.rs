@@ -407,39 +407,30 @@ pub(crate) trait Endpoint {
 /// [`WriterEnd`] / [`ReaderEnd`]), their [`Endpoint`] impls and the reader's
 /// [`Waitable`](culvert_sync::Waitable) impl.
 macro_rules! endpoint_impls {
+    (@endpoint $ty:ty, $side:ident) => {
+        impl $crate::spsc::endpoint::Endpoint for $ty {
+            const SIDE: $crate::spsc::endpoint::Side = $crate::spsc::endpoint::Side::$side;
+            fn core(&self) -> &$crate::spsc::core::Core {
+                &self.end.core
+            }
+            fn strategy(&self) -> culvert_sync::WaitStrategy {
+                self.end.strategy
+            }
+            fn verdict(&mut self) -> &mut Option<bool> {
+                &mut self.end.verdict
+            }
+        }
+    };
     ($writer:ty, $reader:ty) => {
-        impl $crate::spsc::endpoint::Endpoint for $writer {
-            const SIDE: $crate::spsc::endpoint::Side = $crate::spsc::endpoint::Side::Writer;
-            fn core(&self) -> &$crate::spsc::core::Core {
-                &self.end.core
-            }
-            fn strategy(&self) -> culvert_sync::WaitStrategy {
-                self.end.strategy
-            }
-            fn verdict(&mut self) -> &mut Option<bool> {
-                &mut self.end.verdict
-            }
-        }
-
-        impl $crate::spsc::endpoint::Endpoint for $reader {
-            const SIDE: $crate::spsc::endpoint::Side = $crate::spsc::endpoint::Side::Reader;
-            fn core(&self) -> &$crate::spsc::core::Core {
-                &self.end.core
-            }
-            fn strategy(&self) -> culvert_sync::WaitStrategy {
-                self.end.strategy
-            }
-            fn verdict(&mut self) -> &mut Option<bool> {
-                &mut self.end.verdict
-            }
-        }
+        $crate::spsc::endpoint::endpoint_impls!(@endpoint $writer, Writer);
+        $crate::spsc::endpoint::endpoint_impls!(@endpoint $reader, Reader);
 
         // SAFETY: the notifier lives in the ring's region, which the endpoint keeps
         // mapped at a fixed address, not in the endpoint value.
         unsafe impl culvert_sync::Waitable for $reader {
             /// True when a read would not report `WouldBlock`: something committed,
-            /// end of stream, a dead writer (checked at most once per liveness
-            /// interval) or a corruption.
+            /// end of stream, a dead writer (checked when the set says a liveness
+            /// check is due) or a corruption.
             fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {
                 self.end.verdict = Some(ctx.liveness_due);
                 let ready = self.end.poll_readable();
