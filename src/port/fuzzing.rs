@@ -1,10 +1,15 @@
-//! The body of the `port_decode` fuzz target: port records and view descriptors
-//! decoded from hostile bytes. It must return typed errors and never panic.
+//! The bodies of the port fuzz targets: `port_decode` ([`decode`]: port records and
+//! view descriptors decoded from hostile bytes, which must give typed errors and never
+//! a panic) and `port_heap_hostile` ([`heap_hostile`]: the view heap against a peer
+//! scribbling on its shared memory).
 
 use culvert_section::Region;
 
 use super::heap::{Descriptor, Heap, PAGE};
 use super::wire;
+
+mod heap;
+pub use heap::heap_hostile;
 
 /// Decodes `data` as a request record, a reply record, and (from its first bytes) a
 /// view descriptor checked against a small heap with a few live blocks. Never panics.
