@@ -397,3 +397,60 @@ fn async_split_halves_move_data_both_ways_at_once() {
         assert_eq!(got_a, (TOTAL, sent_ba));
     });
 }
+
+/// A pending call whose reply does not come is woken only by the reactor's liveness
+/// round (a few times in 200 ms), not by its own polls: a poll that notified the
+/// notifier it had just armed on woke itself thousands of times.
+#[test]
+fn an_unanswered_call_future_does_not_wake_itself() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let root = TempRoot::new("async-nowake");
+    let opts = PortOptions::default().root(&root.0);
+    let server = PortServer::create("quiet", &opts).unwrap();
+    let t = std::thread::spawn(move || {
+        server
+            .listen(Duration::from_secs(10))
+            .unwrap()
+            .accept(b"ok")
+            .unwrap();
+        // Take the call and hold it unanswered until the client is done.
+        let m = server.receive(Duration::from_secs(10)).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        drop(m);
+        server
+    });
+    let (client, _) =
+        PortClient::connect_with("quiet", b"hi", Duration::from_secs(10), &opts).unwrap();
+    let mut call = client.call_async(b"x").unwrap();
+    let wakes = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    let start = Instant::now();
+    let mut polls = 0;
+    while start.elapsed() < Duration::from_millis(200) {
+        let before = wakes.0.load(Ordering::Relaxed);
+        assert!(std::pin::Pin::new(&mut call).poll(&mut cx).is_pending());
+        polls += 1;
+        // Poll again only once woken, as an executor would.
+        while wakes.0.load(Ordering::Relaxed) == before
+            && start.elapsed() < Duration::from_millis(200)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let woken = wakes.0.load(Ordering::Relaxed);
+    eprintln!("{polls} polls, {woken} wake-ups in 200 ms");
+    assert!(woken <= 20, "{woken} wake-ups in 200 ms without a reply");
+    drop(call);
+    let _server = t.join().unwrap();
+}
