@@ -403,7 +403,7 @@ fn async_split_halves_move_data_both_ways_at_once() {
 /// notifier it had just armed on woke itself thousands of times.
 #[test]
 fn an_unanswered_call_future_does_not_wake_itself() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use culvert::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::Wake;
 
