@@ -256,6 +256,27 @@ impl From<culvert_ring::Error> for Error {
     }
 }
 
+impl From<culvert_section::heap::HeapError> for Error {
+    fn from(e: culvert_section::heap::HeapError) -> Self {
+        use culvert_section::heap::HeapError as H;
+        match e {
+            H::Corrupted(what) => {
+                crate::trace::event!(ERROR, what, "view heap corrupted");
+                Error::Corrupted {
+                    what: what.to_string(),
+                }
+            }
+            H::TooLarge { len, max } => Error::MessageTooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max,
+            },
+            H::DoesNotFit => Error::InvalidArgument {
+                what: e.to_string(),
+            },
+        }
+    }
+}
+
 impl From<culvert_sync::Timeout> for Error {
     fn from(_: culvert_sync::Timeout) -> Self {
         Error::Timeout

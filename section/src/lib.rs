@@ -17,6 +17,8 @@
 //! * [`Error`] — typed, actionable errors (`NotFound`, `Stale`, `NoSpace`…);
 //! * [`replace`] — [`Section::create_replacing_stale`]: create a name, replacing a
 //!   section its owner left behind without ever removing someone else's fresh one;
+//! * [`heap`] — the view heap: a crash-safe page allocator that lets any layer pass a
+//!   large message as a view instead of copying it;
 //! * [`inherit`] — passing a section's descriptor to a child process;
 //! * [`fuzzing`] — the body of the `section_open` fuzz target and its seeds.
 //!
@@ -30,6 +32,7 @@
 
 mod error;
 pub mod fuzzing;
+pub mod heap;
 pub mod inherit;
 pub mod layout;
 mod options;

@@ -321,9 +321,9 @@ impl ClientInner {
                     self.check_server()
                 })?;
             self.my_heap.write(&b, 0, bytes);
-            if let Err(e) = self.my_heap.hand_over(&b, self.me, self.server) {
-                self.my_heap.free(&b, self.me);
-                return Err(e);
+            if let Err(e) = self.my_heap.table().hand_over(&b, self.me, self.server) {
+                self.my_heap.table().free(&b, self.me);
+                return Err(e.into());
             }
             wire::encode(
                 &mut rec,
@@ -377,7 +377,9 @@ impl ClientInner {
     /// Takes back the view of a record that was never sent.
     fn drop_outgoing(&self, out: Outgoing) {
         if let Some(b) = &out.block {
-            self.my_heap.take_back_and_free(b, self.server, self.me);
+            self.my_heap
+                .table()
+                .take_back_and_free(b, self.server, self.me);
         }
     }
 
@@ -510,7 +512,9 @@ impl ClientInner {
             (_, Body::Inline(b)) => Ok(Payload::inline(b.to_vec())),
             (_, Body::View(d)) => self
                 .server_heap
+                .table()
                 .validate(&d, self.me, self.cfg.max_message as u64)
+                .map_err(Error::from)
                 .map(|b| Payload::view(View::new(self.server_heap.clone(), b, self.me))),
             _ => Err(corrupt("reply without a body")),
         };

@@ -44,7 +44,7 @@ pub fn decode(data: &[u8]) {
     let me = 0x0000_0001_0000_0042;
     let blocks: Vec<_> = [100u64, 5000, 3 * 4096]
         .iter()
-        .filter_map(|&len| heap.try_alloc(len, me))
+        .filter_map(|&len| heap.table().try_alloc(len, me))
         .collect();
     let word = |i: usize| -> u64 {
         let mut b = [0u8; 8];
@@ -65,7 +65,7 @@ pub fn decode(data: &[u8]) {
         gen: word(2) % 4,
     });
     for d in bodies {
-        if let Ok(b) = heap.validate(&d, me, 1 << 20) {
+        if let Ok(b) = heap.table().validate(&d, me, 1 << 20) {
             // A valid block lies inside the heap and holds its length.
             assert!(b.head + b.pages <= heap.total_pages());
             assert!(b.len <= (b.pages * PAGE) as u64);
@@ -73,7 +73,7 @@ pub fn decode(data: &[u8]) {
         }
     }
     for b in &blocks {
-        heap.free(b, me);
+        heap.table().free(b, me);
     }
     assert_eq!(heap.stats().free_pages, 16);
 }

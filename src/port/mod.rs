@@ -69,7 +69,7 @@
 
 mod client;
 pub mod fuzzing;
-mod heap;
+use culvert_section::heap;
 mod layout;
 mod payload;
 mod server;

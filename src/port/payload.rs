@@ -156,6 +156,6 @@ impl View {
 
 impl Drop for View {
     fn drop(&mut self) {
-        self.heap.free(&self.block, self.me);
+        self.heap.table().free(&self.block, self.me);
     }
 }

@@ -432,7 +432,11 @@ impl Shared {
         let payload = match body {
             OwnedBody::Inline(v) => Payload::inline(v),
             OwnedBody::View(d) => {
-                match conn.heap.validate(&d, self.me, self.cfg.max_message as u64) {
+                match conn
+                    .heap
+                    .table()
+                    .validate(&d, self.me, self.cfg.max_message as u64)
+                {
                     Ok(b) => Payload::view(View::new(conn.heap.clone(), b, self.me)),
                     // A forged or stale descriptor: never read.
                     Err(_) => return None,
@@ -474,9 +478,9 @@ impl Shared {
                 conn.check_alive()
             })?;
         self.heap.write(&block, 0, bytes);
-        if let Err(e) = self.heap.hand_over(&block, self.me, conn.client) {
-            self.heap.free(&block, self.me);
-            return Err(e);
+        if let Err(e) = self.heap.table().hand_over(&block, self.me, conn.client) {
+            self.heap.table().free(&block, self.me);
+            return Err(e.into());
         }
         wire::encode(
             &mut rec,
@@ -487,7 +491,9 @@ impl Shared {
             Body::View(block.descriptor()),
         );
         if let Err(e) = conn.write(&rec) {
-            self.heap.take_back_and_free(&block, conn.client, self.me);
+            self.heap
+                .table()
+                .take_back_and_free(&block, conn.client, self.me);
             return Err(e);
         }
         Ok(())

@@ -40,8 +40,8 @@ use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::{Deadline, ProcessIdentity};
 
-use crate::port::heap::{pages_for, Block, Descriptor, Heap, PAGE};
-use crate::{Error, Result};
+use crate::Error;
+use culvert_section::heap::{pages_for, Block, Descriptor, Heap, HeapError, PAGE};
 
 /// Longest a call may take: none waits over 200 µs, so this is a hang.
 const CALL_LIMIT: Duration = Duration::from_secs(1);
@@ -101,8 +101,8 @@ fn data_offset(pages: usize) -> usize {
     (HEADER + pages * ENTRY).div_ceil(PAGE) * PAGE
 }
 
-fn corrupted<T>(r: &Result<T>) -> bool {
-    matches!(r, Err(Error::Corrupted { .. }))
+fn corrupted<T>(r: &std::result::Result<T, HeapError>) -> bool {
+    matches!(r, Err(HeapError::Corrupted(_)))
 }
 
 /// A block the script knows of: its holder in the model and its pattern (`None`:
@@ -262,7 +262,7 @@ impl Run {
         self.waiting_allocs += u32::from(wait);
         let (heap, later) = (&self.heap, Deadline::after(Duration::from_micros(200)));
         let got = timed("alloc", || match mode {
-            0 => heap.try_alloc(len, me).ok_or(Error::WouldBlock),
+            0 => heap.table().try_alloc(len, me).ok_or(Error::WouldBlock),
             2 => heap.alloc(len, me, Deadline::now(), || Err(Error::PeerDied)),
             3 if wait => heap.alloc(len, me, later, || Ok(())),
             _ => heap.alloc(len, me, Deadline::now(), || Ok(())),
@@ -306,7 +306,7 @@ impl Run {
     /// Validates `d` as `who`; with `adopt`, a block validated on a scribbled heap is
     /// held (by `who`) from then on.
     fn validate(&mut self, d: Descriptor, who: u64, max: u64, adopt: bool) {
-        let got = timed("validate", || self.heap.validate(&d, who, max));
+        let got = timed("validate", || self.heap.table().validate(&d, who, max));
         assert!(got.is_ok() || corrupted(&got), "validate gave {got:?}");
         if !self.scribbled {
             let want = self.held.iter().find(|h| {
@@ -366,19 +366,19 @@ impl Run {
         self.read_back(&b, None);
         let freed = match how & 3 {
             0 => {
-                let freed = timed("free", || heap.free(&b, who));
+                let freed = timed("free", || heap.table().free(&b, who));
                 assert!(freed == legit || self.scribbled, "free {b:?}");
                 freed
             }
             1 => {
-                timed("take_back", || heap.take_back_and_free(&b, who, me));
+                timed("take_back", || heap.table().take_back_and_free(&b, who, me));
                 // It frees exactly when `who` held the block; the table check after
                 // the call verifies that.
                 legit || self.scribbled
             }
             _ => {
                 let to = self.ids[usize::from(how >> 2) % 4];
-                let got = timed("hand_over", || heap.hand_over(&b, who, to));
+                let got = timed("hand_over", || heap.table().hand_over(&b, who, to));
                 assert!(got.is_ok() || corrupted(&got), "hand_over gave {got:?}");
                 assert!(got.is_ok() == legit || self.scribbled, "hand over {b:?}");
                 if let (Ok(()), Some(i)) = (got, i) {
@@ -401,7 +401,7 @@ impl Run {
                 self.held.retain(|h| h.block.head + h.block.pages <= total);
                 self.stale.retain(|b| b.head + b.pages <= total);
             }
-            Err(e) => assert!(self.scribbled && matches!(e, Error::Corrupted { .. })),
+            Err(e) => assert!(self.scribbled && matches!(e, HeapError::Corrupted(_))),
         }
     }
 
@@ -471,7 +471,7 @@ impl Run {
             self.check(true);
         }
         for h in std::mem::take(&mut self.held) {
-            let freed = timed("free", || self.heap.free(&h.block, h.holder));
+            let freed = timed("free", || self.heap.table().free(&h.block, h.holder));
             assert!(freed || self.scribbled, "{h:?} not freed by its holder");
         }
         let s = self.heap.stats();
