@@ -12,7 +12,7 @@ use culvert_sync::{wait_for, Deadline, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 use super::heap::{Heap, HeapStats};
 use super::layout::{
     at, copy_in, copy_out, put, ConnHeader, ConnSlot, PortHeader, CONN_MAGIC, PORT_MAGIC,
-    PORT_OPEN, PORT_VERSION, SLOT_ACCEPTED, SLOT_CLOSING, SLOT_FREE, SLOT_FREEING, SLOT_NAME_MAX,
+    PORT_OPEN, PORT_VERSION, SLOT_ACCEPTED, SLOT_CLOSING, SLOT_FREEING, SLOT_NAME_MAX,
     SLOT_REJECTED, SLOT_REQUESTED, SLOT_REVIEWING, SLOT_WITHDRAWN,
 };
 use super::payload::{Payload, View};
@@ -540,16 +540,7 @@ impl ClientInner {
 /// Leaves an accepted connection slot: marks it closing, for the server to tear down,
 /// and wakes the server's listener to do so.
 fn leave_slot(slot: &ConnSlot, hdr: &PortHeader) {
-    if slot
-        .state
-        .compare_exchange(
-            SLOT_ACCEPTED,
-            SLOT_CLOSING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok()
-    {
+    if slot.leave() {
         hdr.listen.connect.notify();
     }
 }

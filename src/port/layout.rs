@@ -188,6 +188,19 @@ pub(crate) fn copy_out(region: &Region, offset: usize, len: usize) -> Result<Vec
 }
 
 impl ConnSlot {
+    /// A free slot (all zero).
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AtomicU32::new(SLOT_FREE),
+            epoch: AtomicU32::new(0),
+            client: AtomicU64::new(0),
+            answered: Notifier::new(),
+            name_len: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+            name: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
     /// Stores a name (at most `SLOT_NAME_MAX` bytes; the caller checked).
     pub(crate) fn set_name(&self, name: &[u8]) {
         let mut padded = [0u8; SLOT_NAME_MAX];

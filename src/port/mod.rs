@@ -68,11 +68,13 @@
 //! call or connection, never a panic or a read outside the section.
 
 mod client;
+#[cfg(not(loom))]
 pub mod fuzzing;
 use culvert_section::heap;
 mod layout;
 mod payload;
 mod server;
+mod slot;
 mod wire;
 
 use culvert_ring::{mpmc, spsc};

@@ -171,19 +171,7 @@ impl PortServer {
         mpmc::MessageRing::init(&ring, &ring_cfg)?;
         Heap::init(&heap_region, cfg.view_heap_size)?;
         for i in 0..cfg.max_connections {
-            layout::put(
-                &slots,
-                i * std::mem::size_of::<ConnSlot>(),
-                ConnSlot {
-                    state: Default::default(),
-                    epoch: Default::default(),
-                    client: Default::default(),
-                    answered: Default::default(),
-                    name_len: Default::default(),
-                    reserved: Default::default(),
-                    name: Default::default(),
-                },
-            )?;
+            layout::put(&slots, i * std::mem::size_of::<ConnSlot>(), ConnSlot::new())?;
         }
         use culvert_sync::atomic::{AtomicU32, AtomicU64};
         layout::put(
@@ -527,10 +515,13 @@ impl Shared {
                     self.teardown(i, SLOT_ACCEPTED);
                     reclaim = true;
                 }
-                SLOT_FREE | SLOT_REQUESTED | SLOT_REJECTED | SLOT_FREEING
+                SLOT_FREE | SLOT_REQUESTED | SLOT_REJECTED
                     if due && client != 0 && !alive(client) =>
                 {
                     self.free_slot(i, st);
+                }
+                SLOT_FREEING if due && client != 0 && client != self.me && !alive(client) => {
+                    self.take_over_free(i, client);
                 }
                 _ => {}
             }

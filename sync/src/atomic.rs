@@ -79,3 +79,20 @@ pub fn yield_now() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// A process-wide counter that can live in a `static` (loom's atomics cannot): always
+/// `std`'s atomic, for process-local values no model needs to explore (nonces).
+#[derive(Debug, Default)]
+pub struct StaticCounter(std::sync::atomic::AtomicU64);
+
+impl StaticCounter {
+    /// A counter at 0.
+    pub const fn new() -> Self {
+        Self(std::sync::atomic::AtomicU64::new(0))
+    }
+
+    /// The next value: 0, 1, 2, … (each returned once per process).
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -40,7 +40,6 @@ pub mod futex;
 mod liveness;
 mod notifier;
 pub mod owner;
-#[cfg(not(loom))]
 pub mod reactor;
 mod recheck;
 mod strategy;
@@ -51,7 +50,6 @@ pub use error::{Error, Timeout};
 pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 pub use notifier::{Notifier, WaitKey};
 pub use owner::{holder_of, Holder, OwnerTable, OwnerWord};
-#[cfg(not(loom))]
 pub use reactor::AsyncWait;
 pub use recheck::RecheckClock;
 pub use strategy::{spin_phase, wait_for, WaitContext, WaitStrategy};

@@ -10,7 +10,9 @@
 //! 4. `cargo doc --workspace --no-deps` with warnings denied (broken intra-doc links
 //!    included)
 //! 5. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
-//!    --release` in their own target directory (`target/loom`), `LOOM_MAX_PREEMPTIONS=2`
+//!    --release`, then the channel-protocol models beside their code
+//!    (`cargo test -p culvert --lib loom_models`), in their own target directory
+//!    (`target/loom`), `LOOM_MAX_PREEMPTIONS=2`
 //!    unless set
 //! 6. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 3)
 //! 7. timed fuzz runs (`cargo xtask fuzz-runs`), when `cargo fuzz` is installed:
@@ -97,23 +99,25 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
         command: docs,
     });
     if !skip_loom {
-        let mut loom = cargo(&[
-            "test",
-            "-p",
-            "culvert-loom-tests",
-            "--release",
-            "--target-dir",
-            "target/loom",
-        ]);
-        let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-        loom.env("RUSTFLAGS", format!("{flags} --cfg loom").trim());
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            loom.env("LOOM_MAX_PREEMPTIONS", "2");
+        // The crate of models of the lower crates' public types, then the models that
+        // live beside the channel protocols they check (`loom_models` modules).
+        let runs: [(&'static str, &[&str]); 2] = [
+            ("loom", &["-p", "culvert-loom-tests"]),
+            ("loom-channels", &["-p", "culvert", "--lib", "loom_models"]),
+        ];
+        for (name, args) in runs {
+            let mut loom = cargo(&["test", "--release", "--target-dir", "target/loom"]);
+            loom.args(args);
+            let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+            loom.env("RUSTFLAGS", format!("{flags} --cfg loom").trim());
+            if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+                loom.env("LOOM_MAX_PREEMPTIONS", "2");
+            }
+            steps.push(Step {
+                name,
+                command: loom,
+            });
         }
-        steps.push(Step {
-            name: "loom",
-            command: loom,
-        });
     }
     if !skip_fuzz_build && root.join("fuzz/Cargo.toml").exists() {
         let mut fuzz = cargo(&[

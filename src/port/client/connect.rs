@@ -3,32 +3,17 @@
 //! section in it, and wait for the server to accept or reject.
 
 use super::*;
+use crate::port::slot::Withdrawal;
 use crate::port::PortOptions;
 
-/// Frees a slot we hold in state `from`.
-fn free_own_slot(slot: &ConnSlot, from: u32) -> bool {
-    if slot
-        .state
-        .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return false;
-    }
-    slot.name_len.store(0, Ordering::Relaxed);
-    slot.epoch.fetch_add(1, Ordering::AcqRel);
-    slot.state.store(SLOT_FREE, Ordering::Release);
-    slot.client.store(0, Ordering::Release);
-    true
-}
-
-static NONCE: AtomicU64 = AtomicU64::new(0);
+static NONCE: culvert_sync::atomic::StaticCounter = culvert_sync::atomic::StaticCounter::new();
 
 fn nonce() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    t ^ NONCE.fetch_add(1, Ordering::Relaxed).rotate_left(40)
+    t ^ NONCE.next().rotate_left(40)
 }
 
 impl PortClient {
@@ -189,7 +174,9 @@ impl PortClient {
         let slot = slot_at(&slots, index)?;
         if slot.state.load(Ordering::Acquire) == SLOT_REJECTED {
             let reason = read_answer();
-            free_own_slot(slot, SLOT_REJECTED);
+            if slot.begin_free(SLOT_REJECTED, me, me) {
+                slot.finish_free();
+            }
             return Err(Error::Rejected { reason: reason? });
         }
         let close = |e: Error| {
@@ -254,11 +241,7 @@ impl PortClient {
                 let slot = slot_at(slots, i)?;
                 let client = slot.client.load(Ordering::Acquire);
                 if client == 0 {
-                    if slot
-                        .client
-                        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
+                    if slot.try_claim(me) {
                         found = Some(i);
                         break;
                     }
@@ -286,9 +269,7 @@ impl PortClient {
             std::thread::sleep(Duration::from_millis(5));
         };
         let slot = slot_at(slots, index)?;
-        slot.set_name(conn_name.as_bytes());
-        let epoch = slot.epoch.load(Ordering::Acquire);
-        slot.state.store(SLOT_REQUESTED, Ordering::Release);
+        let epoch = slot.post_request(conn_name.as_bytes());
         hdr.listen.connect.notify();
         let waited = wait_for(
             &slot.answered,
@@ -314,28 +295,14 @@ impl PortClient {
         );
         match waited {
             Ok(()) => Ok((index, epoch)),
-            Err(Error::Timeout) => {
-                if free_own_slot(slot, SLOT_REQUESTED) {
-                    return Err(Error::Timeout);
-                }
-                if slot
-                    .state
-                    .compare_exchange(
-                        SLOT_REVIEWING,
-                        SLOT_WITHDRAWN,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
+            Err(Error::Timeout) => match slot.withdraw(me) {
+                Withdrawal::Answered => Ok((index, epoch)),
+                Withdrawal::Withdrawn => {
                     hdr.listen.connect.notify();
-                    return Err(Error::Timeout);
+                    Err(Error::Timeout)
                 }
-                match slot.state.load(Ordering::Acquire) {
-                    SLOT_ACCEPTED | SLOT_REJECTED => Ok((index, epoch)),
-                    _ => Err(Error::Timeout),
-                }
-            }
+                Withdrawal::Freed | Withdrawal::Lost => Err(Error::Timeout),
+            },
             Err(e) => Err(e),
         }
     }

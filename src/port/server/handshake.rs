@@ -16,20 +16,24 @@ impl Shared {
     /// `PortConnection` section of this port whose creator is the slot's client, still
     /// at that name. A hostile client cannot so make the server remove anything it
     /// could not remove itself.
-    pub(super) fn unlink_conn(&self, slot: &ConnSlot) {
-        if let Some(section) = self.open_conn(slot, Duration::ZERO) {
+    pub(super) fn unlink_conn(&self, slot: &ConnSlot, client: u64) {
+        if let Some(section) = self.open_conn(slot, client, Duration::ZERO) {
             section.unlink_if_linked();
         }
     }
 
     /// Opens the connection section named in `slot` (waiting up to `wait` for its
     /// client to finish it), if it is one: of this port's connection names, of kind
-    /// `PortConnection`, created by the slot's client.
-    pub(super) fn open_conn(&self, slot: &ConnSlot, wait: Duration) -> Option<Section> {
+    /// `PortConnection`, created by `client` (the slot's client).
+    pub(super) fn open_conn(
+        &self,
+        slot: &ConnSlot,
+        client: u64,
+        wait: Duration,
+    ) -> Option<Section> {
         let name = slot
             .name()
             .filter(|n| n.starts_with(&conn_prefix(&self.name)))?;
-        let client = slot.client.load(Ordering::Acquire);
         let mut so = self.sopts.clone();
         so.expect_kind = Some(SectionKind::PortConnection);
         so.open_timeout = wait;
@@ -40,31 +44,29 @@ impl Shared {
     /// Frees slot `i` if it is in state `from` (whoever wins the CAS does it).
     pub(super) fn free_slot(&self, i: usize, from: u32) -> bool {
         let slot = self.slot(i);
-        if from != SLOT_FREEING
-            && slot
-                .state
-                .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
+        let client = slot.client.load(Ordering::Acquire);
+        if !slot.begin_free(from, client, self.me) {
             return false;
         }
-        self.unlink_conn(slot);
-        slot.name_len.store(0, Ordering::Relaxed);
-        slot.epoch.fetch_add(1, Ordering::AcqRel);
-        slot.state.store(SLOT_FREE, Ordering::Release);
-        slot.client.store(0, Ordering::Release);
-        slot.answered.notify();
+        self.unlink_conn(slot, client);
+        slot.finish_free();
         true
+    }
+
+    /// Finishes the free of slot `i` that its holder `dead` began and died in.
+    pub(super) fn take_over_free(&self, i: usize, dead: u64) {
+        let slot = self.slot(i);
+        if slot.take_over_free(dead, self.me) {
+            self.unlink_conn(slot, dead);
+            slot.finish_free();
+        }
     }
 
     /// Tears down the connection in slot `i` (state `from`) and frees the slot.
     pub(super) fn teardown(&self, i: usize, from: u32) {
         let slot = self.slot(i);
-        if slot
-            .state
-            .compare_exchange(from, SLOT_FREEING, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        let client = slot.client.load(Ordering::Acquire);
+        if !slot.begin_free(from, client, self.me) {
             return;
         }
         let conn = self.conns.write().unwrap_or_else(|e| e.into_inner())[i].take();
@@ -72,7 +74,8 @@ impl Shared {
             conn.dead.store(true, Ordering::Release);
             conn.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
-        self.free_slot(i, SLOT_FREEING);
+        self.unlink_conn(slot, client);
+        slot.finish_free();
     }
 
     pub(super) fn requested_or_closing(&self) -> bool {
@@ -91,18 +94,7 @@ impl Shared {
             }
             self.maintain(true, false);
             for i in 0..self.cfg.max_connections {
-                let slot = self.slot(i);
-                if slot.state.load(Ordering::Acquire) == SLOT_REQUESTED
-                    && slot
-                        .state
-                        .compare_exchange(
-                            SLOT_REQUESTED,
-                            SLOT_REVIEWING,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                {
+                if self.slot(i).begin_review() {
                     match self.review(i) {
                         Ok(req) => return Ok(req),
                         Err(_) => {
@@ -138,9 +130,11 @@ impl Shared {
         let corrupt = |what: &str| Error::Corrupted {
             what: what.to_string(),
         };
-        let section = self.open_conn(slot, CONN_OPEN_TIMEOUT).ok_or_else(|| {
-            corrupt("connect request names no connection section of its client on this port")
-        })?;
+        let section = self
+            .open_conn(slot, client, CONN_OPEN_TIMEOUT)
+            .ok_or_else(|| {
+                corrupt("connect request names no connection section of its client on this port")
+            })?;
         let conn = section.object("conn")?;
         let hdr = at::<ConnHeader>(&conn, 0)?;
         if hdr.magic.load(Ordering::Acquire) != CONN_MAGIC
@@ -220,17 +214,7 @@ impl PendingConnect {
             }
         };
         s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = Some(conn.clone());
-        let slot = s.slot(i);
-        if slot
-            .state
-            .compare_exchange(
-                SLOT_REVIEWING,
-                SLOT_ACCEPTED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
+        if !s.slot(i).answer(true) {
             // The client gave up meanwhile.
             s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = None;
             conn.dead.store(true, Ordering::Release);
@@ -238,7 +222,6 @@ impl PendingConnect {
             s.free_slot(i, SLOT_WITHDRAWN);
             return Err(Error::Timeout);
         }
-        slot.answered.notify();
         Ok(conn.id)
     }
 
@@ -248,24 +231,12 @@ impl PendingConnect {
         };
         let s = self.server.clone();
         let written = self.write_answer(&section, reason);
-        let slot = s.slot(self.index);
-        if written.is_err()
-            || slot
-                .state
-                .compare_exchange(
-                    SLOT_REVIEWING,
-                    SLOT_REJECTED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
-        {
+        if written.is_err() || !s.slot(self.index).answer(false) {
             if !s.free_slot(self.index, SLOT_REVIEWING) {
                 s.free_slot(self.index, SLOT_WITHDRAWN);
             }
             return written;
         }
-        slot.answered.notify();
         Ok(())
     }
 }
