@@ -61,6 +61,7 @@ use super::shared::{self, HolderView};
 use crate::{Error, Result};
 
 mod accept;
+mod cell;
 mod connect;
 
 /// Magic of a [`ServerHeader`]: "CLVPSRV" + version.
@@ -175,6 +176,19 @@ pub(crate) struct Cell {
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Cell>() == 32);
+
+#[cfg(test)]
+impl Cell {
+    /// A free cell (all zero).
+    pub(crate) fn new() -> Self {
+        Self {
+            word: AtomicU64::new(0),
+            client: AtomicU64::new(0),
+            ticket: AtomicU64::new(0),
+            slot: AtomicU64::new(0),
+        }
+    }
+}
 
 /// The mapped server section, validated; shared by the server and the connection
 /// links that must free their slot.

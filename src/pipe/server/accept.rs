@@ -134,29 +134,12 @@ impl PipeServer {
             }
         }
         // Cells of dead clients (a client that died while asking).
-        for i in 0..CELLS {
-            let cell = shared.cell(i);
-            let word = cell.word.load(Ordering::Acquire);
-            let state = word as u32;
-            if state == CELL_FREE {
-                continue;
-            }
-            let client = cell.client.load(Ordering::Acquire);
-            if culvert_sync::holder_of(client) == culvert_sync::Holder::Dead {
-                let gen = (word >> 32) as u32;
-                if cell
-                    .word
-                    .compare_exchange(
-                        word,
-                        cell_word(gen, CELL_FREE),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    shared.header().answers.n.notify();
-                }
-            }
+        let dead = |c| culvert_sync::holder_of(c) == culvert_sync::Holder::Dead;
+        let freed = (0..CELLS)
+            .filter(|&i| shared.cell(i).reclaim_if(dead))
+            .count();
+        if freed > 0 {
+            shared.header().answers.n.notify();
         }
     }
 
@@ -165,18 +148,13 @@ impl PipeServer {
     fn answer(&self, idx: usize, gen: u32, k: usize) -> Result<Option<PipeEnd>> {
         let shared = &self.shared;
         let cell = shared.cell(idx);
-        let pending = cell_word(gen, CELL_PENDING);
-        if cell.word.load(Ordering::Acquire) != pending {
+        let Some(client) = cell.pending_client(gen) else {
             return Ok(None);
-        }
-        let client = cell.client.load(Ordering::Acquire);
+        };
         if culvert_sync::holder_of(client) != culvert_sync::Holder::Alive {
-            let _ = cell.word.compare_exchange(
-                pending,
-                cell_word(gen, CELL_FREE),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            if cell.drop_pending(gen) {
+                shared.header().answers.n.notify();
+            }
             return Ok(None);
         }
         match self.make_instance(cell, gen, k, client) {
@@ -185,18 +163,7 @@ impl PipeServer {
                 // Tell the client why, at once, then report it to our caller.
                 crate::trace::event!(WARN, pipe = %shared.name, error = %e, "pipe connection refused");
                 let (cause, detail) = refusal_of(&e);
-                cell.ticket.store(cause, Ordering::Release);
-                cell.slot.store(detail, Ordering::Release);
-                if cell
-                    .word
-                    .compare_exchange(
-                        pending,
-                        cell_word(gen, CELL_REFUSED),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
+                if cell.refuse(gen, cause, detail) {
                     shared.header().answers.n.notify();
                 }
                 Err(e)
@@ -216,7 +183,6 @@ impl PipeServer {
         client: u64,
     ) -> Result<Option<PipeEnd>> {
         let shared = &self.shared;
-        let pending = cell_word(gen, CELL_PENDING);
         let sopts = self.opts.section_for(SectionKind::Pipe);
         let mut attempts = 0;
         let (section, ticket, name) = loop {
@@ -269,18 +235,7 @@ impl PipeServer {
         } else {
             None
         };
-        cell.ticket.store(ticket, Ordering::Release);
-        cell.slot.store(k as u64, Ordering::Release);
-        if cell
-            .word
-            .compare_exchange(
-                pending,
-                cell_word(gen, CELL_ASSIGNED),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
+        if !cell.assign(gen, ticket, k as u64) {
             // Withdrawn at the last moment: dropping the end frees the slot. Shared
             // mode: the client will not attach, so its end is gone too.
             if let Some(state) = &views {

@@ -12,6 +12,7 @@ use culvert_sync::{wait_for, Deadline, ProcessIdentity};
 
 use super::super::end::PipeEnd;
 use super::super::options::{validate_pipe_name, PipeOptions};
+use super::cell::Answer;
 use super::*;
 use crate::{Error, Result};
 
@@ -128,27 +129,7 @@ impl PipeEnd {
             if ctx.liveness_due && shared.server_gone() {
                 return Err(not_found());
             }
-            for i in 0..CELLS {
-                let cell = shared.cell(i);
-                let word = cell.word.load(Ordering::Acquire);
-                if word as u32 != CELL_FREE {
-                    continue;
-                }
-                let gen = ((word >> 32) as u32).wrapping_add(1);
-                if cell
-                    .word
-                    .compare_exchange(
-                        word,
-                        cell_word(gen, CELL_CLAIMED),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    return Ok(Some((i, gen)));
-                }
-            }
-            Ok(None)
+            Ok((0..CELLS).find_map(|i| shared.cell(i).try_claim().map(|gen| (i, gen))))
         });
         let (idx, gen) = match claimed {
             Ok(c) => c,
@@ -156,24 +137,18 @@ impl PipeEnd {
             Err(e) => return Err(e),
         };
         let cell = shared.cell(idx);
-        cell.client.store(me, Ordering::Release);
-        cell.word
-            .store(cell_word(gen, CELL_PENDING), Ordering::Release);
+        if !cell.post(gen, me) {
+            return Err(Error::Corrupted {
+                what: format!("pipe server '{name}': request cell taken from its claimer"),
+            });
+        }
+        // Gives the request up; the server's answer, if it came first, stands.
         let withdraw = || {
-            let ok = cell
-                .word
-                .compare_exchange(
-                    cell_word(gen, CELL_PENDING),
-                    cell_word(gen, CELL_FREE),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok();
-            if ok {
-                h.answers.n.notify();
-            }
-            ok
+            let answer = cell.withdraw(gen);
+            h.answers.n.notify();
+            answer
         };
+        let root = || opts.section.namespace_root().unwrap_or_default();
 
         // 2. Ask through the request ring.
         let mut msg = [0u8; REQUEST_LEN];
@@ -184,7 +159,8 @@ impl PipeEnd {
             p.send(&msg, deadline)
         });
         if let Err(e) = sent {
-            withdraw();
+            // Nobody can have answered: the request never reached the server.
+            let _ = withdraw();
             return Err(match e {
                 culvert_ring::Error::Timeout | culvert_ring::Error::Busy { .. } => busy(),
                 culvert_ring::Error::Closed => not_found(),
@@ -194,51 +170,44 @@ impl PipeEnd {
         h.events.n.notify();
 
         // 3. Wait for the answer.
-        let assigned = cell_word(gen, CELL_ASSIGNED);
-        let refused = cell_word(gen, CELL_REFUSED);
+        let changed_hands = || Error::Corrupted {
+            what: format!("pipe server '{name}': request cell changed hands"),
+        };
         let answered = wait_for(&h.answers.n, strategy, deadline, |ctx| {
-            let word = cell.word.load(Ordering::Acquire);
-            if word == assigned {
-                return Ok(Some(()));
-            }
-            if word == refused {
-                let cause = cell.ticket.load(Ordering::Acquire);
-                let detail = cell.slot.load(Ordering::Acquire);
-                cell.word
-                    .store(cell_word(gen, CELL_FREE), Ordering::Release);
-                h.answers.n.notify();
-                let root = opts.section.namespace_root().unwrap_or_default();
-                return Err(refusal_error(cause, detail, name, root));
-            }
-            if word != cell_word(gen, CELL_PENDING) {
-                return Err(Error::Corrupted {
-                    what: format!("pipe server '{name}': request cell changed hands"),
-                });
+            match cell.answer(gen) {
+                Answer::Pending => {}
+                Answer::Assigned { ticket, slot } => return Ok(Some((ticket, slot))),
+                Answer::Refused { cause, detail } => {
+                    h.answers.n.notify();
+                    return Err(refusal_error(cause, detail, name, root()));
+                }
+                Answer::Withdrawn | Answer::Lost => return Err(changed_hands()),
             }
             if ctx.liveness_due && shared.server_gone() {
                 return Err(not_found());
             }
             Ok(None)
         });
-        match answered {
-            Ok(()) => {}
-            Err(e @ (Error::Timeout | Error::NotFound { .. })) => {
-                if withdraw() {
+        let (ticket, slot) = match answered {
+            Ok(assigned) => assigned,
+            Err(e @ (Error::Timeout | Error::NotFound { .. })) => match withdraw() {
+                // Answered just in time: honour the answer.
+                Answer::Assigned { ticket, slot } => (ticket, slot),
+                Answer::Refused { cause, detail } => {
+                    return Err(refusal_error(cause, detail, name, root()))
+                }
+                Answer::Withdrawn | Answer::Pending | Answer::Lost => {
                     return Err(if matches!(e, Error::Timeout) {
                         busy()
                     } else {
                         e
                     });
                 }
-                // Answered just in time: connect after all.
-            }
+            },
             Err(e) => return Err(e),
-        }
-        let ticket = cell.ticket.load(Ordering::Acquire);
-        let slot = cell.slot.load(Ordering::Acquire) as usize;
-        cell.word
-            .store(cell_word(gen, CELL_FREE), Ordering::Release);
+        };
         h.answers.n.notify();
+        let slot = usize::try_from(slot).unwrap_or(usize::MAX);
         if ticket == 0 || slot >= shared.max_instances {
             return Err(Error::Corrupted {
                 what: format!("pipe server '{name}': answer out of range"),
