@@ -180,6 +180,53 @@ pub(crate) fn end_gone(state: &StateView, holders: &HolderView, side: usize) -> 
     }
 }
 
+/// Attaches a holder of end `side` whose word is `my_id`: claims a word (`preferred`
+/// if it holds a reservation), then marks the end attached. The word is claimed first
+/// and the status checked after, so a last holder leaving at the same moment either
+/// sees this word in its scan or makes this call see `END_GONE` (then the word is
+/// given back and the result is `Closed`). Returns the word's index.
+pub(crate) fn attach_holder(
+    state: &StateView,
+    holders: &HolderView,
+    side: usize,
+    my_id: u64,
+    preferred: Option<usize>,
+) -> Result<usize> {
+    let index = holders.claim(side, my_id, preferred)?;
+    let end = state.end(side);
+    let status = match end.status.compare_exchange(
+        END_UNATTACHED,
+        END_ATTACHED,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    ) {
+        Ok(_) => END_ATTACHED,
+        Err(now) => now,
+    };
+    if status != END_ATTACHED {
+        holders.release(side, index, my_id);
+        return Err(Error::Closed);
+    }
+    end.holders.fetch_add(1, Ordering::AcqRel);
+    Ok(index)
+}
+
+/// Detaches the holder of end `side` at word `index` (holding `word`): frees the word
+/// and, when no live holder is left, marks the end gone. Returns whether this call
+/// marked it (the caller then closes the end's rings).
+pub(crate) fn detach_holder(
+    state: &StateView,
+    holders: &HolderView,
+    side: usize,
+    index: usize,
+    word: u64,
+) -> bool {
+    if holders.release(side, index, word) {
+        state.end(side).holders.fetch_sub(1, Ordering::AcqRel);
+    }
+    holders.scan(side) != Holders::Live && mark_gone(state, side)
+}
+
 /// Marks end `side` gone (from unattached or attached). Returns whether this call did.
 pub(crate) fn mark_gone(state: &StateView, side: usize) -> bool {
     let status = &state.end(side).status;
@@ -276,3 +323,6 @@ pub(crate) fn inherited_side_and_holder(var: &str) -> Result<(usize, Option<usiz
         .filter(|&i| i < MAX_HOLDERS);
     Ok((side, holder))
 }
+
+#[cfg(all(test, loom))]
+mod loom_models;

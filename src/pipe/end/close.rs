@@ -6,7 +6,7 @@
 use culvert_sync::atomic::Ordering;
 
 use super::super::layout::END_GONE;
-use super::super::shared::{self, Holders};
+use super::super::shared;
 use super::PipeEnd;
 use crate::Result;
 
@@ -64,15 +64,7 @@ impl PipeEnd {
     fn close_rings(&mut self) {
         if let Some(sh) = &self.shared {
             // One holder leaving: the rings close only when it was the last one.
-            if sh.holders.release(self.side, sh.index, sh.word) {
-                self.state
-                    .end(self.side)
-                    .holders
-                    .fetch_sub(1, Ordering::AcqRel);
-            }
-            if sh.holders.scan(self.side) != Holders::Live
-                && shared::mark_gone(&self.state, self.side)
-            {
+            if shared::detach_holder(&self.state, &sh.holders, self.side, sh.index, sh.word) {
                 self.close_shared_rings();
             }
             // Named pipes: frees the server's slot if both ends are gone now.

@@ -327,25 +327,8 @@ impl PipeEnd {
         let config = state.config()?;
         let holders = HolderView::open(&section)?;
         let my_id = ProcessIdentity::me().packed();
-        let index = holders.claim(side, my_id, preferred)?;
-        let me = state.end(side);
-        // The word is claimed first and the status checked after, so whoever declares
-        // the end gone either saw our word or made us see END_GONE here.
-        let status = match me.status.compare_exchange(
-            END_UNATTACHED,
-            END_ATTACHED,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        ) {
-            Ok(_) => END_ATTACHED,
-            Err(now) => now,
-        };
-        if status != END_ATTACHED {
-            holders.release(side, index, my_id);
-            return Err(Error::Closed);
-        }
-        me.identity.store(my_id, Ordering::Release);
-        me.holders.fetch_add(1, Ordering::AcqRel);
+        let index = shared::attach_holder(&state, &holders, side, my_id, preferred)?;
+        state.end(side).identity.store(my_id, Ordering::Release);
         let fail = |e: Error| {
             holders.release(side, index, my_id);
             state.end(side).holders.fetch_sub(1, Ordering::AcqRel);
