@@ -1,6 +1,11 @@
 //! loom models of the SPSC rings: every interleaving (up to the preemption bound) of a
 //! writer and a reader thread running the production ring code, including wrap-around
 //! with padding, blocking waits through the `Notifier`, and close/end-of-stream.
+//!
+//! Every data access (copies, record headers, grants) is also an access to a loom cell
+//! per data byte, so loom reports a read of a byte not ordered after its write through
+//! the tail (or a write not ordered after the read through the head) as a causality
+//! violation: with the tail stored `Relaxed` instead of `Release`, two models fail.
 #![cfg(loom)]
 
 use culvert_ring::spsc::{

@@ -188,6 +188,7 @@ impl ByteWriteGrant<'_> {
         let n = n.min(self.len) as u64;
         if n > 0 {
             let end = &mut self.writer.end;
+            end.core.guard_write(end.tail, n as usize);
             end.publish(end.tail + n);
         }
     }
@@ -287,6 +288,7 @@ impl ByteReader {
         }
         let end = &self.end;
         let contiguous = to_end.min(avail);
+        end.core.guard_read(end.head, contiguous as usize);
         Ok(ByteReadGrant {
             ptr: end.core.at(end.head),
             len: contiguous as usize,

@@ -87,6 +87,11 @@ pub(crate) struct NotifierLine {
     pub notifier: Notifier,
 }
 
+/// Data guards under loom (ring positions are mapped onto them modulo this; the
+/// models use capacities up to it, so each data byte has its own guard).
+#[cfg(loom)]
+pub(crate) const LOOM_DATA_GUARDS: usize = 256;
+
 /// The control block. Data follows at `size_of::<SpscControl>()` bytes.
 #[repr(C)]
 pub(crate) struct SpscControl {
@@ -98,6 +103,11 @@ pub(crate) struct SpscControl {
     pub readable: NotifierLine,
     /// The writer sleeps here; the reader notifies after each release and at close.
     pub writable: NotifierLine,
+    /// Loom only: one cell per data byte, written by the writer's copies and read by
+    /// the reader's, so loom checks that the tail and head hand every byte over with a
+    /// happens-before edge (see `Core::guard_write`).
+    #[cfg(loom)]
+    pub data_guards: [culvert_sync::atomic::UnsafeCell<()>; LOOM_DATA_GUARDS],
 }
 
 #[cfg(not(loom))]
@@ -130,6 +140,8 @@ impl SpscControl {
             writable: NotifierLine {
                 notifier: Notifier::new(),
             },
+            #[cfg(loom)]
+            data_guards: std::array::from_fn(|_| culvert_sync::atomic::UnsafeCell::new(())),
         }
     }
 }

@@ -58,11 +58,10 @@ pub(crate) fn init(region: &Region, config: &Config, kind: u8, message: bool) ->
         });
     }
     let ctl = control_ptr::<SpscControl>(region)?;
-    // Why this is sound: `ctl` is aligned and the region holds at least size_of::<SpscControl>()
-    // bytes (control_ptr checked both); the creator initialises before any endpoint
-    // attaches, so nobody else accesses these bytes now. `write` constructs every
-    // atomic (required under loom) without reading the old bytes.
-    // SAFETY: `ctl` is in bounds, aligned and not yet shared (see above).
+    // SAFETY: `ctl` is aligned and the region holds at least size_of::<SpscControl>() bytes
+    // (control_ptr checked both); the creator initialises before any endpoint attaches, so
+    // nobody else accesses these bytes now. `write` constructs every atomic (required under
+    // loom) without reading the old bytes.
     unsafe {
         ctl.as_ptr().write(SpscControl::new(
             kind,
@@ -153,6 +152,34 @@ impl Core {
         unsafe { self.data.add((pos & self.mask) as usize) }
     }
 
+    /// Records that the writer wrote ring bytes `pos..pos + len`. Under loom each byte
+    /// has a cell (`SpscControl::data_guards`) and this is a write access to each, so
+    /// a reader access not ordered after it (through the tail) is reported as a race;
+    /// otherwise it does nothing.
+    #[inline(always)]
+    pub(crate) fn guard_write(&self, pos: u64, len: usize) {
+        #[cfg(loom)]
+        for p in pos..pos + len as u64 {
+            let i = (p & self.mask) as usize % super::control::LOOM_DATA_GUARDS;
+            self.ctl().data_guards[i].with_mut(|_| ());
+        }
+        #[cfg(not(loom))]
+        let _ = (pos, len);
+    }
+
+    /// Records that the reader read ring bytes `pos..pos + len` (see
+    /// [`guard_write`](Self::guard_write)).
+    #[inline(always)]
+    pub(crate) fn guard_read(&self, pos: u64, len: usize) {
+        #[cfg(loom)]
+        for p in pos..pos + len as u64 {
+            let i = (p & self.mask) as usize % super::control::LOOM_DATA_GUARDS;
+            self.ctl().data_guards[i].with(|_| ());
+        }
+        #[cfg(not(loom))]
+        let _ = (pos, len);
+    }
+
     /// Copies `src` into the ring at `pos`, wrapping at the end.
     ///
     /// # Safety
@@ -162,6 +189,7 @@ impl Core {
     #[inline]
     pub(crate) unsafe fn copy_in(&self, pos: u64, src: &[u8]) {
         debug_assert!(src.len() as u64 <= self.capacity);
+        self.guard_write(pos, src.len());
         let idx = (pos & self.mask) as usize;
         let first = src.len().min(self.capacity as usize - idx);
         // SAFETY: `idx + first <= capacity` and `src.len() - first <= idx` (as
@@ -182,6 +210,7 @@ impl Core {
     #[inline]
     pub(crate) unsafe fn copy_out(&self, pos: u64, dst: &mut [u8]) {
         debug_assert!(dst.len() as u64 <= self.capacity);
+        self.guard_read(pos, dst.len());
         let idx = (pos & self.mask) as usize;
         let first = dst.len().min(self.capacity as usize - idx);
         // SAFETY: both copies stay in the data area as in `copy_in`, in committed bytes

@@ -119,11 +119,10 @@ impl MessageWriter {
     #[inline]
     fn write_header(&self, pos: u64, len: u32, kind: u32) {
         let header = u64::from(len) | (u64::from(kind) << 32);
-        // Why this is sound: `pos` is 8-aligned (tails only move by 8-aligned record sizes) and the
-        // data area starts 128-aligned with a capacity that is a multiple of 8, so the
-        // 8 header bytes lie inside the data area, aligned, and never wrap; they are in
-        // free space the writer owns (between tail and head + capacity).
-        // SAFETY: an aligned, in-bounds header in free space the writer owns (see above).
+        self.end.core.guard_write(pos, RECORD_HEADER);
+        // `pos` is 8-aligned (tails move by 8-aligned record sizes) and the data area is
+        // 128-aligned with a capacity that is a multiple of 8, so the header never wraps.
+        // SAFETY: 8 aligned, in-bounds bytes of free space the writer owns.
         unsafe { self.end.core.at(pos).cast::<u64>().write(header.to_le()) };
     }
 
@@ -236,6 +235,9 @@ impl MessageGrant<'_> {
     pub fn commit(self, len: usize) {
         let len = len.min(self.len);
         let w = self.writer;
+        w.end
+            .core
+            .guard_write(w.end.tail + RECORD_HEADER as u64, len);
         w.write_header(w.end.tail, len as u32, KIND_MSG);
         w.end.publish(w.end.tail + record_size(len as u64));
     }
@@ -301,11 +303,10 @@ impl MessageReader {
             if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
                 return Err(end.corrupted("partial record published"));
             }
-            // Why this is sound: `head` is 8-aligned (checked at attach; moves by 8-aligned record
-            // sizes) and the data area is 128-aligned with a capacity that is a multiple
-            // of 8, so the header lies inside it, aligned, without wrapping; `avail >= 8`
-            // means those bytes were published by the writer.
-            // SAFETY: an aligned, in-bounds, published header (see above).
+            end.core.guard_read(end.head, RECORD_HEADER);
+            // `head` is 8-aligned (checked at attach; moves by 8-aligned record sizes), the
+            // data area 128-aligned with a capacity that is a multiple of 8: no wrap.
+            // SAFETY: 8 aligned, in-bounds bytes the writer published (`avail >= 8`).
             let header = u64::from_le(unsafe { end.core.at(end.head).cast::<u64>().read() });
             let len = header & 0xffff_ffff;
             let kind = (header >> 32) as u32;
@@ -394,6 +395,7 @@ impl MessageReader {
     /// is gone and the ring is drained; `Corrupted`.
     pub fn read_grant(&mut self) -> Result<MessageReadGrant<'_>> {
         let next = self.next()?;
+        self.end.core.guard_read(next.pos, next.len);
         Ok(MessageReadGrant {
             ptr: self.end.core.at(next.pos),
             len: next.len,
