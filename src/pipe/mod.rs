@@ -124,6 +124,13 @@
 
 mod anon;
 mod end;
+/// The bodies of the pipe fuzz targets (`pipe_fragments_hostile`: a message pipe's
+/// fragment reassembly against a hostile writer forging records and scribbling on its
+/// ring).
+#[cfg(not(loom))]
+pub mod fuzzing {
+    pub use super::end::fuzzing::fragments_hostile;
+}
 mod layout;
 mod options;
 mod server;

@@ -10,6 +10,8 @@
 mod asynchronous;
 mod close;
 mod fragments;
+#[cfg(not(loom))]
+pub(crate) mod fuzzing;
 mod io;
 mod shared_io;
 mod split;

@@ -1,0 +1,58 @@
+//! Shared by the fuzz replay tests: the seeds of a corpus under `fuzz/corpus/`, and
+//! seed mutations fed to a fuzz body without libFuzzer.
+
+use std::path::{Path, PathBuf};
+
+/// The seed files of corpus `name`; asserts it holds at least `min`.
+pub fn seeds(name: &str, min: usize) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(name);
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(
+        files.len() >= min,
+        "only {} seeds in {}",
+        files.len(),
+        dir.display()
+    );
+    files
+}
+
+/// Feeds `rounds` mutations of every seed of corpus `name` to `body`. `mutate` gets the
+/// copy and a fresh xorshift value and may change it in its own way; every mutation
+/// also flips a byte, truncates, or inserts 8 bytes.
+pub fn mutations(
+    name: &str,
+    rounds: usize,
+    seed: u64,
+    body: fn(&[u8]),
+    mutate: fn(&mut Vec<u8>, u64),
+) {
+    let mut x = seed;
+    for path in seeds(name, 1) {
+        let original = std::fs::read(path).unwrap();
+        for _ in 0..rounds {
+            let mut data = original.clone();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 4 {
+                0 if !data.is_empty() => {
+                    let i = (x >> 8) as usize % data.len();
+                    data[i] ^= (x >> 32) as u8 | 1;
+                }
+                1 => data.truncate((x >> 8) as usize % (data.len() + 1)),
+                2 => {
+                    let i = (x >> 8) as usize % (data.len() + 1);
+                    data.splice(i..i, x.to_le_bytes());
+                }
+                _ => mutate(&mut data, x),
+            }
+            body(&data);
+        }
+    }
+}
