@@ -22,12 +22,13 @@
 //! (every instance taken, or the server not accepting); `NotFound` is no server, a
 //! closed one or a dead one.
 //!
-//! Accept: with a free slot, take a request, skip withdrawn cells and dead clients,
-//! create the instance section (end 1 expected to be the client, so a client dying
-//! before it attaches is noticed), answer the cell (`PENDING → ASSIGNED`), and wait
-//! (up to `ATTACH_GRACE`, notified on `events`) until the client attached, so the
-//! returned end knows its peer, as after Windows' `ConnectNamedPipe`; a client that
-//! gives up or dies first is dropped and the next request taken. If the instance
+//! Accept (never waiting; the blocking forms wait on `events` between steps): with a
+//! free slot, take a request, skip withdrawn cells and dead clients, create the
+//! instance section (end 1 expected to be the client, so a client dying before it
+//! attaches is noticed), answer the cell (`PENDING → ASSIGNED`), and keep the instance
+//! until the client attached (it notifies `events`), so the returned end knows its
+//! peer, as after Windows' `ConnectNamedPipe`; a client that gives up, dies or takes
+//! longer than `ATTACH_GRACE` is dropped. If the instance
 //! cannot be made (`NoSpace`, an I/O error), the cell is answered `PENDING → REFUSED`
 //! with the cause, so the client fails at once with it, and `accept` returns it. A slot
 //! is freed when either end of its connection is dropped or disconnected (both CAS the
@@ -63,6 +64,8 @@ use crate::{Error, Result};
 mod accept;
 mod cell;
 mod connect;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 /// Magic of a [`ServerHeader`]: "CLVPSRV" + version.
 const SERVER_MAGIC: u64 = u64::from_le_bytes(*b"CLVPSRV\x01");
@@ -389,6 +392,8 @@ pub struct PipeServer {
     opts: PipeOptions,
     /// Shared mode: per slot, the instance made for it (see [`TrackedInstance`]).
     tracked: Mutex<Vec<Option<TrackedInstance>>>,
+    /// Instances answered whose client has not attached yet.
+    pending: Mutex<Vec<accept::PendingAccept>>,
 }
 
 impl std::fmt::Debug for PipeServer {
@@ -479,6 +484,7 @@ impl PipeServer {
             consumer: Mutex::new(consumer),
             opts: opts.clone(),
             tracked: Mutex::new((0..opts.max_instances).map(|_| None).collect()),
+            pending: Mutex::new(Vec::new()),
         })
     }
 
@@ -537,18 +543,21 @@ impl PipeServer {
         .await
     }
 
-    /// Accepts a client that is already waiting; `WouldBlock` if none is (or no
-    /// instance is free).
+    /// Accepts a client that is already waiting, never waiting itself; `WouldBlock`
+    /// if none is (or no instance is free). A client whose request was answered is
+    /// handed out by the first call after it attached its end.
     pub fn try_accept(&self) -> Result<PipeEnd> {
-        match self.accept_until(Deadline::now()) {
-            Err(Error::Timeout) => Err(Error::WouldBlock),
-            other => other,
+        match self.accept_step(true)? {
+            Some(end) => Ok(end),
+            None => Err(Error::WouldBlock),
         }
     }
 }
 
 impl Drop for PipeServer {
     fn drop(&mut self) {
+        let pending = std::mem::take(self.pending.get_mut().unwrap_or_else(|p| p.into_inner()));
+        pending.into_iter().for_each(accept::PendingAccept::abandon);
         let h = self.shared.header();
         h.closed.store(1, Ordering::Release);
         h.answers.n.notify();
@@ -563,18 +572,21 @@ impl Drop for PipeServer {
 }
 
 impl PipeServer {
-    /// Never waits: a client's connect request is waiting (or the request ring broke).
+    /// Never waits: a client's connect request is waiting (or the request ring broke),
+    /// or an answered client attached.
     fn connect_waiting(&self, ctx: culvert_sync::WaitContext) -> bool {
-        culvert_sync::Waitable::poll_ready(
-            &mut *self.consumer.lock().unwrap_or_else(|e| e.into_inner()),
-            ctx,
-        )
+        self.attached_waiting()
+            || culvert_sync::Waitable::poll_ready(
+                &mut *self.consumer.lock().unwrap_or_else(|e| e.into_inner()),
+                ctx,
+            )
     }
 
-    /// The request ring's notifier.
+    /// The request ring's notifier, and `events` (clients notify it once attached).
     fn request_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
         let consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
         culvert_sync::Waitable::notifiers(&*consumer, f);
+        f(&self.shared.header().events.n);
     }
 }
 

@@ -1,8 +1,15 @@
 //! `PipeServer::accept`: taking a request from the ring, making the instance,
-//! answering the client's cell (or refusing it with the cause) and waiting for the client
-//! to attach; and freeing the slots of connections whose clients died.
+//! answering the client's cell (or refusing it with the cause), and handing the
+//! instance out once the client attached; and freeing the slots of connections whose
+//! clients died.
+//!
+//! Nothing here waits. An answered instance is kept as a [`PendingAccept`] until its
+//! client attached (then `try_accept` returns it), gave up, died, or took longer than
+//! [`ATTACH_GRACE`]; the client notifies the server's `events` notifier after it
+//! attached, so a blocking `accept` (the one waiting adapter over the same step)
+//! sleeps there.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use culvert_section::{Section, SectionKind};
 use culvert_sync::atomic::Ordering;
@@ -14,8 +21,35 @@ use super::super::shared::{self, HolderView};
 use super::*;
 use crate::{Error, Result};
 
-/// How long `accept` waits for an answered client to attach its end.
+/// How long an answered client may take to attach its end before its instance is
+/// dropped.
 const ATTACH_GRACE: Duration = Duration::from_secs(5);
+
+/// An instance made for a client that has not attached yet.
+pub(super) struct PendingAccept {
+    /// The server end; its link holds the instance slot.
+    end: PipeEnd,
+    /// The slot and ticket of the connection.
+    slot: usize,
+    ticket: u64,
+    /// The client's identity.
+    client: u64,
+    /// Shared mode: the instance's state block (to mark the client's end gone if it
+    /// never attaches).
+    state: Option<StateView>,
+    /// When the client's cell was answered.
+    answered: Instant,
+}
+
+impl PendingAccept {
+    /// Gives the instance up: the client's end counts as gone, the slot is freed.
+    pub(super) fn abandon(self) {
+        if let Some(state) = &self.state {
+            shared::mark_gone(state, 1);
+        }
+        drop(self.end);
+    }
+}
 
 /// The refusal cause and detail a server writes for `e`.
 fn refusal_of(e: &Error) -> (u64, u64) {
@@ -38,48 +72,104 @@ impl PipeServer {
     /// instance section could not be made (the waiting client is told the cause);
     /// `Corrupted` if the server's shared state broke an invariant.
     pub fn accept_until(&self, deadline: impl Into<Deadline>) -> Result<PipeEnd> {
-        let deadline = deadline.into();
-        let mut consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
-        let shared = &self.shared;
         let mut first = true;
         wait_for(
-            &shared.header().events.n,
+            &self.shared.header().events.n,
             self.opts.wait_strategy,
-            deadline,
+            deadline.into(),
             |ctx| {
-                if ctx.liveness_due || first {
-                    first = false;
-                    self.reclaim_dead_clients();
-                }
-                loop {
-                    let Some(k) = (0..shared.max_instances)
-                        .find(|&k| shared.slot(k).ticket.load(Ordering::Acquire) == 0)
-                    else {
-                        return Ok(None);
-                    };
-                    let mut msg = [0u8; REQUEST_LEN];
-                    match consumer.try_recv(&mut msg) {
-                        Ok(REQUEST_LEN) => {}
-                        Ok(_) => continue, // malformed: skip
-                        Err(culvert_ring::Error::WouldBlock) => return Ok(None),
-                        Err(culvert_ring::Error::BufferTooSmall { .. }) => {
-                            // Hostile oversized request: drain it into a scratch buffer.
-                            let _ = consumer.try_recv_with(|_| ());
-                            continue;
-                        }
-                        Err(e) => return Err(Error::from(e)),
-                    }
-                    let idx = u32::from_le_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize;
-                    let gen = u32::from_le_bytes([msg[4], msg[5], msg[6], msg[7]]);
-                    if idx >= CELLS {
-                        continue;
-                    }
-                    if let Some(end) = self.answer(idx, gen, k)? {
-                        return Ok(Some(end));
-                    }
-                }
+                let check = std::mem::take(&mut first) || ctx.liveness_due;
+                self.accept_step(check)
             },
         )
+    }
+
+    /// One step of accepting, never waiting: hands out an instance whose client
+    /// attached, else answers the waiting requests (while instance slots are free).
+    /// `check` also frees the slots and cells of dead clients and drops instances whose
+    /// client died before attaching.
+    pub(super) fn accept_step(&self, check: bool) -> Result<Option<PipeEnd>> {
+        if check {
+            self.reclaim_dead_clients();
+        }
+        if let Some(end) = self.take_attached(check) {
+            return Ok(Some(end));
+        }
+        let shared = &self.shared;
+        let mut consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let Some(k) = (0..shared.max_instances)
+                .find(|&k| shared.slot(k).ticket.load(Ordering::Acquire) == 0)
+            else {
+                return Ok(None);
+            };
+            let mut msg = [0u8; REQUEST_LEN];
+            match consumer.try_recv(&mut msg) {
+                Ok(REQUEST_LEN) => {}
+                Ok(_) => continue, // malformed: skip
+                Err(culvert_ring::Error::WouldBlock) => return Ok(None),
+                Err(culvert_ring::Error::BufferTooSmall { .. }) => {
+                    // Hostile oversized request: drain it into a scratch buffer.
+                    let _ = consumer.try_recv_with(|_| ());
+                    continue;
+                }
+                Err(e) => return Err(Error::from(e)),
+            }
+            let idx = u32::from_le_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize;
+            let gen = u32::from_le_bytes([msg[4], msg[5], msg[6], msg[7]]);
+            if idx >= CELLS {
+                continue;
+            }
+            if let Some(pending) = self.answer(idx, gen, k)? {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(pending);
+                if let Some(end) = self.take_attached(false) {
+                    return Ok(Some(end));
+                }
+            }
+        }
+    }
+
+    /// Whether an answered client attached (so `try_accept` returns its instance).
+    pub(super) fn attached_waiting(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|p| p.end.peer_attach_outcome() == Some(true))
+    }
+
+    /// Takes the instance of a client that attached, dropping those whose client gave
+    /// up, let its slot go, took longer than [`ATTACH_GRACE`], or (when `check`) died.
+    fn take_attached(&self, check: bool) -> Option<PipeEnd> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut i = 0;
+        while i < pending.len() {
+            let p = &pending[i];
+            let keep = match p.end.peer_attach_outcome() {
+                Some(true) => {
+                    let p = pending.swap_remove(i);
+                    crate::trace::event!(INFO, pipe = %self.shared.name, client_pid = p.end.peer_pid().unwrap_or(0), "pipe connection accepted");
+                    return Some(p.end);
+                }
+                Some(false) => false,
+                None => {
+                    let released =
+                        self.shared.slot(p.slot).ticket.load(Ordering::Acquire) != p.ticket;
+                    let died =
+                        check && culvert_sync::holder_of(p.client) != culvert_sync::Holder::Alive;
+                    !(released || died || p.answered.elapsed() > ATTACH_GRACE)
+                }
+            };
+            if keep {
+                i += 1;
+            } else {
+                pending.swap_remove(i).abandon();
+            }
+        }
+        None
     }
 
     /// Shared mode: frees the slots of connections whose ends are both gone (every
@@ -145,7 +235,7 @@ impl PipeServer {
 
     /// Answers the request in cell `idx` (generation `gen`) with instance slot `k`.
     /// `None` when the request was withdrawn or its client died.
-    fn answer(&self, idx: usize, gen: u32, k: usize) -> Result<Option<PipeEnd>> {
+    fn answer(&self, idx: usize, gen: u32, k: usize) -> Result<Option<PendingAccept>> {
         let shared = &self.shared;
         let cell = shared.cell(idx);
         let Some(client) = cell.pending_client(gen) else {
@@ -171,17 +261,16 @@ impl PipeServer {
         }
     }
 
-    /// Creates the instance for the request in `cell` (generation `gen`) in slot `k`,
-    /// answers the cell and waits (up to [`ATTACH_GRACE`]) for the client to attach.
-    /// `None` when the request was withdrawn, or the client gave up or died before
-    /// attaching (the slot is then free again).
+    /// Creates the instance for the request in `cell` (generation `gen`) in slot `k`
+    /// and answers the cell. `None` when the request was withdrawn meanwhile (the slot
+    /// is then free again).
     fn make_instance(
         &self,
         cell: &Cell,
         gen: u32,
         k: usize,
         client: u64,
-    ) -> Result<Option<PipeEnd>> {
+    ) -> Result<Option<PendingAccept>> {
         let shared = &self.shared;
         let sopts = self.opts.section_for(SectionKind::Pipe);
         let mut attempts = 0;
@@ -245,36 +334,15 @@ impl PipeServer {
             return Ok(None);
         }
         shared.header().answers.n.notify();
-        // The client attaches next; return once it did (its pid known), so a caller
-        // never sees a connection whose client is not there yet.
-        let attached: Result<bool> = wait_for(
-            &shared.header().events.n,
-            self.opts.wait_strategy,
-            Deadline::after(ATTACH_GRACE),
-            |ctx| {
-                // The client claims its end, then records its identity: a connection
-                // is handed out only once both are done (its pid known).
-                if let Some(outcome) = end.peer_attach_outcome() {
-                    return Ok(Some(outcome));
-                }
-                let released = slot.ticket.load(Ordering::Acquire) != ticket;
-                let died = ctx.liveness_due
-                    && culvert_sync::holder_of(client) != culvert_sync::Holder::Alive;
-                Ok((released || died).then_some(false))
-            },
-        );
-        match attached {
-            Ok(true) if end.peer_pid().is_some() => {
-                crate::trace::event!(INFO, pipe = %shared.name, client_pid = end.peer_pid().unwrap_or(0), "pipe connection accepted");
-                Ok(Some(end))
-            }
-            _ => {
-                if let Some(state) = &views {
-                    shared::mark_gone(state, 1);
-                }
-                drop(end);
-                Ok(None)
-            }
-        }
+        // The client attaches next: the instance is handed out once it did (its pid
+        // known), so a caller never sees a connection whose client is not there yet.
+        Ok(Some(PendingAccept {
+            end,
+            slot: k,
+            ticket,
+            client,
+            state: views,
+            answered: Instant::now(),
+        }))
     }
 }
