@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use culvert_ring::{mpmc, spsc};
 use culvert_section::{Region, Section, SectionKind, SectionOptions};
 use culvert_sync::atomic::{AtomicBool, Ordering};
-use culvert_sync::{Deadline, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
+use culvert_sync::{wait_for, Deadline, ProcessIdentity, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
 use super::heap::{Heap, HeapStats};
 use super::layout::{
@@ -19,6 +19,10 @@ use super::payload::{Payload, View};
 use super::wire::{self, Body};
 use super::{alive, me, ConnectionId, MessageKind, PortConfig, PortOptions, CONNECT_PAYLOAD_MAX};
 use crate::{Error, Result};
+
+/// Most records one receive step takes (dropping those of gone connections and
+/// malformed ones) before it returns to its caller.
+const RECORDS_PER_STEP: usize = 256;
 
 /// Object kinds (the section's caller-defined sub-object kinds).
 pub(crate) const OBJ_PORT: u32 = 0x5054_0001;
@@ -252,10 +256,7 @@ impl PortServer {
     /// # Errors
     /// `WouldBlock`; otherwise as [`listen`](Self::listen).
     pub fn try_listen(&self) -> Result<ConnectRequest> {
-        match self.listen(Deadline::now()) {
-            Err(Error::Timeout) => Err(Error::WouldBlock),
-            other => other,
-        }
+        self.inner.listen_step()?.ok_or(Error::WouldBlock)
     }
 
     /// [`receive`](Self::receive) without waiting: the request or datagram already
@@ -264,10 +265,11 @@ impl PortServer {
     /// # Errors
     /// `WouldBlock`; otherwise as [`receive`](Self::receive).
     pub fn try_receive(&self) -> Result<Incoming> {
-        match self.receive(Deadline::now()) {
-            Err(Error::Timeout) => Err(Error::WouldBlock),
-            other => other,
-        }
+        let s = &self.inner;
+        let mut c = s.take_consumer()?;
+        let r = s.receive_step(&mut c);
+        s.put_consumer(c);
+        r?.ok_or(Error::WouldBlock)
     }
 
     /// Free space of the server's view heap (reply views).
@@ -349,33 +351,43 @@ impl Shared {
         }
     }
 
+    /// One step of receiving on consumer `c`, never waiting: runs the housekeeping
+    /// when due, then takes records until one is a request or datagram for a live
+    /// connection (records of gone connections and malformed ones are dropped; at most
+    /// [`RECORDS_PER_STEP`] per step, so a flooding client cannot hold it).
+    fn receive_step(self: &Arc<Self>, c: &mut mpmc::Consumer) -> Result<Option<Incoming>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.maintain(false, false);
+        for _ in 0..RECORDS_PER_STEP {
+            match c.try_recv_with(decode_request) {
+                Ok(Ok((h, body))) => {
+                    if let Some(inc) = self.process(h, body) {
+                        return Ok(Some(inc));
+                    }
+                }
+                // A malformed record from some client: dropped, the port goes on.
+                Ok(Err(_)) => {}
+                Err(culvert_ring::Error::WouldBlock) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until `deadline` for a request or datagram: [`receive_step`](Self::receive_step)
+    /// whenever a client sends, and at least every liveness interval for the
+    /// housekeeping.
     fn receive_on(
         self: &Arc<Self>,
         c: &mut mpmc::Consumer,
         deadline: Deadline,
     ) -> Result<Incoming> {
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Error::Closed);
-            }
-            self.maintain(false, false);
-            let nap = deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL));
-            match c.recv_with(decode_request, nap) {
-                Ok(Ok((h, body))) => {
-                    if let Some(inc) = self.process(h, body) {
-                        return Ok(inc);
-                    }
-                }
-                // A malformed record from some client: dropped, the port goes on.
-                Ok(Err(_)) => {}
-                Err(culvert_ring::Error::Timeout) => {
-                    if deadline.has_passed() {
-                        return Err(Error::Timeout);
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let sent = mpmc::MessageRing::readable_notifier(&self.ring)?;
+        wait_for(sent, WaitStrategy::default(), deadline, |_| {
+            self.receive_step(c)
+        })
     }
 
     fn lookup(&self, index: u32, epoch: u32) -> Option<Arc<ServerConn>> {

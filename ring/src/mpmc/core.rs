@@ -605,6 +605,15 @@ impl Core {
     }
 }
 
+/// The `not_empty` notifier of the ring laid out in `region`, without attaching.
+pub(crate) fn not_empty_in(region: &Region) -> Result<&Notifier> {
+    let ctl = control_ptr::<Control>(region)?;
+    // SAFETY: `control_ptr` checked that the control block lies in the region, aligned;
+    // the notifier is atomics only (valid for any bits another process leaves), and the
+    // reference lives no longer than the borrow of `region`, which keeps it mapped.
+    Ok(unsafe { &(*ctl.as_ptr()).not_empty.0 })
+}
+
 /// A slot this endpoint holds (`WRITING(pos, me)` or `READING(pos, me)`) while a
 /// callback runs. The normal path forgets it and commits or releases the slot itself;
 /// dropping it means the callback unwound, and the slot is then given up exactly as a

@@ -31,6 +31,17 @@ impl MessageRing {
     pub fn init(region: &Region, config: &Config) -> Result<()> {
         core::init(region, KIND_MPMC_MESSAGE, &config.layout()?)
     }
+
+    /// The notifier consumers of the ring in `region` sleep on (notified after every
+    /// send and at close), for a wait that also polls other state than one consumer
+    /// (a server waiting for requests and for its own housekeeping). It lives in the
+    /// region, so it stays valid while `region` is borrowed.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if `region` is too small or misaligned for a ring.
+    pub fn readable_notifier(region: &Region) -> Result<&culvert_sync::Notifier> {
+        core::not_empty_in(region)
+    }
 }
 
 /// Copies `len` bytes from a slot into `dst`.

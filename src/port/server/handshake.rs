@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use culvert_section::{Section, SectionKind};
 use culvert_sync::atomic::Ordering;
-use culvert_sync::{Deadline, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
+use culvert_sync::{wait_for, Deadline, ProcessIdentity, WaitStrategy};
 
 use super::*;
 
@@ -87,40 +87,39 @@ impl Shared {
         })
     }
 
-    pub(super) fn listen(self: &Arc<Self>, deadline: Deadline) -> Result<ConnectRequest> {
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Error::Closed);
-            }
-            self.maintain(true, false);
-            for i in 0..self.cfg.max_connections {
-                if self.slot(i).begin_review() {
-                    match self.review(i) {
-                        Ok(req) => return Ok(req),
-                        Err(_) => {
-                            // A client that died or sent garbage: forget it.
-                            if !self.free_slot(i, SLOT_REVIEWING) {
-                                self.free_slot(i, SLOT_WITHDRAWN);
-                            }
+    /// One step of listening, never waiting: runs the housekeeping, then takes the
+    /// next posted connect request for review. A request whose review fails (its
+    /// client died or wrote garbage) is dropped and the scan goes on.
+    pub(super) fn listen_step(self: &Arc<Self>) -> Result<Option<ConnectRequest>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.maintain(true, false);
+        for i in 0..self.cfg.max_connections {
+            if self.slot(i).begin_review() {
+                match self.review(i) {
+                    Ok(req) => return Ok(Some(req)),
+                    Err(_) => {
+                        if !self.free_slot(i, SLOT_REVIEWING) {
+                            self.free_slot(i, SLOT_WITHDRAWN);
                         }
                     }
                 }
             }
-            let n = &self.header().listen.connect;
-            let key = n.prepare_wait();
-            if self.requested_or_closing() {
-                n.cancel_wait(key);
-                continue;
-            }
-            if deadline.has_passed() {
-                n.cancel_wait(key);
-                return Err(Error::Timeout);
-            }
-            let _ = n.wait(
-                key,
-                deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL)),
-            );
         }
+        Ok(None)
+    }
+
+    /// Waits until `deadline` for a connect request: [`listen_step`](Self::listen_step)
+    /// whenever a client posts, withdraws or leaves (they notify `listen.connect`), and
+    /// at least every liveness interval for the housekeeping.
+    pub(super) fn listen(self: &Arc<Self>, deadline: Deadline) -> Result<ConnectRequest> {
+        wait_for(
+            &self.header().listen.connect,
+            WaitStrategy::Blocking,
+            deadline,
+            |_| self.listen_step(),
+        )
     }
 
     pub(super) fn review(self: &Arc<Self>, i: usize) -> Result<ConnectRequest> {
