@@ -496,11 +496,14 @@ fn run_one(
                 Err("an async case runs on its own runtime".into())
             }
             (_, Conn::Port(_)) => Err("a port carries only calls".into()),
-            (Shape::Stream { write, .. }, conn) => {
+            (Shape::Stream { write, messages }, conn) => {
                 match conn {
                     Conn::Link(mut l) => {
                         work::stream_writer(&mut l, write, duration)?;
                         drop(l); // end of stream
+                    }
+                    Conn::Floor(f) if messages => {
+                        f.message_stream_writer(write, duration)?;
                     }
                     Conn::Floor(f) => {
                         f.stream_writer(write, duration)?;
@@ -649,7 +652,11 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
             Shape::PingPong { .. } => f.pingpong_server()?,
             Shape::Call { request, reply } => f.call_server(request, reply)?,
             Shape::Stream { write, messages } => {
-                let report = f.stream_reader(if messages { write } else { write.max(65536) })?;
+                let report = if messages {
+                    f.message_stream_reader(write)?
+                } else {
+                    f.stream_reader(write.max(65536))?
+                };
                 println!("{}", report.to_line());
             }
             _ => return Err(format!("{case} does not run on the floor").into()),
