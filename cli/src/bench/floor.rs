@@ -398,7 +398,11 @@ impl Floor {
         loop {
             for _ in 0..64 {
                 let at = (tail % MSG_RING_CAP as u64) as usize;
-                let pad = if at + record > MSG_RING_CAP { MSG_RING_CAP - at } else { 0 };
+                let pad = if at + record > MSG_RING_CAP {
+                    MSG_RING_CAP - at
+                } else {
+                    0
+                };
                 // Cached head: reloaded only when the cached free space is not enough.
                 while MSG_RING_CAP as u64 - (tail - head) < (pad + record) as u64 {
                     head = head_w.load(Ordering::Acquire);
