@@ -92,9 +92,10 @@ impl PipeEnd {
 
     /// Runs a ring operation per the end's settings until `deadline`.
     ///
-    /// `op(end, None)` must not wait; `op(end, Some(d))` may wait until `d`. A
-    /// `WouldBlock` or `Timeout` from it is retried (blocking mode) until `deadline`,
-    /// with the peer checked in between; see the module doc. Returns `WouldBlock`
+    /// `op(end, None)` must not wait; `op(end, Some(d))` may wait until `d`. The first
+    /// try never waits (and reads no clock). A `WouldBlock` or `Timeout` from it is
+    /// retried (blocking mode) until `deadline`, with the peer checked in between; see
+    /// the module doc. Returns `WouldBlock`
     /// (non-blocking), `Timeout` (deadline passed), or the peer's outcome.
     pub(super) fn ring_op<T>(
         &mut self,
@@ -102,8 +103,10 @@ impl PipeEnd {
         mut op: impl FnMut(&mut Self, Option<Deadline>) -> culvert_ring::Result<T>,
     ) -> Result<T> {
         let mut gone: Option<Error> = None;
+        // The first try never waits, so an operation that can complete reads no clock.
+        let mut first = true;
         loop {
-            let wait = if gone.is_some() || self.nonblocking {
+            let wait = if std::mem::take(&mut first) || gone.is_some() || self.nonblocking {
                 None
             } else {
                 Some(deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL)))
