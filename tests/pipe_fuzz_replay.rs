@@ -17,7 +17,7 @@ fn pipe_fragments_hostile_survives_seed_mutations() {
     // Besides the generic mutations: repeat a random slice (more of the same ops).
     fuzz_replay::mutations(
         "pipe_fragments_hostile",
-        40,
+        2,
         0x9e37_79b9_7f4a_7c15,
         fragments_hostile,
         |data, x| {
