@@ -326,3 +326,60 @@ fn byte_read_grants_see_bytes_committed_after_the_cached_tail() {
     g.release(47);
     assert_eq!(r.read_grant().err(), Some(Error::WouldBlock));
 }
+
+/// Messages committed deferred are invisible until the batch is published (by `flush`,
+/// by a `reserve` that finds no room, or by `close`); messages consumed deferred free
+/// no room until the reader flushes (or finds nothing more to read).
+#[test]
+fn deferred_commits_and_consumes_move_in_batches() {
+    let (_region, mut w, mut r) = message_ring(256, 64);
+    for i in 0..3u8 {
+        let mut g = w.reserve(8).unwrap();
+        g.as_mut_slice().fill(i);
+        g.commit_deferred(8);
+    }
+    assert!(matches!(r.try_read(&mut [0u8; 64]), Err(Error::WouldBlock)));
+    w.flush();
+    for i in 0..3u8 {
+        let g = r.read_grant().unwrap();
+        assert_eq!(g.as_slice(), &[i; 8]);
+        g.consume_deferred();
+    }
+    // 3 records of 16 bytes are consumed but not released: the writer sees 256 - 48
+    // bytes of room, so 13 more 16-byte records fit, not 16.
+    let mut sent = 0;
+    while let Ok(g) = w.reserve(8) {
+        g.commit(8);
+        sent += 1;
+    }
+    assert_eq!(sent, 13, "deferred consumes gave room back early");
+    r.flush();
+    assert!(w.reserve(8).is_ok(), "flushed consumes give room back");
+
+    // A full ring publishes a pending batch when reserve finds no room.
+    let (_region, mut w, mut r) = message_ring(256, 64);
+    let mut batched = 0;
+    loop {
+        match w.reserve(8) {
+            Ok(g) => {
+                g.commit_deferred(8);
+                batched += 1;
+            }
+            Err(Error::WouldBlock) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(batched, 16);
+    for _ in 0..16 {
+        assert_eq!(r.try_read(&mut [0u8; 64]).unwrap(), 8);
+    }
+    // And close publishes too.
+    let mut g = w.reserve(3).unwrap();
+    g.as_mut_slice().copy_from_slice(b"end");
+    g.commit_deferred(3);
+    w.close();
+    let mut buf = [0u8; 64];
+    assert_eq!(r.try_read(&mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], b"end");
+    assert!(matches!(r.try_read(&mut buf), Err(Error::Closed)));
+}

@@ -40,6 +40,9 @@ pub(crate) struct WriterEnd {
     /// Our tail (the shared one is only ever written from here). Invariant:
     /// `cached_head <= tail <= cached_head + capacity` (8-aligned in message rings).
     pub tail: u64,
+    /// The tail last stored in the shared word. Invariant: `published <= tail`; bytes
+    /// between them are whole records committed but not yet published (a batch).
+    pub published: u64,
     /// Last head read from the reader. Invariant: `<=` the reader's real head.
     pub cached_head: u64,
     pub strategy: WaitStrategy,
@@ -73,6 +76,7 @@ impl WriterEnd {
         Ok(Self {
             core,
             tail,
+            published: tail,
             cached_head: head,
             strategy: WaitStrategy::default(),
             poisoned: false,
@@ -135,13 +139,30 @@ impl WriterEnd {
     #[inline]
     pub(crate) fn publish(&mut self, new_tail: u64) {
         self.tail = new_tail;
+        self.published = new_tail;
         let ctl = self.core.ctl();
         ctl.writer.tail.store(new_tail, Ordering::Release);
         ctl.readable.notifier.notify();
     }
 
-    /// Closes the writing side (idempotent).
+    /// Moves the tail to `new_tail` without publishing it (see [`flush`](Self::flush)).
+    #[inline]
+    pub(crate) fn advance(&mut self, new_tail: u64) {
+        self.tail = new_tail;
+    }
+
+    /// Publishes every record committed since the last publish, with one store and one
+    /// notify; nothing if there is none.
+    #[inline]
+    pub(crate) fn flush(&mut self) {
+        if self.published != self.tail {
+            self.publish(self.tail);
+        }
+    }
+
+    /// Closes the writing side (idempotent), publishing a pending batch first.
     pub(crate) fn close(&mut self) {
+        self.flush();
         self.closed = true;
         let ctl = self.core.ctl();
         ctl.state.writer_closed.store(1, Ordering::Release);
@@ -155,6 +176,9 @@ pub(crate) struct ReaderEnd {
     /// Our head (the shared one is only ever written from here). Invariant:
     /// `head <= cached_tail <= head + capacity` (8-aligned in message rings).
     pub head: u64,
+    /// The head last stored in the shared word. Invariant: `released <= head`; bytes
+    /// between them were read but not yet given back to the writer (a batch).
+    pub released: u64,
     /// Last tail read from the writer.
     pub cached_tail: u64,
     pub strategy: WaitStrategy,
@@ -178,6 +202,7 @@ impl ReaderEnd {
         Ok(Self {
             core,
             head,
+            released: head,
             cached_tail: tail,
             strategy: WaitStrategy::default(),
             poisoned: false,
@@ -278,13 +303,31 @@ impl ReaderEnd {
     #[inline]
     pub(crate) fn release(&mut self, n: u64) {
         self.head += n;
+        self.released = self.head;
         let ctl = self.core.ctl();
         ctl.reader.head.store(self.head, Ordering::Release);
         ctl.writable.notifier.notify();
     }
 
+    /// Moves the head past `n` bytes without releasing them to the writer yet (see
+    /// [`flush`](Self::flush)).
+    #[inline]
+    pub(crate) fn consume(&mut self, n: u64) {
+        self.head += n;
+    }
+
+    /// Releases every byte consumed since the last release, with one store and one
+    /// notify; nothing if there is none.
+    #[inline]
+    pub(crate) fn flush(&mut self) {
+        if self.released != self.head {
+            self.release(0);
+        }
+    }
+
     /// Closes the reading side (idempotent).
     pub(crate) fn close(&mut self) {
+        self.flush();
         let ctl = self.core.ctl();
         ctl.state.reader_closed.store(1, Ordering::Release);
         ctl.writable.notifier.notify();

@@ -144,6 +144,7 @@ impl MessageWriter {
             // Pad to the end of the lap first (publishing the pad is harmless: the
             // reader skips it), then the message starts at offset 0.
             if self.end.free(to_end)? < to_end {
+                self.end.flush();
                 return Err(self.end.blocked());
             }
             self.write_header(
@@ -154,6 +155,8 @@ impl MessageWriter {
             self.end.publish(self.end.tail + to_end);
         }
         if self.end.free(need)? < need {
+            // No room: publish a pending batch before anyone waits for the reader.
+            self.end.flush();
             return Err(self.end.blocked());
         }
         Ok(MessageGrant {
@@ -171,6 +174,16 @@ impl MessageWriter {
         grant.as_mut_slice().copy_from_slice(msg);
         grant.commit(msg.len());
         Ok(())
+    }
+
+    /// Publishes the messages committed with
+    /// [`commit_deferred`](MessageGrant::commit_deferred) since the last publish: one
+    /// store of the tail and one notify for the whole batch. A `reserve` that finds no
+    /// room, and `close`, publish the batch too, so a reader never waits on a message
+    /// the writer committed.
+    #[inline]
+    pub fn flush(&mut self) {
+        self.end.flush();
     }
 
     /// Writes `msg` as one message, waiting for room until `deadline`. `PeerDied` if
@@ -241,6 +254,20 @@ impl MessageGrant<'_> {
         w.write_header(w.end.tail, len as u32, KIND_MSG);
         w.end.publish(w.end.tail + record_size(len as u64));
     }
+
+    /// Commits a message of the first `len` payload bytes (clamped to the grant)
+    /// without publishing it: it becomes visible to the reader with the next
+    /// [`MessageWriter::flush`] or publishing call (a batch of messages, one store).
+    #[inline]
+    pub fn commit_deferred(self, len: usize) {
+        let len = len.min(self.len);
+        let w = self.writer;
+        w.end
+            .core
+            .guard_write(w.end.tail + RECORD_HEADER as u64, len);
+        w.write_header(w.end.tail, len as u32, KIND_MSG);
+        w.end.advance(w.end.tail + record_size(len as u64));
+    }
 }
 
 /// The reading end of a [`MessageRing`].
@@ -298,6 +325,8 @@ impl MessageReader {
             // Tails move by whole records, so any committed byte means a whole record.
             let avail = end.available(1)?;
             if avail == 0 {
+                // Nothing to read: give the batch read so far back before anyone waits.
+                end.flush();
                 return Err(end.blocked());
             }
             if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
@@ -404,6 +433,14 @@ impl MessageReader {
         })
     }
 
+    /// Gives the room of messages consumed with
+    /// [`consume_deferred`](MessageReadGrant::consume_deferred) back to the writer: one
+    /// store of the head and one notify for the whole batch.
+    #[inline]
+    pub fn flush(&mut self) {
+        self.end.flush();
+    }
+
     /// Closes the reading side: the writer gets `Closed`. Idempotent; dropping the
     /// reader closes it too.
     pub fn close(&mut self) {
@@ -454,6 +491,14 @@ impl MessageReadGrant<'_> {
     /// Consumes the message.
     pub fn release(self) {
         self.reader.end.release(self.record);
+    }
+
+    /// Consumes the message without giving its room back to the writer yet: that
+    /// happens with the next [`MessageReader::flush`], or when the reader finds nothing
+    /// more to read or closes (a batch of messages, one store).
+    #[inline]
+    pub fn consume_deferred(self) {
+        self.reader.end.consume(self.record);
     }
 }
 

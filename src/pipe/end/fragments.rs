@@ -50,7 +50,7 @@ pub(super) struct Fragment {
 }
 
 /// The header of a fragment.
-fn header(first: bool, last: bool, total: u32) -> [u8; FRAG_HEADER] {
+pub(super) fn header(first: bool, last: bool, total: u32) -> [u8; FRAG_HEADER] {
     let flags = if first { FRAG_FIRST } else { 0 } | if last { FRAG_LAST } else { 0 };
     let mut h = [0u8; FRAG_HEADER];
     h[..4].copy_from_slice(&flags.to_le_bytes());

@@ -8,6 +8,7 @@
 //! framing on SPSC rings) and [`shared_io`] (shared mode on MPMC rings).
 
 mod asynchronous;
+mod batch;
 mod close;
 mod fragments;
 #[cfg(not(loom))]
@@ -161,6 +162,9 @@ pub struct PipeEnd {
     /// Fragment assembly buffer for writes that cannot be reserved in place; sized
     /// once, to one ring record.
     scratch: Vec<u8>,
+    /// Bytes of a message `read_messages` began reading and could not finish without
+    /// waiting; delivered, with the rest, by its next call.
+    partial: Vec<u8>,
     /// Largest fragment payload this end writes.
     frag_payload: usize,
     nonblocking: bool,
@@ -297,6 +301,7 @@ impl PipeEnd {
             rx,
             cursor: MsgCursor::default(),
             scratch: Vec::with_capacity(record),
+            partial: Vec::new(),
             frag_payload,
             nonblocking: false,
             read_timeout: None,
@@ -383,6 +388,7 @@ impl PipeEnd {
             rx,
             cursor: MsgCursor::default(),
             scratch: Vec::new(),
+            partial: Vec::new(),
             frag_payload: 0,
             nonblocking: false,
             read_timeout: None,

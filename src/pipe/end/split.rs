@@ -120,6 +120,7 @@ impl PipeEnd {
             rx: Rx::Detached,
             cursor: MsgCursor::default(),
             scratch: std::mem::take(&mut self.scratch),
+            partial: Vec::new(),
             frag_payload: self.frag_payload,
             nonblocking: self.nonblocking,
             read_timeout: self.read_timeout,
@@ -172,6 +173,14 @@ impl PipeReader {
         self.end.try_read_message(buf)
     }
 
+    /// As [`PipeEnd::read_messages`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::read_messages`].
+    pub fn read_messages(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize> {
+        self.end.read_messages(max, f)
+    }
+
     /// As [`PipeEnd::peek`].
     ///
     /// # Errors
@@ -219,6 +228,14 @@ impl PipeWriter {
     /// As [`PipeEnd::try_write_message`].
     pub fn try_write_message(&mut self, msg: &[u8]) -> Result<usize> {
         self.end.try_write_message(msg)
+    }
+
+    /// As [`PipeEnd::write_messages`].
+    ///
+    /// # Errors
+    /// As [`PipeEnd::write_messages`].
+    pub fn write_messages(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.end.write_messages(msgs)
     }
 
     /// As [`PipeEnd::set_write_timeout`].

@@ -1,0 +1,213 @@
+//! Batches on message pipes: [`PipeEnd::write_messages`] (many messages, one publish)
+//! and [`PipeEnd::read_messages`] (many messages read in place, one release).
+//!
+//! On a plain (not shared) message pipe a message that fits one fragment (up to a
+//! quarter of the ring, see [`PipeEnd::max_nonblocking_message`]) is one ring record.
+//! A batch write commits such records without publishing each and publishes them with
+//! one store of the ring's tail, so the reader sees them together and is woken once; a
+//! batch read hands each such record's payload to the caller where it lies in the
+//! ring and gives the room of all of them back with one store of the head. A message
+//! of several fragments, and every message of a byte or shared pipe, goes through
+//! [`write_message`](PipeEnd::write_message) / [`read_message`](PipeEnd::read_message)
+//! inside the batch, so both calls work on every pipe with the same meaning.
+//!
+//! A batch never holds messages back: a write that finds the ring full publishes what
+//! it committed before it waits or returns, and a read that finds nothing more gives
+//! the room back before it returns.
+
+use super::super::layout::{FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
+use super::super::options::PipeMode;
+use super::fragments::header;
+use super::{PipeEnd, Rx, Tx};
+use crate::{Error, Result};
+
+impl PipeEnd {
+    /// Writes the messages of `msgs` in order, as
+    /// [`write_message`](Self::write_message) would one by one, but publishing them to
+    /// the reader in batches (one store and one wake-up for all that fit the ring).
+    ///
+    /// Returns how many were written: all of them in blocking mode; in non-blocking
+    /// mode as many as fit now (`WouldBlock` if not even the first did). An error after
+    /// some were written ends the call early with their count; the next call reports
+    /// it.
+    ///
+    /// ```
+    /// use culvert::pipe::{self, PipeMode, PipeOptions};
+    ///
+    /// # fn main() -> culvert::Result<()> {
+    /// let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default())?;
+    /// assert_eq!(a.write_messages(&[b"one", b"two", b"three"])?, 3);
+    /// let mut got = Vec::new();
+    /// while got.len() < 3 {
+    ///     b.read_messages(16, |m| got.push(m.to_vec()))?;
+    /// }
+    /// assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`write_message`](Self::write_message), when no message was written.
+    pub fn write_messages(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        let mut written = 0;
+        let r = self.write_batch(msgs, &mut written);
+        if let Tx::Messages(w) = &mut self.tx {
+            w.flush();
+        }
+        match r {
+            Err(e) if written == 0 => Err(e),
+            _ => Ok(written),
+        }
+    }
+
+    fn write_batch(&mut self, msgs: &[&[u8]], written: &mut usize) -> Result<()> {
+        if self.mode != PipeMode::Message || !matches!(self.tx, Tx::Messages(_)) {
+            for m in msgs {
+                self.write_message(m)?;
+                *written += 1;
+            }
+            return Ok(());
+        }
+        self.check_usable()?;
+        if self.write_shut {
+            return Err(Error::Closed);
+        }
+        self.check_peer_for_write()?;
+        for m in msgs {
+            if m.len() <= self.frag_payload && self.stage(m)? {
+                *written += 1;
+                continue;
+            }
+            // No room now, or several fragments: the usual write (which publishes the
+            // batch first, as every publish covers what was committed before it, and
+            // waits in blocking mode).
+            self.write_message(m)?;
+            *written += 1;
+        }
+        Ok(())
+    }
+
+    /// Commits `m` as one record without publishing it; `false` if the ring has no
+    /// room for it now (the batch so far is then published).
+    fn stage(&mut self, m: &[u8]) -> Result<bool> {
+        let Tx::Messages(w) = &mut self.tx else {
+            return Ok(false);
+        };
+        match w.reserve(FRAG_HEADER + m.len()) {
+            Ok(mut grant) => {
+                let dst = grant.as_mut_slice();
+                dst[..FRAG_HEADER].copy_from_slice(&header(true, true, m.len() as u32));
+                dst[FRAG_HEADER..].copy_from_slice(m);
+                grant.commit_deferred(FRAG_HEADER + m.len());
+                Ok(true)
+            }
+            Err(culvert_ring::Error::WouldBlock) => Ok(false),
+            Err(e) => Err(self.poison_on(e.into())),
+        }
+    }
+
+    /// Hands up to `max` whole messages to `f`, in order, and returns how many.
+    ///
+    /// Waits (per the end's mode and read timeout) only for the first message; then
+    /// takes what is waiting without waiting. On a plain message pipe each message of
+    /// one fragment is handed over where it lies in the ring (no copy) and the room of
+    /// all of them goes back to the writer at once; other messages are assembled first.
+    /// A message `f` receives is always whole, however long (up to `max_message`).
+    ///
+    /// Use either this or [`read_message`](Self::read_message) on an end, not both: a
+    /// message this call began and could not finish without waiting (non-blocking mode
+    /// or a timeout) is kept and delivered whole by its next call.
+    ///
+    /// # Errors
+    /// As [`read_message`](Self::read_message), when no message was handed over.
+    pub fn read_messages(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
+        let mut taken = 0;
+        let r = self.read_batch(max, &mut f, &mut taken);
+        if let Rx::Messages(r) = &mut self.rx {
+            r.flush();
+        }
+        match r {
+            Err(e) if taken == 0 => Err(e),
+            _ => Ok(taken),
+        }
+    }
+
+    fn read_batch(
+        &mut self,
+        max: usize,
+        f: &mut impl FnMut(&[u8]),
+        taken: &mut usize,
+    ) -> Result<()> {
+        while *taken < max {
+            if self.partial.is_empty() && !self.cursor.in_message && self.take_in_place(f)? {
+                *taken += 1;
+                continue;
+            }
+            if *taken > 0 {
+                // Only the first message may wait or need assembling.
+                break;
+            }
+            let msg = self.read_whole()?;
+            f(&msg);
+            *taken += 1;
+        }
+        Ok(())
+    }
+
+    /// Hands the message at the ring's head to `f` in place if it is one whole
+    /// fragment, consuming it without releasing its room yet. `false` if there is none
+    /// now or it is anything else (left for [`read_whole`](Self::read_whole), which
+    /// validates it).
+    fn take_in_place(&mut self, f: &mut impl FnMut(&[u8])) -> Result<bool> {
+        let Rx::Messages(r) = &mut self.rx else {
+            return Ok(false);
+        };
+        let grant = match r.read_grant() {
+            Ok(g) => g,
+            Err(
+                culvert_ring::Error::WouldBlock
+                | culvert_ring::Error::Closed
+                | culvert_ring::Error::PeerDied,
+            ) => return Ok(false),
+            Err(e) => return Err(self.poison_on(e.into())),
+        };
+        let record = grant.as_slice();
+        let Some((h, payload)) = record.split_first_chunk::<FRAG_HEADER>() else {
+            return Ok(false);
+        };
+        let flags = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let total = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        if flags != FRAG_FIRST | FRAG_LAST || total != payload.len() || total > self.max_message {
+            return Ok(false);
+        }
+        f(payload);
+        grant.consume_deferred();
+        Ok(true)
+    }
+
+    /// Reads one whole message (waiting per the end's settings), continuing one a
+    /// previous call began.
+    fn read_whole(&mut self) -> Result<Vec<u8>> {
+        let mut out = std::mem::take(&mut self.partial);
+        let chunk = self.frag_payload.max(4096);
+        loop {
+            let start = out.len();
+            out.resize(start + chunk, 0);
+            match self.read_message(&mut out[start..]) {
+                Ok(r) => {
+                    out.truncate(start + r.len);
+                    if !r.more {
+                        return Ok(out);
+                    }
+                }
+                Err(e) => {
+                    out.truncate(start);
+                    if matches!(e, Error::WouldBlock | Error::Timeout) {
+                        self.partial = out;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
