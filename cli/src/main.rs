@@ -27,7 +27,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use culvert_cli::ringdiag;
 use culvert_section::SectionOptions;
 
 /// culvert: lock-free shared-memory IPC — benchmark it, see what is in shared memory,

@@ -3,7 +3,7 @@
 //!
 //! Everything here is read-only except `gc`'s unlink: headers are read with
 //! [`Section::inspect`] (a `pread`, no mapping, no waiting) and ring control blocks are
-//! copied out with `pread` and decoded by [`crate::ringdiag`], so a corrupted or
+//! copied out with `pread` and decoded by [`culvert_ring::diag`], so a corrupted or
 //! truncated section is shown as such and can never fault or hang the tool.
 //!
 //! A section is **stale** when every process known to own it is dead: the creator, and
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use culvert_section::{HeaderInfo, InitState, ObjectInfo, Section, SectionKind, SectionOptions};
 use culvert_sync::{Liveness, ProcessIdentity};
 
-use crate::ringdiag::{self, RingDiag};
+use culvert_ring::diag::{self as ringdiag, RingDiag};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -1,18 +1,19 @@
-//! Read-only decoding of ring control blocks for `culvert inspect`, `ls` and `gc`.
+//! Read-only decoding of ring control blocks, for diagnostics (`culvert inspect`, `ls`
+//! and `gc`).
 //!
-//! `culvert-ring` keeps its control structs private and has no diagnostic accessors
-//! yet, so this module decodes a *copy* of an object's first bytes (read with `pread`,
-//! never through a mapping: a truncated or hostile file cannot fault us) at the offsets
-//! the ring crate lays them out at. Every value is untrusted and shown as found, with
-//! what is inconsistent about it. The unit tests build real rings on the heap and check
-//! this decoder against them, so a layout change in `culvert-ring` fails here loudly.
+//! This module decodes a *copy* of an object's first bytes (the caller reads them with
+//! `pread`, never through a mapping: a truncated or hostile file cannot fault it) at
+//! the offsets this crate lays its control blocks out at. Every value is untrusted and
+//! shown as found, with what is inconsistent about it. The unit tests build real rings
+//! on the heap and check this decoder against them, and the table limits are tied to
+//! the ring modules' constants at compile time, so a layout change fails loudly.
 //!
 //! Contract: [`decode`] takes any byte slice and never panics. Offsets and counts read
 //! from the bytes are combined with checked arithmetic only; a table that a count or
 //! offset places outside the bytes (or a count beyond what the ring crate ever writes)
 //! makes the ring [`RingDiag::Corrupted`] — reported for that one object, so a listing
-//! of many sections goes on. The fuzz target `cli_ringdiag` drives it
-//! ([`crate::fuzzing::ringdiag`]).
+//! of many sections goes on. The fuzz target `ring_diag` drives it
+//! ([`crate::fuzzing::diag::ringdiag`]).
 //!
 //! The decoder mirrors the ring crate's layouts (it reads copied bytes, never a
 //! mapping); broadcast overruns are not shown, since only each reader knows its own.
@@ -22,10 +23,13 @@ use culvert_sync::{Liveness, ProcessIdentity};
 /// Bytes of an object to copy for decoding (the largest control block plus tables).
 pub const DIAG_BYTES: usize = 16 * 1024;
 
-/// Most participant-table entries of an MPMC ring (the ring crate's `MAX_ENDPOINTS`).
+/// Most participant-table entries of an MPMC ring.
 pub const MPMC_MAX_ENDPOINTS: u64 = 1023;
-/// Writer-table entries of a broadcast ring (the ring crate's `MAX_WRITERS`).
+/// Writer-table entries of a broadcast ring.
 pub const BROADCAST_MAX_WRITERS: u64 = 128;
+const _: () = assert!(MPMC_MAX_ENDPOINTS == crate::mpmc::control::MAX_ENDPOINTS as u64);
+#[cfg(not(loom))]
+const _: () = assert!(BROADCAST_MAX_WRITERS == crate::broadcast::control::MAX_WRITERS as u64);
 /// Offset of the broadcast writer table.
 const BROADCAST_WRITERS_OFFSET: usize = 512;
 
@@ -404,7 +408,7 @@ impl RingDiag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use culvert_ring::{broadcast, mpmc, spsc, Deadline, Region};
+    use crate::{broadcast, mpmc, spsc, Deadline, Region};
     use culvert_sync::ProcessIdentity;
 
     fn snapshot(r: &Region) -> Vec<u8> {

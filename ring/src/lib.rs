@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod broadcast;
+pub mod diag;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

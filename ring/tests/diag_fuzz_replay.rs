@@ -1,20 +1,20 @@
-//! Replays the `cli_ringdiag` fuzz corpus (and mutations of it) through the fuzz body,
+//! Replays the `ring_diag` fuzz corpus (and mutations of it) through the fuzz body,
 //! without libFuzzer, and checks that the corpus holds every current seed, decoding to
 //! the same kind of result (seeds carry process identities, so bytes differ from run
 //! to run; run with `CULVERT_WRITE_CORPUS=1` to rewrite them).
 
 use std::path::{Path, PathBuf};
 
-use culvert_cli::fuzzing;
-use culvert_cli::ringdiag::{decode, RingDiag};
+use culvert_ring::diag::{decode, RingDiag};
+use culvert_ring::fuzzing::diag as fuzzing;
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/cli_ringdiag")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/ring_diag")
 }
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out: Vec<_> = std::fs::read_dir(corpus_dir())
-        .expect("cli_ringdiag corpus")
+        .expect("ring_diag corpus")
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file())
         .map(|p| {
@@ -47,7 +47,7 @@ fn corpus_holds_every_seed() {
 }
 
 #[test]
-fn cli_ringdiag_corpus_replays() {
+fn ring_diag_corpus_replays() {
     let files = corpus();
     for (_, bytes) in &files {
         fuzzing::ringdiag(bytes);
@@ -69,7 +69,7 @@ fn hostile_seeds_decode_as_corrupted() {
 }
 
 #[test]
-fn cli_ringdiag_survives_mutations() {
+fn ring_diag_survives_mutations() {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for (_, seed) in corpus() {
         for _ in 0..300 {

@@ -1,14 +1,13 @@
 //! Fuzz harness body for the ring-diagnostics decoder, callable without libFuzzer (the
-//! seed corpus in `fuzz/corpus/cli_ringdiag/` is replayed by `tests/ringdiag_fuzz_replay.rs`),
+//! seed corpus in `fuzz/corpus/ring_diag/` is replayed by `tests/diag_fuzz_replay.rs`),
 //! plus the seed inputs.
 //!
-//! The property checked: [`crate::ringdiag::decode`] and everything `culvert inspect`
-//! and `ls` do with its result return for any bytes — no panic (overflow included, in
+//! The property checked: [`crate::diag::decode`] and everything a diagnostics tool
+//! (`culvert inspect`, `ls`) does with its result return for any bytes — no panic (overflow included, in
 //! debug builds), and what it reports about tables is consistent with the input.
 
-use culvert_ring::{broadcast, mpmc, spsc, Deadline, Region};
-
-use crate::ringdiag::{self, RingDiag, BROADCAST_MAX_WRITERS, MPMC_MAX_ENDPOINTS};
+use crate::diag::{self as ringdiag, RingDiag, BROADCAST_MAX_WRITERS, MPMC_MAX_ENDPOINTS};
+use crate::{broadcast, mpmc, spsc, Deadline, Region};
 
 /// Decodes `data` as a ring control block and renders it as `inspect` would. Panics
 /// only on a real bug.

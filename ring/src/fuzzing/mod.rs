@@ -9,6 +9,7 @@
 //! message a writer never committed is delivered unless the scribbles forged data.
 
 pub mod broadcast;
+pub mod diag;
 mod hostile;
 pub mod mpmc;
 pub mod mpmc_hostile;

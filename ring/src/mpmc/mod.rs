@@ -28,7 +28,7 @@
 //! Memory is laid out by `init` and validated at every attach (see `control`).
 
 mod byte;
-mod control;
+pub(crate) mod control;
 mod core;
 mod endpoint;
 mod message;
