@@ -1,6 +1,6 @@
 //! The bodies of the port fuzz targets: `port_decode` ([`decode`]: port records and
 //! view descriptors decoded from hostile bytes, which must give typed errors and never
-//! a panic) and `port_heap_hostile` ([`heap_hostile`]: the view heap against a peer
+//! a panic, and every valid descriptor must be accepted) and `port_heap_hostile` ([`heap_hostile`]: the view heap against a peer
 //! scribbling on its shared memory).
 
 use culvert_section::Region;
@@ -64,12 +64,32 @@ pub fn decode(data: &[u8]) {
         len: word(1) % (20 * PAGE as u64),
         gen: word(2) % 4,
     });
+    // Every held block's own descriptor, and one of the input's length, is valid.
+    for b in &blocks {
+        bodies.push(b.descriptor());
+        bodies.push(Descriptor {
+            len: word(1) % (b.pages * PAGE + 1) as u64,
+            ..b.descriptor()
+        });
+    }
     for d in bodies {
-        if let Ok(b) = heap.table().validate(&d, me, 1 << 20) {
-            // A valid block lies inside the heap and holds its length.
-            assert!(b.head + b.pages <= heap.total_pages());
-            assert!(b.len <= (b.pages * PAGE) as u64);
-            assert!(blocks.iter().any(|x| x.head == b.head && x.gen == b.gen));
+        // Exactly the descriptors naming a held block (offset, generation) with a
+        // length that fits it (and the limit) are accepted.
+        let valid = blocks.iter().any(|x| {
+            d.offset == (x.head * PAGE) as u64
+                && d.gen == x.gen
+                && d.len <= (x.pages * PAGE) as u64
+                && d.len <= 1 << 20
+        });
+        match heap.table().validate(&d, me, 1 << 20) {
+            Ok(b) => {
+                assert!(valid, "{d:?} accepted");
+                // A valid block lies inside the heap and holds its length.
+                assert!(b.head + b.pages <= heap.total_pages());
+                assert!(b.len <= (b.pages * PAGE) as u64);
+                assert_eq!(b.len, d.len);
+            }
+            Err(e) => assert!(!valid, "valid {d:?} refused: {e}"),
         }
     }
     for b in &blocks {
