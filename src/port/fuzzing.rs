@@ -1,7 +1,7 @@
 //! The bodies of the port fuzz targets: `port_decode` ([`decode`]: port records and
 //! view descriptors decoded from hostile bytes, which must give typed errors and never
-//! a panic, and every valid descriptor must be accepted) and `port_heap_hostile` ([`heap_hostile`]: the view heap against a peer
-//! scribbling on its shared memory).
+//! a panic, while every valid descriptor is accepted) and `port_heap_hostile`
+//! ([`heap_hostile`]: the view heap against a peer scribbling on its shared memory).
 
 use culvert_section::Region;
 
