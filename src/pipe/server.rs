@@ -64,6 +64,8 @@ use crate::{Error, Result};
 mod accept;
 mod cell;
 mod connect;
+#[cfg(all(test, loom))]
+mod loom_models;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -179,6 +181,50 @@ pub(crate) struct Cell {
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Cell>() == 32);
+
+impl Slot {
+    /// Accept: takes this free slot for connection `ticket` of `client` (the client's
+    /// identity is recorded first, so whoever sees the ticket sees the client). Tickets
+    /// never repeat, so every later CAS against a ticket names one connection only.
+    pub(crate) fn claim(&self, ticket: u64, client: u64) -> bool {
+        self.client.store(client, Ordering::Release);
+        self.ticket
+            .compare_exchange(0, ticket, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Frees the slot if connection `ticket` still holds it. `true` if this call did.
+    pub(crate) fn release(&self, ticket: u64) -> bool {
+        ticket != 0
+            && self
+                .ticket
+                .compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Frees the slot if the client of the connection holding it is dead (`dead` says
+    /// so). `true` if this call did.
+    pub(crate) fn reclaim_if(&self, dead: impl FnOnce(u64) -> bool) -> bool {
+        let ticket = self.ticket.load(Ordering::Acquire);
+        ticket != 0 && dead(self.client.load(Ordering::Acquire)) && self.release(ticket)
+    }
+
+    /// The ticket of the connection holding the slot (0: free).
+    pub(crate) fn ticket(&self) -> u64 {
+        self.ticket.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(all(test, loom))]
+impl Slot {
+    /// A free slot.
+    pub(crate) fn new() -> Self {
+        Self {
+            ticket: AtomicU64::new(0),
+            client: AtomicU64::new(0),
+        }
+    }
+}
 
 #[cfg(test)]
 impl Cell {
@@ -318,12 +364,7 @@ impl Drop for ServerLink {
                 return;
             }
         }
-        let slot = self.shared.slot(self.slot);
-        if slot
-            .ticket
-            .compare_exchange(self.ticket, 0, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.shared.slot(self.slot).release(self.ticket) {
             self.shared.header().events.n.notify();
         }
         if let Some((name, opts)) = &self.instance {
@@ -516,7 +557,7 @@ impl PipeServer {
             self.reclaim_shared_instances();
         }
         (0..self.shared.max_instances)
-            .filter(|&k| self.shared.slot(k).ticket.load(Ordering::Acquire) != 0)
+            .filter(|&k| self.shared.slot(k).ticket() != 0)
             .count()
     }
 

@@ -98,9 +98,7 @@ impl PipeServer {
         let shared = &self.shared;
         let mut consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let Some(k) = (0..shared.max_instances)
-                .find(|&k| shared.slot(k).ticket.load(Ordering::Acquire) == 0)
-            else {
+            let Some(k) = (0..shared.max_instances).find(|&k| shared.slot(k).ticket() == 0) else {
                 return Ok(None);
             };
             let mut msg = [0u8; REQUEST_LEN];
@@ -156,8 +154,7 @@ impl PipeServer {
                 }
                 Some(false) => false,
                 None => {
-                    let released =
-                        self.shared.slot(p.slot).ticket.load(Ordering::Acquire) != p.ticket;
+                    let released = self.shared.slot(p.slot).ticket() != p.ticket;
                     let died =
                         check && culvert_sync::holder_of(p.client) != culvert_sync::Holder::Alive;
                     !(released || died || p.answered.elapsed() > ATTACH_GRACE)
@@ -180,7 +177,7 @@ impl PipeServer {
         for (k, entry) in tracked.iter_mut().enumerate().take(shared.max_instances) {
             let Some(t) = entry else { continue };
             let slot = shared.slot(k);
-            let ticket = slot.ticket.load(Ordering::Acquire);
+            let ticket = slot.ticket();
             if ticket == t.ticket
                 && !(shared::end_gone(&t.state, &t.holders, 0)
                     && shared::end_gone(&t.state, &t.holders, 1))
@@ -188,9 +185,7 @@ impl PipeServer {
                 continue;
             }
             if ticket == t.ticket {
-                let _ =
-                    slot.ticket
-                        .compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Acquire);
+                slot.release(ticket);
             }
             // Freed here, or already by a holder's link: forget the instance.
             let _ = Section::unlink(&t.name, &self.opts.section_for(SectionKind::Pipe));
@@ -210,21 +205,11 @@ impl PipeServer {
         } else {
             shared.max_instances
         };
+        let dead = |c| culvert_sync::holder_of(c) == culvert_sync::Holder::Dead;
         for k in 0..slots {
-            let slot = shared.slot(k);
-            let ticket = slot.ticket.load(Ordering::Acquire);
-            if ticket == 0 {
-                continue;
-            }
-            let client = slot.client.load(Ordering::Acquire);
-            if culvert_sync::holder_of(client) == culvert_sync::Holder::Dead {
-                let _ =
-                    slot.ticket
-                        .compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Acquire);
-            }
+            shared.slot(k).reclaim_if(dead);
         }
         // Cells of dead clients (a client that died while asking).
-        let dead = |c| culvert_sync::holder_of(c) == culvert_sync::Holder::Dead;
         let freed = (0..CELLS)
             .filter(|&i| shared.cell(i).reclaim_if(dead))
             .count();
@@ -293,12 +278,7 @@ impl PipeServer {
             }
         };
         let slot = shared.slot(k);
-        slot.client.store(client, Ordering::Release);
-        if slot
-            .ticket
-            .compare_exchange(0, ticket, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        if !slot.claim(ticket, client) {
             let _ = Section::unlink(&name, &sopts);
             return Ok(None);
         }
