@@ -386,3 +386,53 @@ fn try_listen_and_try_receive_never_wait() {
     incoming.reply(b"pong").unwrap();
     assert_eq!(pending.wait(secs(10)).unwrap().as_slice(), b"pong");
 }
+
+/// A request written in place into a loan of the client's view heap reaches the
+/// server as a view (no copy on the client's side) and is answered like any call; a
+/// loan dropped unsent gives its room back.
+#[test]
+fn loaned_requests_are_written_in_place() {
+    if role().is_some() {
+        let client = connect(NAME);
+        let before = client.view_heap_stats();
+        let unsent = client.loan(1 << 20, secs(10)).unwrap();
+        assert_eq!(unsent.len(), 1 << 20);
+        assert!(client.view_heap_stats().free_pages < before.free_pages);
+        drop(unsent);
+        assert_eq!(
+            client.view_heap_stats(),
+            before,
+            "a dropped loan gives room back"
+        );
+        for (k, size) in [100_000usize, 3 << 20, 8192].into_iter().enumerate() {
+            let req = pattern(size, 40 + k as u64);
+            let mut loan = client.loan(size, secs(10)).unwrap();
+            loan.as_mut_slice().copy_from_slice(&req);
+            let reply = client.call_loaned(loan, secs(30)).unwrap();
+            assert_eq!(
+                checksum(&reply.to_vec()),
+                checksum(&transform(&req)),
+                "{size}-byte loaned call"
+            );
+        }
+        assert!(matches!(
+            client.loan(client.max_message() + 1, secs(1)),
+            Err(culvert::Error::MessageTooLarge { .. })
+        ));
+        assert!(eventually(Duration::from_secs(5), || client
+            .view_heap_stats()
+            == before));
+        return;
+    }
+    let root = TempRoot::new("loans");
+    let served = serve(NAME, &view_options(), &root.opts(), 1, Arc::new(echo));
+    let mut kids = Children::default();
+    let c = kids.spawn(
+        "loaned_requests_are_written_in_place",
+        "client",
+        &root.path,
+        &[],
+    );
+    kids.expect_success(c, Duration::from_secs(60));
+    served.stop();
+}

@@ -215,6 +215,78 @@ impl PortClient {
         })
     }
 
+    /// Lends `len` bytes of this client's view heap for a request written in place:
+    /// fill [`Loan::as_mut_slice`], then [`call_loaned`](Self::call_loaned) sends it
+    /// without a copy (the server reads it where it lies). Waits until `deadline` for
+    /// room in the heap. Dropping the loan unsent gives the room back.
+    ///
+    /// # Errors
+    /// `MessageTooLarge` above the port's `max_message` or the heap's size; `Timeout`;
+    /// `Closed` or `PeerDied` if the server is gone.
+    pub fn loan(&self, len: usize, deadline: impl Into<Deadline>) -> Result<Loan> {
+        let inner = &self.inner;
+        if len > inner.cfg.max_message {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: inner.cfg.max_message,
+            });
+        }
+        let block = inner
+            .my_heap
+            .alloc(len as u64, inner.me, deadline.into(), || {
+                inner.check_server()
+            })?;
+        Ok(Loan {
+            client: inner.clone(),
+            block: Some(block),
+        })
+    }
+
+    /// [`call`](Self::call) with a request written into `loan` (see
+    /// [`loan`](Self::loan)): the server gets the loaned bytes as a view.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call); `InvalidArgument` for a loan of another client.
+    pub fn call_loaned(&self, mut loan: Loan, deadline: impl Into<Deadline>) -> Result<Reply> {
+        if !Arc::ptr_eq(&loan.client, &self.inner) {
+            return Err(Error::InvalidArgument {
+                what: "a loan is sent by the client that lent it".into(),
+            });
+        }
+        let deadline = deadline.into();
+        let Some(block) = loan.block.take() else {
+            return Err(Error::Closed);
+        };
+        let inner = &self.inner;
+        let id = match inner.register() {
+            Ok(id) => id,
+            Err(e) => {
+                inner.my_heap.table().free(&block, inner.me);
+                return Err(e);
+            }
+        };
+        let sent = inner
+            .view_record(wire::KIND_REQUEST, id, block)
+            .and_then(|out| {
+                let sent = inner.push(&out, deadline);
+                if sent.is_err() {
+                    inner.drop_outgoing(out);
+                }
+                sent
+            });
+        if let Err(e) = sent {
+            lock(&inner.table).calls.remove(&id);
+            return Err(e);
+        }
+        match inner.wait(id, deadline, true) {
+            Err(Error::Timeout) => {
+                inner.cancel(id);
+                Err(Error::Timeout)
+            }
+            r => r,
+        }
+    }
+
     /// Sends a datagram (no reply), waiting for room as long as the server lives.
     ///
     /// # Errors
@@ -303,39 +375,47 @@ impl ClientInner {
                 max: self.cfg.max_message,
             });
         }
-        let mut rec = Vec::with_capacity(wire::HEADER_LEN + bytes.len().min(self.cfg.inline_max));
-        let block = if bytes.len() <= self.cfg.inline_max {
-            wire::encode(
-                &mut rec,
-                kind,
-                self.index,
-                self.epoch,
-                id,
-                Body::Inline(bytes),
-            );
-            None
-        } else {
+        if bytes.len() > self.cfg.inline_max {
             let b = self
                 .my_heap
                 .alloc(bytes.len() as u64, self.me, deadline, || {
                     self.check_server()
                 })?;
             self.my_heap.write(&b, 0, bytes);
-            if let Err(e) = self.my_heap.table().hand_over(&b, self.me, self.server) {
-                self.my_heap.table().free(&b, self.me);
-                return Err(e.into());
-            }
-            wire::encode(
-                &mut rec,
-                kind,
-                self.index,
-                self.epoch,
-                id,
-                Body::View(b.descriptor()),
-            );
-            Some(b)
-        };
-        Ok(Outgoing { rec, block })
+            return self.view_record(kind, id, b);
+        }
+        let mut rec = Vec::with_capacity(wire::HEADER_LEN + bytes.len());
+        wire::encode(
+            &mut rec,
+            kind,
+            self.index,
+            self.epoch,
+            id,
+            Body::Inline(bytes),
+        );
+        Ok(Outgoing { rec, block: None })
+    }
+
+    /// The record of a message already written into block `b` of our heap: the block
+    /// is handed over to the server (freed if that fails).
+    fn view_record(&self, kind: u8, id: u64, b: super::heap::Block) -> Result<Outgoing> {
+        if let Err(e) = self.my_heap.table().hand_over(&b, self.me, self.server) {
+            self.my_heap.table().free(&b, self.me);
+            return Err(e.into());
+        }
+        let mut rec = Vec::with_capacity(wire::HEADER_LEN + 24);
+        wire::encode(
+            &mut rec,
+            kind,
+            self.index,
+            self.epoch,
+            id,
+            Body::View(b.descriptor()),
+        );
+        Ok(Outgoing {
+            rec,
+            block: Some(b),
+        })
     }
 
     /// Sends an encoded record, waiting until `deadline` for room in the request ring
@@ -548,6 +628,54 @@ fn leave_slot(slot: &ConnSlot, hdr: &PortHeader) {
 impl Drop for ClientInner {
     fn drop(&mut self) {
         leave_slot(self.slot(), self.header());
+    }
+}
+
+/// Room in a client's view heap lent for a request written in place (see
+/// [`PortClient::loan`]). Dropping it unsent gives the room back.
+pub struct Loan {
+    /// Keeps the heap mapped; the client that lent the room.
+    client: Arc<ClientInner>,
+    /// The block, held by this process until sent. Invariant: `Some` until
+    /// [`PortClient::call_loaned`] takes it.
+    block: Option<super::heap::Block>,
+}
+
+impl Loan {
+    /// The lent bytes, to fill with the request. Their initial contents are
+    /// unspecified.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let Some(b) = &self.block else {
+            return &mut [];
+        };
+        // SAFETY: the block lies inside the heap's data area (Block invariant) with
+        // `len <= pages * PAGE`; this process holds it, which no honest peer touches,
+        // and `self.client` keeps the heap mapped while the slice borrows `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.client.my_heap.data_ptr(b), b.len as usize) }
+    }
+
+    /// Bytes lent.
+    pub fn len(&self) -> usize {
+        self.block.map_or(0, |b| b.len as usize)
+    }
+
+    /// Whether no bytes were lent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for Loan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan").field("len", &self.len()).finish()
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        if let Some(b) = self.block.take() {
+            self.client.my_heap.table().free(&b, self.client.me);
+        }
     }
 }
 

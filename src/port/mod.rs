@@ -82,7 +82,7 @@ use culvert_section::SectionOptions;
 use culvert_sync::ProcessIdentity;
 use std::path::PathBuf;
 
-pub use client::{ConnectError, PendingCall, PortClient, Reply};
+pub use client::{ConnectError, Loan, PendingCall, PortClient, Reply};
 pub use heap::HeapStats;
 pub use payload::{Payload, View};
 pub use server::{ConnectRequest, Incoming, PortServer, ServerEvent};
