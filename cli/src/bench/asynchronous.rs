@@ -14,7 +14,7 @@
 //!
 //! Timing follows the blocking cases ([`work::timed_loop`]): rounds for `warmup` (at
 //! least 16), then each round trip timed with `Instant` for `duration`, at most
-//! [`work::MAX_SAMPLES`]. On a current_thread runtime the loop runs in `block_on` on
+//! a histogram. On a current_thread runtime the loop runs in `block_on` on
 //! the process's main thread; on a multi_thread runtime (2 workers) it runs in a task
 //! spawned on the runtime, so on a worker thread, and `block_on` only waits for it. The
 //! peer serves the same way; a task of its own checks once a second that its parent
@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::culvert::{self as culvert_transport, Established, PIPE, PORT};
+use super::samples::Samples;
 use super::spec::{Case, Flavor, Shape, Transport};
 use super::{accept, work, BoxError, Pending};
 
@@ -50,26 +51,26 @@ pub trait Round {
 }
 
 /// [`work::timed_loop`] for async rounds: `round` for `warmup` (at least 16 times),
-/// then for `duration`, recording each round in ns, up to [`work::MAX_SAMPLES`].
+/// then for `duration`, recording each round in ns.
 pub async fn timed_loop<R: Round>(
     warmup: Duration,
     duration: Duration,
     round: &mut R,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Samples> {
     let start = Instant::now();
     let mut n = 0u32;
     while n < 16 || start.elapsed() < warmup {
         round.round().await?;
         n = n.saturating_add(1);
     }
-    let mut samples = Vec::with_capacity(work::MAX_SAMPLES.min(1 << 16));
+    let mut samples = Samples::new();
     let end = Instant::now() + duration;
     loop {
         let t0 = Instant::now();
         round.round().await?;
         let t1 = Instant::now();
-        samples.push(t1.duration_since(t0).as_nanos() as u64);
-        if t1 >= end || samples.len() >= work::MAX_SAMPLES {
+        samples.record(t1.duration_since(t0).as_nanos() as u64);
+        if t1 >= end {
             break;
         }
     }
@@ -165,7 +166,7 @@ pub(super) fn client(
     opts: &SectionOptions,
     warmup: Duration,
     duration: Duration,
-) -> Result<Vec<u64>, BoxError> {
+) -> Result<Samples, BoxError> {
     let flavor = case.flavor().ok_or("not an async case")?;
     let samples = match pending {
         Pending::Uds(listener, path) => {
@@ -355,7 +356,7 @@ mod tests {
             })
             .unwrap();
             assert!(!samples.is_empty());
-            assert_eq!(rounds as usize, 16 + samples.len(), "{flavor:?}");
+            assert_eq!(u64::from(rounds), 16 + samples.len(), "{flavor:?}");
         }
     }
 }

@@ -26,6 +26,7 @@ use culvert::section::SectionOptions;
 use culvert::{Deadline, WaitStrategy};
 
 use super::rings::RingSetup;
+use super::samples::Samples;
 use super::spec::{Case, Flavor, Shape};
 use super::work;
 use super::Duplex;
@@ -248,7 +249,7 @@ pub fn call_client(
     reply: usize,
     warmup: Duration,
     duration: Duration,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Samples> {
     let req: Vec<u8> = (0..request).map(|i| i as u8).collect();
     let mut rep = vec![0u8; reply];
     let samples = work::timed_loop(warmup, duration, || {

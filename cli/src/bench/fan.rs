@@ -25,6 +25,7 @@ use culvert::section::SectionOptions;
 use culvert::{WaitSet, Waitable};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
+use super::samples::Samples;
 use super::spec::{Case, Shape, Transport};
 use super::{accept, culvert as culvert_transport, work, BoxError, Duplex};
 
@@ -37,7 +38,7 @@ pub fn client<L: Read + Write>(
     size: usize,
     warmup: Duration,
     duration: Duration,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Samples> {
     if links.is_empty() {
         return Err(io::Error::other("a fan needs at least one connection"));
     }

@@ -27,6 +27,7 @@ use culvert_section::{Region, Section, SectionOptions};
 use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use culvert_sync::{futex, Deadline};
 
+use super::samples::Samples;
 use super::work::{self, StreamReport};
 
 /// Name of the floor's section (in the bench's private namespace).
@@ -181,7 +182,7 @@ impl Floor {
         gap: Duration,
         warmup: Duration,
         duration: Duration,
-    ) -> io::Result<Vec<u64>> {
+    ) -> io::Result<Samples> {
         let seq = self.word32(FUTEX_LINE);
         let give_up = Instant::now() + duration + warmup + Duration::from_secs(30);
         let mut next = 1u32;
@@ -243,7 +244,7 @@ impl Floor {
     }
 
     /// Parent side of a ping-pong: both sides spin on one line.
-    pub fn pingpong_client(&self, warmup: Duration, duration: Duration) -> io::Result<Vec<u64>> {
+    pub fn pingpong_client(&self, warmup: Duration, duration: Duration) -> io::Result<Samples> {
         let seq = self.word(LINE);
         let payload = self.word(LINE + 8);
         let mut guard = Guard::parent(duration + warmup + Duration::from_secs(30));
@@ -293,7 +294,7 @@ impl Floor {
         reply: usize,
         warmup: Duration,
         duration: Duration,
-    ) -> io::Result<Vec<u64>> {
+    ) -> io::Result<Samples> {
         assert!(request <= CALL_REQUEST_MAX && reply <= CALL_REPLY_MAX);
         let seq = self.word(LINE);
         let req: Vec<u8> = (0..request).map(|i| i as u8).collect();

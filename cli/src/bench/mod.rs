@@ -29,6 +29,7 @@ pub mod load;
 mod machine;
 mod report;
 mod rings;
+mod samples;
 pub mod spec;
 pub mod work;
 
@@ -46,6 +47,7 @@ use culvert_section::SectionOptions;
 
 use self::floor::Floor;
 use self::machine::{cpu_ticks, machine_line, other_load, pin_to};
+use self::samples::Samples;
 use self::spec::{Case, Metric, Shape, Transport, RATIO_METRIC};
 use self::work::StreamReport;
 
@@ -422,7 +424,7 @@ fn run_one(
     let child = Arc::new(Mutex::new(child));
     let watchdog = Watchdog::start(child.clone(), duration * 3 + Duration::from_secs(30));
 
-    let outcome = (|| -> Result<(Vec<u64>, Option<StreamReport>), BoxError> {
+    let outcome = (|| -> Result<(Samples, Option<StreamReport>), BoxError> {
         if case.flavor().is_some() {
             let samples = asynchronous::client(case, pending, &child, opts, warmup, duration)?;
             return Ok((samples, None));
@@ -516,7 +518,7 @@ fn run_one(
                 stdout.read_to_string(&mut line)?;
                 let report = StreamReport::parse(line.trim())
                     .ok_or_else(|| format!("the peer sent no report (got {line:?})"))?;
-                Ok((Vec::new(), Some(report)))
+                Ok((Samples::new(), Some(report)))
             }
         }
     })();
@@ -569,7 +571,7 @@ fn run_one(
 #[derive(Debug, Clone)]
 enum Raw {
     /// Latency samples, ns.
-    Samples(Vec<u64>),
+    Samples(Samples),
     /// A rate.
     Rate(Metric, f64),
 }
@@ -577,24 +579,23 @@ enum Raw {
 /// The figures of a case from its trials: latency percentiles over every sample of
 /// every trial; the median rate of the trials.
 fn summarize(case: Case, raws: Vec<Raw>) -> Vec<(Metric, f64)> {
-    let mut samples = Vec::new();
+    let mut samples = Samples::new();
     let mut rates = Vec::new();
     for r in raws {
         match r {
-            Raw::Samples(s) => samples.extend(s),
+            Raw::Samples(s) => samples.merge(&s),
             Raw::Rate(_, v) => rates.push(v),
         }
     }
     let mut out = Vec::new();
     if !samples.is_empty() {
-        samples.sort_unstable();
         for &m in case.metrics() {
             let q = match m {
                 Metric::RttP50 => 0.5,
                 Metric::RttP99 => 0.99,
                 _ => 0.999,
             };
-            out.push((m, work::quantile(&samples, q)));
+            out.push((m, samples.quantile(q)));
         }
     }
     if !rates.is_empty() {

@@ -313,11 +313,7 @@ impl Progress {
 
     pub(super) fn done(&self, raw: &Raw) {
         let s = match raw {
-            Raw::Samples(v) => {
-                let mut sorted = v.clone();
-                sorted.sort_unstable();
-                format!(" p50={:.0} ns", work::quantile(&sorted, 0.5))
-            }
+            Raw::Samples(s) => format!(" p50={:.0} ns", s.quantile(0.5)),
             Raw::Rate(m, v) => format!(" {}={}", m.name(), fmt_value(*m, *v)),
         };
         if self.tty {

@@ -11,8 +11,7 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-/// Most latency samples kept per trial (16 MiB of `u64`).
-pub const MAX_SAMPLES: usize = 2 << 20;
+use super::samples::Samples;
 
 /// XOR-folds every byte of `buf` (so the reader really touches each byte).
 #[inline]
@@ -39,12 +38,12 @@ pub fn is_end(e: &io::Error) -> bool {
 }
 
 /// Runs `round` (one timed operation) for `warmup`, then for `duration` recording each
-/// duration in ns, up to [`MAX_SAMPLES`].
+/// duration in ns.
 pub fn timed_loop(
     warmup: Duration,
     duration: Duration,
     round: impl FnMut() -> io::Result<()>,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Samples> {
     timed_loop_with_gaps(warmup, duration, Duration::ZERO, round)
 }
 
@@ -54,7 +53,7 @@ pub fn timed_loop_with_gaps(
     duration: Duration,
     gap: Duration,
     mut round: impl FnMut() -> io::Result<()>,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Samples> {
     let pause = || {
         if !gap.is_zero() {
             std::thread::sleep(gap);
@@ -67,14 +66,14 @@ pub fn timed_loop_with_gaps(
         pause();
         n = n.saturating_add(1);
     }
-    let mut samples = Vec::with_capacity(MAX_SAMPLES.min(1 << 16));
+    let mut samples = Samples::new();
     let end = Instant::now() + duration;
     loop {
         let t0 = Instant::now();
         round()?;
         let t1 = Instant::now();
-        samples.push(t1.duration_since(t0).as_nanos() as u64);
-        if t1 >= end || samples.len() >= MAX_SAMPLES {
+        samples.record(t1.duration_since(t0).as_nanos() as u64);
+        if t1 >= end {
             break;
         }
         pause();
@@ -89,7 +88,7 @@ pub fn pingpong_client<L: Read + Write>(
     gap: Duration,
     warmup: Duration,
     duration: Duration,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Samples> {
     let out = vec![0x5au8; size];
     let mut back = vec![0u8; size];
     timed_loop_with_gaps(warmup, duration, gap, || {
@@ -194,7 +193,7 @@ pub fn call_client<L: Read + Write>(
     reply: usize,
     warmup: Duration,
     duration: Duration,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Samples> {
     let req: Vec<u8> = (0..request).map(|i| i as u8).collect();
     let mut rep = vec![0u8; reply];
     timed_loop(warmup, duration, || {
@@ -223,27 +222,9 @@ pub fn call_server<L: Read + Write>(link: &mut L, request: usize, reply: usize) 
     }
 }
 
-/// `p`-quantile (0..=1) of sorted samples, nearest rank.
-pub fn quantile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantiles() {
-        let v: Vec<u64> = (1..=1000).collect();
-        assert_eq!(quantile(&v, 0.5), 500.0);
-        assert_eq!(quantile(&v, 0.99), 990.0);
-        assert_eq!(quantile(&v, 0.999), 999.0);
-        assert_eq!(quantile(&[7], 0.999), 7.0);
-    }
 
     #[test]
     fn touch_folds_everything() {
