@@ -117,3 +117,62 @@ fn byte_pipes_batch_too() {
     }
     assert_eq!(got, b"abcdefg");
 }
+
+#[test]
+fn a_reserved_message_is_written_in_place() {
+    let opts = PipeOptions::new().buffers(4096);
+    let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &opts).unwrap();
+    let max = a.max_reserve();
+    assert!(max > 0 && max <= a.max_nonblocking_message());
+    assert!(matches!(
+        a.reserve_message(max + 1),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    for i in 0..100usize {
+        let mut g = a.reserve_message(max).unwrap();
+        assert_eq!(g.len(), max);
+        let body = message(i, 1 + i % max);
+        g.as_mut_slice()[..body.len()].copy_from_slice(&body);
+        g.commit(body.len());
+        let mut buf = vec![0u8; max];
+        let r = b.read_message(&mut buf).unwrap();
+        assert_eq!((r.len, r.more), (body.len(), false));
+        assert_eq!(&buf[..r.len], &body[..]);
+    }
+    // A grant dropped uncommitted sends nothing.
+    drop(a.reserve_message(10).unwrap());
+    b.set_nonblocking(true);
+    assert!(matches!(
+        b.read_message(&mut [0u8; 16]),
+        Err(Error::WouldBlock)
+    ));
+    // A full ring: non-blocking reservations report it, blocking ones wait for room.
+    a.set_nonblocking(true);
+    let mut sent = 0;
+    while let Ok(g) = a.reserve_message(900) {
+        g.commit(900);
+        sent += 1;
+    }
+    assert!(sent > 0);
+    assert!(matches!(a.reserve_message(900), Err(Error::WouldBlock)));
+    a.set_nonblocking(false);
+    let reader = std::thread::spawn(move || {
+        let mut n = 0;
+        let mut buf = [0u8; 900];
+        while n <= sent {
+            match b.read_message(&mut buf) {
+                Ok(_) => n += 1,
+                Err(Error::WouldBlock) => std::thread::yield_now(),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        n
+    });
+    a.reserve_message(900).unwrap().commit(900);
+    assert_eq!(reader.join().unwrap(), sent + 1);
+    let (_c, mut byte) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    assert!(matches!(
+        byte.reserve_message(1),
+        Err(Error::InvalidArgument { .. })
+    ));
+}

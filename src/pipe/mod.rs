@@ -139,7 +139,7 @@ mod shared;
 pub use anon::{anonymous, anonymous_pending, PendingEnd, PipeCommandExt, PIPE_FD_ENV};
 #[cfg(feature = "tokio")]
 pub use end::{AsyncPipeEnd, AsyncPipeReader, AsyncPipeWriter};
-pub use end::{PipeEnd, PipeReader, PipeWriter};
+pub use end::{MessageGrant, PipeEnd, PipeReader, PipeWriter};
 pub use options::{
     MessageRead, Peek, PipeMode, PipeOptions, ReadMode, DEFAULT_BUFFER, DEFAULT_MAX_MESSAGE,
     MAX_BUFFER, MAX_INSTANCES, MAX_MESSAGE_LIMIT, MAX_PIPE_NAME, MIN_BUFFER,

@@ -186,6 +186,12 @@ impl MessageWriter {
         self.end.flush();
     }
 
+    /// Waits until `deadline` for room for a message of `len` bytes (then a
+    /// [`reserve`](Self::reserve) of it succeeds). Errors as `reserve`, and `Timeout`.
+    pub fn wait_for_room(&mut self, len: usize, deadline: Deadline) -> Result<()> {
+        endpoint::wait(self, deadline, |w| w.reserve(len).map(drop))
+    }
+
     /// Writes `msg` as one message, waiting for room until `deadline`. `PeerDied` if
     /// the reader's process died.
     pub fn write(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {

@@ -14,6 +14,9 @@
 //! A batch never holds messages back: a write that finds the ring full publishes what
 //! it committed before it waits or returns, and a read that finds nothing more gives
 //! the room back before it returns.
+//!
+//! [`PipeEnd::reserve_message`] is the zero-copy form of a write: room for a message
+//! of one fragment in the ring, filled in place and committed.
 
 use super::super::layout::{FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
 use super::super::options::PipeMode;
@@ -21,7 +24,117 @@ use super::fragments::header;
 use super::{PipeEnd, Rx, Tx};
 use crate::{Error, Result};
 
+/// Room for one message in a message pipe's ring, filled in place (see
+/// [`PipeEnd::reserve_message`]). Dropping it without [`commit`](Self::commit) writes
+/// nothing.
+pub struct MessageGrant<'a> {
+    /// The ring grant: the fragment header's 8 bytes, then the payload.
+    grant: culvert_ring::spsc::MessageGrant<'a>,
+}
+
+impl MessageGrant<'_> {
+    /// The message bytes, to fill in place. Their initial contents are unspecified.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.grant.as_mut_slice()[FRAG_HEADER..]
+    }
+
+    /// Bytes reserved.
+    pub fn len(&self) -> usize {
+        self.grant.len() - FRAG_HEADER
+    }
+
+    /// Whether a zero-length message was reserved.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends the first `len` bytes (clamped to the reservation) as one message.
+    pub fn commit(mut self, len: usize) {
+        let len = len.min(self.len());
+        self.grant.as_mut_slice()[..FRAG_HEADER].copy_from_slice(&header(true, true, len as u32));
+        self.grant.commit(FRAG_HEADER + len);
+    }
+}
+
+impl std::fmt::Debug for MessageGrant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageGrant")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
 impl PipeEnd {
+    /// Reserves room for a message of up to `len` bytes in the ring, to be written in
+    /// place and sent with [`MessageGrant::commit`] (no copy). Waits for room per the
+    /// end's mode and write timeout, like [`write_message`](Self::write_message).
+    ///
+    /// Plain message pipes only, and messages of one fragment (`len` up to
+    /// [`max_reserve`](Self::max_reserve), a quarter of the ring); other pipes and
+    /// longer messages use `write_message`.
+    ///
+    /// ```
+    /// use culvert::pipe::{self, PipeMode, PipeOptions};
+    ///
+    /// # fn main() -> culvert::Result<()> {
+    /// let (mut a, mut b) = pipe::anonymous(PipeMode::Message, &PipeOptions::default())?;
+    /// let mut grant = a.reserve_message(64)?;
+    /// let n = grant.as_mut_slice().len().min(5);
+    /// grant.as_mut_slice()[..n].copy_from_slice(b"hello");
+    /// grant.commit(n);
+    /// let mut buf = [0u8; 64];
+    /// assert_eq!(&buf[..b.read_message(&mut buf)?.len], b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidArgument` on a byte or shared pipe; `MessageTooLarge` above one
+    /// fragment; otherwise as [`write_message`](Self::write_message).
+    pub fn reserve_message(&mut self, len: usize) -> Result<MessageGrant<'_>> {
+        if self.mode != PipeMode::Message || !matches!(self.tx, Tx::Messages(_)) {
+            return Err(Error::InvalidArgument {
+                what: "reserve_message needs a plain (not shared) message pipe".into(),
+            });
+        }
+        if len > self.max_reserve() {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: self.max_reserve(),
+            });
+        }
+        self.check_usable()?;
+        if self.write_shut {
+            return Err(Error::Closed);
+        }
+        self.check_peer_for_write()?;
+        let deadline = self.write_deadline();
+        // Wait for room with a probe reservation, then take the grant for real (the
+        // ring's grant borrows the writer, which the wait loop needs too).
+        self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
+            (Tx::Messages(w), None) => w.reserve(FRAG_HEADER + len).map(drop),
+            (Tx::Messages(w), Some(d)) => w.wait_for_room(FRAG_HEADER + len, d),
+            _ => Err(culvert_ring::Error::Closed),
+        })?;
+        let Tx::Messages(w) = &mut self.tx else {
+            return Err(Error::Closed);
+        };
+        // Room was just there and only the reader frees or takes it; a ring that
+        // breaks here poisons its writer, so later calls report it too.
+        let grant = w.reserve(FRAG_HEADER + len).map_err(Error::from)?;
+        Ok(MessageGrant { grant })
+    }
+
+    /// The longest message [`reserve_message`](Self::reserve_message) takes (one
+    /// fragment); 0 on byte and shared pipes.
+    pub fn max_reserve(&self) -> usize {
+        if self.mode == PipeMode::Message && matches!(self.tx, Tx::Messages(_)) {
+            self.frag_payload.min(self.max_message)
+        } else {
+            0
+        }
+    }
+
     /// Writes the messages of `msgs` in order, as
     /// [`write_message`](Self::write_message) would one by one, but publishing them to
     /// the reader in batches (one store and one wake-up for all that fit the ring).

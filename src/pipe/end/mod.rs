@@ -34,6 +34,7 @@ use super::options::{PipeMode, ReadMode};
 use super::server::ServerLink;
 use super::shared::{self, HolderView};
 use crate::{Error, Result};
+pub use batch::MessageGrant;
 use fragments::MsgCursor;
 use shared_io::SharedState;
 pub use split::{PipeReader, PipeWriter};
