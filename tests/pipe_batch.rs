@@ -140,7 +140,9 @@ fn a_reserved_message_is_written_in_place() {
         assert_eq!(&buf[..r.len], &body[..]);
     }
     // A grant dropped uncommitted sends nothing.
-    drop(a.reserve_message(10).unwrap());
+    {
+        let _unsent = a.reserve_message(10).unwrap();
+    }
     b.set_nonblocking(true);
     assert!(matches!(
         b.read_message(&mut [0u8; 16]),

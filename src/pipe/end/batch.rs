@@ -83,7 +83,8 @@ impl PipeEnd {
     /// grant.as_mut_slice()[..n].copy_from_slice(b"hello");
     /// grant.commit(n);
     /// let mut buf = [0u8; 64];
-    /// assert_eq!(&buf[..b.read_message(&mut buf)?.len], b"hello");
+    /// let got = b.read_message(&mut buf)?;
+    /// assert_eq!(&buf[..got.len], b"hello");
     /// # Ok(())
     /// # }
     /// ```
