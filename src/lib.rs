@@ -120,6 +120,7 @@ mod error;
 pub mod mailslot;
 pub mod pipe;
 pub mod port;
+pub mod remote;
 mod trace;
 
 pub use culvert_ring as ring;

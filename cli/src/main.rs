@@ -8,7 +8,8 @@
 //! * `culvert pipe serve|connect NAME` — stdin/stdout through a named pipe,
 //!   `culvert mailslot read|write NAME` — lines as mailslot messages, and
 //!   `culvert port serve|call NAME` — an echoing port and calls to it, so shell users
-//!   can try culvert without writing code.
+//!   can try culvert without writing code;
+//! * `culvert bridge` — this host's bridge to other hosts (`//host/name`).
 //!
 //! Exit status: 0 success; 1 the operation failed or found a problem (`inspect` of a
 //! corrupted section, a namespace directory that does not exist), with one line on
@@ -16,6 +17,7 @@
 //! else `/dev/shm`.
 
 mod bench;
+mod bridge_cmd;
 mod mailslot_cmd;
 mod pipe_cmd;
 mod port_cmd;
@@ -76,6 +78,8 @@ enum Command {
     /// Serve a port that echoes each request, or call one.
     #[command(subcommand)]
     Port(port_cmd::PortCommand),
+    /// Carry named pipes and mailslots to and from other hosts (one bridge per host).
+    Bridge(bridge_cmd::BridgeArgs),
     /// The other process of `culvert bench` (internal).
     #[command(name = "__bench-peer", hide = true)]
     BenchPeer(bench::PeerArgs),
@@ -90,6 +94,7 @@ fn main() {
     if matches!(
         cli.command,
         Command::Pipe(_)
+            | Command::Bridge(_)
             | Command::Port(port_cmd::PortCommand::Serve { .. })
             | Command::Mailslot(mailslot_cmd::MailslotCommand::Read { .. })
     ) {
@@ -130,6 +135,7 @@ fn main() {
         Command::Pipe(cmd) => pipe_cmd::run(cmd, cli.root.as_deref()),
         Command::Mailslot(cmd) => mailslot_cmd::run(cmd, cli.root.as_deref()),
         Command::Port(cmd) => port_cmd::run(cmd, cli.root.as_deref()),
+        Command::Bridge(args) => bridge_cmd::run(args, cli.root.as_deref()),
     };
     if let Err(e) = result {
         let _ = std::io::stdout().flush();

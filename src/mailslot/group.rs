@@ -311,6 +311,19 @@ impl BroadcastSender {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_with(group: &str, opts: &MailslotOptions) -> Result<Self> {
+        if let Some(remote) = crate::remote::parse(group)? {
+            // `//host/group` or `//*/group`: the bridge makes a local proxy group.
+            let request = crate::remote::Request {
+                kind: crate::remote::ObjectKind::Group,
+                host: remote.host.to_string(),
+                name: remote.name.to_string(),
+                timeout: None,
+                payload: Vec::new(),
+            };
+            let deadline = Deadline::after(Duration::from_secs(10));
+            let proxy = crate::remote::redirect(&request, group, opts.root.as_deref(), deadline)?;
+            return Self::open_with(&proxy, opts);
+        }
         validate_name(group)?;
         let sopts = section_options(opts.root.as_deref(), GROUP_KIND);
         let not_found = || Error::NotFound {

@@ -215,6 +215,12 @@ impl MailslotView {
         self.get().dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds `n` messages lost before they reached the ring (see
+    /// [`MailslotWriter::report_lost`](super::MailslotWriter::report_lost)).
+    pub(crate) fn count_drops(&self, n: u64) {
+        self.get().dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Claims the right to remove this (dead) mailslot: from nobody, or from a dead
     /// reclaimer. `false` when a live process holds it.
     pub(crate) fn claim_reclaim(&self) -> bool {

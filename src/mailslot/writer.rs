@@ -57,6 +57,19 @@ impl MailslotWriter {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_with(name: &str, opts: &MailslotOptions) -> Result<Self> {
+        if let Some(remote) = crate::remote::parse(name)? {
+            // `//host/name` or `//*/name`: the bridge makes a local proxy mailslot.
+            let request = crate::remote::Request {
+                kind: crate::remote::ObjectKind::Mailslot,
+                host: remote.host.to_string(),
+                name: remote.name.to_string(),
+                timeout: None,
+                payload: Vec::new(),
+            };
+            let deadline = culvert_sync::Deadline::after(std::time::Duration::from_secs(10));
+            let proxy = crate::remote::redirect(&request, name, opts.root.as_deref(), deadline)?;
+            return Self::open_with(&proxy, opts);
+        }
         validate_name(name)?;
         let sopts = section_options(opts.root.as_deref(), MAILSLOT_KIND);
         let not_found = || Error::NotFound {
@@ -129,6 +142,17 @@ impl MailslotWriter {
         }
     }
 
+    /// Counts `n` messages that were lost on their way to this mailslot before they
+    /// reached it (a bridge relaying from another host reports the gaps it sees in a
+    /// remote writer's sequence numbers), in the same counter as the drops of a full
+    /// mailslot: the reader's [`MailslotInfo::dropped`](super::MailslotInfo::dropped).
+    pub fn report_lost(&self, n: u64) {
+        if n > 0 {
+            self.view.count_drops(n);
+            crate::trace::event!(INFO, mailslot = %self.name, lost = n, "messages lost before the mailslot");
+        }
+    }
+
     /// The mailslot's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -142,5 +166,27 @@ impl MailslotWriter {
     /// Pid of the reader.
     pub fn reader_pid(&self) -> u32 {
         self.reader.pid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Mailslot, MailslotOptions};
+    use super::MailslotWriter;
+
+    #[test]
+    fn report_lost_adds_to_the_readers_drop_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = MailslotOptions::default().capacity(2).root(dir.path());
+        let mut reader = Mailslot::create("lost", &opts).unwrap();
+        let mut w = MailslotWriter::open_with("lost", &opts).unwrap();
+        w.report_lost(0);
+        assert_eq!(reader.info().unwrap().dropped, 0);
+        w.report_lost(5);
+        // A full mailslot's drops go to the same counter.
+        for _ in 0..3 {
+            let _ = w.write(b"m");
+        }
+        assert_eq!(reader.info().unwrap().dropped, 6);
     }
 }

@@ -27,6 +27,7 @@ mod fan;
 mod floor;
 pub mod load;
 mod machine;
+mod remote;
 mod report;
 mod rings;
 mod samples;
@@ -87,6 +88,10 @@ pub struct BenchArgs {
     /// on a busy machine.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub load: usize,
+    /// Instead: culvert across two bridges on loopback (pipe ping-pong, port calls)
+    /// against raw Zenoh pub/sub and TCP, in one run (see `remote`).
+    #[arg(long)]
+    pub remote: bool,
 }
 
 /// Arguments of the hidden peer role.
@@ -123,6 +128,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs the benchmark.
 pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
+    if args.remote {
+        return remote::run(args);
+    }
     // A JSON path that cannot be written fails now, not after the whole run.
     let mut json_out = match &args.json {
         Some(path) => Some(

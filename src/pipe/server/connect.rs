@@ -90,6 +90,20 @@ impl PipeEnd {
         deadline: Option<Deadline>,
         opts: &PipeOptions,
     ) -> Result<PipeEnd> {
+        if let Some(remote) = crate::remote::parse(name)? {
+            // A host-qualified name: the bridge makes a local one-instance proxy.
+            let request = crate::remote::Request {
+                kind: crate::remote::ObjectKind::Pipe,
+                host: remote.host.to_string(),
+                name: remote.name.to_string(),
+                timeout: deadline.map(|d| d.remaining().unwrap_or(Duration::MAX)),
+                payload: Vec::new(),
+            };
+            let root = opts.section.namespace_root().ok();
+            let deadline = deadline.unwrap_or_else(|| Deadline::after(MAX_DEFAULT_TIMEOUT));
+            let proxy = crate::remote::redirect(&request, name, root.as_deref(), deadline)?;
+            return Self::connect_until(&proxy, Some(Duration::from_secs(5).into()), opts);
+        }
         validate_pipe_name(name)?;
         let not_found = || Error::NotFound {
             name: name.to_string(),

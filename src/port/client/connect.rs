@@ -66,6 +66,31 @@ impl PortClient {
         opts: &PortOptions,
     ) -> Result<(PortClient, Vec<u8>), ConnectError> {
         let deadline = deadline.into();
+        if let Some(remote) = crate::remote::parse(name)? {
+            // `//host/port`: the bridge connects there (the far server sees `payload`)
+            // and makes a local one-connection proxy port that answers with the far
+            // server's accept payload.
+            let request = crate::remote::Request {
+                kind: crate::remote::ObjectKind::Port,
+                host: remote.host.to_string(),
+                name: remote.name.to_string(),
+                timeout: deadline.remaining(),
+                payload: payload.to_vec(),
+            };
+            let proxy = crate::remote::redirect(&request, name, opts.root.as_deref(), deadline)
+                .map_err(|e| match e {
+                    Error::Busy {
+                        reason: crate::BusyReason::NoFreeInstance { max_instances },
+                    } => Error::Busy {
+                        reason: crate::BusyReason::NoFreeConnection {
+                            max_connections: max_instances,
+                        },
+                    },
+                    e => e,
+                })?;
+            let local = std::time::Duration::from_secs(5);
+            return Self::connect_with(&proxy, payload, local, opts);
+        }
         let sopts = &opts.section_options();
         if payload.len() > CONNECT_PAYLOAD_MAX {
             return Err(Error::MessageTooLarge {
@@ -111,6 +136,12 @@ impl PortClient {
         }
         let ring = server_section.object("requests")?;
         let server_heap = Heap::attach(&server_section.object("heap")?)?;
+        // The header's heap size sizes our own section (mapped populated): it must be
+        // the size of the server's own heap, or one scribbled word would have us map
+        // up to 4 TiB.
+        if server_heap.total_pages() * crate::port::heap::PAGE != cfg.view_heap_size {
+            return Err(corrupt("port view heap size"));
+        }
 
         // Our connection section.
         let me = me();

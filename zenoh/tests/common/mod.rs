@@ -1,0 +1,105 @@
+//! Simulated hosts for the cross-host tests: one namespace root (a temp dir) and one
+//! in-process bridge per host, all on 127.0.0.1 with explicit endpoints and a domain
+//! of the test's own, so tests run in parallel without seeing each other.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use culvert_zenoh::{Bridge, BridgeConfig};
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A domain name unique to this process and call.
+pub fn domain(tag: &str) -> String {
+    format!("t{}-{tag}", std::process::id())
+}
+
+pub struct Hosts {
+    pub roots: Vec<tempfile::TempDir>,
+    pub ports: Vec<u16>,
+    pub bridges: Vec<Option<Bridge>>,
+    pub domain: String,
+}
+
+pub const NAMES: [&str; 3] = ["hosta", "hostb", "hostc"];
+
+impl Hosts {
+    /// `n` hosts; host `i` listens on its own port and connects to every earlier one;
+    /// every host exports `exports`.
+    pub fn start(tag: &str, n: usize, exports: &[&str]) -> Hosts {
+        let domain = domain(tag);
+        let roots: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut bridges = Vec::new();
+        for i in 0..n {
+            // A port found free may be taken again before the bridge listens on it
+            // (tests run in parallel): then try another.
+            let mut attempt = 0;
+            let bridge = loop {
+                match Bridge::start(Self::config(&domain, &roots, &ports, i, exports)) {
+                    Ok(b) => break b,
+                    Err(e) if attempt < 5 => {
+                        eprintln!("bridge {i} on port {}: {e}; trying another", ports[i]);
+                        attempt += 1;
+                        ports[i] = free_port();
+                    }
+                    Err(e) => panic!("bridge {i}: {e}"),
+                }
+            };
+            bridges.push(Some(bridge));
+        }
+        let h = Hosts {
+            roots,
+            ports,
+            bridges,
+            domain,
+        };
+        h.wait_all();
+        h
+    }
+
+    pub fn config(
+        domain: &str,
+        roots: &[tempfile::TempDir],
+        ports: &[u16],
+        i: usize,
+        exports: &[&str],
+    ) -> BridgeConfig {
+        let mut c = BridgeConfig::new(domain, NAMES[i])
+            .listen(format!("tcp/127.0.0.1:{}", ports[i]))
+            .root(roots[i].path());
+        for p in &ports[..i] {
+            c = c.connect(format!("tcp/127.0.0.1:{p}"));
+        }
+        for e in exports {
+            c = c.export(*e);
+        }
+        c
+    }
+
+    pub fn wait_all(&self) {
+        for b in self.bridges.iter().flatten() {
+            for (j, _) in self.roots.iter().enumerate() {
+                assert!(
+                    b.wait_for_host(NAMES[j], Duration::from_secs(10)),
+                    "{} does not see {}",
+                    b.host(),
+                    NAMES[j]
+                );
+            }
+        }
+    }
+
+    pub fn root(&self, i: usize) -> PathBuf {
+        self.roots[i].path().to_path_buf()
+    }
+}
