@@ -16,8 +16,8 @@ fn pipe_fragments_hostile_corpus_replays() {
 fn pipe_fragments_hostile_survives_seed_mutations() {
     // Besides the generic mutations: repeat a random slice (more of the same ops).
     fuzz_replay::mutations(
-        "pipe_fragments_hostile",
-        2,
+        fuzz_replay::hand_made("pipe_fragments_hostile"),
+        20,
         0x9e37_79b9_7f4a_7c15,
         fragments_hostile,
         |data, x| {

@@ -92,6 +92,8 @@
 //! includes messages being written; `dropped` counts every message a writer was told
 //! was dropped.
 
+#[cfg(not(loom))]
+pub mod fuzzing;
 mod group;
 mod layout;
 mod reader;

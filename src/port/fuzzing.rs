@@ -1,14 +1,18 @@
 //! The bodies of the port fuzz targets: `port_decode` ([`decode`]: port records and
 //! view descriptors decoded from hostile bytes, which must give typed errors and never
-//! a panic, while every valid descriptor is accepted) and `port_heap_hostile`
-//! ([`heap_hostile`]: the view heap against a peer scribbling on its shared memory).
+//! a panic, while every valid descriptor is accepted), `port_heap_hostile`
+//! ([`heap_hostile`]: the view heap against a peer scribbling on its shared memory)
+//! and `port_handshake_hostile` ([`handshake_hostile`]: the connect handshake against
+//! a peer scribbling on connection slots, the port header and connection sections).
 
 use culvert_section::Region;
 
 use super::heap::{Descriptor, Heap, PAGE};
 use super::wire;
 
+mod handshake;
 mod heap;
+pub use handshake::handshake_hostile;
 pub use heap::heap_hostile;
 
 /// Decodes `data` as a request record, a reply record, and (from its first bytes) a
