@@ -117,6 +117,8 @@
 
 mod asyncio;
 mod error;
+#[cfg(not(loom))]
+mod fuzz_script;
 pub mod mailslot;
 pub mod pipe;
 pub mod port;

@@ -34,7 +34,7 @@
 //!   ones `NotFound`). Accounting holds exactly: written = delivered + queued, and
 //!   `dropped` = the writes reported `Full`; per group reader, sent since it joined =
 //!   delivered + missed + queued; at the end both drain to zero.
-//! * After it, every call returns within `CALL_LIMIT` a value or a typed error of the
+//! * After it, every call returns within 1 s (`CALL_LIMIT`) a value or a typed error of the
 //!   kinds its contract names (`Corrupted`, `Closed`, `PeerDied`, ...), never panics;
 //!   a read returns at most its buffer's length and the configured maximum; `info`
 //!   reports a size within the maximum and a count within the capacity (plus a held
@@ -48,8 +48,7 @@
 //! and 240 member words from 256.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use culvert_section::Section;
 use culvert_sync::atomic::{AtomicU64, Ordering, StaticCounter};
@@ -60,10 +59,9 @@ use super::{
     broadcast_with, join, section_options, BroadcastSender, Mailslot, MailslotOptions,
     MailslotWriter, MAX_GROUP_MEMBERS,
 };
+use crate::fuzz_script::{timed, Input, Root};
 use crate::Error;
 
-/// Longest a call may take: none waits over 200 µs, so this is a hang.
-const CALL_LIMIT: Duration = Duration::from_secs(1);
 const MAX_OPS: usize = 192;
 const MAX_WRITERS: usize = 4;
 const MAX_MEMBERS: usize = 3;
@@ -77,58 +75,10 @@ const GROUP_WORDS: usize = 32 + MAX_GROUP_MEMBERS;
 
 static NAMES: StaticCounter = StaticCounter::new();
 
-/// The fuzz input, read from the front; `None` once it runs out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.bytes().map(u64::from_le_bytes)
-    }
-}
-
-/// Runs one call and panics if it took [`CALL_LIMIT`] or longer.
-fn timed<T>(what: &str, call: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let out = call();
-    let took = start.elapsed();
-    assert!(took < CALL_LIMIT, "{what} took {took:?}");
-    out
-}
-
 /// The `len` bytes of message `tag`.
 fn pattern(tag: u64, len: usize) -> Vec<u8> {
     let byte = |i| (tag << 24 | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
     (0..len).map(|i| byte(i) as u8).collect()
-}
-
-/// A fresh namespace directory for input `n` of this process (under `$TMPDIR`, else
-/// `/dev/shm`); removed, with whatever a scribble kept alive in it, on drop.
-struct Root(PathBuf);
-
-impl Root {
-    fn new(n: u64) -> Root {
-        let pid = std::process::id();
-        // tmpfs unless `$TMPDIR` says otherwise: section pages never go to a disk.
-        let base = match std::env::var_os("TMPDIR") {
-            None if Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
-            _ => std::env::temp_dir(),
-        };
-        let dir = base.join(format!("culvert-fuzz-mailslot-{pid}-{n}"));
-        std::fs::create_dir_all(&dir).expect("fuzz namespace directory");
-        Root(dir)
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A group reader and what the model expects it to read.
@@ -828,7 +778,7 @@ pub fn hostile(data: &[u8]) {
     let cap = (1 + usize::from(first) % 8).next_power_of_two().max(2);
     let max = [16, 1 + usize::from(second) % 64][usize::from(first & 8 != 0)];
     let n = NAMES.next();
-    let root = Root::new(n);
+    let root = Root::new("mailslot", n);
     let opts = MailslotOptions::new()
         .capacity(1 + usize::from(first) % 8)
         .max_message_size(max)

@@ -26,13 +26,13 @@
 //!   `Closed` once the writer closed; a write succeeds, is `WouldBlock`, or is
 //!   `MessageTooLarge` exactly above `max_nonblocking_message`; a peek reports the
 //!   bytes left in the current message.
-//! * After it, every call returns within `CALL_LIMIT` a value or a typed error and
+//! * After it, every call returns within 1 s (`CALL_LIMIT`) a value or a typed error and
 //!   never panics; a read never returns more than its buffer; once a read or peek
 //!   reported `Corrupted`, the end stays poisoned (every later read and peek is
 //!   `Corrupted`).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU64, Ordering};
@@ -40,10 +40,9 @@ use culvert_sync::atomic::{AtomicU64, Ordering};
 use super::super::layout::{A2B, FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
 use super::super::{anonymous, MessageRead, PipeMode, PipeOptions};
 use super::{PipeEnd, Tx};
+use crate::fuzz_script::{timed, Input};
 use crate::{Error, Result};
 
-/// Longest a call may take: none waits over 300 µs, so this is a hang.
-const CALL_LIMIT: Duration = Duration::from_secs(1);
 const MAX_OPS: usize = 200;
 const RING: usize = 4096;
 const MAX_MESSAGE: usize = 8192;
@@ -55,43 +54,6 @@ const RING_WORDS: [usize; 10] = [0, 8, 16, 128, 256, 384, 392, 400, 512, 640];
 const DATA: usize = 768;
 /// Read buffer sizes the script picks from.
 const BUFS: [usize; 8] = [0, 1, 7, 8, 100, 1000, 4096, MAX_MESSAGE];
-
-/// The fuzz input, read from the front; `None` once it runs out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes([self.byte()?, self.byte()?]))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes([
-            self.byte()?,
-            self.byte()?,
-            self.byte()?,
-            self.byte()?,
-        ]))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from(self.u32()?) | (u64::from(self.u32()?) << 32))
-    }
-}
-
-/// Runs `f`, asserting it returns within [`CALL_LIMIT`].
-fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let r = f();
-    let took = start.elapsed();
-    assert!(took < CALL_LIMIT, "{what} took {took:?}");
-    r
-}
 
 /// The bytes of message number `n` of length `len`.
 fn pattern(n: u32, len: usize) -> Vec<u8> {

@@ -32,22 +32,22 @@
 //!   call the slot words match the model: a free slot has `client` 0 and its epoch
 //!   moved once per free; a dropped client's slot is `CLOSING` until the server
 //!   maintains, then free.
-//! * After it, every call returns within `CALL_LIMIT` a value or a typed error, never
+//! * After it, every call returns within 1 s (`CALL_LIMIT`) a value or a typed error, never
 //!   panics; a request's payload fits `CONNECT_PAYLOAD_MAX`.
 //! * Always: the decoy sections (one outside the port's connection-name prefix, one of
 //!   another port's prefix, one inside the prefix but of another kind) survive: the
 //!   server never unlinks a section it has not verified as the slot client's
 //!   connection section of this port. Two more decoys outside the prefix are never
 //!   marked ready (their creator, this process, lives): a server that opened one would
-//!   wait for it for seconds, past `CALL_LIMIT`.
+//!   wait for it for seconds, past 1 s (`CALL_LIMIT`).
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use culvert_section::{Region, Section, SectionKind, SectionOptions};
 use culvert_sync::atomic::{AtomicU64, Ordering, StaticCounter};
 use culvert_sync::{Deadline, ProcessIdentity};
 
+use crate::fuzz_script::{timed, Input, Root};
 use crate::port::layout::{
     at, put, ConnHeader, ConnSlot, CONN_MAGIC, SLOT_ACCEPTED, SLOT_CLOSING, SLOT_FREE,
     SLOT_REQUESTED,
@@ -56,8 +56,6 @@ use crate::port::server::{conn_prefix, OBJ_CONN};
 use crate::port::{PortClient, PortOptions, PortServer, CONNECT_PAYLOAD_MAX};
 use crate::Error;
 
-/// Longest a call may take: none waits over 500 ms, so this is a hang.
-const CALL_LIMIT: Duration = Duration::from_secs(1);
 const MAX_OPS: usize = 64;
 /// How long a client and the listening server wait, before and after the first
 /// scribble.
@@ -69,57 +67,9 @@ const SLOT: usize = std::mem::size_of::<ConnSlot>();
 
 static NAMES: StaticCounter = StaticCounter::new();
 
-/// The fuzz input, read from the front; `None` once it runs out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.bytes().map(u64::from_le_bytes)
-    }
-}
-
-/// Runs one call and panics if it took [`CALL_LIMIT`] or longer.
-fn timed<T>(what: &str, call: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let out = call();
-    let took = start.elapsed();
-    assert!(took < CALL_LIMIT, "{what} took {took:?}");
-    out
-}
-
 fn pattern(tag: u64, len: usize) -> Vec<u8> {
     let byte = |i| (tag << 24 | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
     (0..len).map(|i| byte(i) as u8).collect()
-}
-
-/// A fresh namespace directory for input `n` of this process (under `$TMPDIR`, else
-/// `/dev/shm`); removed with everything in it on drop.
-struct Root(PathBuf);
-
-impl Root {
-    fn new(n: u64) -> Root {
-        let pid = std::process::id();
-        // tmpfs unless `$TMPDIR` says otherwise: section pages never go to a disk.
-        let base = match std::env::var_os("TMPDIR") {
-            None if Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
-            _ => std::env::temp_dir(),
-        };
-        let dir = base.join(format!("culvert-fuzz-port-{pid}-{n}"));
-        std::fs::create_dir_all(&dir).expect("fuzz namespace directory");
-        Root(dir)
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A slot as the model sees it.
@@ -682,7 +632,7 @@ pub fn handshake_hostile(data: &[u8]) {
     };
     let n = 2 + usize::from(first) % 3;
     let k = NAMES.next();
-    let root = Root::new(k);
+    let root = Root::new("port", k);
     let opts = PortOptions::new()
         .max_message(256)
         .inline_max(256)

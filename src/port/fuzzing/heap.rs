@@ -21,7 +21,7 @@
 //!   exactly a held block's descriptor presented by its holder (anything forged is
 //!   `Corrupted`); `free`, `take_back_and_free`, `hand_over` and `reclaim_dead` act
 //!   exactly when the caller may.
-//! * After it, every call returns within `CALL_LIMIT` a value or a typed error
+//! * After it, every call returns within 1 s (`CALL_LIMIT`) a value or a typed error
 //!   (`Corrupted` from `validate`, `hand_over`, `attach`; `MessageTooLarge`, `Timeout`
 //!   or the liveness check's error from `alloc`), never panics and never touches
 //!   memory outside the region (ASan in the fuzz build). A new block has the length
@@ -34,17 +34,16 @@
 //! `gen`, `pages`, `len`), the pages from the next page boundary; the clean phase
 //! checks these offsets against what the heap does.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use culvert_section::Region;
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::{Deadline, ProcessIdentity};
 
+use crate::fuzz_script::{timed, Input};
 use crate::Error;
 use culvert_section::heap::{pages_for, Block, Descriptor, Heap, HeapError, PAGE};
 
-/// Longest a call may take: none waits over 200 µs, so this is a hang.
-const CALL_LIMIT: Duration = Duration::from_secs(1);
 /// Header bytes, entry bytes, and the entry fields' indices.
 const HEADER: usize = 256;
 const ENTRY: usize = 32;
@@ -65,30 +64,6 @@ const MAX_STALE: usize = 16;
 const MAX_MESSAGE: u64 = 1 << 20;
 /// Allocations per input that may wait 200 µs.
 const MAX_WAITING_ALLOCS: u32 = 2;
-
-/// The fuzz input, read from the front; `None` once it runs out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.bytes().map(u64::from_le_bytes)
-    }
-}
-
-/// Runs one heap call and panics if it took [`CALL_LIMIT`] or longer.
-fn timed<T>(what: &str, call: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let out = call();
-    let took = start.elapsed();
-    assert!(took < CALL_LIMIT, "{what} took {took:?}");
-    out
-}
 
 /// The `len` bytes written into a block filled with `seed`.
 fn pattern(seed: u32, len: usize) -> Vec<u8> {
