@@ -169,13 +169,7 @@ impl PortClient {
             lock(&self.inner.table).calls.remove(&id);
             return Err(e);
         }
-        match self.inner.wait(id, deadline, true) {
-            Err(Error::Timeout) => {
-                self.inner.cancel(id);
-                Err(Error::Timeout)
-            }
-            r => r,
-        }
+        self.inner.reply_or_cancel(id, deadline)
     }
 
     /// Sends `request` and returns at once; the reply is collected through the
@@ -278,13 +272,7 @@ impl PortClient {
             lock(&inner.table).calls.remove(&id);
             return Err(e);
         }
-        match inner.wait(id, deadline, true) {
-            Err(Error::Timeout) => {
-                inner.cancel(id);
-                Err(Error::Timeout)
-            }
-            r => r,
-        }
+        inner.reply_or_cancel(id, deadline)
     }
 
     /// Sends a datagram (no reply), waiting for room as long as the server lives.
@@ -460,6 +448,17 @@ impl ClientInner {
             self.my_heap
                 .table()
                 .take_back_and_free(b, self.server, self.me);
+        }
+    }
+
+    /// Waits until `deadline` for the reply to `id`; cancels the call on `Timeout`.
+    fn reply_or_cancel(&self, id: u64, deadline: Deadline) -> Result<Reply> {
+        match self.wait(id, deadline, true) {
+            Err(Error::Timeout) => {
+                self.cancel(id);
+                Err(Error::Timeout)
+            }
+            r => r,
         }
     }
 

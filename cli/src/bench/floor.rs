@@ -434,31 +434,36 @@ impl Floor {
         Ok(sent)
     }
 
+    /// Reader side of both streams: whether bytes past `head` are committed (`tail`
+    /// re-read, with Acquire, only when the cached one shows none), spinning until
+    /// they are; `false` once the writer closed and everything was read.
+    fn readable(&self, head: u64, tail: &mut u64, guard: &mut Guard) -> io::Result<bool> {
+        let (tail_w, closed) = (self.word(TAIL), self.word(CLOSED));
+        while *tail == head {
+            *tail = tail_w.load(Ordering::Acquire);
+            if *tail != head {
+                break;
+            }
+            if closed.load(Ordering::Acquire) != 0 {
+                *tail = tail_w.load(Ordering::Acquire);
+                return Ok(*tail != head);
+            }
+            guard.spin()?;
+        }
+        Ok(true)
+    }
+
     /// Peer side of a message stream: copies each message out (into a `max`-byte
     /// buffer), folds its first byte, and releases it with one head store.
     pub fn message_stream_reader(&self, max: usize) -> io::Result<StreamReport> {
-        let (tail_w, head_w, closed) = (self.word(TAIL), self.word(HEAD), self.word(CLOSED));
+        let (tail_w, head_w) = (self.word(TAIL), self.word(HEAD));
         let mut guard = Guard::peer();
         let mut head = head_w.load(Ordering::Relaxed);
         let mut tail = tail_w.load(Ordering::Acquire);
         let mut buf = vec![0u8; max.max(1)];
         let mut report = StreamReport::default();
         let mut start = None;
-        loop {
-            if tail == head {
-                tail = tail_w.load(Ordering::Acquire);
-                if tail == head {
-                    if closed.load(Ordering::Acquire) != 0 {
-                        tail = tail_w.load(Ordering::Acquire);
-                        if tail == head {
-                            break;
-                        }
-                    } else {
-                        guard.spin()?;
-                        continue;
-                    }
-                }
-            }
+        while self.readable(head, &mut tail, &mut guard)? {
             if start.is_none() {
                 start = Some(Instant::now());
             }
@@ -486,27 +491,13 @@ impl Floor {
     /// Peer side of a stream: takes up to `read_size` bytes at a time and touches each
     /// in place.
     pub fn stream_reader(&self, read_size: usize) -> io::Result<StreamReport> {
-        let (tail_w, head_w, closed) = (self.word(TAIL), self.word(HEAD), self.word(CLOSED));
+        let (tail_w, head_w) = (self.word(TAIL), self.word(HEAD));
         let mut guard = Guard::peer();
         let mut head = head_w.load(Ordering::Relaxed);
         let mut tail = tail_w.load(Ordering::Acquire);
         let mut report = StreamReport::default();
         let mut start = None;
-        loop {
-            if tail == head {
-                tail = tail_w.load(Ordering::Acquire);
-                if tail == head {
-                    if closed.load(Ordering::Acquire) != 0 {
-                        tail = tail_w.load(Ordering::Acquire);
-                        if tail == head {
-                            break;
-                        }
-                    } else {
-                        guard.spin()?;
-                        continue;
-                    }
-                }
-            }
+        while self.readable(head, &mut tail, &mut guard)? {
             if start.is_none() {
                 start = Some(Instant::now());
             }

@@ -159,10 +159,7 @@ impl Core {
     #[inline(always)]
     pub(crate) fn guard_write(&self, pos: u64, len: usize) {
         #[cfg(loom)]
-        for p in pos..pos + len as u64 {
-            let i = (p & self.mask) as usize % super::control::LOOM_DATA_GUARDS;
-            self.ctl().data_guards[i].with_mut(|_| ());
-        }
+        self.guards(pos, len, |g| g.with_mut(|_| ()));
         #[cfg(not(loom))]
         let _ = (pos, len);
     }
@@ -172,12 +169,20 @@ impl Core {
     #[inline(always)]
     pub(crate) fn guard_read(&self, pos: u64, len: usize) {
         #[cfg(loom)]
-        for p in pos..pos + len as u64 {
-            let i = (p & self.mask) as usize % super::control::LOOM_DATA_GUARDS;
-            self.ctl().data_guards[i].with(|_| ());
-        }
+        self.guards(pos, len, |g| g.with(|_| ()));
         #[cfg(not(loom))]
         let _ = (pos, len);
+    }
+
+    /// Loom only: runs `access` on the guard of each data byte `pos..pos + len`.
+    #[cfg(loom)]
+    fn guards(&self, pos: u64, len: usize, access: impl Fn(&culvert_sync::atomic::UnsafeCell<()>)) {
+        for p in pos..pos + len as u64 {
+            access(
+                &self.ctl().data_guards
+                    [(p & self.mask) as usize % super::control::LOOM_DATA_GUARDS],
+            );
+        }
     }
 
     /// Copies `src` into the ring at `pos`, wrapping at the end.

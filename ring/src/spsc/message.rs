@@ -231,7 +231,7 @@ pub struct MessageGrant<'a> {
     len: usize,
 }
 
-impl MessageGrant<'_> {
+impl<'a> MessageGrant<'a> {
     /// The payload bytes, to fill in place. Their initial contents are unspecified.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: the record lies in free space the SPSC protocol grants to the writer
@@ -252,13 +252,8 @@ impl MessageGrant<'_> {
     /// Publishes a message of the first `len` payload bytes (clamped to the grant).
     #[inline]
     pub fn commit(self, len: usize) {
-        let len = len.min(self.len);
-        let w = self.writer;
-        w.end
-            .core
-            .guard_write(w.end.tail + RECORD_HEADER as u64, len);
-        w.write_header(w.end.tail, len as u32, KIND_MSG);
-        w.end.publish(w.end.tail + record_size(len as u64));
+        let (w, tail) = self.seal(len);
+        w.end.publish(tail);
     }
 
     /// Commits a message of the first `len` payload bytes (clamped to the grant)
@@ -266,13 +261,22 @@ impl MessageGrant<'_> {
     /// [`MessageWriter::flush`] or publishing call (a batch of messages, one store).
     #[inline]
     pub fn commit_deferred(self, len: usize) {
+        let (w, tail) = self.seal(len);
+        w.end.advance(tail);
+    }
+
+    /// Writes the record header of a `len`-byte message (clamped to the grant); returns
+    /// the writer and the tail after the record.
+    #[inline]
+    fn seal(self, len: usize) -> (&'a mut MessageWriter, u64) {
         let len = len.min(self.len);
         let w = self.writer;
         w.end
             .core
             .guard_write(w.end.tail + RECORD_HEADER as u64, len);
         w.write_header(w.end.tail, len as u32, KIND_MSG);
-        w.end.advance(w.end.tail + record_size(len as u64));
+        let tail = w.end.tail + record_size(len as u64);
+        (w, tail)
     }
 }
 
