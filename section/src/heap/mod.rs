@@ -2,7 +2,7 @@
 //!
 //! Any layer can pass a large message *as a view*: allocate a block here, write the
 //! payload in place, hand the block over to the receiver and send only its
-//! [`Descriptor`]; the receiver [validates](Heap::validate) the descriptor and reads
+//! [`Descriptor`]; the receiver [validates](PageTable::validate) the descriptor and reads
 //! the pages in place, then frees the block. A process that dies holding blocks leaks
 //! nothing: [`Heap::reclaim_dead`] frees them once its death is noticed.
 //!
