@@ -118,12 +118,9 @@ pub struct Section {
 
 /// The state word of a mapping.
 fn state_word(map: &MmapRaw) -> &AtomicU32 {
-    // SAFETY: every mapping held by a `Section` is page-aligned and at least `DATA_OFFSET >
-    // STATE_OFFSET + 4` bytes long (checked before mapping), and `STATE_OFFSET` is a
-    // multiple of 4, so the pointer is in bounds and aligned for a u32; `AtomicU32` has the
-    // layout of `u32`; the reference cannot outlive `map`. The word is only ever accessed
-    // atomically by culvert processes; a hostile peer's plain write can only make us read
-    // some other value, which we validate.
+    // A hostile peer's plain write can only make us read some other value, which we validate.
+    // SAFETY: the mapping is page-aligned and longer than `STATE_OFFSET + 4` (checked before
+    // mapping), `STATE_OFFSET` is 4-aligned, and the reference cannot outlive `map`.
     unsafe { &*map.as_mut_ptr().add(STATE_OFFSET).cast::<AtomicU32>() }
 }
 
@@ -473,11 +470,9 @@ impl Section {
         let base = self.map.as_mut_ptr();
         let entry_at = OBJECTS_OFFSET + index * std::mem::size_of::<ObjectEntry>();
         let count = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        // SAFETY: `entry_at + size_of::<ObjectEntry>() <= HEADER_SIZE` because `index <
-        // MAX_OBJECTS`, and `COUNT_OFFSET` is a 4-aligned offset inside the header; the
-        // mapping (page-aligned, >= DATA_OFFSET bytes) is alive. While the state is
-        // Initializing only the creator writes the table, and openers read it only after
-        // the Release store of Ready in `mark_ready`.
+        // Openers read the table only after `mark_ready`'s Release store of Ready.
+        // SAFETY: in the header (`index < MAX_OBJECTS`, aligned offsets) of a live mapping,
+        // written only by the creator while Initializing.
         unsafe {
             ptr::copy_nonoverlapping(
                 entry.as_bytes().as_ptr(),

@@ -139,10 +139,8 @@ impl View {
 
     /// The payload in place.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: the block was validated to lie inside the heap's data area with `len <=
-        // pages * PAGE` (Block invariant); this process holds it (the heap records us as
-        // holder), which the port protocol makes an exclusive grant: no honest peer writes
-        // it until we free it in Drop; the mapping lives as long as `self.heap`'s region.
+        // SAFETY: a validated block inside the data area (Block invariant) that this process
+        // holds, so no honest peer writes it until Drop frees it; `self.heap` keeps it mapped.
         unsafe { std::slice::from_raw_parts(self.heap.data_ptr(&self.block), self.len()) }
     }
 

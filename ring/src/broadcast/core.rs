@@ -32,11 +32,9 @@ pub(crate) fn init(region: &Region, capacity: u64, max_message: u64) -> Result<(
     };
     let words = data_words(max_message as usize);
     for index in 0..capacity as usize {
-        // SAFETY: `CONTROL_SIZE + index * stride + stride <= total <= region.len()`, so the
-        // slot lies in the region; the slot start is 128-aligned (control size and stride
-        // are multiples of 128, the region is page-aligned or at least aligned for the
-        // control block), which suffices for `SlotHeader` and `AtomicU64`; the header plus
-        // `words` data words fit in `stride` (slot_stride).
+        // Slot `index` ends at `CONTROL_SIZE + (index + 1) * stride <= region.len()`, starts
+        // 128-aligned (sizes are multiples of 128), and holds its header and `words` words.
+        // SAFETY: in bounds, aligned, exclusive (nobody attached yet).
         unsafe {
             let slot = region.as_ptr().add(CONTROL_SIZE + index * stride);
             slot.cast::<SlotHeader>().write(SlotHeader {

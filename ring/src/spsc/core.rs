@@ -58,10 +58,8 @@ pub(crate) fn init(region: &Region, config: &Config, kind: u8, message: bool) ->
         });
     }
     let ctl = control_ptr::<SpscControl>(region)?;
-    // SAFETY: `ctl` is aligned and the region holds at least size_of::<SpscControl>() bytes
-    // (control_ptr checked both); the creator initialises before any endpoint attaches, so
-    // nobody else accesses these bytes now. `write` constructs every atomic (required under
-    // loom) without reading the old bytes.
+    // `write` constructs every atomic (required under loom) without reading old bytes.
+    // SAFETY: in bounds and aligned (`control_ptr`); exclusive, as nobody attached yet.
     unsafe {
         ctl.as_ptr().write(SpscControl::new(
             kind,
