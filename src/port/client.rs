@@ -372,16 +372,17 @@ impl ClientInner {
             self.my_heap.write(&b, 0, bytes);
             return self.view_record(kind, id, b);
         }
-        let mut rec = Vec::with_capacity(wire::HEADER_LEN + bytes.len());
-        wire::encode(
-            &mut rec,
-            kind,
-            self.index,
-            self.epoch,
-            id,
-            Body::Inline(bytes),
-        );
-        Ok(Outgoing { rec, block: None })
+        Ok(Outgoing {
+            rec: self.record(kind, id, Body::Inline(bytes)),
+            block: None,
+        })
+    }
+
+    /// The wire record of message `id` of this connection.
+    fn record(&self, kind: u8, id: u64, body: Body<'_>) -> Vec<u8> {
+        let mut rec = Vec::with_capacity(wire::HEADER_LEN + body.len());
+        wire::encode(&mut rec, kind, self.index, self.epoch, id, body);
+        rec
     }
 
     /// The record of a message already written into block `b` of our heap: the block
@@ -391,17 +392,8 @@ impl ClientInner {
             self.my_heap.table().free(&b, self.me);
             return Err(e.into());
         }
-        let mut rec = Vec::with_capacity(wire::HEADER_LEN + 24);
-        wire::encode(
-            &mut rec,
-            kind,
-            self.index,
-            self.epoch,
-            id,
-            Body::View(b.descriptor()),
-        );
         Ok(Outgoing {
-            rec,
+            rec: self.record(kind, id, Body::View(b.descriptor())),
             block: Some(b),
         })
     }

@@ -64,6 +64,17 @@ pub(crate) enum Body<'a> {
     View(Descriptor),
 }
 
+impl Body<'_> {
+    /// Bytes the body takes in a record after the header.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Body::None => 0,
+            Body::Inline(b) => b.len(),
+            Body::View(_) => 24,
+        }
+    }
+}
+
 fn corrupted(what: &str) -> Error {
     Error::Corrupted {
         what: format!("port record: {what}"),
