@@ -130,6 +130,57 @@ fn grants_write_and_read_in_place() {
 }
 
 #[test]
+fn batched_releases_give_room_back_a_batch_at_a_time_and_all_when_drained() {
+    // 1 KiB ring, messages up to 100 B: the batch is a sixteenth, 64 B.
+    let (_region, mut w, mut r) = message_ring(1024, 100);
+    assert_eq!(w.reader_batch(), 64);
+    for i in 0..10u8 {
+        w.try_write(&[i; 8]).unwrap(); // 16 B records
+    }
+    assert_eq!(w.free_bytes().unwrap(), 1024 - 160);
+    for i in 0..3u8 {
+        let g = r.read_grant().unwrap();
+        assert_eq!(g.as_slice(), &[i; 8]);
+        g.release_batched();
+    }
+    // 48 B consumed: below the batch, nothing given back yet.
+    assert_eq!(w.free_bytes().unwrap(), 1024 - 160);
+    r.read_grant().unwrap().release_batched();
+    // 64 B: the batch goes back in one store.
+    assert_eq!(w.free_bytes().unwrap(), 1024 - 160 + 64);
+    for _ in 4..10 {
+        r.read_grant().unwrap().release_batched();
+    }
+    assert_eq!(w.free_bytes().unwrap(), 1024 - 160 + 128);
+    // Finding nothing more to read gives everything back.
+    assert!(matches!(r.read_grant(), Err(Error::WouldBlock)));
+    assert_eq!(w.free_bytes().unwrap(), 1024);
+}
+
+#[test]
+fn batched_releases_never_keep_a_writer_from_its_largest_message() {
+    // Rings whose largest record fits twice, so that it fits whatever the tail's
+    // place in the lap (a record that would straddle the end pads the lap first).
+    for (capacity, max) in [(1024, 100), (1024, 400), (1024, 504), (128, 24)] {
+        let (_region, mut w, mut r) = message_ring(capacity, max);
+        let batch = w.reader_batch();
+        assert!(batch <= capacity / 16, "{capacity} {max}: {batch}");
+        // The reader consumed everything but never looked for more: up to a batch is
+        // held back, and the largest message still fits, padding included.
+        // Half a lap, then one 16 B record short of another batch: the most held back.
+        let held = batch.saturating_sub(16);
+        for _ in 0..(capacity / 2 + held) / 16 {
+            w.try_write(&[1; 8]).unwrap();
+            r.read_grant().unwrap().release_batched();
+        }
+        assert_eq!(w.free_bytes().unwrap(), capacity - held, "{capacity} {max}");
+        w.try_write(&vec![2; max]).unwrap();
+        let g = r.read_grant().unwrap();
+        assert_eq!(g.len(), max);
+    }
+}
+
+#[test]
 fn reader_drains_then_sees_closed_and_writer_sees_closed() {
     let (_r, mut w, mut r) = message_ring(256, 64);
     w.try_write(b"last").unwrap();

@@ -241,7 +241,11 @@ impl ReaderEnd {
             return true;
         }
         match self.available(1) {
-            Ok(0) => !matches!(self.blocked(), Error::WouldBlock),
+            Ok(0) => {
+                // Nothing to read: give a batch read so far back before anyone waits.
+                self.flush();
+                !matches!(self.blocked(), Error::WouldBlock)
+            }
             _ => true,
         }
     }
@@ -314,6 +318,13 @@ impl ReaderEnd {
     #[inline]
     pub(crate) fn consume(&mut self, n: u64) {
         self.head += n;
+    }
+
+    /// Whether the writer announced that it sleeps (waits for room). A hint: it may
+    /// be stale, so no wake-up may depend on it.
+    #[inline]
+    pub(crate) fn writer_sleeps(&self) -> bool {
+        Side::Writer.notifier(self.core.ctl()).waiter_count() != 0
     }
 
     /// Releases every byte consumed since the last release, with one store and one
@@ -499,6 +510,15 @@ pub(crate) fn wait<E: Endpoint, T>(
     deadline: Deadline,
     mut op: impl FnMut(&mut E) -> Result<T>,
 ) -> Result<T> {
+    // The first try needs no wait set up (no region clone, no clock read): on a busy
+    // stream most calls complete here.
+    *endpoint.verdict() = Some(false);
+    let first = op(endpoint);
+    *endpoint.verdict() = None;
+    match first {
+        Err(Error::WouldBlock) => {}
+        done => return done,
+    }
     // The notifier lives in the ring's mapping; a clone of the region keeps it there
     // for this call, independently of the borrow of `endpoint` that `op` takes.
     let region = endpoint.core().region().clone();

@@ -30,6 +30,15 @@ fn record_size(len: u64) -> u64 {
     RECORD_HEADER as u64 + ((len + 7) & !7)
 }
 
+/// Most bytes a reader holds consumed but not yet given back through
+/// [`MessageReadGrant::release_batched`]: a sixteenth of the ring, and never so much
+/// that a writer facing a drained ring lacks room for its largest record and the
+/// padding before it (then 0: every release is immediate).
+fn release_batch(capacity: u64, max_message: u64) -> u64 {
+    let room = capacity.saturating_sub(2 * record_size(max_message));
+    (capacity / 16).min(room) & !7
+}
+
 /// Creating and sizing message rings.
 pub struct MessageRing;
 
@@ -106,6 +115,13 @@ impl MessageWriter {
     /// rest of the lap, at most one record's worth.
     pub fn record_len(len: usize) -> usize {
         record_size(len as u64) as usize
+    }
+
+    /// Bytes the reader may keep consumed but not yet given back (see
+    /// [`MessageReadGrant::release_batched`]): once the reader read everything, the
+    /// writer can count on `capacity() - reader_batch()` free bytes, not more.
+    pub fn reader_batch(&self) -> usize {
+        release_batch(self.end.core.capacity, self.end.core.max_message) as usize
     }
 
     /// Free bytes in the ring now (re-reads the reader's position).
@@ -287,6 +303,8 @@ pub struct MessageReader {
     /// granting, then releasing parses a record once. Valid only while `pos` is
     /// `head + 8` (the head moves only through this reader).
     parsed: Option<NextMessage>,
+    /// [`release_batch`] of the ring, fixed at attach.
+    batch: u64,
 }
 
 /// Where the next message lies: payload position, length, and record size.
@@ -307,7 +325,12 @@ impl MessageReader {
                 what: "message ring head not 8-aligned",
             });
         }
-        Ok(Self { end, parsed: None })
+        let batch = release_batch(end.core.capacity, end.core.max_message);
+        Ok(Self {
+            end,
+            parsed: None,
+            batch,
+        })
     }
 
     /// How blocking calls wait.
@@ -501,6 +524,21 @@ impl MessageReadGrant<'_> {
     /// Consumes the message.
     pub fn release(self) {
         self.reader.end.release(self.record);
+    }
+
+    /// Consumes the message and gives its room back to the writer in batches: at
+    /// once when the writer announced that it sleeps for room, else once the reader
+    /// holds [`MessageWriter::reader_batch`] bytes consumed, finds nothing more to
+    /// read, or closes. A writer polling for room then sees it grow by a batch
+    /// instead of a message at a time (one store of the head for many messages), and
+    /// a writer facing a drained ring always has room for its largest message.
+    #[inline]
+    pub fn release_batched(self) {
+        let r = self.reader;
+        r.end.consume(self.record);
+        if r.end.head - r.end.released >= r.batch || r.end.writer_sleeps() {
+            r.end.flush();
+        }
     }
 
     /// Consumes the message without giving its room back to the writer yet: that
