@@ -71,10 +71,68 @@ impl PipeEnd {
         let Tx::Messages(w) = &self.tx else {
             return self.max_message;
         };
-        let whole = ((w.capacity() + 8) / self.full_fragment_record()).saturating_sub(1);
+        // The reader may hold up to `reader_batch` bytes read but not yet given back.
+        let room = w.capacity() - w.reader_batch();
+        let whole = ((room + 8) / self.full_fragment_record()).saturating_sub(1);
         (whole * self.frag_payload)
             .max(self.frag_payload)
             .min(self.max_message)
+    }
+
+    /// The per-message fast path of a message that fits one fragment: one try,
+    /// never waiting. `None` when the ring lacks room now (the caller then takes the
+    /// general path, [`write_fragments`](Self::write_fragments), which waits per the
+    /// end's settings). The caller checked `msg` against `max_message`.
+    #[inline]
+    pub(super) fn try_write_single(&mut self, msg: &[u8]) -> Option<Result<usize>> {
+        if msg.len() > self.frag_payload {
+            return None;
+        }
+        let Tx::Messages(w) = &mut self.tx else {
+            return None;
+        };
+        match w.reserve(FRAG_HEADER + msg.len()) {
+            Ok(mut grant) => {
+                let dst = grant.as_mut_slice();
+                dst[..FRAG_HEADER].copy_from_slice(&header(true, true, msg.len() as u32));
+                dst[FRAG_HEADER..].copy_from_slice(msg);
+                grant.commit(FRAG_HEADER + msg.len());
+                Some(Ok(msg.len()))
+            }
+            Err(culvert_ring::Error::WouldBlock) => None,
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+
+    /// The per-message fast path of a read: when no message is under way and the head
+    /// record is a whole message (one fragment, FIRST and LAST, consistent lengths)
+    /// that fits `buf`, copies it out and releases it. `None` in every other case
+    /// (nothing committed, a message of several fragments, a short `buf`, anything
+    /// inconsistent): the caller takes the general path, which waits, validates and
+    /// reports.
+    #[inline]
+    pub(super) fn try_read_single(&mut self, buf: &mut [u8]) -> Option<MessageRead> {
+        if self.cursor.in_message {
+            return None;
+        }
+        let Rx::Messages(r) = &mut self.rx else {
+            return None;
+        };
+        let grant = r.read_grant().ok()?;
+        let bytes = grant.as_slice();
+        let (head, payload) = bytes.split_first_chunk::<FRAG_HEADER>()?;
+        let (flags, total) = head.split_at(4);
+        let whole = u32::from_le_bytes(flags.try_into().ok()?) == FRAG_FIRST | FRAG_LAST
+            && u32::from_le_bytes(total.try_into().ok()?) as usize == payload.len()
+            && payload.len() <= self.max_message
+            && payload.len() <= buf.len();
+        if !whole {
+            return None;
+        }
+        let len = payload.len();
+        buf[..len].copy_from_slice(payload);
+        grant.release_batched();
+        Some(MessageRead { len, more: false })
     }
 
     /// Writes `msg` as fragments (see the module doc).

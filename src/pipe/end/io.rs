@@ -37,6 +37,11 @@ impl PipeEnd {
             return Err(Error::Closed);
         }
         self.check_peer_for_write()?;
+        if self.mode == PipeMode::Message && msg.len() <= self.max_message {
+            if let Some(r) = self.try_write_single(msg) {
+                return r.map_err(|e| self.poison_on(e));
+            }
+        }
         let deadline = self.write_deadline();
         let r = if self.shared.is_some() {
             self.shared_write(msg, deadline)
@@ -169,6 +174,9 @@ impl PipeEnd {
                     more: false,
                 }),
             };
+        }
+        if let Some(m) = self.try_read_single(buf) {
+            return Ok(m);
         }
         let deadline = self.read_deadline();
         let r = if self.shared.is_some() {
