@@ -52,5 +52,5 @@ pub use notifier::{Notifier, WaitKey};
 pub use owner::{holder_of, Holder, OwnerTable, OwnerWord};
 pub use reactor::AsyncWait;
 pub use recheck::RecheckClock;
-pub use strategy::{spin_phase, wait_for, WaitContext, WaitStrategy};
+pub use strategy::{quick_spin, spin_phase, wait_for, WaitContext, WaitStrategy};
 pub use waitset::{Backend, Event, WaitSet, Waitable, POLLING_NAP};

@@ -154,6 +154,44 @@ pub fn spin_phase<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     None
 }
 
+/// Polls of [`quick_spin`].
+const QUICK_POLLS: u32 = 32;
+
+/// Whether this thread's `Adaptive` waits spin now (its recent spins paid off).
+#[cfg(not(loom))]
+fn spinning_pays() -> bool {
+    SPIN_MISSES.with(std::cell::Cell::get) < SPIN_MISSES_TOLERATED
+}
+
+#[cfg(loom)]
+fn spinning_pays() -> bool {
+    false
+}
+
+/// The first moments of a wait, before a blocking call sets one up (deadlines, clock
+/// reads, liveness bookkeeping): `BusyPoll`, and `Adaptive` while spinning pays for
+/// this thread, re-run `poll` up to 32 times with a CPU pause before each, reading no
+/// clock. An answer that comes back within about a microsecond — a peer on another
+/// core answering at once — is then taken without any of that setup on its path.
+/// `Blocking` returns `None` at once.
+#[inline]
+pub fn quick_spin<T>(strategy: WaitStrategy, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    let spin = match strategy {
+        WaitStrategy::BusyPoll => true,
+        WaitStrategy::Adaptive => spinning_pays(),
+        WaitStrategy::Blocking => false,
+    };
+    if spin && !cfg!(loom) {
+        for _ in 0..QUICK_POLLS {
+            spin_hint();
+            if let Some(v) = poll() {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
 /// Polls between two clock reads while busy-polling.
 const POLLS_PER_CLOCK_READ: u32 = 64;
 

@@ -150,6 +150,22 @@ impl Core {
         unsafe { self.data.add((pos & self.mask) as usize) }
     }
 
+    /// Hints the CPU to fetch the cache line of ring byte `pos`. Not a memory access:
+    /// no ordering, no data race, whatever the writer does there.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, pos: u64) {
+        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        // SAFETY: `_mm_prefetch` needs SSE, which x86_64 always has; a prefetch of any
+        // address is harmless, and `at` stays inside the data area.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                self.at(pos).cast::<i8>(),
+            )
+        };
+        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+        let _ = pos;
+    }
+
     /// Records that the writer wrote ring bytes `pos..pos + len`. Under loom each byte
     /// has a cell (`SpscControl::data_guards`) and this is a write access to each, so
     /// a reader access not ordered after it (through the tail) is reported as a race;

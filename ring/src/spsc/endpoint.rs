@@ -282,6 +282,9 @@ impl ReaderEnd {
         }
         let ctl = self.core.ctl();
         let mut closed = false;
+        // The next bytes will land on the line at the head: fetch it alongside the tail,
+        // so that a reader polling an empty ring takes both misses at once.
+        self.core.prefetch(self.head);
         loop {
             let tail = ctl.writer.tail.load(Ordering::Acquire);
             if tail < self.cached_tail || self.core.check_span(self.head, tail, "").is_err() {
@@ -510,14 +513,24 @@ pub(crate) fn wait<E: Endpoint, T>(
     deadline: Deadline,
     mut op: impl FnMut(&mut E) -> Result<T>,
 ) -> Result<T> {
-    // The first try needs no wait set up (no region clone, no clock read): on a busy
-    // stream most calls complete here.
-    *endpoint.verdict() = Some(false);
-    let first = op(endpoint);
-    *endpoint.verdict() = None;
-    match first {
-        Err(Error::WouldBlock) => {}
-        done => return done,
+    // The first try, and a quick spin, need no wait set up (no region clone, no clock
+    // read): on a busy stream most calls complete in the first try, and a peer
+    // answering at once is caught by the spin.
+    let mut quick = |endpoint: &mut E| {
+        *endpoint.verdict() = Some(false);
+        let r = op(endpoint);
+        *endpoint.verdict() = None;
+        match r {
+            Err(Error::WouldBlock) => None,
+            done => Some(done),
+        }
+    };
+    if let Some(done) = quick(endpoint) {
+        return done;
+    }
+    let strategy = endpoint.strategy();
+    if let Some(done) = culvert_sync::quick_spin(strategy, || quick(endpoint)) {
+        return done;
     }
     // The notifier lives in the ring's mapping; a clone of the region keeps it there
     // for this call, independently of the borrow of `endpoint` that `op` takes.
@@ -526,7 +539,6 @@ pub(crate) fn wait<E: Endpoint, T>(
     // SAFETY: `control_ptr` checked size and alignment, `region` keeps it mapped for
     // the whole call, and only the notifier's atomics are used through it.
     let notifier = E::SIDE.notifier(unsafe { ctl.as_ref() });
-    let strategy = endpoint.strategy();
     wait_for(notifier, strategy, deadline, |ctx| {
         *endpoint.verdict() = Some(ctx.liveness_due);
         let r = op(endpoint);

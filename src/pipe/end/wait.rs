@@ -105,6 +105,7 @@ impl PipeEnd {
         let mut gone: Option<Error> = None;
         // The first try never waits, so an operation that can complete reads no clock.
         let mut first = true;
+        let mut quick = true;
         loop {
             let wait = if std::mem::take(&mut first) || gone.is_some() || self.nonblocking {
                 None
@@ -123,6 +124,18 @@ impl PipeEnd {
                     }
                     if self.nonblocking {
                         return Err(Error::WouldBlock);
+                    }
+                    if std::mem::take(&mut quick) {
+                        // Before any deadline arithmetic: a peer answering at once.
+                        let r = culvert_sync::quick_spin(self.strategy, || match op(self, None) {
+                            Err(culvert_ring::Error::Timeout | culvert_ring::Error::WouldBlock) => {
+                                None
+                            }
+                            other => Some(other),
+                        });
+                        if let Some(r) = r {
+                            return r.map_err(Error::from);
+                        }
                     }
                     if deadline.has_passed() {
                         return Err(Error::Timeout);
