@@ -18,9 +18,9 @@
 //! [`PipeEnd::reserve_message`] is the zero-copy form of a write: room for a message
 //! of one fragment in the ring, filled in place and committed.
 
-use super::super::layout::{FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
+use super::super::layout::FRAG_HEADER;
 use super::super::options::PipeMode;
-use super::fragments::header;
+use super::fragments::{fill_whole, header, whole_message};
 use super::{PipeEnd, Rx, Tx};
 use crate::{Error, Result};
 
@@ -208,11 +208,8 @@ impl PipeEnd {
             return Ok(false);
         };
         match w.reserve(FRAG_HEADER + m.len()) {
-            Ok(mut grant) => {
-                let dst = grant.as_mut_slice();
-                dst[..FRAG_HEADER].copy_from_slice(&header(true, true, m.len() as u32));
-                dst[FRAG_HEADER..].copy_from_slice(m);
-                grant.commit_deferred(FRAG_HEADER + m.len());
+            Ok(grant) => {
+                fill_whole(grant, m).commit_deferred();
                 Ok(true)
             }
             Err(culvert_ring::Error::WouldBlock) => Ok(false),
@@ -253,13 +250,23 @@ impl PipeEnd {
         taken: &mut usize,
     ) -> Result<()> {
         while *taken < max {
-            if self.partial.is_empty() && !self.cursor.in_message && self.take_in_place(f)? {
+            let at_boundary = self.partial.is_empty() && !self.cursor.in_message;
+            if at_boundary && self.take_in_place(f)? {
                 *taken += 1;
                 continue;
             }
             if *taken > 0 {
                 // Only the first message may wait or need assembling.
                 break;
+            }
+            if at_boundary && matches!(self.rx, Rx::Messages(_)) {
+                // Wait for the first message where it will lie, and take it in place
+                // if it is whole: no buffer to assemble it in.
+                self.head_fragment(Some(self.read_deadline()))?;
+                if self.take_in_place(f)? {
+                    *taken += 1;
+                    continue;
+                }
             }
             let msg = self.read_whole()?;
             f(&msg);
@@ -285,15 +292,9 @@ impl PipeEnd {
             ) => return Ok(false),
             Err(e) => return Err(self.poison_on(e.into())),
         };
-        let record = grant.as_slice();
-        let Some((h, payload)) = record.split_first_chunk::<FRAG_HEADER>() else {
+        let Some(payload) = whole_message(grant.as_slice(), self.max_message) else {
             return Ok(false);
         };
-        let flags = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-        let total = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
-        if flags != FRAG_FIRST | FRAG_LAST || total != payload.len() || total > self.max_message {
-            return Ok(false);
-        }
         f(payload);
         grant.consume_deferred();
         Ok(true)

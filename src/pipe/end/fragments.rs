@@ -58,6 +58,50 @@ pub(super) fn header(first: bool, last: bool, total: u32) -> [u8; FRAG_HEADER] {
     h
 }
 
+/// The payload of a ring record if it is one whole message: a single fragment, FIRST
+/// and LAST, its total length its payload's, within `max_message`. `None` for anything
+/// else (left to the general path, which validates against the reader's cursor).
+pub(super) fn whole_message(record: &[u8], max_message: usize) -> Option<&[u8]> {
+    let (h, payload) = record.split_first_chunk::<FRAG_HEADER>()?;
+    let flags = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let total = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    (flags == FRAG_FIRST | FRAG_LAST && total == payload.len() && total <= max_message)
+        .then_some(payload)
+}
+
+/// A ring grant filled with `msg` as one whole fragment, ready to commit.
+pub(super) struct WholeFragment<'a> {
+    grant: culvert_ring::spsc::MessageGrant<'a>,
+    len: usize,
+}
+
+impl WholeFragment<'_> {
+    /// Publishes it (one store of the tail, one notify).
+    pub(super) fn commit(self) {
+        self.grant.commit(self.len);
+    }
+
+    /// Commits it without publishing it (see `MessageGrant::commit_deferred`).
+    pub(super) fn commit_deferred(self) {
+        self.grant.commit_deferred(self.len);
+    }
+}
+
+/// Fills `grant` (reserved for `FRAG_HEADER + msg.len()` bytes) with `msg` as one whole
+/// fragment.
+pub(super) fn fill_whole<'a>(
+    mut grant: culvert_ring::spsc::MessageGrant<'a>,
+    msg: &[u8],
+) -> WholeFragment<'a> {
+    let dst = grant.as_mut_slice();
+    dst[..FRAG_HEADER].copy_from_slice(&header(true, true, msg.len() as u32));
+    dst[FRAG_HEADER..FRAG_HEADER + msg.len()].copy_from_slice(msg);
+    WholeFragment {
+        grant,
+        len: FRAG_HEADER + msg.len(),
+    }
+}
+
 impl PipeEnd {
     /// Ring bytes taken by one full fragment.
     fn full_fragment_record(&self) -> usize {
@@ -92,11 +136,8 @@ impl PipeEnd {
             return None;
         };
         match w.reserve(FRAG_HEADER + msg.len()) {
-            Ok(mut grant) => {
-                let dst = grant.as_mut_slice();
-                dst[..FRAG_HEADER].copy_from_slice(&header(true, true, msg.len() as u32));
-                dst[FRAG_HEADER..].copy_from_slice(msg);
-                grant.commit(FRAG_HEADER + msg.len());
+            Ok(grant) => {
+                fill_whole(grant, msg).commit();
                 Some(Ok(msg.len()))
             }
             Err(culvert_ring::Error::WouldBlock) => None,
@@ -119,14 +160,8 @@ impl PipeEnd {
             return None;
         };
         let grant = r.read_grant().ok()?;
-        let bytes = grant.as_slice();
-        let (head, payload) = bytes.split_first_chunk::<FRAG_HEADER>()?;
-        let (flags, total) = head.split_at(4);
-        let whole = u32::from_le_bytes(flags.try_into().ok()?) == FRAG_FIRST | FRAG_LAST
-            && u32::from_le_bytes(total.try_into().ok()?) as usize == payload.len()
-            && payload.len() <= self.max_message
-            && payload.len() <= buf.len();
-        if !whole {
+        let payload = whole_message(grant.as_slice(), self.max_message)?;
+        if payload.len() > buf.len() {
             return None;
         }
         let len = payload.len();
