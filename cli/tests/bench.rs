@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 
-const CASES: [(&str, &[&str]); 13] = [
+const CASES: [(&str, &[&str]); 14] = [
     (
         "pingpong_8B_spin",
         &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
@@ -33,6 +33,7 @@ const CASES: [(&str, &[&str]); 13] = [
         &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"],
     ),
     ("stream_64B_msgs", &["msgs_per_s"]),
+    ("stream_64B_batch", &["msgs_per_s"]),
     ("stream_4KiB", &["mb_per_s"]),
     ("stream_64KiB", &["mb_per_s"]),
     ("call_64B", &["rtt_ns_p50", "rtt_ns_p99", "rtt_ns_p999"]),
@@ -50,8 +51,12 @@ const TRANSPORTS: [&str; 4] = ["culvert", "os-pipe", "uds", "shm-floor"];
 
 /// Whether `case` runs over `transport`: the 64-connection case needs many connections
 /// to one peer, and the async cases compare culvert with tokio's `UnixStream` (both:
-/// culvert, uds); every other case runs everywhere.
+/// culvert, uds); the batch stream compares culvert's batch calls with the floor; every
+/// other case runs everywhere.
 fn runs_on(case: &str, transport: &str) -> bool {
+    if case == "stream_64B_batch" {
+        return matches!(transport, "culvert" | "shm-floor");
+    }
     let culvert_and_uds_only = case == "pingpong_8B_waitset64" || case.contains("_async_");
     !culvert_and_uds_only || matches!(transport, "culvert" | "uds")
 }

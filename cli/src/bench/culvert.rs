@@ -45,6 +45,9 @@ fn fan_pipe(i: usize) -> String {
 pub fn api_for(case: Case) -> &'static str {
     match case.shape() {
         Shape::PingPong { .. } => "culvert::pipe named byte pipe (PipeServer / PipeEnd::connect)",
+        Shape::Stream { batch: 2.., .. } => {
+            "culvert::pipe named message pipe, PipeEnd::write_messages / read_messages"
+        }
         Shape::Stream { messages: true, .. } => "culvert::pipe named message pipe",
         Shape::Stream { .. } => "culvert::pipe named byte pipe",
         Shape::Call { .. } => "culvert::port (PortServer / PortClient::call)",
@@ -135,6 +138,46 @@ pub fn ring_setup(case: Case) -> RingSetup {
 struct Served {
     end: PipeEnd,
     _server: PipeServer,
+}
+
+impl Duplex for Served {
+    fn write_batch(&mut self, msgs: &[&[u8]]) -> io::Result<()> {
+        self.end.write_batch(msgs)
+    }
+
+    fn read_batch(
+        &mut self,
+        buf: &mut [u8],
+        max: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        self.end.read_batch(buf, max, f)
+    }
+}
+
+/// The peer's end: a message pipe's batches go through its batch calls.
+impl Duplex for PipeEnd {
+    fn write_batch(&mut self, msgs: &[&[u8]]) -> io::Result<()> {
+        let mut rest = msgs;
+        while !rest.is_empty() {
+            let n = self.write_messages(rest)?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    fn read_batch(
+        &mut self,
+        _buf: &mut [u8],
+        max: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        match self.read_messages(max, f) {
+            Ok(n) => Ok(n),
+            Err(culvert::Error::Closed | culvert::Error::PeerDied) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl Read for Served {

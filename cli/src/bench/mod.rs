@@ -25,6 +25,7 @@ mod asynchronous;
 mod culvert;
 mod fan;
 mod floor;
+mod goals;
 pub mod load;
 mod machine;
 mod remote;
@@ -34,7 +35,7 @@ mod samples;
 pub mod spec;
 pub mod work;
 
-use report::{add_ratios, render, render_goals, to_json, Progress};
+use report::{add_ratios, render, to_json, Progress};
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
@@ -53,8 +54,32 @@ use self::spec::{Case, Metric, Shape, Transport, RATIO_METRIC};
 use self::work::StreamReport;
 
 /// A two-way byte (or message) link: what every non-floor transport gives.
-pub trait Duplex: Read + Write + Send {}
-impl<T: Read + Write + Send> Duplex for T {}
+pub trait Duplex: Read + Write + Send {
+    /// Writes each of `msgs` as one write. A transport with a batch call (culvert's
+    /// message pipe: `PipeEnd::write_messages`) writes them with it.
+    fn write_batch(&mut self, msgs: &[&[u8]]) -> io::Result<()> {
+        msgs.iter().try_for_each(|m| self.write_all(m))
+    }
+
+    /// Reads what one read gives into `buf` and hands it to `f`; returns 0 at end of
+    /// stream, else how many messages `f` got. A transport with a batch call (culvert's
+    /// message pipe: `PipeEnd::read_messages`) hands over up to `max` messages with it.
+    fn read_batch(
+        &mut self,
+        buf: &mut [u8],
+        max: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        let _ = max;
+        let n = self.read(buf)?;
+        if n > 0 {
+            f(&buf[..n]);
+        }
+        Ok(usize::from(n > 0))
+    }
+}
+impl Duplex for UnixStream {}
+impl<W: Write + Send, R: Read + Send> Duplex for OsPipes<W, R> {}
 
 /// `culvert bench` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -254,7 +279,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     let report = render(&figures, &cases, &transports, &machine, &mode, pinned);
     print!("{report}");
     if args.goals {
-        print!("{}", render_goals(&figures));
+        print!("{}", goals::render(&figures));
     }
     if let (Some(file), Some(path)) = (json_out.as_mut(), &args.json) {
         file.write_all(to_json(&figures).as_bytes())
@@ -506,10 +531,17 @@ fn run_one(
                 Err("an async case runs on its own runtime".into())
             }
             (_, Conn::Port(_)) => Err("a port carries only calls".into()),
-            (Shape::Stream { write, messages }, conn) => {
+            (
+                Shape::Stream {
+                    write,
+                    messages,
+                    batch,
+                },
+                conn,
+            ) => {
                 match conn {
                     Conn::Link(mut l) => {
-                        work::stream_writer(&mut l, write, duration)?;
+                        work::stream_writer(&mut *l, write, batch, duration)?;
                         drop(l); // end of stream
                     }
                     Conn::Floor(f) if messages => {
@@ -557,7 +589,9 @@ fn run_one(
     }
 
     match case.shape() {
-        Shape::Stream { write, messages } => {
+        Shape::Stream {
+            write, messages, ..
+        } => {
             let r = report.ok_or("no stream report")?;
             if r.bytes == 0 || r.nanos == 0 {
                 return Err("the stream carried nothing".into());
@@ -660,7 +694,9 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
             Shape::PingPong { gap, .. } if !gap.is_zero() => f.futex_pingpong_server()?,
             Shape::PingPong { .. } => f.pingpong_server()?,
             Shape::Call { request, reply } => f.call_server(request, reply)?,
-            Shape::Stream { write, messages } => {
+            Shape::Stream {
+                write, messages, ..
+            } => {
                 let report = if messages {
                     f.message_stream_reader(write)?
                 } else {
@@ -694,7 +730,11 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
         Shape::Fan { .. } | Shape::AsyncPingPong { .. } | Shape::AsyncCall { .. } => {
             return Err(format!("{case} does not run on one link").into())
         }
-        Shape::Stream { write, messages } => {
+        Shape::Stream {
+            write,
+            messages,
+            batch,
+        } => {
             // Byte transports read whatever is there (up to 64 KiB, as a reader of an
             // OS pipe would); culvert's message pipe reads one message per call.
             let read_size =
@@ -703,7 +743,7 @@ pub fn run_peer(args: &PeerArgs) -> Result<(), BoxError> {
                 } else {
                     write.max(65536)
                 };
-            let report = work::stream_reader(&mut link, read_size)?;
+            let report = work::stream_reader(&mut *link, read_size, batch)?;
             drop(link);
             let mut out = io::stdout().lock();
             writeln!(out, "{}", report.to_line())?;

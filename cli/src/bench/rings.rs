@@ -124,6 +124,8 @@ impl RingLink {
     }
 }
 
+impl super::Duplex for RingLink {}
+
 impl Write for RingLink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.tx {

@@ -33,6 +33,11 @@ pub enum Case {
     /// One-way 64-byte messages.
     #[value(name = "stream_64B_msgs")]
     Stream64BMsgs,
+    /// One-way 64-byte messages in batches of 64 (culvert: `PipeEnd::write_messages`
+    /// and `read_messages` on a message pipe). Runs on culvert and shm-floor only (the
+    /// floor publishes each message).
+    #[value(name = "stream_64B_batch")]
+    Stream64BBatch,
     /// One-way byte stream, 4 KiB writes.
     #[value(name = "stream_4KiB")]
     Stream4KiB,
@@ -74,6 +79,9 @@ pub enum Shape {
         write: usize,
         /// Whether culvert keeps message boundaries (a message pipe).
         messages: bool,
+        /// Messages per batch call (`Duplex::write_batch` / `read_batch`); 1: plain
+        /// writes and reads.
+        batch: usize,
     },
     /// Request/reply: `request` bytes to the peer, which touches every byte and answers
     /// with `reply` bytes; the parent times each call.
@@ -128,7 +136,7 @@ impl Flavor {
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 13] = [
+    pub const ALL: [Case; 14] = [
         Case::Pingpong8BSpin,
         Case::Pingpong8BBlock,
         Case::Pingpong8BSleep,
@@ -136,6 +144,7 @@ impl Case {
         Case::Pingpong8BAsyncCt,
         Case::Pingpong8BAsyncMt,
         Case::Stream64BMsgs,
+        Case::Stream64BBatch,
         Case::Stream4KiB,
         Case::Stream64KiB,
         Case::Call64B,
@@ -154,6 +163,7 @@ impl Case {
             Case::Pingpong8BAsyncCt => "pingpong_8B_async_ct",
             Case::Pingpong8BAsyncMt => "pingpong_8B_async_mt",
             Case::Stream64BMsgs => "stream_64B_msgs",
+            Case::Stream64BBatch => "stream_64B_batch",
             Case::Stream4KiB => "stream_4KiB",
             Case::Stream64KiB => "stream_64KiB",
             Case::Call64B => "call_64B",
@@ -196,14 +206,22 @@ impl Case {
             Case::Stream64BMsgs => Shape::Stream {
                 write: 64,
                 messages: true,
+                batch: 1,
+            },
+            Case::Stream64BBatch => Shape::Stream {
+                write: 64,
+                messages: true,
+                batch: 64,
             },
             Case::Stream4KiB => Shape::Stream {
                 write: 4096,
                 messages: false,
+                batch: 1,
             },
             Case::Stream64KiB => Shape::Stream {
                 write: 65536,
                 messages: false,
+                batch: 1,
             },
             Case::Call64B => Shape::Call {
                 request: 64,
@@ -264,10 +282,14 @@ impl Case {
     /// culvert (named pipes in a `WaitSet`) and uds (sockets in `poll(2)`); an OS pipe
     /// pair, the shm floor and the single ring link are one connection each. The async
     /// cases compare culvert's futures with tokio's own `UnixStream`: culvert and uds.
+    /// The batch stream compares culvert's batch calls with the floor.
     pub fn runs_on(self, transport: Transport) -> bool {
         match self.shape() {
             Shape::Fan { .. } | Shape::AsyncPingPong { .. } | Shape::AsyncCall { .. } => {
                 matches!(transport, Transport::Culvert | Transport::Uds)
+            }
+            Shape::Stream { batch: 2.., .. } => {
+                matches!(transport, Transport::Culvert | Transport::ShmFloor)
             }
             _ => true,
         }

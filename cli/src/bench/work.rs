@@ -12,6 +12,7 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use super::samples::Samples;
+use super::Duplex;
 
 /// XOR-folds every byte of `buf` (so the reader really touches each byte).
 #[inline]
@@ -115,15 +116,26 @@ pub fn echo_server<L: Read + Write>(link: &mut L, size: usize) -> io::Result<()>
 }
 
 /// Parent side of a stream: `write`-byte writes for `duration`. Returns the bytes sent.
-pub fn stream_writer<W: Write>(link: &mut W, write: usize, duration: Duration) -> io::Result<u64> {
+pub fn stream_writer<W: Duplex + ?Sized>(
+    link: &mut W,
+    write: usize,
+    batch: usize,
+    duration: Duration,
+) -> io::Result<u64> {
     let buf: Vec<u8> = (0..write).map(|i| i as u8).collect();
+    let msgs: Vec<&[u8]> = vec![&buf; batch.max(1)];
     let end = Instant::now() + duration;
     let mut sent = 0u64;
     loop {
-        for _ in 0..16 {
-            link.write_all(&buf)?;
+        if batch > 1 {
+            link.write_batch(&msgs)?;
+            sent += (batch * write) as u64;
+        } else {
+            for _ in 0..16 {
+                link.write_all(&buf)?;
+            }
+            sent += 16 * write as u64;
         }
-        sent += 16 * write as u64;
         if Instant::now() >= end {
             break;
         }
@@ -163,24 +175,41 @@ impl StreamReport {
     }
 }
 
-/// Peer side of a stream: reads with `read_size`-byte reads until end of stream.
-pub fn stream_reader<R: Read>(link: &mut R, read_size: usize) -> io::Result<StreamReport> {
+/// Peer side of a stream: reads with `read_size`-byte reads until end of stream
+/// (`batch > 1`: [`Duplex::read_batch`] calls of up to `batch` messages).
+pub fn stream_reader<R: Duplex + ?Sized>(
+    link: &mut R,
+    read_size: usize,
+    batch: usize,
+) -> io::Result<StreamReport> {
     let mut buf = vec![0u8; read_size];
     let mut report = StreamReport::default();
     let mut start: Option<Instant> = None;
     loop {
-        let n = match link.read(&mut buf) {
+        let (mut bytes, mut fold) = (0u64, 0u64);
+        let r = if batch > 1 {
+            link.read_batch(&mut buf, batch, &mut |m| {
+                bytes += m.len() as u64;
+                fold ^= touch(m);
+            })
+        } else {
+            link.read(&mut buf).inspect(|&n| {
+                bytes = n as u64;
+                fold = touch(&buf[..n]);
+            })
+        };
+        match r {
             Ok(0) => break,
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) if is_end(&e) => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
-        };
+        }
         if start.is_none() {
             start = Some(Instant::now());
         }
-        report.bytes += n as u64;
-        report.fold ^= touch(&buf[..n]);
+        report.bytes += bytes;
+        report.fold ^= fold;
     }
     report.nanos = start.map_or(0, |s| s.elapsed().as_nanos() as u64);
     Ok(report)
