@@ -107,7 +107,7 @@ struct ClientInner {
     server: u64,
     me: u64,
     cfg: PortConfig,
-    producer: Mutex<mpmc::Producer>,
+    producer: Mutex<Sender>,
     reader: Mutex<(spsc::MessageReader, Vec<u8>, Instant)>,
     table: Mutex<Table>,
     cv: Condvar,
@@ -139,8 +139,24 @@ impl std::fmt::Debug for PortClient {
     }
 }
 
+/// The request ring's producer, and the buffer records sent from this client are
+/// encoded in (so that an inline request allocates nothing).
+pub(super) struct Sender {
+    pub(super) ring: mpmc::Producer,
+    pub(super) scratch: Vec<u8>,
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A ring send's outcome as the port's.
+fn ring_result(r: culvert_ring::Result<()>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(culvert_ring::Error::WouldBlock) => Err(Error::WouldBlock),
+        Err(e) => Err(Error::from(e)),
+    }
 }
 
 fn corrupt(what: &str) -> Error {
@@ -346,6 +362,13 @@ impl ClientInner {
     }
 
     fn send(&self, kind: u8, id: u64, bytes: &[u8], deadline: Deadline) -> Result<()> {
+        if bytes.len() <= self.cfg.inline_max.min(self.cfg.max_message) {
+            // The usual case: sent at once from the sender's buffer, no allocation.
+            match self.try_push_record(kind, id, Body::Inline(bytes)) {
+                Err(Error::WouldBlock) => {}
+                r => return r,
+            }
+        }
         let out = self.encode(kind, id, bytes, deadline)?;
         let sent = self.push(&out, deadline);
         if sent.is_err() {
@@ -417,17 +440,22 @@ impl ClientInner {
 
     /// Sends an encoded record if there is room now; `WouldBlock` otherwise.
     fn try_push(&self, out: &Outgoing) -> Result<()> {
-        match lock(&self.producer).try_send(&out.rec) {
-            Ok(()) => Ok(()),
-            Err(culvert_ring::Error::WouldBlock) => Err(Error::WouldBlock),
-            Err(e) => Err(Error::from(e)),
-        }
+        ring_result(lock(&self.producer).ring.try_send(&out.rec))
+    }
+
+    /// Encodes a record of message `id` in the sender's buffer and sends it if there
+    /// is room now; `WouldBlock` otherwise.
+    fn try_push_record(&self, kind: u8, id: u64, body: Body<'_>) -> Result<()> {
+        let mut s = lock(&self.producer);
+        let Sender { ring, scratch } = &mut *s;
+        wire::encode(scratch, kind, self.index, self.epoch, id, body);
+        ring_result(ring.try_send(scratch))
     }
 
     /// The request ring's "room freed" notifier, where senders wait.
     fn room_notifier(&self) -> &culvert_sync::Notifier {
         let p = lock(&self.producer);
-        let n: *const culvert_sync::Notifier = p.writable_notifier();
+        let n: *const culvert_sync::Notifier = p.ring.writable_notifier();
         drop(p);
         // SAFETY: the notifier lives in the request ring's region, which the producer
         // in `self.producer` keeps mapped while `self` lives (it is never replaced).
@@ -459,16 +487,7 @@ impl ClientInner {
     fn cancel(&self, id: u64) {
         let removed = lock(&self.table).calls.remove(&id);
         drop(removed);
-        let mut rec = Vec::with_capacity(wire::HEADER_LEN);
-        wire::encode(
-            &mut rec,
-            wire::KIND_CANCEL,
-            self.index,
-            self.epoch,
-            id,
-            Body::None,
-        );
-        let _ = lock(&self.producer).try_send(&rec);
+        let _ = self.try_push_record(wire::KIND_CANCEL, id, Body::None);
     }
 
     /// Waits for the reply to `id`. Non-blocking (`blocking == false`): `WouldBlock`
@@ -519,21 +538,33 @@ impl ClientInner {
             let r = self.pump(id, deadline, blocking);
             t = lock(&self.table);
             t.leader = false;
-            if let Err(e) = r {
-                match Fail::from_error(&e) {
-                    Some(f) => t.failed = Some(f),
-                    None => gave_up = Some(e),
-                }
-            }
             if t.followers > 0 {
                 self.cv.notify_all();
+            }
+            match r {
+                // Our own reply, handed over by `pump` without filing it.
+                Ok(Some(mine)) => {
+                    t.calls.remove(&id);
+                    return mine.map(|payload| Reply { id, payload });
+                }
+                Ok(None) => {}
+                Err(e) => match Fail::from_error(&e) {
+                    Some(f) => t.failed = Some(f),
+                    None => gave_up = Some(e),
+                },
             }
         }
     }
 
-    /// The leader's work: reads replies and files them until `want`'s arrives
-    /// (blocking) or the ring is empty (non-blocking).
-    fn pump(&self, want: u64, deadline: Deadline, blocking: bool) -> Result<()> {
+    /// The leader's work: reads replies and files those of other calls until `want`'s
+    /// arrives (blocking) or the ring is empty (non-blocking). `want`'s own reply is
+    /// returned, not filed: no other thread waits for it.
+    fn pump(
+        &self,
+        want: u64,
+        deadline: Deadline,
+        blocking: bool,
+    ) -> Result<Option<Result<Payload>>> {
         let mut g = lock(&self.reader);
         let (reader, buf, last_check) = &mut *g;
         loop {
@@ -553,14 +584,15 @@ impl ClientInner {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if self.dispatch(&buf[..n])? == Some(want) {
-                return Ok(());
+            if let Some(mine) = self.dispatch(&buf[..n], want)? {
+                return Ok(Some(mine));
             }
         }
     }
 
-    /// Files one reply record under its call id (or drops it).
-    fn dispatch(&self, bytes: &[u8]) -> Result<Option<u64>> {
+    /// Files one reply record under its call id (or drops it), except the reply to
+    /// `want`, which is returned.
+    fn dispatch(&self, bytes: &[u8], want: u64) -> Result<Option<Result<Payload>>> {
         let (h, body) = wire::decode(
             bytes,
             &[
@@ -580,7 +612,7 @@ impl ClientInner {
                 })
             }
             (wire::KIND_REPLY_FAILED, _) => Err(corrupt("reply failure record")),
-            (_, Body::Inline(b)) => Ok(Payload::inline(b.to_vec())),
+            (_, Body::Inline(b)) => Ok(Payload::copy_of(b)),
             (_, Body::View(d)) => self
                 .server_heap
                 .table()
@@ -589,6 +621,9 @@ impl ClientInner {
                 .map(|b| Payload::view(View::new(self.server_heap.clone(), b, self.me))),
             _ => Err(corrupt("reply without a body")),
         };
+        if h.id == want {
+            return Ok(Some(result));
+        }
         let mut t = lock(&self.table);
         match t.calls.get_mut(&h.id) {
             Some(slot @ None) => {
@@ -604,7 +639,7 @@ impl ClientInner {
                 drop(result);
             }
         }
-        Ok(Some(h.id))
+        Ok(None)
     }
 }
 

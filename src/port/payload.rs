@@ -10,9 +10,19 @@ pub struct Payload(Repr);
 
 #[derive(Debug)]
 enum Repr {
+    /// Copied out of the ring into the payload itself: no allocation. Invariant:
+    /// `len <= SMALL`.
+    Small {
+        len: u8,
+        bytes: [u8; SMALL],
+    },
     Inline(Vec<u8>),
     View(View),
 }
+
+/// Largest payload kept in the payload value itself (a typical request or reply of a
+/// call; larger inline ones are copied into a `Vec`).
+const SMALL: usize = 120;
 
 impl Default for Repr {
     fn default() -> Self {
@@ -21,8 +31,17 @@ impl Default for Repr {
 }
 
 impl Payload {
-    pub(crate) fn inline(bytes: Vec<u8>) -> Self {
-        Payload(Repr::Inline(bytes))
+    /// A copy of `bytes`: kept in the payload value when small, else in a `Vec`.
+    pub(crate) fn copy_of(bytes: &[u8]) -> Self {
+        if bytes.len() > SMALL {
+            return Payload(Repr::Inline(bytes.to_vec()));
+        }
+        let mut small = [0u8; SMALL];
+        small[..bytes.len()].copy_from_slice(bytes);
+        Payload(Repr::Small {
+            len: bytes.len() as u8,
+            bytes: small,
+        })
     }
 
     pub(crate) fn view(view: View) -> Self {
@@ -31,10 +50,7 @@ impl Payload {
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Repr::Inline(v) => v.len(),
-            Repr::View(v) => v.len(),
-        }
+        self.as_slice().len()
     }
 
     /// Whether the payload is empty.
@@ -51,21 +67,22 @@ impl Payload {
     pub fn as_view(&self) -> Option<&View> {
         match &self.0 {
             Repr::View(v) => Some(v),
-            Repr::Inline(_) => None,
+            Repr::Small { .. } | Repr::Inline(_) => None,
         }
     }
 
     /// The bytes, if the payload was copied inline.
     pub fn as_inline(&self) -> Option<&[u8]> {
         match &self.0 {
-            Repr::Inline(v) => Some(v),
             Repr::View(_) => None,
+            _ => Some(self.as_slice()),
         }
     }
 
     /// The bytes, wherever they are (a view is read in place, no copy).
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
+            Repr::Small { len, bytes } => &bytes[..usize::from(*len)],
             Repr::Inline(v) => v,
             Repr::View(v) => v.as_slice(),
         }
@@ -80,7 +97,7 @@ impl Payload {
     pub fn into_vec(self) -> Vec<u8> {
         match self.0 {
             Repr::Inline(v) => v,
-            Repr::View(v) => v.to_vec(),
+            Repr::Small { .. } | Repr::View(_) => self.as_slice().to_vec(),
         }
     }
 }

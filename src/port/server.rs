@@ -2,12 +2,12 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use culvert_ring::{mpmc, spsc};
 use culvert_section::{Region, Section, SectionKind, SectionOptions};
 use culvert_sync::atomic::{AtomicBool, Ordering};
-use culvert_sync::{wait_for, Deadline, ProcessIdentity, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
+use culvert_sync::{wait_for, Deadline, ProcessIdentity, WaitStrategy};
 
 use super::heap::{Heap, HeapStats};
 use super::layout::{
@@ -70,7 +70,10 @@ pub(crate) struct Shared {
     me: u64,
     consumers: Mutex<Vec<mpmc::Consumer>>,
     conns: RwLock<Vec<Option<Arc<ServerConn>>>>,
-    last_liveness: Mutex<Instant>,
+    /// Rate limit of the housekeeping's liveness checks (see `maintain`).
+    housekeeping: culvert_sync::SharedRecheckClock,
+    /// Held by the thread running the housekeeping scan.
+    scanning: Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -94,11 +97,27 @@ struct Calls {
 }
 
 impl ServerConn {
-    fn write(&self, rec: &[u8]) -> Result<()> {
+    /// Writes the record of message `id` (kind `kind`, `body`) into the reply ring in
+    /// place, waiting for room as long as the client lives.
+    fn write_record(&self, kind: u8, id: u64, body: wire::Body<'_>) -> Result<()> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        match w.as_mut() {
-            None => Err(Error::Closed),
-            Some(w) => w.write(rec, Deadline::never()).map_err(Error::from),
+        let Some(w) = w.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let len = wire::HEADER_LEN + body.len();
+        loop {
+            match w.reserve(len) {
+                Ok(mut grant) => {
+                    let (index, epoch) = (self.id.index, self.id.epoch);
+                    wire::encode_into(grant.as_mut_slice(), kind, index, epoch, id, body);
+                    grant.commit(len);
+                    return Ok(());
+                }
+                Err(culvert_ring::Error::WouldBlock) => {
+                    w.wait_for_room(len, Deadline::never())?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -114,7 +133,7 @@ impl ServerConn {
 /// A record as taken off the request ring.
 enum OwnedBody {
     None,
-    Inline(Vec<u8>),
+    Inline(Payload),
     View(super::heap::Descriptor),
 }
 
@@ -125,7 +144,7 @@ fn decode_request(bytes: &[u8]) -> Result<(wire::Header, OwnedBody)> {
     )?;
     let body = match b {
         Body::None => OwnedBody::None,
-        Body::Inline(s) => OwnedBody::Inline(s.to_vec()),
+        Body::Inline(s) => OwnedBody::Inline(Payload::copy_of(s)),
         Body::View(d) => OwnedBody::View(d),
     };
     Ok((h, body))
@@ -215,7 +234,8 @@ impl PortServer {
                 me,
                 consumers: Mutex::new(Vec::new()),
                 conns: RwLock::new(vec![None; cfg.max_connections]),
-                last_liveness: Mutex::new(Instant::now()),
+                housekeeping: culvert_sync::SharedRecheckClock::new(),
+                scanning: Mutex::new(()),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -430,7 +450,7 @@ impl Shared {
             pending,
         };
         let payload = match body {
-            OwnedBody::Inline(v) => Payload::inline(v),
+            OwnedBody::Inline(p) => p,
             OwnedBody::View(d) => {
                 match conn
                     .heap
@@ -460,17 +480,8 @@ impl Shared {
                 max: self.cfg.max_message,
             });
         }
-        let mut rec = Vec::with_capacity(wire::HEADER_LEN + bytes.len().min(self.cfg.inline_max));
         if bytes.len() <= self.cfg.inline_max {
-            wire::encode(
-                &mut rec,
-                wire::KIND_REPLY,
-                conn.id.index,
-                conn.id.epoch,
-                id,
-                Body::Inline(bytes),
-            );
-            return conn.write(&rec);
+            return conn.write_record(wire::KIND_REPLY, id, Body::Inline(bytes));
         }
         let block = self
             .heap
@@ -482,15 +493,7 @@ impl Shared {
             self.heap.table().free(&block, self.me);
             return Err(e.into());
         }
-        wire::encode(
-            &mut rec,
-            wire::KIND_REPLY,
-            conn.id.index,
-            conn.id.epoch,
-            id,
-            Body::View(block.descriptor()),
-        );
-        if let Err(e) = conn.write(&rec) {
+        if let Err(e) = conn.write_record(wire::KIND_REPLY, id, Body::View(block.descriptor())) {
             self.heap
                 .table()
                 .take_back_and_free(&block, conn.client, self.me);
@@ -503,16 +506,18 @@ impl Shared {
     /// the liveness interval has not passed (liveness itself is checked only then, or
     /// when `check_all`).
     fn maintain(&self, force: bool, check_all: bool) {
-        let Ok(mut last) = self.last_liveness.try_lock() else {
-            return;
-        };
-        let due = check_all || last.elapsed() >= LIVENESS_RECHECK_INTERVAL;
+        // Per receive poll this costs a coarse clock read, nothing more.
+        let due = check_all || self.housekeeping.claim();
         if !due && !force {
             return;
         }
-        if due {
-            *last = Instant::now();
-        }
+        let Ok(_scan) = self.scanning.try_lock() else {
+            if due {
+                // Another thread is scanning; the check it may skip stays due.
+                self.housekeeping.reset();
+            }
+            return;
+        };
         let mut reclaim = false;
         for i in 0..self.cfg.max_connections {
             let slot = self.slot(i);

@@ -81,29 +81,44 @@ fn corrupted(what: &str) -> Error {
     }
 }
 
-/// Appends the record for `header` and `body` to `out` (cleared first).
+/// Replaces `out` with the record of `body` (see [`encode_into`]).
 pub(crate) fn encode(out: &mut Vec<u8>, kind: u8, conn: u32, epoch: u32, id: u64, body: Body<'_>) {
     out.clear();
+    out.resize(HEADER_LEN + body.len(), 0);
+    encode_into(out, kind, conn, epoch, id, body);
+}
+
+/// Writes the record of `body` into `dst`, which is exactly `HEADER_LEN + body.len()`
+/// bytes (a ring slot written in place, or a buffer).
+pub(crate) fn encode_into(
+    dst: &mut [u8],
+    kind: u8,
+    conn: u32,
+    epoch: u32,
+    id: u64,
+    body: Body<'_>,
+) {
     let (flags, len) = match body {
         Body::None => (0, 0),
         Body::Inline(b) => (0, b.len() as u64),
         Body::View(d) => (FLAG_VIEW, d.len),
     };
-    out.push(kind);
-    out.push(flags);
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&conn.to_le_bytes());
-    out.extend_from_slice(&epoch.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
+    let (h, rest) = dst.split_at_mut(HEADER_LEN);
+    h[0] = kind;
+    h[1] = flags;
+    h[2..4].fill(0);
+    h[4..8].copy_from_slice(&conn.to_le_bytes());
+    h[8..12].copy_from_slice(&epoch.to_le_bytes());
+    h[12..16].fill(0);
+    h[16..24].copy_from_slice(&id.to_le_bytes());
+    h[24..32].copy_from_slice(&len.to_le_bytes());
     match body {
         Body::None => {}
-        Body::Inline(b) => out.extend_from_slice(b),
+        Body::Inline(b) => rest.copy_from_slice(b),
         Body::View(d) => {
-            out.extend_from_slice(&d.offset.to_le_bytes());
-            out.extend_from_slice(&d.len.to_le_bytes());
-            out.extend_from_slice(&d.gen.to_le_bytes());
+            rest[..8].copy_from_slice(&d.offset.to_le_bytes());
+            rest[8..16].copy_from_slice(&d.len.to_le_bytes());
+            rest[16..24].copy_from_slice(&d.gen.to_le_bytes());
         }
     }
 }

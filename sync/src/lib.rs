@@ -51,6 +51,6 @@ pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 pub use notifier::{Notifier, WaitKey};
 pub use owner::{holder_of, Holder, OwnerTable, OwnerWord};
 pub use reactor::AsyncWait;
-pub use recheck::RecheckClock;
+pub use recheck::{RecheckClock, SharedRecheckClock};
 pub use strategy::{quick_spin, spin_phase, wait_for, WaitContext, WaitStrategy};
 pub use waitset::{Backend, Event, WaitSet, Waitable, POLLING_NAP};

@@ -87,6 +87,41 @@ impl RecheckClock {
 }
 
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds.
+/// [`RecheckClock`] for state shared between threads (a server whose threads all
+/// receive): the first caller to find the interval passed claims the check, the others
+/// are told it is not due.
+#[derive(Debug, Default)]
+pub struct SharedRecheckClock {
+    /// When the last check was granted (coarse monotonic nanoseconds); 0 before the
+    /// first one (granted at once).
+    last: crate::atomic::AtomicU64,
+}
+
+impl SharedRecheckClock {
+    /// A clock whose first [`claim`](Self::claim) is granted.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a check is due; if so, this caller (and no other thread) makes it.
+    pub fn claim(&self) -> bool {
+        use crate::atomic::Ordering::Relaxed;
+        let now = coarse_now_ns().max(1);
+        let last = self.last.load(Relaxed);
+        if last != 0 && now.saturating_sub(last) < LIVENESS_RECHECK_INTERVAL.as_nanos() as u64 {
+            return false;
+        }
+        self.last
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok()
+    }
+
+    /// Makes the next [`claim`](Self::claim) due at once.
+    pub fn reset(&self) {
+        self.last.store(0, crate::atomic::Ordering::Relaxed);
+    }
+}
+
 fn coarse_now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     (t.tv_sec as u64)
@@ -109,6 +144,24 @@ mod tests {
         assert!(!c.due());
         c.reset();
         assert!(c.due());
+    }
+
+    #[test]
+    fn a_shared_clock_grants_each_due_check_to_one_caller() {
+        let c = SharedRecheckClock::new();
+        assert!(c.claim());
+        assert!(!c.claim());
+        std::thread::sleep(LIVENESS_RECHECK_INTERVAL + std::time::Duration::from_millis(10));
+        let granted = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| c.claim())).collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&g| g)
+                .count()
+        });
+        assert_eq!(granted, 1);
+        c.reset();
+        assert!(c.claim());
     }
 
     #[test]

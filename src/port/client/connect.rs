@@ -229,7 +229,10 @@ impl PortClient {
             server,
             me,
             cfg,
-            producer: Mutex::new(producer),
+            producer: Mutex::new(super::Sender {
+                ring: producer,
+                scratch: Vec::with_capacity(wire::HEADER_LEN + cfg.inline_max),
+            }),
             reply_notifier: {
                 let mut addr = 0;
                 culvert_sync::Waitable::notifiers(&reader, &mut |n| {

@@ -32,19 +32,9 @@ impl Responder {
                 }
                 r => r,
             },
-            None => {
-                let mut rec = Vec::with_capacity(wire::HEADER_LEN);
-                let c = &self.conn;
-                wire::encode(
-                    &mut rec,
-                    wire::KIND_NO_REPLY,
-                    c.id.index,
-                    c.id.epoch,
-                    self.id,
-                    Body::None,
-                );
-                c.write(&rec)
-            }
+            None => self
+                .conn
+                .write_record(wire::KIND_NO_REPLY, self.id, Body::None),
         }
     }
 }
@@ -60,17 +50,11 @@ impl Responder {
             cut -= 1;
         }
         text.truncate(cut);
-        let c = &self.conn;
-        let mut rec = Vec::with_capacity(wire::HEADER_LEN + text.len());
-        wire::encode(
-            &mut rec,
+        self.conn.write_record(
             wire::KIND_REPLY_FAILED,
-            c.id.index,
-            c.id.epoch,
             self.id,
             Body::Inline(text.as_bytes()),
-        );
-        c.write(&rec)
+        )
     }
 }
 
