@@ -1,4 +1,4 @@
-//! [`Core`]: the validated view of one broadcast ring that every endpoint holds —
+//! [`BroadcastCore`]: the validated view of one broadcast ring that every endpoint holds —
 //! control block, slot addressing, word-wise data copies, and the checks applied to
 //! every stamp read from shared memory.
 
@@ -56,7 +56,7 @@ pub(crate) fn init(region: &Region, capacity: u64, max_message: u64) -> Result<(
 }
 
 /// The validated view of one broadcast ring.
-pub(crate) struct Core {
+pub(crate) struct BroadcastCore {
     /// Keeps the mapping alive. Invariant: holds the control block and `capacity` slots
     /// of `stride` bytes after it.
     region: Region,
@@ -72,16 +72,16 @@ pub(crate) struct Core {
     stride: usize,
 }
 
-// SAFETY: Core holds raw pointers into `region`, which it keeps alive; every access to
+// SAFETY: BroadcastCore holds raw pointers into `region`, which it keeps alive; every access to
 // the shared bytes goes through atomics, so sharing or sending it between threads
 // cannot cause a data race.
-unsafe impl Send for Core {}
-// SAFETY: as above — `&Core` only leads to atomic accesses.
-unsafe impl Sync for Core {}
+unsafe impl Send for BroadcastCore {}
+// SAFETY: as above — `&BroadcastCore` only leads to atomic accesses.
+unsafe impl Sync for BroadcastCore {}
 
-impl Core {
+impl BroadcastCore {
     /// Validates the control block in `region` and builds the view.
-    pub(crate) fn attach(region: &Region) -> Result<Core> {
+    pub(crate) fn attach(region: &Region) -> Result<BroadcastCore> {
         let ctl = control_ptr::<BroadcastControl>(region)?;
         // SAFETY: aligned and in bounds (control_ptr). Only atomics are read; in memory
         // never initialised they read as zero, which fails the magic check below.
@@ -113,7 +113,7 @@ impl Core {
                 what: "broadcast ring size exceeds its region",
             });
         }
-        Ok(Core {
+        Ok(BroadcastCore {
             region: region.clone(),
             ctl,
             capacity,

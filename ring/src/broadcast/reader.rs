@@ -8,7 +8,7 @@ use culvert_sync::atomic::{fence, Ordering};
 use culvert_sync::{wait_for, Deadline, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
 use super::control::{Stamp, MAX_POSITION};
-use super::core::Core;
+use super::core::BroadcastCore;
 use crate::{Error, Result};
 
 /// Torn copies retried within one poll before it reports `WouldBlock` (a reader being
@@ -22,7 +22,7 @@ const MAX_TORN_RETRIES: u32 = 16;
 /// that returns the oldest message still held.
 #[derive(Debug)]
 pub struct Reader {
-    core: Core,
+    core: BroadcastCore,
     state: ReaderState,
     strategy: WaitStrategy,
 }
@@ -43,9 +43,9 @@ struct ReaderState {
     stalled_at: Option<(u64, Instant)>,
 }
 
-impl std::fmt::Debug for Core {
+impl std::fmt::Debug for BroadcastCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("broadcast::Core")
+        f.debug_struct("broadcast::BroadcastCore")
             .field("capacity", &self.capacity)
             .field("max_message", &self.max_message)
             .finish()
@@ -59,7 +59,7 @@ impl Reader {
     /// # Errors
     /// `Corrupted` or `InvalidConfig` when the region holds no valid broadcast ring.
     pub fn attach(region: &Region) -> Result<Reader> {
-        let core = Core::attach(region)?;
+        let core = BroadcastCore::attach(region)?;
         let cursor = core.tail()?;
         core.ctl().stats.readers.fetch_add(1, Ordering::Relaxed);
         Ok(Reader {
@@ -179,7 +179,7 @@ impl Drop for Reader {
 impl ReaderState {
     /// One non-blocking read attempt (see [`Reader::try_recv`]). `liveness_due` asks
     /// for a liveness check of a writer the read is stuck behind.
-    fn poll(&mut self, core: &Core, buf: &mut [u8], liveness_due: bool) -> Result<usize> {
+    fn poll(&mut self, core: &BroadcastCore, buf: &mut [u8], liveness_due: bool) -> Result<usize> {
         if let Some(what) = self.poisoned {
             return Err(Error::Corrupted { what });
         }
@@ -192,7 +192,12 @@ impl ReaderState {
         }
     }
 
-    fn poll_inner(&mut self, core: &Core, buf: &mut [u8], liveness_due: bool) -> Result<usize> {
+    fn poll_inner(
+        &mut self,
+        core: &BroadcastCore,
+        buf: &mut [u8],
+        liveness_due: bool,
+    ) -> Result<usize> {
         let mut torn = 0u32;
         // Gaps are skipped in the loop; a full lap of them bounds it.
         let max_steps = core.capacity.saturating_mul(2).saturating_add(64);

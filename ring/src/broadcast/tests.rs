@@ -6,7 +6,7 @@ use std::time::Duration;
 use culvert_sync::atomic::{AtomicBool, Ordering};
 
 use super::control::{Stamp, MAX_WRITERS};
-use super::core::Core;
+use super::core::BroadcastCore;
 use super::*;
 use crate::{Deadline, Error, WaitStrategy};
 
@@ -195,8 +195,8 @@ fn writer_table_is_bounded_and_released() {
 }
 
 /// Raw access to a ring's shared words, to play a dead or slow peer.
-fn core(region: &Region) -> Core {
-    Core::attach(region).unwrap()
+fn core(region: &Region) -> BroadcastCore {
+    BroadcastCore::attach(region).unwrap()
 }
 
 #[test]

@@ -6,7 +6,7 @@ use culvert_section::Region;
 use culvert_sync::atomic::{fence, spin_hint, yield_now, Ordering};
 
 use super::control::{Stamp, MAX_POSITION};
-use super::core::Core;
+use super::core::BroadcastCore;
 use crate::{Error, Result};
 
 /// How long `send` waits, at most once per call, for a live writer whose copy into the
@@ -41,7 +41,7 @@ const MAX_SEND_STEPS: u32 = 1 << 22;
 /// slot stamps name so readers can tell a writer that died mid-copy. Use one `Writer`
 /// per thread (`send` takes `&mut self`).
 pub struct Writer {
-    core: Core,
+    core: BroadcastCore,
     /// Our writer-table index. Invariant: `< MAX_WRITERS`; the entry holds `identity`.
     index: usize,
     /// Our packed process identity, as stored in the table entry.
@@ -94,7 +94,7 @@ impl Writer {
     /// with `Corrupted` when the control block is invalid. Taking over the entry of a
     /// writer that died turns that writer's unfinished slots into gaps first.
     pub fn attach(region: &Region) -> Result<Writer> {
-        let core = Core::attach(region)?;
+        let core = BroadcastCore::attach(region)?;
         core.tail()?;
         let identity = culvert_sync::owner::my_owner_id();
         let owners = &core.ctl().writers.owners;

@@ -17,7 +17,7 @@ use culvert_section::Region;
 use culvert_sync::atomic::Ordering;
 
 use crate::broadcast::control::Stamp;
-use crate::broadcast::core::Core;
+use crate::broadcast::core::BroadcastCore;
 use crate::broadcast::{Config, Reader, Ring, Writer};
 use crate::{Deadline, Error, WaitStrategy};
 
@@ -211,7 +211,7 @@ pub fn hostile(data: &[u8]) {
     };
     let max = config.max_message;
     let capacity = config.capacity as u64;
-    let Ok(peer) = Core::attach(&region) else {
+    let Ok(peer) = BroadcastCore::attach(&region) else {
         return;
     };
     let mut writers: Vec<Writer> = Vec::new();

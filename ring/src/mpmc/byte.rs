@@ -12,7 +12,7 @@ use culvert_section::Region;
 use culvert_sync::Deadline;
 
 use super::control::KIND_MPMC_BYTE;
-use super::core::{self, Core, Poll};
+use super::core::{self, MpmcCore, Poll};
 use super::core::{wait, WaitOn};
 use super::endpoint::endpoint_methods;
 use super::Config;
@@ -50,7 +50,7 @@ impl ByteRing {
 
 /// A writing end of a [`ByteRing`].
 pub struct ByteWriter {
-    core: Core,
+    core: MpmcCore,
 }
 
 endpoint_methods!(ByteWriter, "writer", KIND_MPMC_BYTE);
@@ -70,7 +70,7 @@ impl ByteWriter {
     /// `Corrupted` or `InvalidConfig` when the region holds no valid ring of this kind;
     /// `Busy` when its endpoint table is full of live endpoints.
     pub fn attach(region: &Region) -> Result<Self> {
-        let core = Core::attach(region, KIND_MPMC_BYTE)?;
+        let core = MpmcCore::attach(region, KIND_MPMC_BYTE)?;
         if core.max_message() == 0 {
             return Err(Error::Corrupted {
                 what: "mpmc byte ring with a zero atomic write size",
@@ -153,7 +153,7 @@ impl ByteWriter {
 
 /// A reading end of a [`ByteRing`].
 pub struct ByteReader {
-    core: Core,
+    core: MpmcCore,
     /// A record taken whole that the caller's buffer could not hold. Invariant:
     /// `start <= end <= spill.len() == atomic_write_max`; `spill[start..end]` is unread.
     spill: Box<[u8]>,
@@ -179,10 +179,10 @@ impl ByteReader {
     /// `Corrupted` or `InvalidConfig` when the region holds no valid ring of this kind;
     /// `Busy` when its endpoint table is full of live endpoints.
     pub fn attach(region: &Region) -> Result<Self> {
-        Self::from_core(Core::attach(region, KIND_MPMC_BYTE)?)
+        Self::from_core(MpmcCore::attach(region, KIND_MPMC_BYTE)?)
     }
 
-    fn from_core(core: Core) -> Result<Self> {
+    fn from_core(core: MpmcCore) -> Result<Self> {
         if core.max_message() == 0 {
             return Err(Error::Corrupted {
                 what: "mpmc byte ring with a zero atomic write size",

@@ -178,15 +178,12 @@ pub(crate) enum Poll {
     Once,
 }
 
-/// What a poll of the ring found when it could not complete.
-enum Blocked {
-    /// Nothing to do until a peer moves.
-    Wait,
-}
+/// A poll of the ring that could not complete: nothing to do until a peer moves.
+struct Blocked;
 
 /// One attached endpoint's view of the ring: validated layout, its participant number
 /// and its poison state. Not shared between threads (`&mut self` everywhere).
-pub(crate) struct Core {
+pub(crate) struct MpmcCore {
     /// Keeps the mapping alive. Invariant: `ctl`, `parts` and `slots` point into it.
     region: Region,
     ctl: NonNull<Control>,
@@ -206,14 +203,14 @@ pub(crate) struct Core {
     recheck: RecheckClock,
 }
 
-// SAFETY: the raw pointers point into `region`, which the Core keeps alive and which is
+// SAFETY: the raw pointers point into `region`, which the MpmcCore keeps alive and which is
 // Send; every access through them is atomic or follows the slot ownership protocol, so
-// moving the Core to another thread is sound.
-unsafe impl Send for Core {}
+// moving the MpmcCore to another thread is sound.
+unsafe impl Send for MpmcCore {}
 
-impl Core {
+impl MpmcCore {
     /// Attaches to the ring of `kind` in `region` and registers in the participant table.
-    pub(crate) fn attach(region: &Region, kind: u8) -> Result<Core> {
+    pub(crate) fn attach(region: &Region, kind: u8) -> Result<MpmcCore> {
         let ctl = control_ptr::<Control>(region)?;
         // SAFETY: `control_ptr` checked size and alignment; all fields are atomics.
         let c = unsafe { ctl.as_ref() };
@@ -259,7 +256,7 @@ impl Core {
                 NonNull::new_unchecked(region.as_ptr().add(layout.slots_offset)),
             )
         };
-        let mut core = Core {
+        let mut core = MpmcCore {
             region: region.clone(),
             ctl,
             parts,
@@ -281,8 +278,8 @@ impl Core {
     }
 
     /// A second attachment to the same ring (a new participant number).
-    pub(crate) fn reattach(&self, kind: u8) -> Result<Core> {
-        let mut c = Core::attach(&self.region, kind)?;
+    pub(crate) fn reattach(&self, kind: u8) -> Result<MpmcCore> {
+        let mut c = MpmcCore::attach(&self.region, kind)?;
         c.strategy = self.strategy;
         Ok(c)
     }
@@ -410,7 +407,7 @@ impl Core {
         debug_assert!(len <= self.layout.max_message);
         match self.claim_send(how) {
             Ok(r) => r,
-            Err(Blocked::Wait) => Err(Error::WouldBlock),
+            Err(Blocked) => Err(Error::WouldBlock),
         }
     }
 
@@ -471,7 +468,7 @@ impl Core {
         self.check_poison()?;
         match self.claim_recv(max_len, how) {
             Ok(r) => r,
-            Err(Blocked::Wait) => Err(Error::WouldBlock),
+            Err(Blocked) => Err(Error::WouldBlock),
         }
     }
 
@@ -550,7 +547,7 @@ impl Core {
 }
 
 /// A look at the ring that takes nothing.
-impl Core {
+impl MpmcCore {
     /// Bytes of the committed messages from the dequeue position on, up to the first
     /// slot that holds none (at most one lap). A snapshot: other consumers may take
     /// them meanwhile. Lengths above `max_message` count as `max_message`.
@@ -621,7 +618,7 @@ pub(crate) fn not_empty_in(region: &Region) -> Result<&Notifier> {
 /// `abandoned_by_dead_producers` (nothing was committed) or `lost_to_dead_consumers`
 /// (the message was taken and is never delivered again).
 struct Held<'a> {
-    core: &'a Core,
+    core: &'a MpmcCore,
     pos: u64,
     /// `WRITING` or `READING`.
     state: u64,
@@ -644,7 +641,7 @@ impl Drop for Held<'_> {
     }
 }
 
-impl Drop for Core {
+impl Drop for MpmcCore {
     fn drop(&mut self) {
         if self.me != 0 {
             // Free our entry (we hold no slot between calls). A CAS, so a hostile

@@ -2,7 +2,7 @@
 //! methods that only forward to the endpoint's core (close, stats, clone, …) once for
 //! all four endpoint types. Everything is statically dispatched.
 
-/// Writes the methods an MPMC endpoint type (a struct with a `core: Core` field) only
+/// Writes the methods an MPMC endpoint type (a struct with a `core: MpmcCore` field) only
 /// forwards to its core.
 ///
 /// * `endpoint_methods!(Type, "who", KIND)`: for a type holding nothing but its core:

@@ -4,7 +4,7 @@ use culvert_section::Region;
 use culvert_sync::Deadline;
 
 use super::control::KIND_MPMC_MESSAGE;
-use super::core::{self, Core, Poll};
+use super::core::{self, MpmcCore, Poll};
 use super::endpoint::endpoint_methods;
 use super::Config;
 use crate::{Error, Result};
@@ -59,7 +59,7 @@ unsafe fn copy_out(src: *const u8, len: usize, dst: &mut [u8]) {
 /// A sending end of a [`MessageRing`]. Attach as many as needed (each takes one
 /// participant entry).
 pub struct Producer {
-    core: Core,
+    core: MpmcCore,
 }
 
 endpoint_methods!(Producer, "producer", KIND_MPMC_MESSAGE);
@@ -78,7 +78,7 @@ impl Producer {
     /// holds no valid ring.
     pub fn attach(region: &Region) -> Result<Self> {
         Ok(Self {
-            core: Core::attach(region, KIND_MPMC_MESSAGE)?,
+            core: MpmcCore::attach(region, KIND_MPMC_MESSAGE)?,
         })
     }
 
@@ -149,7 +149,7 @@ impl Producer {
 
 /// A receiving end of a [`MessageRing`]. Attach as many as needed.
 pub struct Consumer {
-    core: Core,
+    core: MpmcCore,
 }
 
 endpoint_methods!(Consumer, "consumer", KIND_MPMC_MESSAGE);
@@ -162,7 +162,7 @@ impl Consumer {
     /// `Busy` when its endpoint table is full of live endpoints.
     pub fn attach(region: &Region) -> Result<Self> {
         Ok(Self {
-            core: Core::attach(region, KIND_MPMC_MESSAGE)?,
+            core: MpmcCore::attach(region, KIND_MPMC_MESSAGE)?,
         })
     }
 

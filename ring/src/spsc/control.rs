@@ -105,7 +105,7 @@ pub(crate) struct SpscControl {
     pub writable: NotifierLine,
     /// Loom only: one cell per data byte, written by the writer's copies and read by
     /// the reader's, so loom checks that the tail and head hand every byte over with a
-    /// happens-before edge (see `Core::guard_write`).
+    /// happens-before edge (see `SpscCore::guard_write`).
     #[cfg(loom)]
     pub data_guards: [culvert_sync::atomic::UnsafeCell<()>; LOOM_DATA_GUARDS],
 }

@@ -1,4 +1,4 @@
-//! [`Core`]: what both SPSC endpoints of both framings share — the validated view of
+//! [`SpscCore`]: what both SPSC endpoints of both framings share — the validated view of
 //! the control block and data area, and wrap-aware copies in and out of the data area.
 
 use std::ptr::NonNull;
@@ -71,7 +71,7 @@ pub(crate) fn init(region: &Region, config: &Config, kind: u8, message: bool) ->
 }
 
 /// The validated view of one SPSC ring, held by each endpoint.
-pub(crate) struct Core {
+pub(crate) struct SpscCore {
     /// Keeps the mapping alive. Invariant: holds the control block and `capacity` data
     /// bytes after it.
     region: Region,
@@ -87,15 +87,15 @@ pub(crate) struct Core {
     pub max_message: u64,
 }
 
-// SAFETY: Core only holds raw pointers into `region`, which it keeps alive; all shared
+// SAFETY: SpscCore only holds raw pointers into `region`, which it keeps alive; all shared
 // accesses go through atomics or through byte ranges the SPSC protocol grants to the
-// endpoint owning this Core. One endpoint = one Core, used from one thread at a time
+// endpoint owning this SpscCore. One endpoint = one SpscCore, used from one thread at a time
 // (endpoint methods take `&mut self`).
-unsafe impl Send for Core {}
+unsafe impl Send for SpscCore {}
 
-impl Core {
+impl SpscCore {
     /// Validates the control block in `region` and builds the view.
-    pub(crate) fn attach(region: &Region, kind: u8, message: bool) -> Result<Core> {
+    pub(crate) fn attach(region: &Region, kind: u8, message: bool) -> Result<SpscCore> {
         let ctl = control_ptr::<SpscControl>(region)?;
         // SAFETY: aligned and in bounds (control_ptr). Only atomics are read; in a
         // section that was never initialised they read as zero, which fails the magic
@@ -120,7 +120,7 @@ impl Core {
         // SAFETY: `control < region.len()` (checked just above), so the data pointer is
         // inside the region.
         let data = unsafe { region.as_ptr().add(control) };
-        Ok(Core {
+        Ok(SpscCore {
             region: region.clone(),
             ctl,
             data,

@@ -1,7 +1,7 @@
 //! [`WriterEnd`] and [`ReaderEnd`]: the framing-independent state and logic of the two
 //! SPSC endpoints, shared by the byte and message rings.
 //!
-//! Each holds the [`Core`], its own position and a cached copy of the peer's, and
+//! Each holds the [`SpscCore`], its own position and a cached copy of the peer's, and
 //! implements attach (claiming the side, checking positions), the validated refresh of
 //! the peer's position (`free` / `available`), publishing, closing, the peer liveness
 //! check, and the blocking wait around [`culvert_sync::wait_for`]. The framings keep
@@ -25,7 +25,7 @@ use culvert_sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use culvert_sync::{wait_for, Deadline, Notifier, RecheckClock, WaitStrategy};
 
 use super::control::SpscControl;
-use super::core::Core;
+use super::core::SpscCore;
 use crate::layout::control_ptr;
 use crate::{Error, Result};
 
@@ -36,7 +36,7 @@ const POISONED: Error = Error::Corrupted {
 
 /// The writer's state, common to both framings.
 pub(crate) struct WriterEnd {
-    pub core: Core,
+    pub core: SpscCore,
     /// Our tail (the shared one is only ever written from here). Invariant:
     /// `cached_head <= tail <= cached_head + capacity` (8-aligned in message rings).
     pub tail: u64,
@@ -172,7 +172,7 @@ impl WriterEnd {
 
 /// The reader's state, common to both framings.
 pub(crate) struct ReaderEnd {
-    pub core: Core,
+    pub core: SpscCore,
     /// Our head (the shared one is only ever written from here). Invariant:
     /// `head <= cached_tail <= head + capacity` (8-aligned in message rings).
     pub head: u64,
@@ -399,8 +399,8 @@ fn attach(
     message: bool,
     positions: &'static str,
     side: Side,
-) -> Result<(Core, u64, u64)> {
-    let core = Core::attach(region, kind, message)?;
+) -> Result<(SpscCore, u64, u64)> {
+    let core = SpscCore::attach(region, kind, message)?;
     let ctl = core.ctl();
     let name = match side {
         Side::Writer => "writer",
@@ -453,7 +453,7 @@ pub(crate) trait Endpoint {
     /// Which side it is.
     const SIDE: Side;
     /// Its ring.
-    fn core(&self) -> &Core;
+    fn core(&self) -> &SpscCore;
     /// How its blocking calls wait.
     fn strategy(&self) -> WaitStrategy;
     /// Its [`WriterEnd::verdict`] / [`ReaderEnd::verdict`].
@@ -467,7 +467,7 @@ macro_rules! endpoint_impls {
     (@endpoint $ty:ty, $side:ident) => {
         impl $crate::spsc::endpoint::Endpoint for $ty {
             const SIDE: $crate::spsc::endpoint::Side = $crate::spsc::endpoint::Side::$side;
-            fn core(&self) -> &$crate::spsc::core::Core {
+            fn core(&self) -> &$crate::spsc::core::SpscCore {
                 &self.end.core
             }
             fn strategy(&self) -> culvert_sync::WaitStrategy {

@@ -33,7 +33,7 @@ impl Patience {
 
     /// Waits a moment for the slot held by participant `who` (validated) to move on.
     /// True: look again; false: this call's patience is spent.
-    fn pause(&mut self, core: &Core, who: u32) -> bool {
+    fn pause(&mut self, core: &MpmcCore, who: u32) -> bool {
         if !self.enabled {
             return false;
         }
@@ -66,7 +66,7 @@ impl Patience {
     }
 }
 
-impl Core {
+impl MpmcCore {
     /// The claim loop of a producer. `Ok(Ok(pos))`: this endpoint holds `WRITING(pos)`.
     pub(super) fn claim_send(&self, how: Poll) -> std::result::Result<Result<u64>, Blocked> {
         let cap = self.layout.slots as u64;
@@ -147,7 +147,7 @@ impl Core {
                 if (s.state == WRITING || s.state == READING) && patience.pause(self, s.who) {
                     continue;
                 }
-                return Err(Blocked::Wait);
+                return Err(Blocked);
             }
             if enq.load(Ordering::Acquire) != p {
                 // Our slot read raced with a lap change; retry with the new position.
@@ -155,7 +155,7 @@ impl Core {
             }
             return Ok(Err(self.poison("mpmc slot tag behind the enqueue position")));
         }
-        Err(Blocked::Wait)
+        Err(Blocked)
     }
 
     /// The claim loop of a consumer. `Ok(Ok((q, len)))`: this endpoint holds
@@ -228,7 +228,7 @@ impl Core {
                         if patience.pause(self, s.who) {
                             continue;
                         }
-                        return Err(Blocked::Wait);
+                        return Err(Blocked);
                     }
                     EMPTY => {
                         if deq.load(Ordering::Acquire) != q {
@@ -237,7 +237,7 @@ impl Core {
                         return if closed {
                             Ok(Err(Error::Closed))
                         } else {
-                            Err(Blocked::Wait)
+                            Err(Blocked)
                         };
                     }
                     _ => {
@@ -281,7 +281,7 @@ impl Core {
                 return if closed {
                     Ok(Err(Error::Closed))
                 } else {
-                    Err(Blocked::Wait)
+                    Err(Blocked)
                 };
             }
             if deq.load(Ordering::Acquire) != q {
@@ -289,6 +289,6 @@ impl Core {
             }
             return Ok(Err(self.poison("mpmc slot tag behind the dequeue position")));
         }
-        Err(Blocked::Wait)
+        Err(Blocked)
     }
 }

@@ -6,7 +6,7 @@
 use super::*;
 use culvert_sync::owner::{Claimed, Holder, OwnerWord};
 
-impl Core {
+impl MpmcCore {
     /// Claims a free or dead participant entry.
     pub(super) fn register(&mut self) -> Result<()> {
         for who in 1..=self.layout.max_endpoints as u32 {

@@ -3,7 +3,7 @@
 
 use culvert_sync::{wait_for, Deadline};
 
-use super::Core;
+use super::MpmcCore;
 use crate::{Error, Result};
 
 /// The notifier a blocked call sleeps on.
@@ -19,18 +19,18 @@ pub(crate) enum WaitOn {
 /// notifier with the endpoint's wait strategy until `deadline` (`Timeout`). The claims
 /// inside `poll` check slot holders' liveness themselves (rate-limited by the core's
 /// clock); `wait_for` polls at least once per liveness interval. `core` finds the
-/// endpoint's [`Core`].
+/// endpoint's [`MpmcCore`].
 #[inline]
 pub(crate) fn wait<E, T>(
     endpoint: &mut E,
-    core: impl Fn(&E) -> &Core,
+    core: impl Fn(&E) -> &MpmcCore,
     on: WaitOn,
     deadline: Deadline,
     mut poll: impl FnMut(&mut E) -> Result<T>,
 ) -> Result<T> {
     let strategy = core(endpoint).wait_strategy();
     // SAFETY: the reference is used only inside this call, while `endpoint` (and so its
-    // Core and region) lives.
+    // MpmcCore and region) lives.
     let ctl = unsafe { core(endpoint).ctl_unbound() };
     let notifier = match on {
         WaitOn::NotFull => &ctl.not_full.0,

@@ -117,7 +117,7 @@ fn a_panicking_receive_callback_frees_its_slot_and_counts_the_message() {
 fn a_panicking_fill_gives_its_slot_back_uncommitted() {
     use super::control::KIND_MPMC_MESSAGE;
     let r = ring(2, 8);
-    let mut core = super::core::Core::attach(&r, KIND_MPMC_MESSAGE).unwrap();
+    let mut core = super::core::MpmcCore::attach(&r, KIND_MPMC_MESSAGE).unwrap();
     let mut p = Producer::attach(&r).unwrap();
     let mut c = Consumer::attach(&r).unwrap();
     expect_panic(|| {
