@@ -1,6 +1,6 @@
 //! A mailslot with one reader and several writer processes.
 //!
-//! The reader creates the mailslot with `Mailslot::create`; three writer processes
+//! The reader creates the mailslot with `MailslotReader::create`; three writer processes
 //! (this same program, re-executed as `mailslot_writers writer <n>`) each attach with
 //! `MailslotWriter::open_with` and send a few messages. Writes never block: a full
 //! mailslot answers `Error::Full` (and counts the drop), and these writers then retry.
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use culvert::mailslot::{MailslotOptions, MailslotReader, MailslotWriter};
 
 const SLOT: &str = "events";
 const WRITERS: usize = 3;
@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 fn reader(root: &Path) -> Result<(), Box<dyn Error>> {
-    let mut slot = Mailslot::create(SLOT, &options(root))?;
+    let mut slot = MailslotReader::create(SLOT, &options(root))?;
     let children = (0..WRITERS)
         .map(|n| {
             Command::new(std::env::current_exe()?)

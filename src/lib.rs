@@ -35,11 +35,11 @@
 //!   `send_datagram`) wait as long as the peer lives. The `std::io` calls of a pipe end
 //!   (`read`, `write`, `read_message`, `write_message`, `transact`) wait by the end's
 //!   settings (its read and write timeouts, or not at all after
-//!   `set_nonblocking(true)`), as `Mailslot::read` waits by its read timeout. Every
+//!   `set_nonblocking(true)`), as `MailslotReader::read` waits by its read timeout. Every
 //!   `*_async` call returns a future and never blocks its thread.
 //! * **Many endpoints at once.** Every receiving endpoint — [`PipeEnd`](pipe::PipeEnd),
 //!   [`PipeReader`](pipe::PipeReader), [`PipeServer`](pipe::PipeServer),
-//!   [`Mailslot`](mailslot::Mailslot), [`PortServer`](port::PortServer), the ring
+//!   [`MailslotReader`](mailslot::MailslotReader), [`PortServer`](port::PortServer), the ring
 //!   readers — implements [`Waitable`]: a [`WaitSet`] sleeps on any mix of them (and on
 //!   process-local [`Event`]s) with one deadline and says which are ready; their
 //!   `try_*` calls, which never wait, then do the work. A peer that closed or died
@@ -70,7 +70,7 @@
 //!   [`write_message_async`](pipe::PipeEnd::write_message_async),
 //!   [`PipeServer::accept_async`](pipe::PipeServer::accept_async),
 //!   [`PipeEnd::connect_async`](pipe::PipeEnd::connect_async),
-//!   [`Mailslot::read_async`](mailslot::Mailslot::read_async),
+//!   [`MailslotReader::read_async`](mailslot::MailslotReader::read_async),
 //!   [`PortServer::next_event_async`](port::PortServer::next_event_async); a
 //!   [`PendingCall`](port::PendingCall) is a future (dropping it cancels the call). With
 //!   the `tokio` feature, `PipeEnd::into_async` gives tokio's `AsyncRead + AsyncWrite`.

@@ -13,7 +13,7 @@ use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use culvert::mailslot::{self, BroadcastSender, Mailslot, MailslotOptions, MailslotWriter};
+use culvert::mailslot::{self, BroadcastSender, MailslotOptions, MailslotReader, MailslotWriter};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -85,7 +85,7 @@ pub fn run(cmd: &MailslotCommand, root: Option<&Path>) -> Result<(), BoxError> {
             let slot = if *group {
                 mailslot::join(name, &opts)
             } else {
-                Mailslot::create(name, &opts)
+                MailslotReader::create(name, &opts)
             }
             .map_err(|e| format!("mailslot '{name}': {e}"))?;
             read_loop(slot, *max_size, *count)
@@ -117,7 +117,7 @@ pub fn run(cmd: &MailslotCommand, root: Option<&Path>) -> Result<(), BoxError> {
     }
 }
 
-fn read_loop(mut slot: Mailslot, max: usize, count: Option<u64>) -> Result<(), BoxError> {
+fn read_loop(mut slot: MailslotReader, max: usize, count: Option<u64>) -> Result<(), BoxError> {
     let mut buf = vec![0u8; max];
     let mut out = io::stdout().lock();
     let mut got = 0u64;

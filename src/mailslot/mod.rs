@@ -1,26 +1,26 @@
 //! Mailslots: one-way, fire-and-forget messages — one reader, any number of writers,
 //! and broadcast groups (after Windows mailslots).
 //!
-//! * [`Mailslot::create`] makes the one reader of a named mailslot. It lives in its own
+//! * [`MailslotReader::create`] makes the one reader of a named mailslot. It lives in its own
 //!   section (kind [`SectionKind::Mailslot`](culvert_section::SectionKind)), which
 //!   disappears when the reader is dropped — or, if the reader dies, when [`gc`] runs or
-//!   the next [`Mailslot::create`] of the same name reclaims it. Creating a name whose
+//!   the next [`MailslotReader::create`] of the same name reclaims it. Creating a name whose
 //!   reader lives is `AlreadyExists`.
 //! * [`MailslotWriter::open`] attaches a writer (any number, in any processes).
 //!   [`MailslotWriter::write`] **never blocks**: it delivers the whole message, or
 //!   reports [`Error::Full`] — the mailslot dropped the message and counted it in a
 //!   counter in shared memory that the reader sees in [`MailslotInfo::dropped`]. A
 //!   message longer than `max_message_size` is `MessageTooLarge`, and nothing is sent.
-//! * The reader's [`Mailslot::read`] honours the read timeout (`None`: wait for ever;
-//!   `Some(0)`: never wait; on expiry `Timeout`), [`Mailslot::try_read`] never waits
-//!   (`WouldBlock`), [`Mailslot::info`] gives the next message's size, the messages
+//! * The reader's [`MailslotReader::read`] honours the read timeout (`None`: wait for ever;
+//!   `Some(0)`: never wait; on expiry `Timeout`), [`MailslotReader::try_read`] never waits
+//!   (`WouldBlock`), [`MailslotReader::info`] gives the next message's size, the messages
 //!   queued and the drop count.
 //! * [`join`] makes a reader of a **broadcast group**: one
 //!   [`broadcast::Ring`](culvert_ring::broadcast::Ring) in the group's section
 //!   (kind `BroadcastGroup`), created by whoever joins first. [`broadcast`] (or a
 //!   [`BroadcastSender`] for many messages) delivers a message to every reader that
 //!   joined. A reader that falls behind loses the oldest messages, and its next
-//!   [`Mailslot::read`] returns [`Error::Overrun`]`{ missed }` before the next message
+//!   [`MailslotReader::read`] returns [`Error::Overrun`]`{ missed }` before the next message
 //!   it still can read: loss is never silent. Readers join and leave at any time; the
 //!   group's section is removed when the last reader leaves.
 //!
@@ -32,7 +32,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use culvert::mailslot::{self, Mailslot, MailslotOptions, MailslotWriter};
+//! use culvert::mailslot::{self, MailslotReader, MailslotOptions, MailslotWriter};
 //! use culvert::Error;
 //!
 //! # fn main() -> culvert::Result<()> {
@@ -40,7 +40,7 @@
 //! // Tests and examples use their own namespace directory (default: /dev/shm).
 //! let opts = MailslotOptions::new().max_message_size(256).capacity(8).read_timeout(Duration::ZERO).root(dir.path());
 //!
-//! let mut reader = Mailslot::create("status", &opts)?;
+//! let mut reader = MailslotReader::create("status", &opts)?;
 //! let mut writer = MailslotWriter::open_with("status", &opts)?;
 //! writer.write(b"disk ok")?;
 //! assert_eq!(reader.info()?.next_message_size, Some(7));
@@ -109,7 +109,10 @@ use crate::{Error, Result};
 
 pub use group::{broadcast, broadcast_with, BroadcastSender};
 pub use layout::{MAX_CAPACITY, MAX_GROUP_MEMBERS, MAX_MESSAGE_SIZE_LIMIT, MAX_RING_BYTES};
-pub use reader::{join, Mailslot};
+pub use reader::{join, MailslotReader};
+
+/// The former name of [`MailslotReader`].
+pub type Mailslot = MailslotReader;
 pub use writer::MailslotWriter;
 
 /// Default [`MailslotOptions::max_message_size`].
@@ -126,7 +129,7 @@ pub struct MailslotOptions {
     /// Messages the mailslot (or group ring) holds: `1..=MAX_CAPACITY`, rounded up to a
     /// power of two (at least 2). Default 256.
     pub capacity: usize,
-    /// How long [`Mailslot::read`] waits: `None` for ever, `Some(0)` not at all.
+    /// How long [`MailslotReader::read`] waits: `None` for ever, `Some(0)` not at all.
     /// Default `None`.
     pub read_timeout: Option<Duration>,
     /// Namespace directory; `None`: `$CULVERT_ROOT`, else `/dev/shm`. Writers and
@@ -213,7 +216,7 @@ impl MailslotOptions {
     }
 }
 
-/// What [`Mailslot::info`] reports (after Windows `GetMailslotInfo`).
+/// What [`MailslotReader::info`] reports (after Windows `GetMailslotInfo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MailslotInfo {
     /// Length of the next message, `None` when none is waiting.

@@ -1,4 +1,4 @@
-//! [`Mailslot`]: the reader of a mailslot, or of a broadcast group.
+//! [`MailslotReader`]: the reader of a mailslot, or of a broadcast group.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,24 +20,24 @@ use crate::{Error, Result};
 
 /// Joins the broadcast group `group` as a new reader, creating the group if nobody has
 /// joined yet (its ring is then sized by `opts`; later joiners' sizes are ignored —
-/// see [`Mailslot::max_message_size`]). The reader sees messages broadcast from now on.
+/// see [`MailslotReader::max_message_size`]). The reader sees messages broadcast from now on.
 ///
 /// Errors: `InvalidName`; `InvalidArgument` for bad sizes; `Section(WrongKind)` when the
 /// name holds another kind of section; `Busy` when the group has
 /// [`MAX_GROUP_MEMBERS`](super::MAX_GROUP_MEMBERS) live readers; `Timeout` if the group
 /// stays in the middle of being removed for the open timeout (5 s).
-pub fn join(group: &str, opts: &MailslotOptions) -> Result<Mailslot> {
+pub fn join(group: &str, opts: &MailslotOptions) -> Result<MailslotReader> {
     let reader = join_group(group, opts)?;
-    Ok(Mailslot::from_group(group, opts.read_timeout, reader))
+    Ok(MailslotReader::from_group(group, opts.read_timeout, reader))
 }
 
-/// The reader of a mailslot ([`Mailslot::create`]) or of a broadcast group
+/// The reader of a mailslot ([`MailslotReader::create`]) or of a broadcast group
 /// ([`join`](super::join)).
 ///
 /// Dropping it closes the mailslot (writers then get `Closed`, new writers `NotFound`)
 /// and removes its section; a group reader leaves the group (the last one out removes
 /// the group's section).
-pub struct Mailslot {
+pub struct MailslotReader {
     name: String,
     read_timeout: Option<Duration>,
     inner: Inner,
@@ -48,9 +48,9 @@ pub(crate) enum Inner {
     Group(GroupReader),
 }
 
-impl std::fmt::Debug for Mailslot {
+impl std::fmt::Debug for MailslotReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailslot")
+        f.debug_struct("MailslotReader")
             .field("name", &self.name)
             .field("broadcast", &self.is_broadcast())
             .field("read_timeout", &self.read_timeout)
@@ -58,7 +58,7 @@ impl std::fmt::Debug for Mailslot {
     }
 }
 
-impl Mailslot {
+impl MailslotReader {
     pub(crate) fn from_group(name: &str, read_timeout: Option<Duration>, g: GroupReader) -> Self {
         Self {
             name: name.to_string(),
@@ -336,7 +336,7 @@ pub(crate) fn reclaim_dead(name: &str, root: Option<&Path>) -> Result<bool> {
 
 // SAFETY: the notifiers live in the mailslot's (or group's) mapped section, not in the
 // reader value.
-unsafe impl culvert_sync::Waitable for Mailslot {
+unsafe impl culvert_sync::Waitable for MailslotReader {
     /// True when a message (or a count of lost ones) is waiting to be read, or the
     /// ring broke.
     fn poll_ready(&mut self, ctx: culvert_sync::WaitContext) -> bool {

@@ -171,14 +171,14 @@ impl MailslotWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Mailslot, MailslotOptions};
+    use super::super::{MailslotOptions, MailslotReader};
     use super::MailslotWriter;
 
     #[test]
     fn report_lost_adds_to_the_readers_drop_count() {
         let dir = tempfile::tempdir().unwrap();
         let opts = MailslotOptions::default().capacity(2).root(dir.path());
-        let mut reader = Mailslot::create("lost", &opts).unwrap();
+        let mut reader = MailslotReader::create("lost", &opts).unwrap();
         let mut w = MailslotWriter::open_with("lost", &opts).unwrap();
         w.report_lost(0);
         assert_eq!(reader.info().unwrap().dropped, 0);

@@ -21,7 +21,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use culvert::mailslot::{MailslotOptions, MailslotReader, MailslotWriter};
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::port::{MessageKind, PortClient, PortOptions, PortServer};
 use culvert::{Deadline, Error, Result};
@@ -147,7 +147,7 @@ fn mailslot_reader(name: &str, count: usize) -> Result<()> {
         .max_message_size(512)
         .capacity(64)
         .read_timeout(Duration::from_secs(30));
-    let mut slot = Mailslot::create(name, &opts)?;
+    let mut slot = MailslotReader::create(name, &opts)?;
     let mut buf = [0u8; 512];
     for i in 0..count {
         let n = slot.read(&mut buf)?;

@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
 use culvert::mailslot::{
-    self, BroadcastSender, Mailslot, MailslotOptions, MailslotWriter, DEFAULT_CAPACITY,
+    self, BroadcastSender, MailslotOptions, MailslotReader, MailslotWriter, DEFAULT_CAPACITY,
     DEFAULT_MAX_MESSAGE_SIZE,
 };
 
@@ -26,7 +26,7 @@ use crate::status::{
 /// Threads: calls are serialised by an internal lock (safe from any thread; a
 /// waiting read holds the handle). `culvert_mailslot_close` must be the last use.
 pub struct CulvertMailslot {
-    slot: Mutex<Mailslot>,
+    slot: Mutex<MailslotReader>,
 }
 
 /// A writer to a mailslot (`culvert_mailslot_writer_open`).
@@ -82,7 +82,7 @@ fn reader_options(
         .read_timeout(timeout(read_timeout_ms))
 }
 
-fn new_reader(slot: Mailslot) -> *mut CulvertMailslot {
+fn new_reader(slot: MailslotReader) -> *mut CulvertMailslot {
     into_handle(CulvertMailslot {
         slot: Mutex::new(slot),
     })
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn culvert_mailslot_create(
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let name = unsafe { name_arg(name, "name") }?;
         let opts = reader_options(max_message_size, capacity, read_timeout_ms);
-        let slot = Mailslot::create(name, &opts)?;
+        let slot = MailslotReader::create(name, &opts)?;
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { put(out, new_reader(slot)) };
         Ok(())

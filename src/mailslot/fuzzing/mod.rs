@@ -56,7 +56,7 @@ use culvert_sync::ProcessIdentity;
 
 use super::layout::{word_alive, GROUP_KIND, GROUP_OBJ, MAILSLOT_KIND, MAILSLOT_OBJ, RING_OBJ};
 use super::{
-    broadcast_with, join, section_options, BroadcastSender, Mailslot, MailslotOptions,
+    broadcast_with, join, section_options, BroadcastSender, MailslotOptions, MailslotReader,
     MailslotWriter, MAX_GROUP_MEMBERS,
 };
 use crate::fuzz_script::{timed, Input, Root};
@@ -85,7 +85,7 @@ fn pattern(tag: u64, len: usize) -> Vec<u8> {
 
 /// A group reader and what the model expects it to read.
 struct Member {
-    reader: Mailslot,
+    reader: MailslotReader,
     /// Messages sent since it joined and not yet read or counted missed.
     queue: VecDeque<Vec<u8>>,
     /// Missed messages `info` found and the next read reports.
@@ -104,7 +104,7 @@ struct Run {
     max: usize,
     slot: String,
     group: String,
-    reader: Option<Mailslot>,
+    reader: Option<MailslotReader>,
     /// Bumped each time the reader goes; writers remember the one they opened.
     slot_gen: u32,
     writers: Vec<(MailslotWriter, u32)>,
@@ -236,7 +236,7 @@ impl Run {
     /// Reads from `reader` in `mode` into a buffer of `len` bytes; checks what any read
     /// must satisfy.
     fn read_from(
-        reader: &mut Mailslot,
+        reader: &mut MailslotReader,
         mode: u8,
         len: usize,
         max: usize,
@@ -371,7 +371,7 @@ impl Run {
     /// to create a second reader of a live name.
     fn recreate(&mut self, how: u8) {
         if how % 4 == 1 {
-            let got = timed("create", || Mailslot::create(&self.slot, &self.opts));
+            let got = timed("create", || MailslotReader::create(&self.slot, &self.opts));
             match (&got, &self.reader) {
                 (Err(Error::AlreadyExists { .. }), Some(_)) => {}
                 (Ok(_), None) => {}
@@ -403,7 +403,7 @@ impl Run {
             (self.written, self.fulls, self.delivered) = (0, 0, 0);
         }
         if how % 4 != 3 {
-            let got = timed("create", || Mailslot::create(&self.slot, &self.opts));
+            let got = timed("create", || MailslotReader::create(&self.slot, &self.opts));
             assert!(self.scribbled || got.is_ok(), "create gave {got:?}");
             assert!(
                 typed(&got, |e| matches!(
@@ -567,7 +567,7 @@ pub fn hostile(data: &[u8]) {
         .read_timeout(Duration::ZERO)
         .root(&root.0);
     let slot = format!("ms{n}");
-    let reader = timed("create", || Mailslot::create(&slot, &opts)).expect("create mailslot");
+    let reader = timed("create", || MailslotReader::create(&slot, &opts)).expect("create mailslot");
     assert_eq!((reader.capacity(), reader.max_message_size()), (cap, max));
     let id = ProcessIdentity::me();
     let dead = |k| ProcessIdentity::from_parts(id.pid, id.start_time.wrapping_add(k)).packed();
