@@ -152,6 +152,13 @@ impl PipeEnd {
     /// [`Waitable::poll_ready`](culvert_sync::Waitable::poll_ready)); the peer's
     /// process is checked when `liveness_due`.
     pub(super) fn poll_readable(&mut self, liveness_due: bool) -> bool {
+        // The common case in a few loads (a wait set polls many ends per pass): bytes
+        // committed in a plain byte ring.
+        if let super::Rx::Bytes(r) = &mut self.rx {
+            if !self.poisoned && matches!(r.bytes_available(), Ok(n) if n > 0) {
+                return true;
+            }
+        }
         match self.peek_checking(Some(liveness_due)) {
             Ok(p) => p.bytes_available > 0 || p.next_message_len.is_some(),
             Err(_) => true,
