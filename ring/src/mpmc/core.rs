@@ -222,9 +222,9 @@ impl MpmcCore {
             });
         }
         if w.version.load(Ordering::Relaxed) != LAYOUT_VERSION {
-            return Err(Error::InvalidConfig {
-                what: "unsupported mpmc ring layout version",
-            });
+            // The magic says this is an mpmc ring, which only `init` writes, with the
+            // one version it knows: another version is a scribbled word.
+            return corrupt("mpmc ring layout version");
         }
         let shift = w.slot_shift.load(Ordering::Relaxed);
         if shift >= 32 {

@@ -296,6 +296,16 @@ fn attach_rejects_bad_regions() {
     ));
 }
 
+#[test]
+fn a_scribbled_layout_version_is_corruption() {
+    let cfg = Config::new(4, 8);
+    let r = ring(4, 8);
+    let raw = Raw { region: &r, cfg };
+    raw.ctl().config.0.version.store(7, Ordering::Relaxed);
+    assert!(matches!(Producer::attach(&r), Err(Error::Corrupted { .. })));
+    assert!(matches!(Consumer::attach(&r), Err(Error::Corrupted { .. })));
+}
+
 /// Raw access to a ring's shared words, for simulating dead and hostile peers.
 struct Raw<'a> {
     region: &'a Region,
