@@ -15,6 +15,18 @@
 //! This module is the only place that parses host-qualified names and the only
 //! definition of the redirector's wire format (the bridge uses the same types).
 //! Decoding never panics: malformed bytes give [`Error::Corrupted`].
+//!
+//! ## A far peer's death
+//!
+//! A proxy stands in for a process on another host. When that process dies, or the
+//! bridge of its host does, the proxy must look dead to the local caller as a local
+//! peer would: the caller reads what reached it, then `PeerDied`. Liveness is read
+//! from identity words ([`culvert_sync::holder_of`]), so the bridge keeps the proxy
+//! open and replaces its identity words with [`DEAD_STAND_IN`] — a pipe end through
+//! [`StandIn`](crate::pipe::StandIn), a port through
+//! [`PortServer::mark_dead`](crate::port::PortServer::mark_dead) — and closes the
+//! proxy only once the caller is gone. A clean close on the far side closes the proxy
+//! instead, and the caller sees `Closed`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +45,11 @@ pub const MAX_HOST_NAME: usize = 64;
 
 /// The host part that means "every host of the domain" (mailslots only).
 pub const ALL_HOSTS: &str = "*";
+
+/// The packed identity a proxy takes on when the far process it stands in for died:
+/// pid `0x7fff_fff0`, above any `pid_max` (Linux pids stay below 2^22), so every
+/// liveness check reads it as dead, and as an `i32` it names no process group.
+pub const DEAD_STAND_IN: u64 = culvert_sync::ProcessIdentity::from_parts(0x7fff_fff0, 0).packed();
 
 const MAGIC: &[u8; 4] = b"CVR1";
 /// Largest request or reply the redirector exchanges (room for a port's connect
@@ -465,5 +482,13 @@ mod tests {
             })
         ));
         assert!(Reply::decode(b"CVR1\x63").is_err());
+    }
+
+    #[test]
+    fn a_dead_stand_in_reads_as_dead() {
+        assert_eq!(
+            culvert_sync::holder_of(DEAD_STAND_IN),
+            culvert_sync::Holder::Dead
+        );
     }
 }

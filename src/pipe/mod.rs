@@ -135,6 +135,7 @@ mod layout;
 mod options;
 mod server;
 mod shared;
+mod standin;
 
 pub use anon::{anonymous, anonymous_pending, PendingEnd, PipeCommandExt, PIPE_FD_ENV};
 #[cfg(feature = "tokio")]
@@ -145,3 +146,4 @@ pub use options::{
     MAX_BUFFER, MAX_INSTANCES, MAX_MESSAGE_LIMIT, MAX_PIPE_NAME, MIN_BUFFER,
 };
 pub use server::PipeServer;
+pub use standin::StandIn;

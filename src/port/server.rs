@@ -661,6 +661,7 @@ impl std::fmt::Debug for Responder {
 mod events;
 mod handshake;
 mod incoming;
+mod standin;
 
 pub use events::ServerEvent;
 #[cfg(test)]

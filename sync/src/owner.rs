@@ -151,6 +151,20 @@ impl OwnerWord {
             .is_ok()
     }
 
+    /// Hands the word from `me` to `stand_in` if `me` holds it: a relay that holds an
+    /// endpoint for a process elsewhere puts an identity no live process has there, so
+    /// that peers read the far process's death as this holder's. Idempotent: whether
+    /// the word now holds `stand_in`.
+    pub fn hand_to(&self, me: u64, stand_in: u64) -> bool {
+        match self
+            .0
+            .compare_exchange(me, stand_in, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(now) => now == stand_in,
+        }
+    }
+
     /// Frees the word if its holder is dead; returns the dead holder when this call
     /// freed it.
     pub fn reclaim_dead(&self) -> Option<u64> {

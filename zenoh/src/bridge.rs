@@ -5,14 +5,15 @@
 //! * opens a Zenoh peer session on exactly the configured endpoints;
 //! * declares its liveliness token `culvert/<domain>/b/<host>` and watches the other
 //!   bridges' tokens: when one vanishes (its process died or lost the network),
-//!   every connection with that host is aborted;
+//!   every connection with that host ends as if the far peer had died (its local
+//!   peer sees `PeerDied`);
 //! * serves the redirector pipe [`REDIRECTOR_PIPE`] in its namespace root, turning
 //!   each local `//host/name` request into a local proxy object (see [`crate::open`]);
 //! * answers open requests from other bridges on `culvert/<domain>/h/<host>/open`,
 //!   for exported names only.
 //!
-//! [`Bridge::stop`] (or drop) closes the redirector, aborts every connection and
-//! closes the session.
+//! [`Bridge::stop`] (or drop) closes the redirector, aborts every connection (its
+//! local peer sees a close) and closes the session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,12 +32,18 @@ use zenoh::{Session, Wait};
 
 use crate::{BridgeConfig, BridgeError};
 
-/// Something a dead peer bridge must tear down.
+/// A connection with another host, which that host's fate ends.
 pub(crate) trait Abortable: Send + Sync {
     /// The far host.
     fn peer(&self) -> &str;
-    /// Tears down (idempotent).
+    /// Tears down; the local peer sees a close (idempotent).
     fn abort(&self);
+    /// This bridge stops: tells the far side (its local peer sees a close), then
+    /// tears down as [`abort`](Self::abort) does.
+    fn stop(&self);
+    /// The far host's bridge died or went out of reach: ends the connection as a far
+    /// peer's death (the local peer sees `PeerDied`). Idempotent.
+    fn peer_died(&self);
 }
 
 /// What every part of a running bridge shares.
@@ -85,16 +92,26 @@ impl Inner {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Aborts every connection with `host` (`None`: all).
-    pub(crate) fn abort_peer(&self, host: Option<&str>) {
-        let victims: Vec<Arc<dyn Abortable>> = self
-            .conns_lock()
+    /// The connections with `host` (`None`: all).
+    fn conns_with(&self, host: Option<&str>) -> Vec<Arc<dyn Abortable>> {
+        self.conns_lock()
             .values()
             .filter(|c| host.is_none_or(|h| c.peer() == h))
             .cloned()
-            .collect();
-        for c in victims {
-            c.abort();
+            .collect()
+    }
+
+    /// Stops every connection, telling each far side.
+    fn stop_all(&self) {
+        for c in self.conns_with(None) {
+            c.stop();
+        }
+    }
+
+    /// Ends every connection with `host`, whose bridge is gone, as a peer's death.
+    pub(crate) fn peer_host_died(&self, host: &str) {
+        for c in self.conns_with(Some(host)) {
+            c.peer_died();
         }
     }
 
@@ -182,7 +199,7 @@ impl Bridge {
                 }
                 let key = sample.key_expr().as_str();
                 if let (Some(peer), Some(inner)) = (key.rsplit('/').next(), weak.upgrade()) {
-                    inner.abort_peer(Some(peer));
+                    inner.peer_host_died(peer);
                 }
             })
             .wait()
@@ -256,7 +273,8 @@ impl Bridge {
         false
     }
 
-    /// Stops: no new requests; every connection aborted; the session closed.
+    /// Stops: no new requests; every connection aborted, its far side told (so the
+    /// far peers see a close, not a death); the session closed.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -266,7 +284,7 @@ impl Bridge {
         if let Some(t) = self.redirector.take() {
             let _ = t.join();
         }
-        self.inner.abort_peer(None);
+        self.inner.stop_all();
         let _ = self.inner.session.close().wait();
     }
 }

@@ -47,21 +47,29 @@
 //!
 //! ## Faults
 //!
-//! Each bridge declares a Zenoh liveliness token. When a bridge dies, the others see
-//! its token vanish (about a millisecond on loopback, after the TCP link drops) and
-//! abort every connection with that host. Measured on loopback (tests
-//! `bridge_kill`, asserted below 500 ms):
+//! A remote peer's death reads as a local peer's would. When the far peer *process*
+//! dies (the far bridge sees `PeerDied` on its local end), its bridge sends
+//! [`wire::Kind::PeerDied`] after the data before it; when the far *bridge* dies or
+//! its link drops, the others see its liveliness token vanish (about a millisecond on
+//! loopback) and take it the same way. The near bridge then keeps the proxy open with
+//! its identity words marked dead ([`culvert::pipe::StandIn`],
+//! [`culvert::port::PortServer::mark_dead`]) until the local caller goes, so the caller
+//! reads what reached it, then `PeerDied`, within culvert's liveness recheck interval
+//! (50 ms). A far peer that closes cleanly is still a close: end of stream, `Closed`.
+//! Measured on loopback (tests `peer_death`, `bridge_kill`, asserted below 500 ms):
 //!
-//! * pipes, far side of a killed bridge: the local peer reads end of stream and its
-//!   writes fail with `Closed` (`BrokenPipe`) within the relay's poll interval
-//!   [`pipe::POLL`] (about 2–20 ms);
+//! * far pipe or port server SIGKILLed: the remote client's read, or its call in
+//!   flight, fails with `PeerDied` after about 150 ms (the far bridge's liveness check,
+//!   then the caller's);
+//! * far bridge SIGKILLed: the remote client's pipe read or pending call fails with
+//!   `PeerDied` after 50–100 ms; the far pipe server, whose client was the dead
+//!   bridge, sees `PeerDied` too, and a far port server sees its connection go;
 //! * pipes and ports on the killed bridge's own host: the proxy's holder process
-//!   died, so reads, writes and pending calls fail with `PeerDied` within culvert's
-//!   liveness recheck interval (50 ms);
-//! * ports whose far bridge or far server goes: pending and later calls fail with
-//!   `Closed` (the proxy port is closed; a closing port cannot report the far
-//!   process's death as `PeerDied`); the far server sees its connection go within a
-//!   few milliseconds.
+//!   died, so reads, writes and pending calls fail with `PeerDied` within the same
+//!   interval.
+//!
+//! A bridge that stops cleanly ([`Bridge::stop`]) aborts its connections and tells
+//! the far sides, whose local peers see a close.
 //!
 //! A restarted bridge serves again (its redirector pipe replaces the dead one's; it
 //! reconnects to its configured peers). A malformed sample from the network is

@@ -18,17 +18,23 @@
 //! waits — memory in flight is bounded by the window per direction.
 //!
 //! **Ends.** End of stream on the local end sends [`Kind::Close`]; the far side then
-//! drops its writer (its local peer reads end of stream). A local peer that dies
-//! sends [`Kind::Abort`]; an abort, or the far bridge's liveliness token vanishing,
-//! drops both halves of the local end, so the local peer's reads and writes fail
-//! (`Closed`/`BrokenPipe`), and within the poll interval ([`POLL`]) of the threads.
+//! drops its writer (its local peer reads end of stream). A local peer that dies sends
+//! [`Kind::PeerDied`]; the far side writes what arrived before it, then marks its
+//! local end dead ([`StandIn::mark_dead`]) and keeps it open, so its local peer reads
+//! that data and then `PeerDied`, and its writes fail with `PeerDied`, as if the far
+//! process were its own peer (within culvert's liveness interval); the end is closed
+//! once that peer is gone. The far bridge's liveliness token vanishing counts as the
+//! far peer's death. [`Kind::Abort`] (a local failure, a malformed frame, a bridge
+//! that stops) drops both halves of the local end: its peer's reads end and its
+//! writes fail with `Closed`. Every relay thread waits at most the poll interval
+//! ([`POLL`]) before it looks at how the connection is.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use culvert::pipe::{PipeEnd, PipeMode, PipeReader, PipeWriter};
-use culvert::sync::atomic::{AtomicU64, Ordering};
+use culvert::pipe::{PipeEnd, PipeMode, PipeReader, PipeWriter, StandIn};
+use culvert::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use culvert::Error;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
@@ -53,13 +59,29 @@ pub(crate) enum Role {
 enum Inbound {
     Data(Vec<u8>),
     Close,
+    /// The far peer died: after the data before it, the local end is marked dead.
+    Died,
+}
+
+/// How far a link's relay went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Relay {
+    /// Carrying data.
+    #[default]
+    Running,
+    /// The local end was marked dead and is held open until its peer is gone.
+    Mourning,
+    /// Torn down: the local end is dropped.
+    Aborted,
 }
 
 #[derive(Default)]
 struct Flow {
     sent: u64,
     granted: u64,
-    aborted: bool,
+    relay: Relay,
+    /// The outbound thread ended (its half dropped) while the relay ran.
+    outbound_done: bool,
 }
 
 /// Bytes written into the local end, and how many of them were granted back.
@@ -77,8 +99,13 @@ pub(crate) struct PipeLink {
     inbound: Mutex<Sender<Inbound>>,
     /// Frames queued for the inbound thread and not yet written.
     queued: AtomicU64,
+    /// A death was queued: data frames after it are dropped.
+    dying: AtomicBool,
     /// The local end's writing half, once the relay runs (`None` after close).
     writer: Mutex<Option<PipeWriter>>,
+    /// The local end, to mark dead when the far peer dies (`None`: it cannot be, and
+    /// a death ends the connection as a close).
+    stand_in: Mutex<Option<StandIn>>,
     consumed: Mutex<Consumed>,
     data_pub: Publisher<'static>,
     credit_pub: Publisher<'static>,
@@ -91,8 +118,21 @@ impl Abortable for PipeLink {
 
     fn abort(&self) {
         let mut f = lock(&self.flow);
-        f.aborted = true;
+        f.relay = Relay::Aborted;
         self.cv.notify_all();
+    }
+
+    fn stop(&self) {
+        if self.relay() != Relay::Aborted {
+            self.send(Kind::Abort);
+        }
+        self.abort();
+    }
+
+    fn peer_died(&self) {
+        if !self.dying.swap(true, Ordering::AcqRel) {
+            self.queue(Inbound::Died);
+        }
     }
 }
 
@@ -101,16 +141,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PipeLink {
-    fn aborted(&self) -> bool {
-        lock(&self.flow).aborted
+    fn relay(&self) -> Relay {
+        lock(&self.flow).relay
+    }
+
+    /// Whether the relay stopped carrying data (torn down, or mourning).
+    fn stopped(&self) -> bool {
+        self.relay() != Relay::Running
+    }
+
+    fn outbound_done(&self) -> bool {
+        lock(&self.flow).outbound_done
     }
 
     /// Waits until `len` more bytes fit the window (a message larger than the
-    /// window goes alone). `false`: aborted.
+    /// window goes alone). `false`: the relay stopped.
     fn take_credit(&self, len: u64) -> bool {
         let mut f = lock(&self.flow);
         loop {
-            if f.aborted {
+            if f.relay != Relay::Running {
                 return false;
             }
             let in_flight = f.sent.saturating_sub(f.granted);
@@ -147,19 +196,49 @@ impl PipeLink {
         }
     }
 
-    /// Tells the far side to tear down (once the local side failed).
-    fn send_abort(&self) {
-        let _ = self
-            .data_pub
-            .put(Frame::new(Kind::Abort, 0, &[]).encode())
-            .wait();
+    /// Tells the far side how this side ended (`Abort` or `PeerDied`).
+    fn send(&self, kind: Kind) {
+        let _ = self.data_pub.put(Frame::new(kind, 0, &[]).encode()).wait();
+    }
+
+    /// The outbound thread ends: `true` if it must mourn (hold its half until the
+    /// local peer is gone), else it is recorded as done.
+    fn finish_outbound(&self) -> bool {
+        let mut f = lock(&self.flow);
+        if f.relay == Relay::Mourning {
+            return true;
+        }
+        f.outbound_done = true;
+        false
+    }
+
+    /// The far peer died: marks the local end dead and starts mourning. `Some(true)`:
+    /// the outbound thread is gone, the caller mourns; `Some(false)`: the outbound
+    /// thread mourns; `None`: the end could not be marked (or the link was torn down
+    /// meanwhile) and the link is aborted.
+    fn start_mourning(&self) -> Option<bool> {
+        let mut f = lock(&self.flow);
+        if f.relay != Relay::Running {
+            return None;
+        }
+        if !lock(&self.stand_in)
+            .as_ref()
+            .is_some_and(StandIn::mark_dead)
+        {
+            f.relay = Relay::Aborted;
+            self.cv.notify_all();
+            return None;
+        }
+        f.relay = Relay::Mourning;
+        self.cv.notify_all();
+        Some(f.outbound_done)
     }
 
     /// A data frame from the network: written into the local end at once when
     /// nothing is queued and it fits without waiting (the common case, one thread
     /// hop less), else queued for the inbound thread.
     fn arrive(&self, body: &[u8]) {
-        if self.aborted() {
+        if self.stopped() || self.dying.load(Ordering::Acquire) {
             return;
         }
         let mut rest = body;
@@ -195,6 +274,7 @@ impl PipeLink {
 /// frame of the far side is missed.
 pub(crate) struct Wires {
     link: Arc<PipeLink>,
+    role: Role,
     rx: Receiver<Inbound>,
     _subs: (Subscriber<()>, Subscriber<()>),
     reg: Registration,
@@ -228,7 +308,9 @@ pub(crate) fn declare(
         cv: Condvar::new(),
         inbound: Mutex::new(sender),
         queued: AtomicU64::new(0),
+        dying: AtomicBool::new(false),
         writer: Mutex::new(None),
+        stand_in: Mutex::new(None),
         consumed: Mutex::new(Consumed::default()),
         data_pub: publisher(format!("{base}/{tx}"))?,
         credit_pub: publisher(format!("{base}/{rx_credit}"))?,
@@ -242,6 +324,7 @@ pub(crate) fn declare(
             match Frame::decode(&bytes) {
                 Ok(f) if f.kind == Kind::Data => link.arrive(f.body),
                 Ok(f) if f.kind == Kind::Close => link.queue(Inbound::Close),
+                Ok(f) if f.kind == Kind::PeerDied => link.peer_died(),
                 // Abort, or a malformed or unexpected frame: the stream cannot go on.
                 // Both local threads stop at once, whatever the inbound one is doing.
                 _ => link.abort(),
@@ -265,6 +348,7 @@ pub(crate) fn declare(
     let reg = Registration::new(inner, link.clone());
     Ok(Wires {
         link,
+        role,
         rx,
         _subs: (data_sub, credit_sub),
         reg,
@@ -274,7 +358,7 @@ pub(crate) fn declare(
 impl Wires {
     /// Gives up before the relay started: tells the far side.
     pub(crate) fn abandon(self) {
-        self.link.send_abort();
+        self.link.send(Kind::Abort);
     }
 
     /// Relays between `end` and the network until both directions ended; returns at
@@ -283,6 +367,12 @@ impl Wires {
         let mut end = end;
         end.set_read_timeout(Some(POLL));
         end.set_write_timeout(Some(POLL));
+        // The proxy's end was accepted; the far side's end connected to the real pipe.
+        let stand_in = match self.role {
+            Role::Opener => StandIn::server_end(&end),
+            Role::Server => StandIn::client_end(&end),
+        };
+        *lock(&self.link.stand_in) = stand_in.ok();
         let (reader, writer) = match end.split() {
             Ok(halves) => halves,
             Err(_) => return self.abandon(),
@@ -292,6 +382,7 @@ impl Wires {
             rx,
             _subs,
             reg,
+            ..
         } = self;
         *lock(&link.writer) = Some(writer);
         let keep = Arc::new((_subs, reg));
@@ -317,10 +408,7 @@ fn outbound(link: &PipeLink, mut reader: PipeReader) {
         f.flags = message as u8;
         link.data_pub.put(f.encode()).wait().is_ok()
     };
-    loop {
-        if link.aborted() {
-            return;
-        }
+    while !link.stopped() {
         match reader.read_message(&mut buf) {
             Ok(r) => {
                 msg.extend_from_slice(&buf[..r.len]);
@@ -328,31 +416,63 @@ fn outbound(link: &PipeLink, mut reader: PipeReader) {
                     continue;
                 }
                 if !link.take_credit(msg.len() as u64 + 1) || !put(Kind::Data, &msg) {
-                    return;
+                    break;
                 }
                 msg.clear();
             }
             Err(Error::Timeout | Error::WouldBlock) => {}
             Err(Error::Closed) => {
                 put(Kind::Close, &[]);
-                return;
+                break;
             }
-            Err(_) => {
-                put(Kind::Abort, &[]);
+            Err(e) => {
+                // The local peer died, or the end failed: the far side is told which.
+                link.send(match e {
+                    Error::PeerDied => Kind::PeerDied,
+                    _ => Kind::Abort,
+                });
                 link.abort();
-                return;
+                break;
             }
         }
     }
+    if link.finish_outbound() {
+        mourn(link);
+    }
+    drop(reader);
 }
 
-/// Network → local end: what `PipeLink::arrive` could not write at once.
+/// Holds the local end, marked dead, until its peer is gone (or the link is torn
+/// down), then drops the writing half; the caller drops the reading half, if it has
+/// it. Until then the peer reads `PeerDied`, never a close.
+fn mourn(link: &PipeLink) {
+    let stand_in = lock(&link.stand_in).clone();
+    while link.relay() == Relay::Mourning && !stand_in.as_ref().is_none_or(StandIn::peer_left) {
+        std::thread::sleep(POLL);
+    }
+    lock(&link.writer).take();
+}
+
+/// How writing one frame into the local end went.
+enum Wrote {
+    Done,
+    /// The relay stopped, or the writing half is gone (the far side closed).
+    Stopped,
+    /// The local end failed: its peer is gone (`Closed`, `PeerDied`) or it broke.
+    Failed(Error),
+}
+
+/// Network → local end: what `PipeLink::arrive` could not write at once, and how the
+/// far side ended.
 fn inbound(link: &PipeLink, rx: &Receiver<Inbound>) {
+    // The far side closed: the writing half is dropped.
+    let mut closed = false;
     loop {
         let ev = match rx.recv_timeout(POLL) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => {
-                if link.aborted() {
+                // Done when torn down, or when both directions ended.
+                if link.stopped() || closed && link.outbound_done() {
                     break;
                 }
                 continue;
@@ -361,44 +481,66 @@ fn inbound(link: &PipeLink, rx: &Receiver<Inbound>) {
         };
         match ev {
             Inbound::Data(bytes) => {
-                let ok = {
+                let wrote = {
                     let mut guard = lock(&link.writer);
                     match guard.as_mut() {
                         Some(w) => write_all(link, w, &bytes),
-                        None => false,
+                        None => Wrote::Stopped,
                     }
                 };
                 link.queued.fetch_sub(1, Ordering::AcqRel);
-                if !ok {
-                    // The local peer is gone: stop the far side too (its writes then
-                    // fail as a local pipe's do).
-                    if !link.aborted() {
-                        link.send_abort();
+                match wrote {
+                    Wrote::Done => link.consumed(bytes.len() as u64 + 1),
+                    Wrote::Stopped => {}
+                    Wrote::Failed(e) => {
+                        // The local peer is gone: stop the far side too (its writes
+                        // then fail as a local pipe's do), saying whether it died.
+                        if !link.stopped() {
+                            link.send(match e {
+                                Error::PeerDied => Kind::PeerDied,
+                                _ => Kind::Abort,
+                            });
+                        }
+                        link.abort();
+                        break;
                     }
-                    link.abort();
-                    break;
                 }
-                link.consumed(bytes.len() as u64 + 1);
             }
             // Dropping the writer half-closes: the local peer reads end of stream.
-            Inbound::Close => break,
+            Inbound::Close => {
+                link.queued.fetch_sub(1, Ordering::AcqRel);
+                lock(&link.writer).take();
+                closed = true;
+                if link.outbound_done() {
+                    break;
+                }
+            }
+            Inbound::Died => {
+                link.queued.fetch_sub(1, Ordering::AcqRel);
+                match link.start_mourning() {
+                    // The writing half stays until the mourning ends.
+                    Some(true) => return mourn(link),
+                    Some(false) => return,
+                    None => break,
+                }
+            }
         }
     }
     lock(&link.writer).take();
 }
 
-/// Writes one frame's bytes; `false` when the local end failed or the link aborted.
-fn write_all(link: &PipeLink, w: &mut PipeWriter, mut bytes: &[u8]) -> bool {
+/// Writes one frame's bytes into the local end.
+fn write_all(link: &PipeLink, w: &mut PipeWriter, mut bytes: &[u8]) -> Wrote {
     let byte_mode = w.mode() == PipeMode::Byte;
     loop {
-        if link.aborted() {
-            return false;
+        if link.stopped() {
+            return Wrote::Stopped;
         }
         match w.write_message(bytes) {
             Ok(n) if byte_mode && n < bytes.len() => bytes = &bytes[n..],
-            Ok(_) => return true,
+            Ok(_) => return Wrote::Done,
             Err(Error::Timeout | Error::WouldBlock) => {}
-            Err(_) => return false,
+            Err(e) => return Wrote::Failed(e),
         }
     }
 }

@@ -14,13 +14,22 @@
 //!   `send_datagram` on B, in order with the calls;
 //! * a call the caller cancels (its `Incoming` on the proxy reports `is_cancelled`)
 //!   sends flags [`CANCEL`]; bridge B cancels its pending call;
-//! * a call that fails on B (the far server dropped it, could not reply, died)
+//! * a call that fails on B (the far server dropped it, could not reply, closed)
 //!   comes back as a failed `CallReply`; the proxy then drops the request unanswered,
 //!   so the caller's call fails (`Closed`).
 //!
-//! Keys: `culvert/<domain>/c/<opener>/<id>/o` (calls) and `…/s` (replies). When the
-//! far server dies or closes, or either bridge dies (liveliness), the proxy port is
-//! closed: the caller's pending and later calls fail.
+//! Keys: `culvert/<domain>/c/<opener>/<id>/o` (calls) and `…/s` (replies).
+//!
+//! **Ends.** When the far server closes, or the caller goes, the side that saw it sends
+//! [`Kind::Abort`] and the proxy port is closed: the caller's pending and later calls
+//! fail with `Closed`. When the far server's process dies (a call on B fails with
+//! `PeerDied`), B sends [`Kind::PeerDied`] after the replies before it; the far
+//! bridge's liveliness token vanishing counts the same. The proxy is then marked dead
+//! ([`PortServer::mark_dead`]) and kept open until the caller disconnects: the caller
+//! reads the replies already answered, then its pending and later calls fail with
+//! `PeerDied` (within culvert's liveness interval), as if the far server were a local
+//! one that died. B notices the death on the next call it relays, so a death with no
+//! call in flight is reported to the caller's next call.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -84,11 +93,42 @@ fn put(p: &Publisher<'static>, kind: Kind, flags: u8, seq: u64, body: &[u8]) {
 
 // ---- the caller's host: the proxy port -------------------------------------------
 
+/// Where a proxy is: relaying, marked dead until the caller goes, or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxyState {
+    Running,
+    Mourning,
+    Closed,
+}
+
 struct Proxy {
     peer: String,
-    aborted: AtomicBool,
+    state: Mutex<ProxyState>,
     server: PortServer,
     pending: Mutex<HashMap<u64, Incoming>>,
+    calls: Publisher<'static>,
+}
+
+impl Proxy {
+    fn state(&self) -> ProxyState {
+        *lock(&self.state)
+    }
+
+    /// Marks the proxy dead for its caller (see the module doc); a proxy that cannot
+    /// be marked is closed instead.
+    fn mourn(&self) {
+        let mut st = lock(&self.state);
+        if *st == ProxyState::Closed {
+            return;
+        }
+        if !self.server.mark_dead() {
+            drop(st);
+            return self.abort();
+        }
+        *st = ProxyState::Mourning;
+        // Dropped requests send nothing now: the caller's waits see the death.
+        lock(&self.pending).clear();
+    }
 }
 
 impl Abortable for Proxy {
@@ -97,11 +137,32 @@ impl Abortable for Proxy {
     }
 
     fn abort(&self) {
-        if !self.aborted.swap(true, Ordering::AcqRel) {
+        let mut st = lock(&self.state);
+        if *st != ProxyState::Closed {
+            *st = ProxyState::Closed;
             self.server.close();
             lock(&self.pending).clear();
         }
     }
+
+    fn stop(&self) {
+        if self.state() != ProxyState::Closed {
+            put(&self.calls, Kind::Abort, 0, 0, &[]);
+        }
+        self.abort();
+    }
+
+    fn peer_died(&self) {
+        self.mourn();
+    }
+}
+
+/// A proxy's slot, filled once the far side accepted; an end that came first waits.
+#[derive(Default)]
+struct Slot {
+    proxy: Option<Arc<Proxy>>,
+    /// An `Abort` (`false`) or `PeerDied` (`true`) before the proxy existed.
+    early: Option<bool>,
 }
 
 /// The redirector's side of `PortClient::connect("//host/name")`.
@@ -117,17 +178,29 @@ pub(crate) fn redirect(inner: &Arc<Inner>, req: &Request) -> Result<String, Erro
     let id = inner.next_id();
     let base = format!("{}/c/{}/{id}", inner.prefix, inner.cfg.host);
     // Declared before the open, so no reply frame can be missed.
-    let slot: Arc<Mutex<Option<Arc<Proxy>>>> = Arc::new(Mutex::new(None));
+    let slot: Arc<Mutex<Slot>> = Arc::default();
     let s2 = slot.clone();
     let sub = inner
         .session
         .declare_subscriber(format!("{base}/s"))
         .callback(move |sample| {
-            let Some(proxy) = lock(&s2).clone() else {
-                return;
-            };
             let bytes = sample.payload().to_bytes();
-            match Frame::decode(&bytes) {
+            let frame = Frame::decode(&bytes);
+            let died = matches!(&frame, Ok(f) if f.kind == Kind::PeerDied);
+            let proxy = {
+                let mut sl = lock(&s2);
+                match sl.proxy.clone() {
+                    Some(p) => p,
+                    None => {
+                        // Replies cannot come before the proxy; an end is kept.
+                        if !matches!(&frame, Ok(f) if f.kind == Kind::CallReply) {
+                            sl.early.get_or_insert(died);
+                        }
+                        return;
+                    }
+                }
+            };
+            match frame {
                 Ok(f) if f.kind == Kind::CallReply => {
                     if let Some(inc) = lock(&proxy.pending).remove(&f.seq) {
                         if f.flags == 0 {
@@ -136,6 +209,7 @@ pub(crate) fn redirect(inner: &Arc<Inner>, req: &Request) -> Result<String, Erro
                         // A failed call: dropping the request fails the caller's call.
                     }
                 }
+                Ok(f) if f.kind == Kind::PeerDied => proxy.mourn(),
                 // Abort, or a malformed frame: the connection cannot go on.
                 _ => proxy.abort(),
             }
@@ -165,14 +239,24 @@ pub(crate) fn redirect(inner: &Arc<Inner>, req: &Request) -> Result<String, Erro
     };
     let proxy = Arc::new(Proxy {
         peer: req.host.clone(),
-        aborted: AtomicBool::new(false),
+        state: Mutex::new(ProxyState::Running),
         server,
         pending: Mutex::new(HashMap::new()),
+        calls,
     });
-    *lock(&slot) = Some(proxy.clone());
+    let early = {
+        let mut sl = lock(&slot);
+        sl.proxy = Some(proxy.clone());
+        sl.early.take()
+    };
+    match early {
+        Some(true) => proxy.mourn(),
+        Some(false) => proxy.abort(),
+        None => {}
+    }
     let reg = Registration::new(inner, proxy.clone());
     std::thread::spawn(move || {
-        serve_proxy(&proxy, &accept_payload, &calls);
+        serve_proxy(&proxy, &accept_payload);
         proxy.abort();
         drop((sub, reg));
     });
@@ -180,8 +264,9 @@ pub(crate) fn redirect(inner: &Arc<Inner>, req: &Request) -> Result<String, Erro
 }
 
 /// The proxy's loop: accept the caller, then relay its requests until either side
-/// goes.
-fn serve_proxy(proxy: &Proxy, accept_payload: &[u8], calls: &Publisher<'static>) {
+/// goes (marked dead, it only waits for the caller to go).
+fn serve_proxy(proxy: &Proxy, accept_payload: &[u8]) {
+    let calls = &proxy.calls;
     let accepted = proxy
         .server
         .listen(PROXY_ACCEPT)
@@ -190,9 +275,17 @@ fn serve_proxy(proxy: &Proxy, accept_payload: &[u8], calls: &Publisher<'static>)
         put(calls, Kind::Abort, 0, 0, &[]);
         return;
     }
-    while !proxy.aborted.load(Ordering::Acquire) {
+    // Marked dead before the caller came: mark its connection too.
+    if proxy.state() == ProxyState::Mourning && !proxy.server.mark_dead() {
+        return;
+    }
+    loop {
+        let state = proxy.state();
+        if state == ProxyState::Closed {
+            return;
+        }
         match proxy.server.receive(POLL) {
-            Ok(mut inc) => {
+            Ok(mut inc) if state == ProxyState::Running => {
                 let body = std::mem::take(&mut inc.payload).into_vec();
                 match inc.kind {
                     MessageKind::Request => {
@@ -204,11 +297,16 @@ fn serve_proxy(proxy: &Proxy, accept_payload: &[u8], calls: &Publisher<'static>)
                     MessageKind::Datagram => put(calls, Kind::Call, DATAGRAM, inc.id, &body),
                 }
             }
+            // Marked dead: nothing is relayed (a dead connection's records are
+            // dropped before they become requests).
+            Ok(_) => {}
             Err(Error::Timeout | Error::WouldBlock) => {
                 proxy.server.maintain();
                 if proxy.server.connection_count() == 0 {
                     // The caller disconnected (or died).
-                    put(calls, Kind::Abort, 0, 0, &[]);
+                    if state == ProxyState::Running {
+                        put(calls, Kind::Abort, 0, 0, &[]);
+                    }
                     return;
                 }
                 let cancelled: Vec<u64> = lock(&proxy.pending)
@@ -251,6 +349,19 @@ impl Abortable for Client {
         self.aborted.store(true, Ordering::Release);
         // Every waiting task drops (so cancels) its call.
         lock(&self.cancels).clear();
+    }
+
+    fn stop(&self) {
+        if !self.aborted.load(Ordering::Acquire) {
+            put(&self.replies, Kind::Abort, 0, 0, &[]);
+        }
+        self.abort();
+    }
+
+    /// The caller's bridge is gone: the real server sees this client disconnect (a
+    /// port server is not told how a client went).
+    fn peer_died(&self) {
+        self.abort();
     }
 }
 
@@ -378,7 +489,7 @@ fn handle(inner: &Inner, client: &Arc<Client>, flags: u8, seq: u64, body: &[u8])
         DATAGRAM => {
             if let Err(e) = client.client.send_datagram(body) {
                 if matches!(e, Error::Closed | Error::PeerDied) {
-                    put(&client.replies, Kind::Abort, 0, 0, &[]);
+                    end(client, &e);
                     return false;
                 }
             }
@@ -393,12 +504,26 @@ fn handle(inner: &Inner, client: &Arc<Client>, flags: u8, seq: u64, body: &[u8])
 }
 
 fn fail_call(client: &Client, seq: u64, e: &Error) {
+    if matches!(e, Error::PeerDied) {
+        // No failed reply: the proxy would answer the call with a close.
+        return end(client, e);
+    }
     let status = Reply::from_error(e).status as u8;
     put(&client.replies, Kind::CallReply, 1, seq, &[status]);
-    if matches!(e, Error::PeerDied | Error::Closed) {
-        // The far server is gone: close the caller's proxy.
-        put(&client.replies, Kind::Abort, 0, 0, &[]);
-        client.aborted.store(true, Ordering::Release);
+    if matches!(e, Error::Closed) {
+        end(client, e);
+    }
+}
+
+/// The far server is gone (`e`: `Closed` or `PeerDied`): the caller's proxy is closed,
+/// or marked dead when the server's process died.
+fn end(client: &Client, e: &Error) {
+    let kind = match e {
+        Error::PeerDied => Kind::PeerDied,
+        _ => Kind::Abort,
+    };
+    if !client.aborted.swap(true, Ordering::AcqRel) {
+        put(&client.replies, kind, 0, 0, &[]);
     }
 }
 

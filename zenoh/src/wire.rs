@@ -10,6 +10,13 @@
 //! All integers little-endian. [`Frame::decode`] checks the magic, the version, the
 //! kind, that `len` is at most [`MAX_BODY`] and that exactly `len` bytes follow;
 //! anything else is a [`WireError`] — bytes from the network never panic the bridge.
+//!
+//! How a connection ends is said by the last frame of a direction: [`Kind::Close`]
+//! (pipes: the far end closed, its local peer reads end of stream), [`Kind::PeerDied`]
+//! (the far peer's process died: the local peer reads what came before, then
+//! `PeerDied`) or [`Kind::Abort`] (the connection failed: torn down, seen as a close).
+//! A bridge that predates [`Kind::PeerDied`] rejects it as an unknown kind and aborts
+//! the connection, so its local peer sees a close.
 
 /// Frame format version.
 pub const VERSION: u8 = 1;
@@ -27,7 +34,10 @@ pub enum Kind {
     Data = 1,
     /// The sender will send no more data in this direction (half close).
     Close = 2,
-    /// The sender's side failed (its local peer died): tear the connection down.
+    /// The connection ends on the sender's side for a reason other than a death (a
+    /// malformed frame, a local error, a proxy never connected to, the sender's
+    /// bridge stopping): tear it down; the receiver's local peer sees a close
+    /// (`Closed`).
     Abort = 3,
     /// Flow control: `seq` is the cumulative count of bytes the receiver consumed.
     Credit = 4,
@@ -43,6 +53,10 @@ pub enum Kind {
     Call = 9,
     /// A port reply; `seq` is the call id.
     CallReply = 10,
+    /// The sender's local peer process died: after the data frames before it, the
+    /// receiver makes its own local peer see that death (`PeerDied`), not a close.
+    /// The body is empty.
+    PeerDied = 11,
 }
 
 impl Kind {
@@ -58,6 +72,7 @@ impl Kind {
             8 => Kind::Lost,
             9 => Kind::Call,
             10 => Kind::CallReply,
+            11 => Kind::PeerDied,
             _ => return None,
         })
     }
@@ -176,6 +191,8 @@ mod tests {
         let f = Frame::new(Kind::Slot, 42, b"hello");
         let bytes = f.encode();
         assert_eq!(Frame::decode(&bytes).unwrap(), f);
+        let died = Frame::new(Kind::PeerDied, 0, &[]).encode();
+        assert_eq!(Frame::decode(&died).unwrap().kind, Kind::PeerDied);
     }
 
     #[test]
@@ -193,6 +210,9 @@ mod tests {
         let mut b = good.clone();
         b[3] = 200;
         assert_eq!(Frame::decode(&b), Err(WireError::Kind(200)));
+        let mut b = good.clone();
+        b[3] = 12;
+        assert_eq!(Frame::decode(&b), Err(WireError::Kind(12)));
         let mut b = good.clone();
         b[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(Frame::decode(&b), Err(WireError::Length { .. })));

@@ -240,8 +240,70 @@ fn bridge_killed_mid_stream_then_restarted() {
     let _ = child.wait();
 }
 
+/// The far bridge (the pipe server's host) is SIGKILLed while a remote client reads:
+/// the client reads what reached it, then `PeerDied` (its far peer is gone as if its
+/// process died), and its writes fail with `PeerDied`; the server, whose client was
+/// the killed bridge, sees its peer die too.
+#[test]
+fn far_bridge_killed_while_a_remote_pipe_client_reads() {
+    if std::env::var(ROLE).is_ok() {
+        return;
+    }
+    let dom = domain("kill-far-pipe");
+    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+    let bridge_a = Bridge::start(
+        BridgeConfig::new(&dom, "hosta")
+            .listen(format!("tcp/127.0.0.1:{port_a}"))
+            .root(root_a.path()),
+    )
+    .unwrap();
+    let mut child = spawn_host(&dom, "hostb", Some("feed"), root_b.path(), port_b, port_a);
+    assert!(bridge_a.wait_for_host("hostb", Duration::from_secs(10)));
+    let server = PipeServer::bind(
+        "feed",
+        &PipeOptions::default()
+            .root(root_b.path())
+            .mode(PipeMode::Message),
+    )
+    .unwrap();
+    let far = thread::spawn(move || {
+        let mut end = server.accept_until(Duration::from_secs(10)).unwrap();
+        end.write_message(b"first").unwrap();
+        end.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut b = [0u8; 8];
+        end.read_message(&mut b).map(|_| ()).unwrap_err()
+    });
+    let mut c = PipeEnd::connect_with(
+        "//hostb/feed",
+        Duration::from_secs(10),
+        &PipeOptions::default().root(root_a.path()),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 16];
+    let r = c.read_message(&mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"first");
+    let killed = Instant::now();
+    child.kill().unwrap();
+    let e = c.read_message(&mut buf).unwrap_err();
+    let near_delay = killed.elapsed();
+    let w = c.write_message(b"x").unwrap_err();
+    let far_err = far.join().unwrap();
+    eprintln!(
+        "far bridge killed: the remote client read {e:?} after {near_delay:?} (write: \
+         {w:?}); the far server read {far_err:?}"
+    );
+    assert!(matches!(e, Error::PeerDied), "{e:?}");
+    assert!(matches!(w, Error::PeerDied), "{w:?}");
+    assert!(matches!(far_err, Error::PeerDied), "{far_err:?}");
+    assert!(near_delay < FAULT_BOUND, "{near_delay:?}");
+    let _ = child.wait();
+}
+
 /// The far bridge (the port server's host) is SIGKILLed while a call is pending: the
-/// caller's call and later calls fail, and the far server sees its client go.
+/// caller's call and later calls fail with `PeerDied`, and the far server sees its
+/// client go.
 #[test]
 fn far_bridge_killed_with_a_port_call_pending() {
     use culvert::port::{PortClient, PortOptions, PortServer};
@@ -304,8 +366,8 @@ fn far_bridge_killed_with_a_port_call_pending() {
         "far bridge killed: pending call {e:?} after {near_delay:?}, next call {e2:?}; \
          far server lost the connection after {far_delay:?}"
     );
-    assert!(matches!(e, Error::Closed | Error::PeerDied), "{e:?}");
-    assert!(matches!(e2, Error::Closed | Error::PeerDied), "{e2:?}");
+    assert!(matches!(e, Error::PeerDied), "{e:?}");
+    assert!(matches!(e2, Error::PeerDied), "{e2:?}");
     assert!(near_delay < FAULT_BOUND, "{near_delay:?}");
     assert!(far_delay < FAULT_BOUND, "{far_delay:?}");
     let _ = child.wait();

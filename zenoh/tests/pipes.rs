@@ -223,11 +223,12 @@ fn end_of_stream_when_the_far_end_closes() {
     assert_eq!(&buf[..r.len], b"last words");
     t.join().unwrap();
     assert!(matches!(c.read_message(&mut buf), Err(Error::Closed)));
-    // Writes fail once the far end is gone too (broken pipe), within a bound.
+    // Writes fail once the far end is gone too (broken pipe, not a death), within a
+    // bound.
     let until = Instant::now() + Duration::from_secs(5);
     loop {
         match c.write_message(b"x") {
-            Err(Error::Closed | Error::PeerDied) => break,
+            Err(Error::Closed) => break,
             Ok(_) if Instant::now() < until => thread::sleep(Duration::from_millis(10)),
             other => panic!("write after the far end closed: {other:?}"),
         }
@@ -304,4 +305,27 @@ fn a_reader_that_does_not_read_bounds_the_bytes_in_flight() {
     c.set_write_timeout(Some(T));
     c.shutdown_write().unwrap();
     assert_eq!(t.join().unwrap(), written);
+}
+
+#[test]
+fn a_far_bridge_that_stops_cleanly_reads_as_a_close() {
+    let mut h = Hosts::start("stop", 2, &["stop"]);
+    let srv = server(&h, 1, "stop", PipeMode::Message, 1);
+    let t = thread::spawn(move || {
+        let mut end = srv.accept_until(T).unwrap();
+        end.write_message(b"hello").unwrap();
+        end.set_read_timeout(Some(T));
+        let mut b = [0u8; 8];
+        end.read_message(&mut b).map(|_| ()).unwrap_err()
+    });
+    let mut c = PipeEnd::connect_with("//hostb/stop", T, &opts(&h, 0)).unwrap();
+    c.set_read_timeout(Some(T));
+    let mut buf = [0u8; 16];
+    let r = c.read_message(&mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"hello");
+    h.bridges[1].take().unwrap().stop();
+    let e = c.read_message(&mut buf).unwrap_err();
+    assert!(matches!(e, Error::Closed), "{e:?}");
+    let far = t.join().unwrap();
+    assert!(matches!(far, Error::Closed), "{far:?}");
 }

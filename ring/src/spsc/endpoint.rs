@@ -160,6 +160,13 @@ impl WriterEnd {
         }
     }
 
+    /// Hands this writer's owner word to `stand_in` (see
+    /// [`OwnerWord::hand_to`](culvert_sync::OwnerWord::hand_to)); whether it now holds it.
+    pub(crate) fn hand_owner_to(&self, stand_in: u64) -> bool {
+        culvert_sync::OwnerWord::from_atomic(Side::Writer.own_owner(self.core.ctl()))
+            .hand_to(culvert_sync::owner::my_owner_id(), stand_in)
+    }
+
     /// Closes the writing side (idempotent), publishing a pending batch first.
     pub(crate) fn close(&mut self) {
         self.flush();

@@ -225,6 +225,16 @@ impl MessageWriter {
         self.end.reader_closed()
     }
 
+    /// For a relay writing on behalf of a process elsewhere: puts `stand_in` — an
+    /// identity no live process has — in this writer's owner word, in place of this
+    /// process's, so that the reader, once it read everything committed, reports the
+    /// writer's death (`PeerDied`) as if the far process had died. Keep the writer
+    /// open (closing reads as a close) and write nothing more. Whether the word now
+    /// holds `stand_in` (`false`: a peer scribbled it).
+    pub fn hand_owner_to(&self, stand_in: u64) -> bool {
+        self.end.hand_owner_to(stand_in)
+    }
+
     /// The region the ring lives in.
     pub fn region(&self) -> &Region {
         self.end.core.region()

@@ -57,3 +57,42 @@ fn the_server_never_unlinks_a_section_it_did_not_verify() {
     }
     drop((other_port, victim));
 }
+
+#[test]
+fn a_port_marked_dead_fails_its_clients_calls_with_peer_died() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::super::PortClient;
+
+    const T: Duration = Duration::from_secs(10);
+    let dir = tempfile::tempdir().unwrap();
+    let popts = PortOptions::default().root(dir.path());
+    let server = Arc::new(PortServer::create("standin", &popts).unwrap());
+    let s2 = server.clone();
+    let accepted = std::thread::spawn(move || s2.listen(T).unwrap().accept(b"").unwrap());
+    let (client, _) = PortClient::connect_with("standin", b"", T, &popts).unwrap();
+    accepted.join().unwrap();
+    let mut answered = client.call_async(b"a").unwrap();
+    let mut pending = client.call_async(b"b").unwrap();
+    server.receive(T).unwrap().reply(b"A").unwrap();
+    let held = server.receive(T).unwrap();
+    assert!(server.mark_dead());
+    // Dropped after the mark, the request sends nothing (no "no reply" record).
+    drop(held);
+    assert_eq!(answered.wait(T).unwrap().as_slice(), b"A");
+    let started = Instant::now();
+    let e = pending.wait(T).unwrap_err();
+    assert!(matches!(e, Error::PeerDied), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let e = client.call(b"c", T).unwrap_err();
+    assert!(matches!(e, Error::PeerDied), "{e:?}");
+    // The connection goes once the client does.
+    drop((answered, pending, client));
+    let until = Instant::now() + T;
+    while server.connection_count() != 0 {
+        assert!(Instant::now() < until, "the connection stays");
+        server.maintain();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
