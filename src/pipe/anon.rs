@@ -8,7 +8,9 @@ use culvert_section::{Section, SectionKind};
 use culvert_sync::atomic::{AtomicBool, Ordering};
 
 use super::end::PipeEnd;
-use super::layout::{create_instance, Placement, StateView, END_GONE, END_UNATTACHED, STATE_NAME};
+use super::layout::{
+    create_instance, Placement, Side, StateView, END_GONE, END_UNATTACHED, STATE_NAME,
+};
 use super::options::{PipeMode, PipeOptions};
 use super::shared::{self, HolderView, Reservation, HOLDER_ENV_SUFFIX, SIDE_ENV_SUFFIX};
 use crate::Result;
@@ -76,7 +78,7 @@ pub fn anonymous_pending(mode: PipeMode, opts: &PipeOptions) -> Result<(PipeEnd,
     let dup = section.as_fd().try_clone_to_owned()?;
     let second =
         Section::from_fd_with(dup, "anonymous pipe", &opts.section_for(SectionKind::Pipe))?;
-    let a = PipeEnd::attach(section, 0, opts.wait_strategy, None)?;
+    let a = PipeEnd::attach(section, Side::A, opts.wait_strategy, None)?;
     Ok((
         a,
         PendingEnd {
@@ -122,7 +124,7 @@ impl PendingEnd {
     /// attached it first.
     pub fn open(mut self) -> Result<PipeEnd> {
         let section = self.section.take().ok_or(crate::Error::Closed)?;
-        PipeEnd::attach(section, 1, self.opts.wait_strategy, None)
+        PipeEnd::attach(section, Side::B, self.opts.wait_strategy, None)
     }
 
     /// Arranges for `cmd`'s child to inherit the pipe section, its descriptor number in
@@ -147,14 +149,17 @@ impl PendingEnd {
     pub fn pass_to_child_env(&self, cmd: &mut Command, var: &str) -> Result<()> {
         let section = self.section.as_ref().ok_or(crate::Error::Closed)?;
         if let Some(holders) = self.holders()? {
-            let r = shared::reserve_for_child(section, &holders, 1, cmd, var)?;
+            let r = shared::reserve_for_child(section, &holders, Side::B, cmd, var)?;
             self.reserved
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(r);
         } else {
             section.pass_to_child(cmd, var)?;
-            cmd.env(format!("{var}{SIDE_ENV_SUFFIX}"), "1");
+            cmd.env(
+                format!("{var}{SIDE_ENV_SUFFIX}"),
+                Side::B.index().to_string(),
+            );
             cmd.env_remove(format!("{var}{HOLDER_ENV_SUFFIX}"));
         }
         self.passed.store(true, Ordering::Release);
@@ -174,7 +179,10 @@ impl PendingEnd {
         let Some(holders) = self.holders()? else {
             let id = culvert_sync::ProcessIdentity::of(pid)?;
             let state = StateView::new(section.object(STATE_NAME)?)?;
-            state.end(1).expected.store(id.packed(), Ordering::Release);
+            state
+                .end(Side::B)
+                .expected
+                .store(id.packed(), Ordering::Release);
             return Ok(());
         };
         let r = {
@@ -184,7 +192,7 @@ impl PendingEnd {
             }
             list.remove(0)
         };
-        shared::convert_reservation(&holders, 1, r, pid)
+        shared::convert_reservation(&holders, Side::B, r, pid)
     }
 
     /// Spawns `cmd` with this end passed to the child ([`pass_to_child`](Self::pass_to_child),
@@ -207,7 +215,7 @@ impl PendingEnd {
                     .unwrap_or_else(|p| p.into_inner())
                     .pop();
                 if let (Some(r), Ok(Some(holders))) = (last, self.holders()) {
-                    holders.release(1, r.index, r.word);
+                    holders.release(Side::B, r.index, r.word);
                 }
                 Err(e.into())
             }
@@ -234,7 +242,7 @@ impl Drop for PendingEnd {
         }
         // Never handed on: nobody will attach, so the first end must not wait.
         if let Ok(Ok(state)) = section.object(STATE_NAME).map(StateView::new) {
-            let _ = state.end(1).status.compare_exchange(
+            let _ = state.end(Side::B).status.compare_exchange(
                 END_UNATTACHED,
                 END_GONE,
                 Ordering::AcqRel,

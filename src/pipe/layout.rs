@@ -1,6 +1,6 @@
 //! The memory of one pipe instance: a section holding a [`PipeState`] block and two
-//! rings, `a2b` (written by end 0, the creating/server end) and `b2a` (written by end
-//! 1, the second/client end).
+//! rings, `a2b` (written by end [`Side::A`], the creating/server end) and `b2a`
+//! (written by end [`Side::B`], the second/client end).
 //!
 //! The state block is `#[repr(C)]`; its configuration words are written once by the
 //! creator before the section is marked ready and are copied out and validated by each
@@ -24,10 +24,54 @@ pub(crate) const OBJ_STATE: u32 = 0x5049_0001;
 pub(crate) const OBJ_RING: u32 = 0x5049_0002;
 /// Name of the state object.
 pub(crate) const STATE_NAME: &str = "state";
-/// Name of the ring end 0 writes.
+/// Name of the ring end [`Side::A`] writes.
 pub(crate) const A2B: &str = "a2b";
-/// Name of the ring end 1 writes.
+/// Name of the ring end [`Side::B`] writes.
 pub(crate) const B2A: &str = "b2a";
+
+/// One of the two ends of a pipe instance; its [`index`](Self::index) is the end's
+/// entry in the arrays of shared memory ([`PipeState::ends`], [`HolderTable::ends`])
+/// and the number that travels in `<var>_SIDE` to a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// End 0: the first end of an anonymous pipe, the server end of a named pipe's
+    /// connection. Writes ring [`A2B`].
+    A,
+    /// End 1: the second end of an anonymous pipe (the one a child takes), the client
+    /// end of a named pipe's connection. Writes ring [`B2A`].
+    B,
+}
+
+impl Side {
+    /// The other end.
+    pub(crate) fn peer(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    /// The end's index in the shared arrays: 0 for [`Side::A`], 1 for [`Side::B`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+
+    /// Name of the ring this end writes.
+    pub(crate) fn tx_ring(self) -> &'static str {
+        match self {
+            Side::A => A2B,
+            Side::B => B2A,
+        }
+    }
+
+    /// Name of the ring this end reads.
+    pub(crate) fn rx_ring(self) -> &'static str {
+        self.peer().tx_ring()
+    }
+}
 
 /// `flags` bit: the directions are MPMC rings.
 pub(crate) const FLAG_SHARED: u32 = 1;
@@ -60,8 +104,9 @@ pub(crate) const FRAG_LAST: u32 = 2;
 /// What one end publishes about itself.
 #[repr(C)]
 pub(crate) struct EndState {
-    /// Packed [`ProcessIdentity`] of the process that attached this end (0: none yet).
-    /// Written by that end; read by the peer for liveness and `peer_pid`.
+    /// Packed [`ProcessIdentity`](culvert_sync::ProcessIdentity) of the process that
+    /// attached this end (0: none yet). Written by that end; read by the peer for
+    /// liveness and `peer_pid`.
     pub identity: AtomicU64,
     /// Packed identity of the process expected to attach this end (0: unknown). Lets
     /// the peer notice that a child or client died before attaching.
@@ -93,9 +138,9 @@ unsafe impl SharedStruct for HolderTable {}
 /// The holder table (object `holders`, shared instances only).
 #[repr(C, align(128))]
 pub(crate) struct HolderTable {
-    /// `ends[e][i]`: holder word `i` of end `e` (see the `shared` module). Invariant
-    /// (honest peers): the identity part names a process that attached or is expected
-    /// to attach end `e`; written only by CAS.
+    /// `ends[e][i]`: holder word `i` of the end of index `e` ([`Side::index`]; see
+    /// the `shared` module). Invariant (honest peers): the identity part names a
+    /// process that attached or is expected to attach end `e`; written only by CAS.
     pub ends: [[AtomicU64; MAX_HOLDERS]; 2],
 }
 
@@ -126,7 +171,8 @@ pub(crate) struct PipeState {
     pub ticket: AtomicU64,
     /// Reserved, zero (pads the configuration words to one line).
     pub reserved1: [AtomicU64; 11],
-    /// End 0 (creator / server) and end 1 (second end / client).
+    /// End [`Side::A`] (creator / server) and end [`Side::B`] (second end / client),
+    /// at their [`Side::index`].
     pub ends: [EndState; 2],
 }
 
@@ -164,8 +210,8 @@ impl StateView {
     }
 
     /// One end's words.
-    pub(crate) fn end(&self, side: usize) -> &EndState {
-        &self.get().ends[side & 1]
+    pub(crate) fn end(&self, side: Side) -> &EndState {
+        &self.get().ends[side.index()]
     }
 
     /// Copies out and validates the configuration words.
@@ -198,8 +244,8 @@ impl StateView {
 
     /// Whether the peer of `side` is known to be gone: it disconnected, or the process
     /// recorded (or expected) for it died. `false` while unknown.
-    pub(crate) fn peer_gone(&self, side: usize) -> bool {
-        let peer = self.end(side ^ 1);
+    pub(crate) fn peer_gone(&self, side: Side) -> bool {
+        let peer = self.end(side.peer());
         let status = peer.status.load(Ordering::Acquire);
         if status != END_UNATTACHED && status != END_ATTACHED {
             return true;
@@ -286,7 +332,7 @@ pub(crate) enum Placement<'a> {
 }
 
 /// Creates an instance section in state `Ready`: the state block and the two rings.
-/// `expected_b` is the packed identity expected to attach end 1 (0: unknown).
+/// `expected_b` is the packed identity expected to attach end [`Side::B`] (0: unknown).
 pub(crate) fn create_instance(
     place: Placement<'_>,
     mode: PipeMode,
@@ -346,7 +392,9 @@ pub(crate) fn create_instance(
         .store(opts.max_message as u64, Ordering::Relaxed);
     s.slot.store(slot, Ordering::Relaxed);
     s.ticket.store(ticket, Ordering::Relaxed);
-    s.ends[1].expected.store(expected_b, Ordering::Relaxed);
+    s.ends[Side::B.index()]
+        .expected
+        .store(expected_b, Ordering::Relaxed);
     s.magic.store(PIPE_MAGIC, Ordering::Release);
     section.mark_ready()?;
     Ok(section)

@@ -78,7 +78,7 @@
 //! not yet connected) waits are cut into naps of that interval and the *expected* peer
 //! (the client's identity; for a child, see [`PipeEnd::expect_peer`]) is checked.
 //!
-//! **Named pipes.** See the [`PipeServer`] docs and the `server` module: the server's
+//! **Named pipes.** See the [`PipeServer`] docs and the `named` module: the server's
 //! section holds an instance table of `max_instances` slots, a table of request
 //! cells, and an MPMC ring carrying connect requests; clients and server wake each
 //! other through two notifiers in it.
@@ -132,8 +132,8 @@ pub mod fuzzing {
     pub use super::end::fuzzing::fragments_hostile;
 }
 mod layout;
+mod named;
 mod options;
-mod server;
 mod shared;
 mod standin;
 
@@ -141,9 +141,9 @@ pub use anon::{anonymous, anonymous_pending, PendingEnd, PipeCommandExt, PIPE_FD
 #[cfg(feature = "tokio")]
 pub use end::{AsyncPipeEnd, AsyncPipeReader, AsyncPipeWriter};
 pub use end::{MessageGrant, PipeEnd, PipeReader, PipeWriter};
+pub use named::PipeServer;
 pub use options::{
     MessageRead, Peek, PipeMode, PipeOptions, ReadMode, DEFAULT_BUFFER, DEFAULT_MAX_MESSAGE,
     MAX_BUFFER, MAX_INSTANCES, MAX_MESSAGE_LIMIT, MAX_PIPE_NAME, MIN_BUFFER,
 };
-pub use server::PipeServer;
 pub use standin::StandIn;

@@ -42,7 +42,7 @@ use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::ProcessIdentity;
 
 use super::layout::{
-    HolderTable, StateView, END_ATTACHED, END_GONE, END_UNATTACHED, HOLDERS_NAME, MAX_HOLDERS,
+    HolderTable, Side, StateView, END_ATTACHED, END_GONE, END_UNATTACHED, HOLDERS_NAME, MAX_HOLDERS,
 };
 use crate::{Error, Result};
 
@@ -54,7 +54,8 @@ const NONCE_MASK: u64 = 0x7f << 24;
 const FLAG_BITS: u64 = RESERVED | NONCE_MASK;
 /// Suffix of the environment variable carrying the reserved holder index.
 pub(crate) const HOLDER_ENV_SUFFIX: &str = "_HOLDER";
-/// Suffix of the environment variable carrying the side (0 or 1) a child attaches.
+/// Suffix of the environment variable carrying the side a child attaches (its
+/// [`Side::index`], 0 or 1).
 pub(crate) const SIDE_ENV_SUFFIX: &str = "_SIDE";
 
 /// The identity part of a holder word.
@@ -98,14 +99,14 @@ impl HolderView {
     }
 
     /// Word `i` of end `side`. `i` must be `< MAX_HOLDERS`.
-    pub(crate) fn word(&self, side: usize, i: usize) -> &AtomicU64 {
-        &self.table().ends[side & 1][i]
+    pub(crate) fn word(&self, side: Side, i: usize) -> &AtomicU64 {
+        &self.table().ends[side.index()][i]
     }
 
     /// Scans end `side`'s words.
-    pub(crate) fn scan(&self, side: usize) -> Holders {
+    pub(crate) fn scan(&self, side: Side) -> Holders {
         let mut any = false;
-        for w in &self.table().ends[side & 1] {
+        for w in &self.table().ends[side.index()] {
             let word = w.load(Ordering::SeqCst);
             if word == 0 {
                 continue;
@@ -124,7 +125,7 @@ impl HolderView {
 
     /// Claims a word of end `side` for `value`: word `preferred` if it holds a
     /// reservation, else a free word or one naming a dead process. Returns its index.
-    pub(crate) fn claim(&self, side: usize, value: u64, preferred: Option<usize>) -> Result<usize> {
+    pub(crate) fn claim(&self, side: Side, value: u64, preferred: Option<usize>) -> Result<usize> {
         if let Some(i) = preferred.filter(|&i| i < MAX_HOLDERS) {
             let w = self.word(side, i);
             let cur = w.load(Ordering::SeqCst);
@@ -153,7 +154,7 @@ impl HolderView {
     }
 
     /// Frees word `i` of end `side` if it still holds `value`. Returns whether it did.
-    pub(crate) fn release(&self, side: usize, i: usize, value: u64) -> bool {
+    pub(crate) fn release(&self, side: Side, i: usize, value: u64) -> bool {
         i < MAX_HOLDERS
             && self
                 .word(side, i)
@@ -163,7 +164,7 @@ impl HolderView {
 }
 
 /// Whether end `side` of a shared instance is gone (see the module doc).
-pub(crate) fn end_gone(state: &StateView, holders: &HolderView, side: usize) -> bool {
+pub(crate) fn end_gone(state: &StateView, holders: &HolderView, side: Side) -> bool {
     let end = state.end(side);
     let status = end.status.load(Ordering::SeqCst);
     if status != END_UNATTACHED && status != END_ATTACHED {
@@ -188,7 +189,7 @@ pub(crate) fn end_gone(state: &StateView, holders: &HolderView, side: usize) -> 
 pub(crate) fn attach_holder(
     state: &StateView,
     holders: &HolderView,
-    side: usize,
+    side: Side,
     my_id: u64,
     preferred: Option<usize>,
 ) -> Result<usize> {
@@ -217,7 +218,7 @@ pub(crate) fn attach_holder(
 pub(crate) fn detach_holder(
     state: &StateView,
     holders: &HolderView,
-    side: usize,
+    side: Side,
     index: usize,
     word: u64,
 ) -> bool {
@@ -228,7 +229,7 @@ pub(crate) fn detach_holder(
 }
 
 /// Marks end `side` gone (from unattached or attached). Returns whether this call did.
-pub(crate) fn mark_gone(state: &StateView, side: usize) -> bool {
+pub(crate) fn mark_gone(state: &StateView, side: Side) -> bool {
     let status = &state.end(side).status;
     let mut cur = status.load(Ordering::SeqCst);
     while cur == END_UNATTACHED || cur == END_ATTACHED {
@@ -258,7 +259,7 @@ fn reservation_word(identity: u64, nonce: u64) -> u64 {
 pub(crate) fn reserve_for_child(
     section: &Section,
     holders: &HolderView,
-    side: usize,
+    side: Side,
     cmd: &mut Command,
     var: &str,
 ) -> Result<Reservation> {
@@ -276,7 +277,7 @@ pub(crate) fn reserve_for_child(
         return Err(e.into());
     }
     cmd.env(format!("{var}{HOLDER_ENV_SUFFIX}"), index.to_string());
-    cmd.env(format!("{var}{SIDE_ENV_SUFFIX}"), side.to_string());
+    cmd.env(format!("{var}{SIDE_ENV_SUFFIX}"), side.index().to_string());
     Ok(r)
 }
 
@@ -285,7 +286,7 @@ pub(crate) fn reserve_for_child(
 /// the word over.
 pub(crate) fn convert_reservation(
     holders: &HolderView,
-    side: usize,
+    side: Side,
     r: Reservation,
     pid: u32,
 ) -> Result<()> {
@@ -304,12 +305,12 @@ pub(crate) fn convert_reservation(
 }
 
 /// The side and reserved holder index a child was given with `var`.
-pub(crate) fn inherited_side_and_holder(var: &str) -> Result<(usize, Option<usize>)> {
+pub(crate) fn inherited_side_and_holder(var: &str) -> Result<(Side, Option<usize>)> {
     let side = match std::env::var(format!("{var}{SIDE_ENV_SUFFIX}")) {
-        Err(_) => 1,
+        Err(_) => Side::B,
         Ok(s) => match s.trim() {
-            "0" => 0,
-            "1" => 1,
+            "0" => Side::A,
+            "1" => Side::B,
             other => {
                 return Err(Error::InvalidArgument {
                     what: format!("{var}{SIDE_ENV_SUFFIX}={other:?} is not 0 or 1"),

@@ -18,7 +18,7 @@ use culvert_sync::atomic::Ordering;
 use culvert_sync::owner::my_owner_id;
 
 use super::end::PipeEnd;
-use super::layout::{StateView, END_ATTACHED, STATE_NAME};
+use super::layout::{Side, StateView, END_ATTACHED, STATE_NAME};
 use crate::remote::DEAD_STAND_IN;
 use crate::{Error, Result};
 
@@ -27,13 +27,13 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub struct StandIn {
     state: StateView,
-    side: usize,
+    side: Side,
 }
 
 impl std::fmt::Debug for StandIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StandIn")
-            .field("side", &self.side)
+            .field("side", &self.side.index())
             .finish_non_exhaustive()
     }
 }
@@ -46,7 +46,7 @@ impl StandIn {
     /// `InvalidArgument` for a shared end, or one this process does not hold attached
     /// on that side; `Corrupted` or `Section` if the state block cannot be read.
     pub fn server_end(end: &PipeEnd) -> Result<StandIn> {
-        Self::new(end, 0)
+        Self::new(end, Side::A)
     }
 
     /// For `end`, an end [`PipeEnd::connect`] returned (the client end of its
@@ -55,10 +55,10 @@ impl StandIn {
     /// # Errors
     /// As [`server_end`](Self::server_end).
     pub fn client_end(end: &PipeEnd) -> Result<StandIn> {
-        Self::new(end, 1)
+        Self::new(end, Side::B)
     }
 
-    fn new(end: &PipeEnd, side: usize) -> Result<StandIn> {
+    fn new(end: &PipeEnd, side: Side) -> Result<StandIn> {
         let state = StateView::new(end.section().object(STATE_NAME)?)?;
         let invalid = |what: &str| Error::InvalidArgument {
             what: format!("stand-in: {what}"),

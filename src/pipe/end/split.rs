@@ -16,9 +16,9 @@ use culvert_section::{Section, SectionKind, SectionOptions};
 use culvert_sync::atomic::Ordering;
 use culvert_sync::RecheckClock;
 
-use super::super::layout::{StateView, END_GONE};
+use super::super::layout::{Side, StateView, END_GONE};
+use super::super::named::ServerLink;
 use super::super::options::{MessageRead, Peek, PipeMode, ReadMode};
-use super::super::server::ServerLink;
 use super::fragments::MsgCursor;
 use super::{PipeEnd, Rx, Tx};
 use crate::Result;
@@ -28,7 +28,7 @@ pub(crate) struct EndGuard {
     /// The instance's state block.
     state: StateView,
     /// The end the halves belong to.
-    side: usize,
+    side: Side,
     /// Named pipes: the server's instance slot, freed with the end.
     link: Mutex<Option<ServerLink>>,
 }

@@ -52,17 +52,19 @@ impl PipeEnd {
         if self.peer_lost.is_none() {
             self.peer_lost = self.find_peer_gone(liveness_due);
             if self.peer_lost == Some(PeerGone::Died) {
-                crate::trace::event!(WARN, side = self.side, "pipe peer process died");
+                crate::trace::event!(WARN, side = self.side.index(), "pipe peer process died");
             }
         }
         self.peer_lost.map(PeerGone::error)
     }
 
     fn find_peer_gone(&mut self, liveness_due: bool) -> Option<PeerGone> {
-        let status = self.state.end(self.side ^ 1).status.load(Ordering::Acquire);
+        let status = self.peer_end().status.load(Ordering::Acquire);
         let closed = status != END_UNATTACHED && status != END_ATTACHED;
         if let Some(sh) = &self.shared {
-            if closed || liveness_due && shared::end_gone(&self.state, &sh.holders, self.side ^ 1) {
+            if closed
+                || liveness_due && shared::end_gone(&self.state, &sh.holders, self.side.peer())
+            {
                 self.close_shared_rings();
                 return Some(PeerGone::Closed);
             }
@@ -78,7 +80,7 @@ impl PipeEnd {
     /// attached, a due clock is enough (the expected process may have died); after,
     /// a write checks every `OPS_PER_CLOCK_READ` writes, at most once per interval.
     pub(super) fn check_peer_for_write(&mut self) -> Result<()> {
-        let attached = self.state.end(self.side ^ 1).status.load(Ordering::Acquire) == END_ATTACHED;
+        let attached = self.peer_end().status.load(Ordering::Acquire) == END_ATTACHED;
         let due = if attached {
             self.clock.tick()
         } else {

@@ -19,13 +19,13 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::super::layout::{
-    EndState, HolderTable, PipeState, StateView, END_ATTACHED, END_GONE, MAX_HOLDERS,
+    EndState, HolderTable, PipeState, Side, StateView, END_ATTACHED, END_GONE, MAX_HOLDERS,
 };
 use super::{attach_holder, detach_holder, end_gone, reservation_word, HolderView};
 
 const PARENT: u64 = 0x10;
 const CHILD: u64 = 0x20;
-const SIDE: usize = 1;
+const SIDE: Side = Side::B;
 
 /// A region over a boxed `value` (kept alive by the region).
 fn region_of<T: SharedStruct + Send + Sync + 'static>(value: T) -> Region {
@@ -66,7 +66,7 @@ fn end_with(words: &[u64]) -> (StateView, HolderView) {
         ends: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
     };
     for (i, &w) in words.iter().enumerate().take(MAX_HOLDERS) {
-        table.ends[SIDE][i].store(w, Ordering::Relaxed);
+        table.ends[SIDE.index()][i].store(w, Ordering::Relaxed);
     }
     let state = StateView::new(region_of(state)).expect("a whole state block");
     let holders = HolderView {

@@ -1,6 +1,12 @@
-//! `PipeEnd::connect`: the client side of the named-pipe handshake — claim a request
-//! cell, ask through the request ring, wait for the answer (an instance, or the
-//! server's refusal with its cause), open the instance and attach its second end.
+//! The client of a named pipe: [`PipeEnd::connect`] and its variants run the client
+//! side of the handshake — claim a request cell, ask through the request ring, wait
+//! for the answer (an instance, or the server's refusal with its cause), open the
+//! instance and attach its client end ([`Side::B`]).
+//!
+//! Every `connect*` call waits, on the server's `answers` notifier (for a free cell,
+//! then for the answer) and on the request ring (for room), up to its deadline;
+//! `connect_async` runs the same handshake on a thread of its own. A host-qualified
+//! name is redirected to a local proxy first (see [`crate::remote`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +17,14 @@ use culvert_sync::atomic::Ordering;
 use culvert_sync::{wait_for, Deadline, ProcessIdentity};
 
 use super::super::end::PipeEnd;
+use super::super::layout::Side;
 use super::super::options::{validate_pipe_name, PipeOptions};
 use super::cell::Answer;
-use super::*;
+use super::instance_name;
+use super::layout::{
+    ServerShared, CELLS, MAX_DEFAULT_TIMEOUT, REFUSED_NO_SPACE, REFUSED_OS_ERROR, REQUEST_LEN,
+};
+use super::link::ServerLink;
 use crate::{Error, Result};
 
 /// The error a client reports for a refusal read from its cell (untrusted values).
@@ -229,13 +240,7 @@ impl PipeEnd {
         }
 
         // 4. Open the instance.
-        let link = ServerLink {
-            shared: shared.clone(),
-            slot,
-            ticket,
-            instance: None,
-            views: None,
-        };
+        let link = ServerLink::new(shared.clone(), slot, ticket, None);
         let iname = instance_name(name, ticket);
         let iopts = opts.section_for(SectionKind::Pipe);
         let section = match Section::open(&iname, &iopts) {
@@ -246,7 +251,7 @@ impl PipeEnd {
             }
         };
         let _ = Section::unlink(&iname, &iopts);
-        let end = PipeEnd::attach(section, 1, strategy, Some(link));
+        let end = PipeEnd::attach(section, Side::B, strategy, Some(link));
         // The server's accept waits for this attach.
         h.events.n.notify();
         end

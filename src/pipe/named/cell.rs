@@ -24,14 +24,19 @@
 //! never mistakes a new claimer for the dead client of an old request (a cell in
 //! `CLAIMED` is never reclaimed: it is in its holder's hands). A client killed between
 //! its claim and its post leaves its cell `CLAIMED`; that cell stays out of use.
+//!
+//! Nothing here waits: each transition is one load or CAS; the callers wait on the
+//! server's notifiers between them.
 
 use culvert_sync::atomic::Ordering;
 
-use super::{cell_word, Cell, CELL_ASSIGNED, CELL_CLAIMED, CELL_FREE, CELL_PENDING, CELL_REFUSED};
+use super::layout::{
+    cell_word, Cell, CELL_ASSIGNED, CELL_CLAIMED, CELL_FREE, CELL_PENDING, CELL_REFUSED,
+};
 
 /// What a client finds in its cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Answer {
+pub(super) enum Answer {
     /// Still pending.
     Pending,
     /// The server made the connection: its ticket and instance slot (unchecked: the
@@ -59,7 +64,7 @@ pub(crate) enum Answer {
 
 impl Cell {
     /// Client: claims this cell if it is free. Returns the request's generation.
-    pub(crate) fn try_claim(&self) -> Option<u32> {
+    pub(super) fn try_claim(&self) -> Option<u32> {
         let word = self.word.load(Ordering::Acquire);
         if word as u32 != CELL_FREE {
             return None;
@@ -78,7 +83,7 @@ impl Cell {
 
     /// Client, holding the claimed cell: records its identity and posts the request.
     /// `false` if the cell was taken from it (only a hostile peer does that).
-    pub(crate) fn post(&self, gen: u32, me: u64) -> bool {
+    pub(super) fn post(&self, gen: u32, me: u64) -> bool {
         self.client.store(me, Ordering::Release);
         self.word
             .compare_exchange(
@@ -114,7 +119,7 @@ impl Cell {
 
     /// Client: reads the answer to request `gen`, taking the cell back (`FREE`) when
     /// there is one.
-    pub(crate) fn answer(&self, gen: u32) -> Answer {
+    pub(super) fn answer(&self, gen: u32) -> Answer {
         let word = self.word.load(Ordering::Acquire);
         let answer = if word == cell_word(gen, CELL_PENDING) {
             return Answer::Pending;
@@ -139,7 +144,7 @@ impl Cell {
 
     /// Client, giving up on request `gen`: withdraws it, unless the server answered
     /// first — then that answer (the cell taken back), which the caller honours.
-    pub(crate) fn withdraw(&self, gen: u32) -> Answer {
+    pub(super) fn withdraw(&self, gen: u32) -> Answer {
         if self.free_from(cell_word(gen, CELL_PENDING)) {
             return Answer::Withdrawn;
         }
@@ -150,27 +155,27 @@ impl Cell {
     }
 
     /// Server: the client identity of request `gen` while it is pending.
-    pub(crate) fn pending_client(&self, gen: u32) -> Option<u64> {
+    pub(super) fn pending_client(&self, gen: u32) -> Option<u64> {
         (self.word.load(Ordering::Acquire) == cell_word(gen, CELL_PENDING))
             .then(|| self.client.load(Ordering::Acquire))
     }
 
     /// Server: answers request `gen` with a connection. `false` if it was withdrawn.
-    pub(crate) fn assign(&self, gen: u32, ticket: u64, slot: u64) -> bool {
+    pub(super) fn assign(&self, gen: u32, ticket: u64, slot: u64) -> bool {
         self.ticket.store(ticket, Ordering::Release);
         self.slot.store(slot, Ordering::Release);
         self.settle(gen, CELL_ASSIGNED)
     }
 
     /// Server: answers request `gen` with a refusal. `false` if it was withdrawn.
-    pub(crate) fn refuse(&self, gen: u32, cause: u64, detail: u64) -> bool {
+    pub(super) fn refuse(&self, gen: u32, cause: u64, detail: u64) -> bool {
         self.ticket.store(cause, Ordering::Release);
         self.slot.store(detail, Ordering::Release);
         self.settle(gen, CELL_REFUSED)
     }
 
     /// Server: drops request `gen` of a client found dead. `false` if it moved on.
-    pub(crate) fn drop_pending(&self, gen: u32) -> bool {
+    pub(super) fn drop_pending(&self, gen: u32) -> bool {
         self.free_from(cell_word(gen, CELL_PENDING))
     }
 
@@ -188,7 +193,7 @@ impl Cell {
 
     /// Server: frees this cell if its client is dead (`dead` says so), whatever state
     /// it was left in. `true` if it did.
-    pub(crate) fn reclaim_if(&self, dead: impl FnOnce(u64) -> bool) -> bool {
+    pub(super) fn reclaim_if(&self, dead: impl FnOnce(u64) -> bool) -> bool {
         let word = self.word.load(Ordering::Acquire);
         let state = word as u32;
         if !matches!(state, CELL_PENDING | CELL_ASSIGNED | CELL_REFUSED) {

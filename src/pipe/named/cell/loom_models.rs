@@ -1,6 +1,6 @@
 //! loom models of the named-pipe request cell (run with `--cfg loom`:
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p culvert --lib --release
-//! --target-dir target/loom pipe::server::cell`).
+//! --target-dir target/loom pipe::named::cell`).
 //!
 //! Properties:
 //! * a client giving up and the server answering never both win: the client gets the
@@ -16,7 +16,7 @@
 use loom::sync::Arc;
 use loom::thread;
 
-use super::super::{cell_word, Cell, CELL_FREE};
+use super::super::layout::{cell_word, Cell, CELL_FREE};
 use super::Answer;
 use culvert_sync::atomic::Ordering;
 

@@ -6,8 +6,11 @@ use culvert_ring::mpmc;
 use culvert_section::{Section, SectionKind};
 use culvert_sync::{Deadline, ProcessIdentity, WaitStrategy};
 
-use super::cell::Answer;
 use super::*;
+use crate::pipe::layout::Side;
+use crate::pipe::named::cell::Answer;
+use crate::pipe::named::instance_name;
+use crate::pipe::named::link::ServerLink;
 
 /// A client that posted its request (cell 0) and was answered, but has not attached:
 /// `try_accept` returns `WouldBlock` at once instead of waiting for the attach, and
@@ -47,14 +50,8 @@ fn try_accept_never_waits_for_a_clients_attach() {
         &opts.section_for(SectionKind::Pipe),
     )
     .unwrap();
-    let link = ServerLink {
-        shared: shared.clone(),
-        slot: slot as usize,
-        ticket,
-        instance: None,
-        views: None,
-    };
-    let mut client = PipeEnd::attach(section, 1, WaitStrategy::Blocking, Some(link)).unwrap();
+    let link = ServerLink::new(shared.clone(), slot as usize, ticket, None);
+    let mut client = PipeEnd::attach(section, Side::B, WaitStrategy::Blocking, Some(link)).unwrap();
     let mut end = server
         .try_accept()
         .expect("the attached client is handed out");

@@ -1,6 +1,6 @@
 //! loom models of a named pipe's instance slot (run with `--cfg loom`:
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p culvert --lib --release
-//! --target-dir target/loom pipe::server::loom_models`).
+//! --target-dir target/loom pipe::named::link::loom_models`).
 //!
 //! Property: a new connection's claim of a slot is never undone by the old
 //! connection's late release or by a reclaim of the old connection's dead client:
@@ -9,7 +9,7 @@
 use loom::sync::Arc;
 use loom::thread;
 
-use super::Slot;
+use super::super::layout::Slot;
 
 const OLD: u64 = 1;
 const NEW: u64 = 2;

@@ -15,10 +15,12 @@ use culvert_section::{Section, SectionKind};
 use culvert_sync::atomic::Ordering;
 use culvert_sync::{wait_for, Deadline};
 
-use super::super::end::PipeEnd;
-use super::super::layout::{create_instance, Placement, StateView};
-use super::super::shared::{self, HolderView};
 use super::*;
+use crate::pipe::layout::{create_instance, Placement, Side, StateView, STATE_NAME};
+use crate::pipe::named::instance_name;
+use crate::pipe::named::layout::{REFUSED_NO_SPACE, REFUSED_OS_ERROR, REFUSED_OTHER};
+use crate::pipe::named::link::ServerLink;
+use crate::pipe::shared::{self, HolderView};
 use crate::{Error, Result};
 
 /// How long an answered client may take to attach its end before its instance is
@@ -45,7 +47,7 @@ impl PendingAccept {
     /// Gives the instance up: the client's end counts as gone, the slot is freed.
     pub(super) fn abandon(self) {
         if let Some(state) = &self.state {
-            shared::mark_gone(state, 1);
+            shared::mark_gone(state, Side::B);
         }
         drop(self.end);
     }
@@ -179,8 +181,8 @@ impl PipeServer {
             let slot = shared.slot(k);
             let ticket = slot.ticket();
             if ticket == t.ticket
-                && !(shared::end_gone(&t.state, &t.holders, 0)
-                    && shared::end_gone(&t.state, &t.holders, 1))
+                && !(shared::end_gone(&t.state, &t.holders, Side::A)
+                    && shared::end_gone(&t.state, &t.holders, Side::B))
             {
                 continue;
             }
@@ -282,16 +284,15 @@ impl PipeServer {
             let _ = Section::unlink(&name, &sopts);
             return Ok(None);
         }
-        let link = ServerLink {
-            shared: shared.clone(),
-            slot: k,
+        let link = ServerLink::new(
+            shared.clone(),
+            k,
             ticket,
-            instance: Some((name.clone(), sopts.clone())),
-            views: None,
-        };
-        let end = PipeEnd::attach(section, 0, self.opts.wait_strategy, Some(link))?;
+            Some((name.clone(), sopts.clone())),
+        );
+        let end = PipeEnd::attach(section, Side::A, self.opts.wait_strategy, Some(link))?;
         let views = if shared.shared {
-            let state = StateView::new(end.section().object(super::super::layout::STATE_NAME)?)?;
+            let state = StateView::new(end.section().object(STATE_NAME)?)?;
             let holders = HolderView::open(end.section())?;
             let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
             tracked[k] = Some(TrackedInstance {
@@ -308,7 +309,7 @@ impl PipeServer {
             // Withdrawn at the last moment: dropping the end frees the slot. Shared
             // mode: the client will not attach, so its end is gone too.
             if let Some(state) = &views {
-                shared::mark_gone(state, 1);
+                shared::mark_gone(state, Side::B);
             }
             drop(end);
             return Ok(None);
