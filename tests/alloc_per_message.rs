@@ -3,66 +3,19 @@
 //! and server). Allocations are counted per thread, so the harness and a server thread in
 //! the same process do not disturb the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use culvert::pipe::{self, PipeMode, PipeOptions};
 use culvert::port::{PortClient, PortOptions, PortServer};
-
-/// `System`, plus a count of this thread's allocations.
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: allocations during thread teardown are not counted.
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches
-// only a const thread-local, which does not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: our caller upholds `alloc`'s contract, passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as in `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through this allocator with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: as in `dealloc`; `new_size` is valid per our caller.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use culvert_testkit::alloc::allocations_in;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations `f` made on this thread.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    let before = ALLOCS.with(Cell::get);
-    f();
-    ALLOCS.with(Cell::get) - before
-}
+static GLOBAL: culvert_testkit::alloc::Counting = culvert_testkit::alloc::Counting;
 
 /// Runs `round` 200 times to warm up (buffers grown, first-use statics set), then
 /// counts the allocations of 5,000 more.
-fn steady_allocations(mut round: impl FnMut()) -> u64 {
+fn steady_allocations(mut round: impl FnMut()) -> usize {
     for _ in 0..200 {
         round();
     }
@@ -141,7 +94,7 @@ fn small_port_calls_allocate_nothing() {
     let serving = std::thread::spawn(move || {
         let req = server.listen(T).unwrap();
         req.accept(b"").unwrap();
-        let (mut served, mut steady) = (0u64, 0u64);
+        let (mut served, mut steady) = (0u64, 0usize);
         let mut reply = [0u8; 64];
         loop {
             let n = allocations_in(|| {

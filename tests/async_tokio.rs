@@ -5,9 +5,6 @@
 
 #![cfg(feature = "tokio")]
 
-#[path = "pipe_support.rs"]
-mod support;
-
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -17,7 +14,10 @@ use culvert::pipe::{self, PipeEnd, PipeMode, PipeOptions};
 use culvert::port::{PortClient, PortOptions, PortServer, ServerEvent};
 use culvert::sync::{reactor, LIVENESS_RECHECK_INTERVAL};
 use culvert::{Error, Waitable};
-use support::*;
+use culvert_testkit::{
+    cross_test, fill, fnv1a_words, role, role_arg, role_arg_parsed, ChildCommand, Supervisor,
+    TempRoot, FNV_START,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn current_thread() -> tokio::runtime::Runtime {
@@ -44,26 +44,23 @@ fn no_waiter_on(end: &PipeEnd) {
 
 #[test]
 fn a_tokio_reader_sees_a_sigkilled_writer() {
-    const TEST: &str = "a_tokio_reader_sees_a_sigkilled_writer";
+    let test = cross_test!(a_tokio_reader_sees_a_sigkilled_writer);
     if role().is_some() {
         let mut end = PipeEnd::from_inherited().unwrap();
         end.write_message(b"alive").unwrap();
         std::thread::sleep(Duration::from_secs(30));
         return;
     }
-    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let sup = test.supervise(Duration::from_secs(60));
     let (mine, theirs) =
         pipe::anonymous_pending(PipeMode::Message, &PipeOptions::default()).unwrap();
-    let mut child = theirs
-        .spawn_child(&mut child_command(TEST, "writer"))
-        .unwrap();
-    dog.watch(&child);
+    let child = sup.spawn_with(&mut test.command("writer"), |cmd| theirs.spawn_child(cmd));
     let mut end = mine.into_async();
     current_thread().block_on(async {
         let mut buf = [0u8; 16];
         let m = end.read_message(&mut buf).await.unwrap();
         assert_eq!(&buf[..m.len], b"alive");
-        child.kill().unwrap();
+        sup.kill(child);
         let killed = Instant::now();
         let mut rest = Vec::new();
         let n = end.read_to_end(&mut rest).await.unwrap();
@@ -75,7 +72,7 @@ fn a_tokio_reader_sees_a_sigkilled_writer() {
             "took {took:?}"
         );
     });
-    child.wait().unwrap();
+    sup.wait(child);
 }
 
 /// Calls each client process makes, all in flight at once.
@@ -83,8 +80,8 @@ const CALLS_PER_CLIENT: u32 = 2_500;
 const CLIENT_PROCESSES: usize = 4;
 
 fn async_client() {
-    let root = std::path::PathBuf::from(std::env::var("ASYNC_ROOT").unwrap());
-    let id: u32 = std::env::var("ASYNC_ID").unwrap().parse().unwrap();
+    let root = std::path::PathBuf::from(role_arg("ROOT"));
+    let id: u32 = role_arg_parsed("ID");
     let opts = PortOptions::default().root(&root);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -119,23 +116,22 @@ fn async_client() {
 
 #[test]
 fn ten_thousand_concurrent_async_calls_from_four_processes() {
-    const TEST: &str = "ten_thousand_concurrent_async_calls_from_four_processes";
+    let test = cross_test!(ten_thousand_concurrent_async_calls_from_four_processes);
     if role().is_some() {
         async_client();
         return;
     }
-    let dog = Watchdog::new(TEST, Duration::from_secs(120));
+    let sup = test.supervise(Duration::from_secs(120));
     let root = TempRoot::new("async-port");
-    let server = PortServer::create("async-port", &PortOptions::default().root(&root.0)).unwrap();
-    let kids: Vec<_> = (0..CLIENT_PROCESSES)
-        .map(|i| {
-            dog.spawn(
-                child_command(TEST, "client")
-                    .env("ASYNC_ROOT", &root.0)
-                    .env("ASYNC_ID", i.to_string()),
-            )
-        })
-        .collect();
+    let server =
+        PortServer::create("async-port", &PortOptions::default().root(root.path())).unwrap();
+    for i in 0..CLIENT_PROCESSES {
+        sup.spawn(
+            test.command("client")
+                .role_arg("ROOT", &*root)
+                .role_arg("ID", i.to_string()),
+        );
+    }
     let total = CALLS_PER_CLIENT * CLIENT_PROCESSES as u32;
     current_thread().block_on(async {
         let mut calls = 0;
@@ -151,7 +147,7 @@ fn ten_thousand_concurrent_async_calls_from_four_processes() {
             }
         }
     });
-    wait_all_ok(kids);
+    sup.wait_all_ok();
 }
 
 /// Polls `fut` once with a no-op waker; true when it completed.
@@ -172,7 +168,7 @@ fn dropping_pending_futures_leaves_nothing_armed_and_no_waiter() {
     no_waiter_on(&a);
 
     let root = TempRoot::new("async-drop");
-    let opts = PortOptions::default().root(&root.0);
+    let opts = PortOptions::default().root(root.path());
     let server = PortServer::create("drop", &opts).unwrap();
     let t = std::thread::spawn(move || {
         let req = server.listen(Duration::from_secs(10)).unwrap();
@@ -304,10 +300,10 @@ fn shutdown_half_closes_and_the_end_still_reads() {
 fn call_async_on_a_full_ring_does_not_block_and_sends_when_awaited() {
     const CALLS: u32 = 64;
     // A call_async that waited for room would hang here: fail instead.
-    let _dog = Watchdog::new("call_async_on_a_full_ring", Duration::from_secs(60));
+    let _sup = Supervisor::new("call_async_on_a_full_ring", Duration::from_secs(60));
     let root = TempRoot::new("async-full");
     let opts = PortOptions::default()
-        .root(&root.0)
+        .root(root.path())
         .request_ring_capacity(4);
     let server = PortServer::create("full", &opts).unwrap();
     current_thread().block_on(async {
@@ -354,12 +350,12 @@ fn async_split_halves_move_data_both_ways_at_once() {
     const CHUNK: usize = 16 * 1024;
     async fn send(mut w: impl tokio::io::AsyncWrite + Unpin, seed: u64) -> u64 {
         let mut s = seed;
-        let mut sum = CHECKSUM_START;
+        let mut sum = FNV_START;
         let mut buf = vec![0u8; CHUNK];
         let mut done = 0;
         while done < TOTAL {
             fill(&mut buf, &mut s);
-            sum = checksum(sum, &buf);
+            sum = fnv1a_words(sum, &buf);
             w.write_all(&buf).await.unwrap();
             done += CHUNK;
         }
@@ -367,7 +363,7 @@ fn async_split_halves_move_data_both_ways_at_once() {
         sum
     }
     async fn receive(mut r: impl tokio::io::AsyncRead + Unpin) -> (usize, u64) {
-        let mut sum = CHECKSUM_START;
+        let mut sum = FNV_START;
         let mut total = 0;
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -375,7 +371,7 @@ fn async_split_halves_move_data_both_ways_at_once() {
             if n == 0 {
                 return (total, sum);
             }
-            sum = checksum(sum, &buf[..n]);
+            sum = fnv1a_words(sum, &buf[..n]);
             total += n;
         }
     }
@@ -415,7 +411,7 @@ fn an_unanswered_call_future_does_not_wake_itself() {
     }
 
     let root = TempRoot::new("async-nowake");
-    let opts = PortOptions::default().root(&root.0);
+    let opts = PortOptions::default().root(root.path());
     let server = PortServer::create("quiet", &opts).unwrap();
     let t = std::thread::spawn(move || {
         server

@@ -6,16 +6,18 @@
 //! 1 ms) can send while a fast reader is descheduled. The slow reader reads about 10
 //! messages per millisecond and so is lapped several times.
 
-#[path = "mailslot_support.rs"]
-mod support;
+mod common;
 
 use std::time::Duration;
 
+use common::mailslot::*;
 use culvert::mailslot::{self, BroadcastSender, MailslotOptions};
 use culvert::Error;
-use support::*;
+use culvert_testkit::{
+    abort_after, cross_test, namespace, play_role, role_arg, role_arg_parsed, ChildCommand,
+    TempRoot,
+};
 
-const TEST: &str = "broadcast_fast_readers_get_all_slow_reader_told_missed";
 const GROUP: &str = "news";
 const SENT: u32 = 16_384;
 const CAPACITY: usize = 4096;
@@ -26,29 +28,29 @@ fn broadcast_fast_readers_get_all_slow_reader_told_missed() {
     if play_role(&[("reader", reader), ("writer", writer)]) {
         return;
     }
-    watchdog(Duration::from_secs(90));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-broadcast");
     let root = dir.path();
-    let mut kids = Kids::new(Duration::from_secs(60));
+    let test = cross_test!(broadcast_fast_readers_get_all_slow_reader_told_missed);
+    let sup = test.supervise(Duration::from_secs(60));
     let speeds = ["fast", "fast", "slow"];
     for (i, speed) in speeds.iter().enumerate() {
-        kids.spawn(
-            TEST,
-            "reader",
-            root,
-            &[("IDX", i.to_string()), ("SPEED", speed.to_string())],
+        sup.spawn(
+            test.command("reader")
+                .namespace(root)
+                .role_arg("IDX", i.to_string())
+                .role_arg("SPEED", speed),
         );
     }
     for i in 0..speeds.len() {
-        wait_file(root, &format!("ready{i}"), &mut kids);
+        wait_file(root, &format!("ready{i}"), &sup);
     }
     let opts = MailslotOptions::default().root(root);
     assert_eq!(
         BroadcastSender::open_with(GROUP, &opts).unwrap().readers(),
         3
     );
-    kids.spawn(TEST, "writer", root, &[]);
-    kids.wait_all();
+    sup.spawn(test.command("writer").namespace(root));
+    sup.wait_all_ok();
     for (i, speed) in speeds.iter().enumerate() {
         let (delivered, missed) = get_pair(root, &format!("reader{i}"));
         eprintln!("reader {i} ({speed}): delivered {delivered}, missed {missed}");
@@ -67,16 +69,16 @@ fn broadcast_fast_readers_get_all_slow_reader_told_missed() {
 }
 
 fn reader() {
-    watchdog(Duration::from_secs(70));
-    let idx = num("IDX");
-    let slow = arg("SPEED") == "slow";
+    abort_after(Duration::from_secs(70));
+    let idx = role_arg_parsed::<u64>("IDX");
+    let slow = role_arg("SPEED") == "slow";
     let opts = MailslotOptions::new()
         .max_message_size(MAX)
         .capacity(CAPACITY)
         .read_timeout(Duration::from_secs(30));
     let mut r = mailslot::join(GROUP, &opts).unwrap();
     assert!(r.is_broadcast());
-    put(&child_root(), &format!("ready{idx}"), "");
+    put(&namespace(), &format!("ready{idx}"), "");
     let (mut expect, mut delivered, mut missed) = (0u32, 0u64, 0u64);
     let mut buf = vec![0u8; MAX];
     loop {
@@ -106,14 +108,14 @@ fn reader() {
     }
     assert_eq!(r.info().unwrap().dropped, missed);
     put(
-        &child_root(),
+        &namespace(),
         &format!("reader{idx}"),
         &format!("{delivered} {missed}"),
     );
 }
 
 fn writer() {
-    watchdog(Duration::from_secs(70));
+    abort_after(Duration::from_secs(70));
     let mut s = BroadcastSender::open(GROUP).unwrap();
     let mut m = Vec::new();
     for seq in 0..SENT - 1 {

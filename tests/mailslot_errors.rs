@@ -2,15 +2,12 @@
 //! `create` and by `gc`), sections of another kind, zero and absurd sizes, message
 //! limits, close, and broadcast-group join/leave.
 
-#[path = "mailslot_support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use culvert::mailslot::{self, BroadcastSender, Mailslot, MailslotOptions, MailslotWriter};
 use culvert::section::{Section, SectionOptions};
 use culvert::Error;
-use support::*;
+use culvert_testkit::{cross_test, role, ChildCommand, TempRoot};
 
 fn opts(root: &std::path::Path) -> MailslotOptions {
     MailslotOptions::new()
@@ -22,7 +19,7 @@ fn opts(root: &std::path::Path) -> MailslotOptions {
 
 #[test]
 fn invalid_names_and_sizes_are_typed_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-errors");
     let o = opts(dir.path());
     let long = "x".repeat(201);
     for bad in ["", "a/b", "a b", "..", long.as_str()] {
@@ -81,7 +78,7 @@ fn invalid_names_and_sizes_are_typed_errors() {
 
 #[test]
 fn no_reader_is_not_found_and_other_kinds_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-errors");
     let o = opts(dir.path());
     assert!(matches!(
         MailslotWriter::open_with("nobody", &o),
@@ -127,7 +124,7 @@ fn no_reader_is_not_found_and_other_kinds_are_refused() {
 
 #[test]
 fn live_name_exists_close_removes_and_limits_hold() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-errors");
     let o = opts(dir.path());
     let mut r = Mailslot::create("m", &o).unwrap();
     assert!(matches!(
@@ -178,8 +175,6 @@ fn live_name_exists_close_removes_and_limits_hold() {
     let _again = Mailslot::create("m", &o).unwrap();
 }
 
-const DEAD_TEST: &str = "dead_reader_is_not_found_then_reclaimed";
-
 #[test]
 fn dead_reader_is_not_found_then_reclaimed() {
     if role().as_deref() == Some("orphan") {
@@ -190,12 +185,13 @@ fn dead_reader_is_not_found_then_reclaimed() {
         std::mem::forget(mailslot::join("lonely", &o).unwrap());
         std::process::exit(0);
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-errors");
     let root = dir.path();
     let o = opts(root);
-    let mut kids = Kids::new(Duration::from_secs(30));
-    kids.spawn(DEAD_TEST, "orphan", root, &[]);
-    kids.wait_all();
+    let test = cross_test!(dead_reader_is_not_found_then_reclaimed);
+    let sup = test.supervise(Duration::from_secs(30));
+    sup.spawn(test.command("orphan").namespace(root));
+    sup.wait_all_ok();
     let sopts = SectionOptions::default().root(root);
     assert_eq!(
         Section::list(&sopts).unwrap(),
@@ -220,7 +216,7 @@ fn dead_reader_is_not_found_then_reclaimed() {
 
 #[test]
 fn group_readers_join_and_leave() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-errors");
     let o = opts(dir.path());
     let sopts = SectionOptions::default().root(dir.path());
     let mut a = mailslot::join("g", &o).unwrap();

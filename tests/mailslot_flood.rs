@@ -2,16 +2,15 @@
 //! message arrives whole, each writer's order is kept, and every `Full` a writer saw
 //! is in the reader's `dropped` count.
 
-#[path = "mailslot_support.rs"]
-mod support;
+mod common;
 
 use std::time::Duration;
 
-use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use common::mailslot::*;
+use culvert::mailslot::{Mailslot, MailslotWriter};
 use culvert::Error;
-use support::*;
+use culvert_testkit::{abort_after, cross_test, namespace, play_role, role_arg_parsed, TempRoot};
 
-const TEST: &str = "eight_writers_all_messages_arrive_whole_in_order";
 const WRITERS: u32 = 8;
 const PER_WRITER: u32 = 10_000;
 const MAX: usize = 64;
@@ -21,17 +20,13 @@ fn eight_writers_all_messages_arrive_whole_in_order() {
     if play_role(&[("writer", writer)]) {
         return;
     }
-    watchdog(Duration::from_secs(90));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-flood");
     let root = dir.path();
-    let opts = MailslotOptions::new()
-        .max_message_size(MAX)
-        .capacity(1024)
-        .read_timeout(Duration::from_millis(100))
-        .root(root);
+    let opts = slot_opts(root, MAX, 1024, Duration::from_millis(100));
     let mut slot = Mailslot::create("flood", &opts).unwrap();
-    let mut kids = Kids::new(Duration::from_secs(60));
-    kids.spawn_ids(TEST, "writer", root, WRITERS);
+    let test = cross_test!(eight_writers_all_messages_arrive_whole_in_order);
+    let sup = test.supervise(Duration::from_secs(60));
+    spawn_ids(&sup, test, "writer", root, WRITERS);
     let mut next = vec![0u32; WRITERS as usize];
     let mut total = 0u64;
     let mut buf = vec![0u8; MAX];
@@ -44,10 +39,10 @@ fn eight_writers_all_messages_arrive_whole_in_order() {
                 next[id as usize] += 1;
                 total += 1;
             }
-            None => kids.check(),
+            None => sup.check("reading"),
         }
     }
-    kids.wait_all();
+    sup.wait_all_ok();
     assert!(next.iter().all(|&n| n == PER_WRITER));
     let fulls: u64 = (0..WRITERS)
         .map(|id| get_num(root, &format!("writer{id}")))
@@ -62,8 +57,8 @@ fn eight_writers_all_messages_arrive_whole_in_order() {
 
 /// Writes `PER_WRITER` messages, retrying each after `Full` (and counting those).
 fn writer() {
-    watchdog(Duration::from_secs(70));
-    let id = num("ID") as u32;
+    abort_after(Duration::from_secs(70));
+    let id = role_arg_parsed::<u64>("ID") as u32;
     let mut w = MailslotWriter::open("flood").unwrap();
     let mut fulls = 0u64;
     let mut m = Vec::new();
@@ -74,5 +69,5 @@ fn writer() {
             std::thread::sleep(Duration::from_micros(20));
         });
     }
-    put(&child_root(), &format!("writer{id}"), &fulls.to_string());
+    put(&namespace(), &format!("writer{id}"), &fulls.to_string());
 }

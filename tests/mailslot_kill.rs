@@ -4,15 +4,16 @@
 //! what the dead writers left half written (counted by a spy on the ring's counters),
 //! and goes on to receive every message of a later writer.
 
-#[path = "mailslot_support.rs"]
-mod support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
-use support::*;
+use common::mailslot::*;
+use culvert::mailslot::{Mailslot, MailslotWriter};
+use culvert_testkit::{
+    abort_after, cross_test, namespace, play_role, role_arg_parsed, ChildCommand, TempRoot,
+};
 
-const TEST: &str = "writer_killed_mid_write_leaves_no_torn_message";
 const MAX: usize = 1024 * 1024;
 /// Kill rounds at most; the test stops early once kills have landed mid-write.
 const ROUNDS: u32 = 30;
@@ -61,16 +62,12 @@ fn writer_killed_mid_write_leaves_no_torn_message() {
     if play_role(&[("writer", writer), ("stalled", stalled_writer)]) {
         return;
     }
-    watchdog(Duration::from_secs(90));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-kill");
     let root = dir.path();
-    let opts = MailslotOptions::new()
-        .max_message_size(MAX)
-        .capacity(8)
-        .read_timeout(Duration::from_millis(20))
-        .root(root);
+    let opts = slot_opts(root, MAX, 8, Duration::from_millis(20));
     let mut slot = Mailslot::create("victim", &opts).unwrap();
-    let mut kids = Kids::new(Duration::from_secs(60));
+    let test = cross_test!(writer_killed_mid_write_leaves_no_torn_message);
+    let sup = test.supervise(Duration::from_secs(60));
     let mut buf = vec![0u8; MAX];
     // A spy on the ring's shared counters (it never receives): how many slots were
     // abandoned by writers killed mid-write.
@@ -81,9 +78,10 @@ fn writer_killed_mid_write_leaves_no_torn_message() {
     .unwrap();
     let spy = culvert::ring::mpmc::Consumer::attach(&section.object("ring").unwrap()).unwrap();
     // A writer that dies holding a claimed slot half written.
-    let k = kids.spawn(TEST, "stalled", root, &[]);
-    wait_file(root, "stalled", &mut kids);
-    kids.kill(k);
+    let k = sup.spawn(test.command("stalled").namespace(root));
+    wait_file(root, "stalled", &sup);
+    sup.kill(k);
+    sup.wait(k);
     let quiet = Instant::now() + Duration::from_millis(300);
     while Instant::now() < quiet {
         if let Some(n) = read_or_timeout(&mut slot, &mut buf) {
@@ -98,21 +96,22 @@ fn writer_killed_mid_write_leaves_no_torn_message() {
     let mut rounds = 0;
     for round in 0..ROUNDS {
         rounds = round + 1;
-        let k = kids.spawn(
-            TEST,
-            "writer",
-            root,
-            &[("ID", round.to_string()), ("COUNT", u32::MAX.to_string())],
+        let k = sup.spawn(
+            test.command("writer")
+                .namespace(root)
+                .role_arg("ID", round.to_string())
+                .role_arg("COUNT", u32::MAX.to_string()),
         );
         let mut next = 0u32;
         // Read some of its messages, then kill it right after freeing a slot: it is
         // then most likely copying its next (large) message into that slot.
         let target = 20 + round % 7;
         loop {
-            kids.check();
+            sup.check("reading");
             if let Some(n) = read_or_timeout(&mut slot, &mut buf) {
                 if next + 1 == target {
-                    kids.kill(k);
+                    sup.kill(k);
+                    sup.wait(k);
                 }
                 let (id, seq) = check_fill(&buf[..n]);
                 assert_eq!((id, seq), (round, next));
@@ -139,36 +138,36 @@ fn writer_killed_mid_write_leaves_no_torn_message() {
     }
     let rounds = rounds;
     // The mailslot goes on: a new writer's messages all arrive.
-    kids.spawn(
-        TEST,
-        "writer",
-        root,
-        &[("ID", rounds.to_string()), ("COUNT", FINAL.to_string())],
+    sup.spawn(
+        test.command("writer")
+            .namespace(root)
+            .role_arg("ID", rounds.to_string())
+            .role_arg("COUNT", FINAL.to_string()),
     );
     let mut next = 0u32;
     while next < FINAL {
-        kids.check();
+        sup.check("reading");
         if let Some(n) = read_or_timeout(&mut slot, &mut buf) {
             let (id, seq) = check_fill(&buf[..n]);
             assert_eq!((id, seq), (rounds, next));
             next += 1;
         }
     }
-    kids.wait_all();
+    sup.wait_all_ok();
 }
 
 /// Claims a slot of the mailslot's ring, writes half a message into it, says so
 /// (file `stalled`), and waits to be killed.
 fn stalled_writer() {
-    watchdog(Duration::from_secs(60));
+    abort_after(Duration::from_secs(60));
     let section = culvert::section::Section::open(
         "victim",
-        &culvert::section::SectionOptions::default().root(child_root()),
+        &culvert::section::SectionOptions::default().root(namespace()),
     )
     .unwrap();
     let ring = section.object("ring").unwrap();
     let mut p = culvert::ring::mpmc::Producer::attach(&ring).unwrap();
-    let root = child_root();
+    let root = namespace();
     p.send_with(MAX, culvert::Deadline::never(), |buf| {
         buf[..MAX / 2].fill(0xEE);
         put(&root, "stalled", "1");
@@ -181,9 +180,9 @@ fn stalled_writer() {
 
 /// Writes `COUNT` large messages as fast as the mailslot takes them.
 fn writer() {
-    watchdog(Duration::from_secs(60));
-    let id = num("ID") as u32;
-    let count = num("COUNT") as u32;
+    abort_after(Duration::from_secs(60));
+    let id = role_arg_parsed::<u64>("ID") as u32;
+    let count = role_arg_parsed::<u64>("COUNT") as u32;
     let mut w = MailslotWriter::open("victim").unwrap();
     let mut m = Vec::with_capacity(MAX);
     for seq in 0..count {

@@ -1,16 +1,15 @@
 //! A reader that sleeps while writer processes flood its mailslot: what was sent is
 //! exactly what is queued plus what was dropped, and what is read is intact.
 
-#[path = "mailslot_support.rs"]
-mod support;
+mod common;
 
 use std::time::Duration;
 
-use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
+use common::mailslot::*;
+use culvert::mailslot::{Mailslot, MailslotWriter};
 use culvert::Error;
-use support::*;
+use culvert_testkit::{abort_after, cross_test, namespace, play_role, role_arg_parsed, TempRoot};
 
-const TEST: &str = "sleeping_reader_counts_every_drop";
 const WRITERS: u32 = 4;
 const PER_WRITER: u32 = 5_000;
 const MAX: usize = 128;
@@ -20,19 +19,15 @@ fn sleeping_reader_counts_every_drop() {
     if play_role(&[("writer", writer)]) {
         return;
     }
-    watchdog(Duration::from_secs(90));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-sleepy");
     let root = dir.path();
-    let opts = MailslotOptions::new()
-        .max_message_size(MAX)
-        .capacity(256)
-        .read_timeout(Duration::ZERO)
-        .root(root);
+    let opts = slot_opts(root, MAX, 256, Duration::ZERO);
     let mut slot = Mailslot::create("sleepy", &opts).unwrap();
-    let mut kids = Kids::new(Duration::from_secs(60));
-    kids.spawn_ids(TEST, "writer", root, WRITERS);
+    let test = cross_test!(sleeping_reader_counts_every_drop);
+    let sup = test.supervise(Duration::from_secs(60));
+    spawn_ids(&sup, test, "writer", root, WRITERS);
     // The reader sleeps until every writer is done.
-    kids.wait_all();
+    sup.wait_all_ok();
     let mut oks = vec![0u64; WRITERS as usize];
     let mut fulls = 0u64;
     for id in 0..WRITERS {
@@ -74,8 +69,8 @@ fn sleeping_reader_counts_every_drop() {
 
 /// Writes `PER_WRITER` messages without retrying; reports `"<ok> <full>"`.
 fn writer() {
-    watchdog(Duration::from_secs(70));
-    let id = num("ID") as u32;
+    abort_after(Duration::from_secs(70));
+    let id = role_arg_parsed::<u64>("ID") as u32;
     let mut w = MailslotWriter::open("sleepy").unwrap();
     let (mut ok, mut full) = (0u64, 0u64);
     let mut m = Vec::new();
@@ -88,7 +83,7 @@ fn writer() {
         }
     }
     put(
-        &child_root(),
+        &namespace(),
         &format!("writer{id}"),
         &format!("{ok} {full}"),
     );

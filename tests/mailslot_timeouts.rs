@@ -2,30 +2,23 @@
 //! 50 ms, `None` sleeps until the next write (from another process) wakes it — for a
 //! mailslot and for a broadcast-group reader.
 
-#[path = "mailslot_support.rs"]
-mod support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use culvert::mailslot::{self, Mailslot, MailslotOptions, MailslotWriter};
+use common::mailslot::slot_opts;
+use culvert::mailslot::{self, Mailslot, MailslotWriter};
 use culvert::Error;
-use support::*;
-
-const TEST: &str = "read_timeouts_zero_short_and_infinite";
+use culvert_testkit::{abort_after, cross_test, play_role, ChildCommand, TempRoot};
 
 #[test]
 fn read_timeouts_zero_short_and_infinite() {
     if play_role(&[("writer", writer)]) {
         return;
     }
-    watchdog(Duration::from_secs(60));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("mailslot-timeouts");
     let root = dir.path();
-    let opts = MailslotOptions::new()
-        .max_message_size(64)
-        .capacity(16)
-        .read_timeout(Duration::ZERO)
-        .root(root);
+    let opts = slot_opts(root, 64, 16, Duration::ZERO);
     let mut slot = Mailslot::create("timeouts", &opts).unwrap();
     let mut group = mailslot::join("ticks", &opts).unwrap();
     let mut buf = [0u8; 64];
@@ -47,8 +40,9 @@ fn read_timeouts_zero_short_and_infinite() {
         assert_eq!(r.read_timeout(), None);
     }
 
-    let mut kids = Kids::new(Duration::from_secs(30));
-    kids.spawn(TEST, "writer", root, &[]);
+    let test = cross_test!(read_timeouts_zero_short_and_infinite);
+    let sup = test.supervise(Duration::from_secs(30));
+    sup.spawn(test.command("writer").namespace(root));
     for (r, what) in [(&mut slot, "mailslot"), (&mut group, "broadcast")] {
         let t = Instant::now();
         let n = r.read(&mut buf).unwrap();
@@ -59,12 +53,12 @@ fn read_timeouts_zero_short_and_infinite() {
             t.elapsed()
         );
     }
-    kids.wait_all();
+    sup.wait_all_ok();
 }
 
 /// Waits, writes to the mailslot, waits, broadcasts to the group.
 fn writer() {
-    watchdog(Duration::from_secs(30));
+    abort_after(Duration::from_secs(30));
     let mut w = MailslotWriter::open("timeouts").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     w.write(b"mailslot").unwrap();

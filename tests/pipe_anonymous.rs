@@ -1,40 +1,19 @@
-//! Anonymous pipes, across real processes: the test binary re-executes itself with
-//! `--exact <test> --nocapture --test-threads=1` and a role in `CULVERT_PIPE_TEST_ROLE`;
-//! the child attaches the pipe end it inherited (`PipeEnd::from_inherited`). Every
-//! cross-process test has an outer deadline that kills its children and fails.
+//! Anonymous pipes, across real processes: the test binary runs itself again as a
+//! child playing a role (`culvert_testkit`'s role harness); the child attaches the pipe
+//! end it inherited (`PipeEnd::from_inherited`). Every cross-process test has an outer
+//! deadline that kills its children and fails.
 
-#[path = "pipe_support.rs"]
-mod support;
+mod common;
 
 use std::io::{Read, Write};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use culvert::pipe::{self, PipeCommandExt, PipeEnd, PipeMode, PipeOptions, ReadMode};
+use common::pipe::spawn_with_pipe;
+use culvert::pipe::{self, PipeEnd, PipeMode, PipeOptions, ReadMode};
 use culvert::Error;
-use support::*;
+use culvert_testkit::{cross_test, fill, fnv1a_words, role, FNV_START};
 
 // ---- harness ------------------------------------------------------------------------
-
-/// Starts `test`'s outer deadline of `limit`, then spawns `test` as a child with `role`,
-/// handing it the second end of a fresh pipe.
-fn spawn_with_pipe(
-    test: &'static str,
-    limit: Duration,
-    role: &str,
-    mode: PipeMode,
-    opts: &PipeOptions,
-) -> (Watchdog, PipeEnd, Child) {
-    let dog = Watchdog::new(test, limit);
-    let (mine, theirs) = pipe::anonymous_pending(mode, opts).unwrap();
-    let mut cmd = child_command(test, role);
-    cmd.inherit_pipe_end(&theirs).unwrap();
-    let child = dog.spawn(&mut cmd);
-    drop(cmd);
-    mine.expect_peer(child.id()).unwrap();
-    drop(theirs);
-    (dog, mine, child)
-}
 
 /// Child: writes four blocks of 128 bytes (`0`s, `1`s, `2`s, `3`s) to the inherited end.
 fn write_four_blocks() {
@@ -51,15 +30,15 @@ fn message_mode_four_writes_are_four_messages() {
     if role().is_some() {
         return write_four_blocks();
     }
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "message_mode_four_writes_are_four_messages",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(message_mode_four_writes_are_four_messages),
         Duration::from_secs(30),
         "writer",
         PipeMode::Message,
         &PipeOptions::default(),
     );
     end.set_read_timeout(Some(Duration::from_secs(20)));
-    wait_ok(child); // every write committed before we read
+    sup.wait_ok(child); // every write committed before we read
     let mut buf = [0u8; 512];
     for i in 0..4u8 {
         let n = end.read(&mut buf).unwrap();
@@ -74,15 +53,15 @@ fn byte_mode_four_writes_one_read() {
     if role().is_some() {
         return write_four_blocks();
     }
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "byte_mode_four_writes_one_read",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(byte_mode_four_writes_one_read),
         Duration::from_secs(30),
         "writer",
         PipeMode::Byte,
         &PipeOptions::default(),
     );
     end.set_read_timeout(Some(Duration::from_secs(20)));
-    wait_ok(child);
+    sup.wait_ok(child);
     let mut buf = [0u8; 512];
     assert_eq!(end.read(&mut buf).unwrap(), 512);
     for i in 0..4 {
@@ -100,8 +79,8 @@ fn long_message_comes_back_in_pieces_with_more() {
         end.write_all(b"next").unwrap();
         return;
     }
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "long_message_comes_back_in_pieces_with_more",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(long_message_comes_back_in_pieces_with_more),
         Duration::from_secs(30),
         "writer",
         PipeMode::Message,
@@ -120,7 +99,7 @@ fn long_message_comes_back_in_pieces_with_more() {
     assert_eq!(got, want);
     let r = end.read_message(&mut buf).unwrap();
     assert_eq!((&buf[..r.len], r.more), (&b"next"[..], false));
-    wait_ok(child);
+    sup.wait_ok(child);
     assert!(matches!(end.read_message(&mut buf), Err(Error::Closed)));
 }
 
@@ -141,8 +120,8 @@ fn child_echoes_100_mb() {
         }
     }
     let start = Instant::now();
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "child_echoes_100_mb",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(child_echoes_100_mb),
         Duration::from_secs(240),
         "echo",
         PipeMode::Byte,
@@ -153,20 +132,20 @@ fn child_echoes_100_mb() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut out = vec![0u8; ECHO_CHUNK];
     let mut back = vec![0u8; ECHO_CHUNK];
-    let (mut sent_sum, mut got_sum) = (CHECKSUM_START, CHECKSUM_START);
+    let (mut sent_sum, mut got_sum) = (FNV_START, FNV_START);
     let mut done = 0;
     while done < ECHO_TOTAL {
         let n = ECHO_CHUNK.min(ECHO_TOTAL - done);
         fill(&mut out[..n], &mut seed);
-        sent_sum = checksum(sent_sum, &out[..n]);
+        sent_sum = fnv1a_words(sent_sum, &out[..n]);
         end.write_all(&out[..n]).unwrap();
         end.read_exact(&mut back[..n]).unwrap();
-        got_sum = checksum(got_sum, &back[..n]);
+        got_sum = fnv1a_words(got_sum, &back[..n]);
         done += n;
     }
     assert_eq!(sent_sum, got_sum);
     end.disconnect();
-    wait_ok(child);
+    sup.wait_ok(child);
     eprintln!("100 MB echoed in {:?}", start.elapsed());
 }
 
@@ -180,8 +159,8 @@ fn killed_child_gives_eof_after_the_rest_and_broken_pipe() {
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
-    let (_dog, mut end, mut child) = spawn_with_pipe(
-        "killed_child_gives_eof_after_the_rest_and_broken_pipe",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(killed_child_gives_eof_after_the_rest_and_broken_pipe),
         Duration::from_secs(30),
         "writer-then-sleep",
         PipeMode::Byte,
@@ -190,8 +169,8 @@ fn killed_child_gives_eof_after_the_rest_and_broken_pipe() {
     end.set_read_timeout(Some(Duration::from_secs(20)));
     let mut one = [0u8; 1];
     end.read_exact(&mut one).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    sup.kill(child);
+    sup.wait(child);
     let killed = Instant::now();
     let mut rest = Vec::new();
     end.read_to_end(&mut rest).unwrap();
@@ -216,8 +195,8 @@ fn child_dying_before_attaching_is_noticed() {
     if role().is_some() {
         std::process::exit(0); // never attaches
     }
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "child_dying_before_attaching_is_noticed",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(child_dying_before_attaching_is_noticed),
         Duration::from_secs(30),
         "quit",
         PipeMode::Byte,
@@ -228,7 +207,7 @@ fn child_dying_before_attaching_is_noticed() {
     let mut buf = [0u8; 8];
     assert_eq!(end.read(&mut buf).unwrap(), 0);
     assert!(started.elapsed() < Duration::from_secs(5));
-    wait_ok(child);
+    sup.wait_ok(child);
 }
 
 #[test]
@@ -246,8 +225,8 @@ fn megabyte_messages_cross_a_64k_ring_whole() {
         return;
     }
     let opts = PipeOptions::default().buffers(64 * 1024);
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "megabyte_messages_cross_a_64k_ring_whole",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(megabyte_messages_cross_a_64k_ring_whole),
         Duration::from_secs(60),
         "writer",
         PipeMode::Message,
@@ -263,7 +242,7 @@ fn megabyte_messages_cross_a_64k_ring_whole() {
         fill(&mut want, &mut seed);
         assert!(buf[..MSG] == want[..], "message {i} differs");
     }
-    wait_ok(child);
+    sup.wait_ok(child);
 }
 
 #[test]

@@ -1,47 +1,19 @@
 //! Pipe edge cases: non-blocking message writes, zero-length reads, peek and
 //! `peer_pid` around a gone peer, `transact` preconditions, writes cut short, and a
 //! dead peer noticed by non-blocking and short-timeout calls. Cross-process cases
-//! re-execute the test binary (see `pipe_support.rs`).
+//! run the test binary again as a child playing a role (`culvert_testkit`).
 
-#[path = "pipe_support.rs"]
-mod support;
+mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::process::Child;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use culvert::pipe::{self, PipeCommandExt, PipeEnd, PipeMode, PipeOptions, ReadMode};
+use common::pipe::spawn_with_pipe;
+use culvert::pipe::{self, PipeEnd, PipeMode, PipeOptions, ReadMode};
 use culvert::Error;
-use support::*;
-
-/// Runs `f` on a thread and fails the test if it has not returned within `limit`
-/// (a call that should not wait would otherwise hang the test).
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .expect("the call did not return in time")
-}
-
-fn spawn_with_pipe(
-    test: &'static str,
-    role: &str,
-    mode: PipeMode,
-    opts: &PipeOptions,
-) -> (Watchdog, PipeEnd, Child) {
-    let dog = Watchdog::new(test, Duration::from_secs(60));
-    let (mine, theirs) = pipe::anonymous_pending(mode, opts).unwrap();
-    let mut cmd = child_command(test, role);
-    cmd.inherit_pipe_end(&theirs).unwrap();
-    let child = dog.spawn(&mut cmd);
-    drop(cmd);
-    mine.expect_peer(child.id()).unwrap();
-    drop(theirs);
-    (dog, mine, child)
-}
+use culvert_testkit::{
+    cross_test, fill, fnv1a_words, role, within, ChildId, Supervisor, FNV_START,
+};
 
 /// Reads one byte (blocking, with a timeout) so the child is known to have attached
 /// and written.
@@ -212,13 +184,14 @@ fn writes_to_a_child_that_exited_before_attaching_fail() {
     if role().is_some() {
         std::process::exit(0); // never attaches
     }
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "writes_to_a_child_that_exited_before_attaching_fail",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(writes_to_a_child_that_exited_before_attaching_fail),
+        Duration::from_secs(60),
         "quit",
         PipeMode::Byte,
         &PipeOptions::default(),
     );
-    wait_ok(child);
+    sup.wait_ok(child);
     let e = end.write_all(b"to nobody").unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
@@ -300,9 +273,9 @@ fn write_then_sleep(n: usize) {
 }
 
 /// Kills `child`, then polls `op` until it returns `Some`, failing after 5 s.
-fn poll_after_kill<T>(mut child: Child, mut op: impl FnMut() -> Option<T>) -> T {
-    child.kill().unwrap();
-    child.wait().unwrap();
+fn poll_after_kill<T>(sup: &Supervisor, child: ChildId, mut op: impl FnMut() -> Option<T>) -> T {
+    sup.kill(child);
+    sup.wait(child);
     let killed = Instant::now();
     loop {
         if let Some(t) = op() {
@@ -323,8 +296,9 @@ fn nonblocking_reader_notices_a_killed_writer_after_the_rest() {
             return write_then_sleep(100);
         }
         let opts = PipeOptions::default().shared(shared);
-        let (_dog, mut end, child) = spawn_with_pipe(
-            "nonblocking_reader_notices_a_killed_writer_after_the_rest",
+        let (sup, mut end, child) = spawn_with_pipe(
+            cross_test!(nonblocking_reader_notices_a_killed_writer_after_the_rest),
+            Duration::from_secs(60),
             "writer",
             PipeMode::Byte,
             &opts,
@@ -333,7 +307,7 @@ fn nonblocking_reader_notices_a_killed_writer_after_the_rest() {
         end.set_nonblocking(true);
         let mut got = 1;
         let mut buf = [0u8; 64];
-        let eof = poll_after_kill(child, || match end.read(&mut buf) {
+        let eof = poll_after_kill(&sup, child, || match end.read(&mut buf) {
             Ok(0) => Some(true),
             Ok(n) => {
                 got += n;
@@ -354,8 +328,9 @@ fn short_timeout_reader_notices_a_killed_writer() {
     if role().is_some() {
         return write_then_sleep(1);
     }
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "short_timeout_reader_notices_a_killed_writer",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(short_timeout_reader_notices_a_killed_writer),
+        Duration::from_secs(60),
         "writer",
         PipeMode::Message,
         &PipeOptions::default(),
@@ -363,7 +338,7 @@ fn short_timeout_reader_notices_a_killed_writer() {
     read_one(&mut end);
     end.set_read_timeout(Some(Duration::from_millis(5)));
     let mut buf = [0u8; 8];
-    let e = poll_after_kill(child, || match end.read_message(&mut buf) {
+    let e = poll_after_kill(&sup, child, || match end.read_message(&mut buf) {
         Err(Error::Timeout) => None,
         other => Some(other),
     });
@@ -378,8 +353,9 @@ fn nonblocking_writer_notices_a_killed_reader() {
         return;
     }
     let opts = PipeOptions::default().buffers(4096);
-    let (_dog, mut end, child) = spawn_with_pipe(
-        "nonblocking_writer_notices_a_killed_reader",
+    let (sup, mut end, child) = spawn_with_pipe(
+        cross_test!(nonblocking_writer_notices_a_killed_reader),
+        Duration::from_secs(60),
         "reader",
         PipeMode::Byte,
         &opts,
@@ -398,7 +374,7 @@ fn nonblocking_writer_notices_a_killed_reader() {
             Err(e) => panic!("{e:?}"),
         }
     }
-    let e = poll_after_kill(child, || match end.write(&[1u8; 16]) {
+    let e = poll_after_kill(&sup, child, || match end.write(&[1u8; 16]) {
         Err(e) if e.kind() == ErrorKind::WouldBlock => None,
         Ok(_) => panic!("a full ring accepted a write"),
         Err(e) => Some(e),
@@ -451,7 +427,6 @@ fn shutdown_write_gives_the_peer_end_of_stream_and_keeps_reading() {
 /// the reply to end of stream; the parent reads the request to end of stream first.
 #[test]
 fn shutdown_write_across_processes_delimits_a_request() {
-    const TEST: &str = "shutdown_write_across_processes_delimits_a_request";
     const REQUEST: usize = 3 << 20;
     if role().is_some() {
         let mut end = PipeEnd::from_inherited().unwrap();
@@ -462,26 +437,25 @@ fn shutdown_write_across_processes_delimits_a_request() {
         end.shutdown_write().unwrap();
         let mut reply = Vec::new();
         end.read_to_end(&mut reply).unwrap();
-        let want = checksum(CHECKSUM_START, &req).to_le_bytes();
+        let want = fnv1a_words(FNV_START, &req).to_le_bytes();
         assert_eq!(reply, want, "the parent's reply is the request's checksum");
         return;
     }
-    let (mut mine, theirs) =
-        pipe::anonymous_pending(PipeMode::Byte, &PipeOptions::default()).unwrap();
-    let mut cmd = child_command(TEST, "client");
-    cmd.inherit_pipe_end(&theirs).unwrap();
-    let child = cmd.spawn().unwrap();
-    drop(cmd);
-    mine.expect_peer(child.id()).unwrap();
-    drop(theirs);
+    let (sup, mut mine, child) = spawn_with_pipe(
+        cross_test!(shutdown_write_across_processes_delimits_a_request),
+        Duration::from_secs(120),
+        "client",
+        PipeMode::Byte,
+        &PipeOptions::default(),
+    );
     mine.set_read_timeout(Some(Duration::from_secs(60)));
     let mut req = Vec::new();
     mine.read_to_end(&mut req).unwrap();
     assert_eq!(req.len(), REQUEST);
-    mine.write_all(&checksum(CHECKSUM_START, &req).to_le_bytes())
+    mine.write_all(&fnv1a_words(FNV_START, &req).to_le_bytes())
         .unwrap();
     drop(mine);
-    wait_ok(child);
+    sup.wait_ok(child);
 }
 
 // ---- try_ calls ----------------------------------------------------------------------------

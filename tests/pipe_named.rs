@@ -1,30 +1,20 @@
-//! Named pipes, across real processes: clients are this test binary re-executed with
-//! `--exact <test> --nocapture --test-threads=1`, a role in `CULVERT_PIPE_TEST_ROLE`,
-//! and `CULVERT_ROOT` set (on the child `Command` only) to the test's own namespace
-//! directory. Every cross-process test has an outer deadline that kills its children.
+//! Named pipes, across real processes: clients are this test binary run again as a
+//! child playing a role (`culvert_testkit`), with `CULVERT_ROOT` set (on the child
+//! `Command` only) to the test's own namespace directory. Every cross-process test has
+//! an outer deadline that kills its children.
 
-#[path = "pipe_support.rs"]
-mod support;
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Stdio};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::Error;
-use support::*;
+use culvert_testkit::{cross_test, role, ChildCommand, ChildId, CrossTest, Supervisor, TempRoot};
 
 const PIPE: &str = "test-pipe";
 
-/// Spawns `test` as a client with `role` in `root`'s namespace (its stdout piped if
-/// `stdout`).
-fn spawn_client(dog: &Watchdog, test: &str, role: &str, root: &TempRoot, stdout: bool) -> Child {
-    let mut cmd = child_command(test, role);
-    cmd.env("CULVERT_ROOT", &root.0);
-    if stdout {
-        cmd.stdout(Stdio::piped());
-    }
-    dog.spawn(&mut cmd)
+/// Spawns `test` as a client with `role` in `root`'s namespace.
+fn spawn_client(sup: &Supervisor, test: CrossTest, role: &str, root: &TempRoot) -> ChildId {
+    sup.spawn(test.command(role).namespace(root))
 }
 
 /// Accepts the next client (waiting at most 20 s); its reads time out after 20 s.
@@ -34,25 +24,9 @@ fn accept(server: &PipeServer) -> PipeEnd {
     end
 }
 
-/// Reads lines of a child's stdout until one contains `marker` (the test harness
-/// prints its own lines too).
-fn expect_line(out: &mut impl BufRead, marker: &str) {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "child ended before {marker}"
-        );
-        if line.contains(marker) {
-            return;
-        }
-    }
-}
-
 #[test]
 fn max_instances_two_third_client_busy_until_one_leaves() {
-    const TEST: &str = "max_instances_two_third_client_busy_until_one_leaves";
+    let test = cross_test!(max_instances_two_third_client_busy_until_one_leaves);
     if let Some(role) = role() {
         // Clients use the default namespace: CULVERT_ROOT from the parent.
         match role.as_str() {
@@ -84,47 +58,46 @@ fn max_instances_two_third_client_busy_until_one_leaves() {
         return;
     }
     let root = TempRoot::new("instances");
-    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let sup = test.supervise(Duration::from_secs(60));
     let opts = PipeOptions::default()
         .mode(PipeMode::Message)
         .max_instances(2)
-        .root(&root.0);
+        .root(root.path());
     let server = PipeServer::bind(PIPE, &opts).unwrap();
     let mut buf = [0u8; 16];
 
-    let c1 = spawn_client(&dog, TEST, "hold", &root, false);
+    let c1 = spawn_client(&sup, test, "hold", &root);
     let mut e1 = accept(&server);
     assert_eq!(e1.read(&mut buf).unwrap(), 2);
-    assert_eq!(e1.peer_pid(), Some(c1.id()));
+    assert_eq!(e1.peer_pid(), Some(sup.pid(c1)));
 
-    let c2 = spawn_client(&dog, TEST, "hold", &root, false);
+    let c2 = spawn_client(&sup, test, "hold", &root);
     let mut e2 = accept(&server);
     assert_eq!(e2.read(&mut buf).unwrap(), 2);
     assert_eq!(server.instances_in_use(), 2);
 
-    let mut c3 = spawn_client(&dog, TEST, "third", &root, true);
-    let mut out = BufReader::new(c3.stdout.take().unwrap());
-    expect_line(&mut out, "BUSY");
+    let c3 = spawn_client(&sup, test, "third", &root);
+    sup.wait_for_output(c3, "BUSY");
     // While both instances are taken, nothing can be accepted.
     assert!(matches!(server.try_accept(), Err(Error::WouldBlock)));
 
     // The first client leaves; the third gets its instance.
     e1.write_all(b"bye").unwrap();
-    wait_ok(c1);
+    sup.wait_ok(c1);
     let mut e3 = accept(&server);
     let n = e3.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"third");
-    assert_eq!(e3.peer_pid(), Some(c3.id()));
+    assert_eq!(e3.peer_pid(), Some(sup.pid(c3)));
     drop(e1);
     e3.disconnect();
     e2.disconnect();
-    wait_ok(c2);
-    wait_ok(c3);
+    sup.wait_ok(c2);
+    sup.wait_ok(c3);
 }
 
 #[test]
 fn killed_client_frees_its_instance() {
-    const TEST: &str = "killed_client_frees_its_instance";
+    let test = cross_test!(killed_client_frees_its_instance);
     if role().is_some() {
         let mut end = PipeEnd::connect(PIPE, Duration::from_secs(10)).unwrap();
         end.write_all(b"hi").unwrap();
@@ -132,15 +105,15 @@ fn killed_client_frees_its_instance() {
         return;
     }
     let root = TempRoot::new("killed");
-    let dog = Watchdog::new(TEST, Duration::from_secs(60));
-    let opts = PipeOptions::default().max_instances(1).root(&root.0);
+    let sup = test.supervise(Duration::from_secs(60));
+    let opts = PipeOptions::default().max_instances(1).root(root.path());
     let server = PipeServer::bind(PIPE, &opts).unwrap();
-    let mut c1 = spawn_client(&dog, TEST, "sleep", &root, false);
+    let c1 = spawn_client(&sup, test, "sleep", &root);
     let mut e1 = accept(&server);
     let mut buf = [0u8; 2];
     e1.read_exact(&mut buf).unwrap();
-    c1.kill().unwrap();
-    c1.wait().unwrap();
+    sup.kill(c1);
+    sup.wait(c1);
     let t = Instant::now();
     assert_eq!(
         e1.read(&mut buf).unwrap(),
@@ -149,18 +122,17 @@ fn killed_client_frees_its_instance() {
     );
     assert!(t.elapsed() < Duration::from_secs(5));
     // The slot of the dead client is reclaimed: a new client gets in.
-    let c2 = spawn_client(&dog, TEST, "sleep", &root, false);
+    let c2 = spawn_client(&sup, test, "sleep", &root);
     let mut e2 = accept(&server);
     e2.read_exact(&mut buf).unwrap();
-    let mut c2 = c2;
-    c2.kill().unwrap();
-    c2.wait().unwrap();
+    sup.kill(c2);
+    sup.wait(c2);
 }
 
 #[test]
 fn missing_server_is_not_found() {
     let root = TempRoot::new("missing");
-    let opts = PipeOptions::default().root(&root.0);
+    let opts = PipeOptions::default().root(root.path());
     match PipeEnd::connect_with("nobody-here", Duration::from_millis(10), &opts) {
         Err(Error::NotFound { name }) => assert_eq!(name, "nobody-here"),
         other => panic!("{other:?}"),
@@ -177,7 +149,7 @@ fn missing_server_is_not_found() {
 #[test]
 fn bad_names_are_invalid() {
     let root = TempRoot::new("names");
-    let opts = PipeOptions::default().root(&root.0);
+    let opts = PipeOptions::default().root(root.path());
     let long = "x".repeat(culvert::pipe::MAX_PIPE_NAME + 1);
     for bad in ["", "a/b", "a b", "..", "é", long.as_str()] {
         assert!(
@@ -208,7 +180,7 @@ fn bad_names_are_invalid() {
 #[test]
 fn second_bind_of_a_live_name_fails() {
     let root = TempRoot::new("twice");
-    let opts = PipeOptions::default().root(&root.0);
+    let opts = PipeOptions::default().root(root.path());
     let _server = PipeServer::bind("p", &opts).unwrap();
     assert!(matches!(
         PipeServer::bind("p", &opts),
@@ -219,7 +191,7 @@ fn second_bind_of_a_live_name_fails() {
 #[test]
 fn accept_times_out_and_try_accept_would_block() {
     let root = TempRoot::new("accept");
-    let opts = PipeOptions::default().root(&root.0);
+    let opts = PipeOptions::default().root(root.path());
     let server = PipeServer::bind("p", &opts).unwrap();
     assert!(matches!(server.try_accept(), Err(Error::WouldBlock)));
     let t = Instant::now();
@@ -234,7 +206,7 @@ fn accept_times_out_and_try_accept_would_block() {
 fn in_process_byte_pipe_with_default_timeout() {
     let root = TempRoot::new("inproc");
     let opts = PipeOptions::default()
-        .root(&root.0)
+        .root(root.path())
         .buffers(8192)
         .default_timeout(Duration::from_secs(5));
     let server = PipeServer::bind("echo", &opts).unwrap();
@@ -262,7 +234,7 @@ fn in_process_byte_pipe_with_default_timeout() {
     }
     client.join().unwrap();
     // The instance section's name is gone: only the server's remains.
-    let names: Vec<_> = std::fs::read_dir(&root.0)
+    let names: Vec<_> = std::fs::read_dir(root.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -271,30 +243,30 @@ fn in_process_byte_pipe_with_default_timeout() {
 
 #[test]
 fn accept_returns_with_the_client_attached() {
-    const TEST: &str = "accept_returns_with_the_client_attached";
+    let test = cross_test!(accept_returns_with_the_client_attached);
     if role().is_some() {
         let mut end = PipeEnd::connect(PIPE, Duration::from_secs(10)).unwrap();
         let mut buf = [0u8; 1];
         let _ = end.read(&mut buf);
         return;
     }
-    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let sup = test.supervise(Duration::from_secs(60));
     let root = TempRoot::new("attached");
-    let server = PipeServer::bind(PIPE, &PipeOptions::default().root(&root.0)).unwrap();
+    let server = PipeServer::bind(PIPE, &PipeOptions::default().root(root.path())).unwrap();
     for _ in 0..5 {
-        let child = spawn_client(&dog, TEST, "client", &root, false);
+        let child = spawn_client(&sup, test, "client", &root);
         let mut end = accept(&server);
         // Known at once, as after Windows' ConnectNamedPipe.
         assert!(end.is_peer_attached());
-        assert_eq!(end.peer_pid(), Some(child.id()));
+        assert_eq!(end.peer_pid(), Some(sup.pid(child)));
         end.write_all(b"x").unwrap();
-        wait_ok(child);
+        sup.wait_ok(child);
     }
 }
 
 #[test]
 fn client_gets_the_servers_accept_failure_promptly() {
-    const TEST: &str = "client_gets_the_servers_accept_failure_promptly";
+    let test = cross_test!(client_gets_the_servers_accept_failure_promptly);
     if role().is_some() {
         // Server under a file-size limit (SIGXFSZ ignored by the shell that started
         // it): its instance sections cannot be allocated.
@@ -309,25 +281,20 @@ fn client_gets_the_servers_accept_failure_promptly() {
         );
         return;
     }
-    let dog = Watchdog::new(TEST, Duration::from_secs(60));
+    let sup = test.supervise(Duration::from_secs(60));
     let root = TempRoot::new("nospace");
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg("ulimit -f 4096 && trap '' XFSZ && exec \"$0\" \"$@\"")
-        .arg(exe)
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-        .env(ROLE, "server")
-        .env("CULVERT_ROOT", &root.0)
-        .stdout(Stdio::piped());
-    let mut child = dog.spawn(&mut cmd);
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    expect_line(&mut out, "bound");
+    let mut cmd = test.command_via(
+        "sh",
+        &["-c", "ulimit -f 4096 && trap '' XFSZ && exec \"$0\" \"$@\""],
+        "server",
+    );
+    let child = sup.spawn(cmd.namespace(&root));
+    sup.wait_for_output(child, "bound");
     let started = Instant::now();
     let e = PipeEnd::connect_with(
         PIPE,
         Duration::from_secs(20),
-        &PipeOptions::default().root(&root.0),
+        &PipeOptions::default().root(root.path()),
     )
     .unwrap_err();
     assert!(
@@ -339,6 +306,6 @@ fn client_gets_the_servers_accept_failure_promptly() {
         "{:?}",
         started.elapsed()
     );
-    expect_line(&mut out, "accept failed");
-    wait_ok(child);
+    sup.wait_for_output(child, "accept failed");
+    sup.wait_ok(child);
 }

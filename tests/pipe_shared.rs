@@ -1,63 +1,63 @@
 //! Shared pipes (`PipeOptions::shared(true)`), across real processes: the test binary
-//! re-executes itself with `--exact <test> --nocapture --test-threads=1` and a role in
-//! `CULVERT_PIPE_TEST_ROLE`; every child attaches the pipe end it inherited as one
-//! more holder of it (`PendingEnd::spawn_child` + `PipeEnd::from_inherited`). Every
-//! test has an outer deadline that kills its children and fails, and its own temp dir.
-
-#[path = "pipe_support.rs"]
-mod support;
+//! runs itself again as children playing roles (`culvert_testkit`); every child
+//! attaches the pipe end it inherited as one more holder of it
+//! (`PendingEnd::spawn_child` + `PipeEnd::from_inherited`). Every test has an outer
+//! deadline that kills its children and fails, and its own temp dir.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use culvert::pipe::{self, PendingEnd, PipeEnd, PipeMode, PipeOptions};
 use culvert::Error;
-use support::*;
-
-const ID: &str = "CULVERT_PIPE_SHARED_ID";
-const DIR: &str = "CULVERT_PIPE_SHARED_DIR";
+use culvert_testkit::{
+    cross_test, fnv1a_words, role, role_arg, role_arg_parsed, xorshift, ChildCommand, ChildId,
+    CrossTest, Supervisor, TempRoot, FNV_START,
+};
 
 // ---- harness ------------------------------------------------------------------------
 
+/// The command of a holder: `test` as a child with `role`, `id` and `dir`.
+fn holder_command(test: CrossTest, role: &str, id: u32, dir: &Path) -> Command {
+    let mut cmd = test.command(role);
+    cmd.role_arg("ID", id.to_string()).role_arg("DIR", dir);
+    cmd
+}
+
 /// Spawns `test` as a child with `role` and `id`, sharing `end` with it.
 fn spawn_holder(
-    dog: &Watchdog,
+    sup: &Supervisor,
     end: &PendingEnd,
-    test: &str,
+    test: CrossTest,
     role: &str,
     id: u32,
     dir: &Path,
-) -> Child {
-    let mut cmd = child_command(test, role);
-    cmd.env(ID, id.to_string()).env(DIR, dir);
-    let child = end.spawn_child(&mut cmd).unwrap();
-    dog.watch(&child);
-    drop(cmd);
-    child
+) -> ChildId {
+    let mut cmd = holder_command(test, role, id, dir);
+    sup.spawn_with(&mut cmd, |cmd| end.spawn_child(cmd))
 }
 
 /// Spawns `n` holders of `end` with `role`, ids `0..n`.
 fn spawn_holders(
-    dog: &Watchdog,
+    sup: &Supervisor,
     end: &PendingEnd,
-    test: &str,
+    test: CrossTest,
     role: &str,
     n: u32,
     dir: &Path,
-) -> Vec<Child> {
+) -> Vec<ChildId> {
     (0..n)
-        .map(|id| spawn_holder(dog, end, test, role, id, dir))
+        .map(|id| spawn_holder(sup, end, test, role, id, dir))
         .collect()
 }
 
 fn child_id() -> u32 {
-    std::env::var(ID).unwrap().parse().unwrap()
+    role_arg_parsed("ID")
 }
 
 fn child_dir() -> PathBuf {
-    PathBuf::from(std::env::var(DIR).unwrap())
+    PathBuf::from(role_arg("DIR"))
 }
 
 /// A message of writer `id`, number `seq`: `id`, `seq`, then a payload whose length
@@ -70,6 +70,15 @@ fn make_message(id: u32, seq: u32, out: &mut Vec<u8>) {
     let mut x = (u64::from(id) << 32 | u64::from(seq)) ^ 0x9e37_79b9_7f4a_7c15;
     for _ in 0..len {
         out.push(xorshift(&mut x) as u8);
+    }
+}
+
+/// Writes messages `seqs` of writer `id` to `end`, one write each.
+fn write_messages(end: &mut PipeEnd, id: u32, seqs: std::ops::Range<u32>) {
+    let mut msg = Vec::new();
+    for seq in seqs {
+        make_message(id, seq, &mut msg);
+        end.write_all(&msg).unwrap();
     }
 }
 
@@ -105,27 +114,22 @@ const MSGS_PER_WRITER: u32 = 10_000;
 
 #[test]
 fn three_writer_processes_share_one_message_end() {
-    const TEST: &str = "three_writer_processes_share_one_message_end";
+    let test = cross_test!(three_writer_processes_share_one_message_end);
     let opts = PipeOptions::default()
         .mode(PipeMode::Message)
         .shared(true)
         .max_message(4096);
     if let Some(r) = role() {
         assert_eq!(r, "writer");
-        let id = child_id();
         let mut end = PipeEnd::from_inherited().unwrap();
-        let mut msg = Vec::new();
-        for seq in 0..MSGS_PER_WRITER {
-            make_message(id, seq, &mut msg);
-            end.write_all(&msg).unwrap();
-        }
+        write_messages(&mut end, child_id(), 0..MSGS_PER_WRITER);
         return;
     }
     let started = Instant::now();
-    let dog = Watchdog::new(TEST, Duration::from_secs(120));
-    let dir = TempRoot::new(&format!("shared-{TEST}"));
+    let sup = test.supervise(Duration::from_secs(120));
+    let dir = TempRoot::new("shared");
     let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
-    let children = spawn_holders(&dog, &theirs, TEST, "writer", 3, &dir.0);
+    spawn_holders(&sup, &theirs, test, "writer", 3, dir.path());
     drop(theirs);
     let mut next = [0u32; 3];
     let mut buf = vec![0u8; 4096];
@@ -140,9 +144,9 @@ fn three_writer_processes_share_one_message_end() {
     }
     assert_eq!(total, 3 * MSGS_PER_WRITER);
     assert_eq!(next, [MSGS_PER_WRITER; 3]);
-    wait_all_ok(children);
+    sup.wait_all_ok();
     drop(dir);
-    eprintln!("{TEST}: {:?}", started.elapsed());
+    eprintln!("{}: {:?}", test.name(), started.elapsed());
 }
 
 // ---- (2) byte mode: the atomic-write rule --------------------------------------------------
@@ -157,13 +161,13 @@ fn make_record(id: u32, seq: u32, rec: &mut [u8; RECORD]) {
     for (i, b) in rec[8..RECORD - 8].iter_mut().enumerate() {
         *b = fill.wrapping_add(i as u8);
     }
-    let sum = checksum(CHECKSUM_START, &rec[..RECORD - 8]);
+    let sum = fnv1a_words(FNV_START, &rec[..RECORD - 8]);
     rec[RECORD - 8..].copy_from_slice(&sum.to_le_bytes());
 }
 
 #[test]
 fn four_byte_writers_never_interleave_4096_byte_writes() {
-    const TEST: &str = "four_byte_writers_never_interleave_4096_byte_writes";
+    let test = cross_test!(four_byte_writers_never_interleave_4096_byte_writes);
     let opts = PipeOptions::default().mode(PipeMode::Byte).shared(true);
     if let Some(r) = role() {
         assert_eq!(r, "writer");
@@ -177,10 +181,10 @@ fn four_byte_writers_never_interleave_4096_byte_writes() {
         return;
     }
     let started = Instant::now();
-    let dog = Watchdog::new(TEST, Duration::from_secs(120));
-    let dir = TempRoot::new(&format!("shared-{TEST}"));
+    let sup = test.supervise(Duration::from_secs(120));
+    let dir = TempRoot::new("shared");
     let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Byte, &opts).unwrap();
-    let children = spawn_holders(&dog, &theirs, TEST, "writer", 4, &dir.0);
+    spawn_holders(&sup, &theirs, test, "writer", 4, dir.path());
     drop(theirs);
     let mut next = [0u32; 4];
     let mut rec = [0u8; RECORD];
@@ -204,9 +208,9 @@ fn four_byte_writers_never_interleave_4096_byte_writes() {
         next[id as usize] += 1;
     }
     assert_eq!(next, [RECORDS_PER_WRITER; 4]);
-    wait_all_ok(children);
+    sup.wait_all_ok();
     drop(dir);
-    eprintln!("{TEST}: {:?}", started.elapsed());
+    eprintln!("{}: {:?}", test.name(), started.elapsed());
 }
 
 // ---- (3) two reader processes share the reading end ----------------------------------------
@@ -215,7 +219,7 @@ const SHARED_READ_MSGS: u32 = 20_000;
 
 #[test]
 fn two_reader_processes_get_every_message_exactly_once() {
-    const TEST: &str = "two_reader_processes_get_every_message_exactly_once";
+    let test = cross_test!(two_reader_processes_get_every_message_exactly_once);
     let opts = PipeOptions::default()
         .mode(PipeMode::Message)
         .shared(true)
@@ -240,22 +244,18 @@ fn two_reader_processes_get_every_message_exactly_once() {
         return;
     }
     let started = Instant::now();
-    let dog = Watchdog::new(TEST, Duration::from_secs(120));
-    let dir = TempRoot::new(&format!("shared-{TEST}"));
+    let sup = test.supervise(Duration::from_secs(120));
+    let dir = TempRoot::new("shared");
     let (mut writer, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
-    let children = spawn_holders(&dog, &theirs, TEST, "reader", 2, &dir.0);
+    spawn_holders(&sup, &theirs, test, "reader", 2, dir.path());
     drop(theirs);
-    let mut msg = Vec::new();
-    for seq in 0..SHARED_READ_MSGS {
-        make_message(7, seq, &mut msg);
-        writer.write_all(&msg).unwrap();
-    }
+    write_messages(&mut writer, 7, 0..SHARED_READ_MSGS);
     drop(writer);
-    wait_all_ok(children);
+    sup.wait_all_ok();
     let mut seen = vec![0u8; SHARED_READ_MSGS as usize];
     let mut per_reader = Vec::new();
     for id in 0..2 {
-        let bytes = std::fs::read(dir.0.join(format!("reader-{id}"))).unwrap();
+        let bytes = std::fs::read(dir.join(format!("reader-{id}"))).unwrap();
         per_reader.push(bytes.len() / 4);
         for c in bytes.chunks_exact(4) {
             let seq = u32::from_le_bytes(c.try_into().unwrap()) as usize;
@@ -268,7 +268,11 @@ fn two_reader_processes_get_every_message_exactly_once() {
         "messages not delivered exactly once: {bad:?}"
     );
     drop(dir);
-    eprintln!("{TEST}: {:?} (split {per_reader:?})", started.elapsed());
+    eprintln!(
+        "{}: {:?} (split {per_reader:?})",
+        test.name(),
+        started.elapsed()
+    );
 }
 
 // ---- (4) end of stream only after the last holder ------------------------------------------
@@ -277,7 +281,7 @@ const EOF_MSGS: u32 = 500;
 
 #[test]
 fn end_of_stream_only_after_the_last_writer_holder() {
-    const TEST: &str = "end_of_stream_only_after_the_last_writer_holder";
+    let test = cross_test!(end_of_stream_only_after_the_last_writer_holder);
     let opts = PipeOptions::default()
         .mode(PipeMode::Message)
         .shared(true)
@@ -285,11 +289,7 @@ fn end_of_stream_only_after_the_last_writer_holder() {
     if let Some(r) = role() {
         let id = child_id();
         let mut end = PipeEnd::from_inherited().unwrap();
-        let mut msg = Vec::new();
-        for seq in 0..EOF_MSGS {
-            make_message(id, seq, &mut msg);
-            end.write_all(&msg).unwrap();
-        }
+        write_messages(&mut end, id, 0..EOF_MSGS);
         match r.as_str() {
             // Waits to be SIGKILLed, holding the end.
             "victim" => loop {
@@ -300,10 +300,7 @@ fn end_of_stream_only_after_the_last_writer_holder() {
                 while !go.exists() {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                for seq in EOF_MSGS..2 * EOF_MSGS {
-                    make_message(id, seq, &mut msg);
-                    end.write_all(&msg).unwrap();
-                }
+                write_messages(&mut end, id, EOF_MSGS..2 * EOF_MSGS);
                 drop(end); // closes normally
                 return;
             }
@@ -311,11 +308,11 @@ fn end_of_stream_only_after_the_last_writer_holder() {
         }
     }
     let started = Instant::now();
-    let dog = Watchdog::new(TEST, Duration::from_secs(60));
-    let dir = TempRoot::new(&format!("shared-{TEST}"));
+    let sup = test.supervise(Duration::from_secs(60));
+    let dir = TempRoot::new("shared");
     let (mut reader, theirs) = pipe::anonymous_pending(PipeMode::Message, &opts).unwrap();
-    let mut victim = spawn_holder(&dog, &theirs, TEST, "victim", 0, &dir.0);
-    let survivor = spawn_holder(&dog, &theirs, TEST, "survivor", 1, &dir.0);
+    let victim = spawn_holder(&sup, &theirs, test, "victim", 0, dir.path());
+    let survivor = spawn_holder(&sup, &theirs, test, "survivor", 1, dir.path());
     drop(theirs);
     let mut next = [0u32; 2];
     let mut buf = vec![0u8; 4096];
@@ -331,8 +328,8 @@ fn end_of_stream_only_after_the_last_writer_holder() {
     while next != [EOF_MSGS, EOF_MSGS] {
         take(&mut reader, &mut next).expect("end of stream while both holders live");
     }
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    sup.kill(victim);
+    sup.wait(victim);
     // One holder dead, one alive: no end of stream (the wait spans several liveness
     // checks).
     reader.set_read_timeout(Some(Duration::from_millis(400)));
@@ -342,7 +339,7 @@ fn end_of_stream_only_after_the_last_writer_holder() {
         other => panic!("expected a timeout while a holder lives, got {other:?}"),
     }
     reader.set_read_timeout(Some(Duration::from_secs(20)));
-    std::fs::write(dir.0.join("go"), b"").unwrap();
+    std::fs::write(dir.join("go"), b"").unwrap();
     while take(&mut reader, &mut next).is_some() {}
     assert_eq!(
         next,
@@ -354,12 +351,12 @@ fn end_of_stream_only_after_the_last_writer_holder() {
         reader.read_message(&mut probe),
         Err(Error::Closed | Error::PeerDied)
     ));
-    wait_ok(survivor);
+    sup.wait_ok(survivor);
     // Writes towards the gone end fail.
     let e = reader.write_message(b"anyone?").unwrap_err();
     assert!(matches!(e, Error::Closed | Error::PeerDied), "{e:?}");
     drop(dir);
-    eprintln!("{TEST}: {:?}", started.elapsed());
+    eprintln!("{}: {:?}", test.name(), started.elapsed());
 }
 
 // ---- in-process checks ---------------------------------------------------------------------
@@ -433,50 +430,43 @@ fn named_opts(root: &Path) -> PipeOptions {
 }
 
 /// Shares the attached `end` with a child playing `role` as writer `id`.
-fn share_end(dog: &Watchdog, end: &PipeEnd, test: &str, role: &str, id: u32, dir: &Path) -> Child {
-    let mut cmd = child_command(test, role);
-    cmd.env(ID, id.to_string()).env(DIR, dir);
-    let child = end.spawn_child(&mut cmd).unwrap();
-    dog.watch(&child);
-    drop(cmd);
-    child
+fn share_end(
+    sup: &Supervisor,
+    end: &PipeEnd,
+    test: CrossTest,
+    role: &str,
+    id: u32,
+    dir: &Path,
+) -> ChildId {
+    let mut cmd = holder_command(test, role, id, dir);
+    sup.spawn_with(&mut cmd, |cmd| end.spawn_child(cmd))
 }
 
 const NAMED_MSGS_PER_WRITER: u32 = 2_000;
 
 #[test]
 fn named_shared_client_end_held_by_three_writer_processes() {
-    const TEST: &str = "named_shared_client_end_held_by_three_writer_processes";
+    let test = cross_test!(named_shared_client_end_held_by_three_writer_processes);
     if let Some(r) = role() {
         assert_eq!(r, "writer");
-        let id = child_id();
         let mut end = PipeEnd::from_inherited().unwrap();
-        let mut msg = Vec::new();
-        for seq in 0..NAMED_MSGS_PER_WRITER {
-            make_message(id, seq, &mut msg);
-            end.write_all(&msg).unwrap();
-        }
+        write_messages(&mut end, child_id(), 0..NAMED_MSGS_PER_WRITER);
         return;
     }
     let started = Instant::now();
-    let dog = Watchdog::new(TEST, Duration::from_secs(120));
-    let dir = TempRoot::new(&format!("shared-{TEST}"));
-    let opts = named_opts(&dir.0);
+    let sup = test.supervise(Duration::from_secs(120));
+    let dir = TempRoot::new("shared");
+    let opts = named_opts(dir.path());
     let name = format!("named-shared-writers-{}", std::process::id());
     let server = pipe::PipeServer::bind(&name, &opts).unwrap();
     std::thread::scope(|s| {
         let client = s.spawn(|| {
             let mut end = PipeEnd::connect_with(&name, Duration::from_secs(20), &opts).unwrap();
-            let children: Vec<Child> = (0..2)
-                .map(|id| share_end(&dog, &end, TEST, "writer", id, &dir.0))
-                .collect();
-            let mut msg = Vec::new();
-            for seq in 0..NAMED_MSGS_PER_WRITER {
-                make_message(2, seq, &mut msg);
-                end.write_all(&msg).unwrap();
+            for id in 0..2 {
+                share_end(&sup, &end, test, "writer", id, dir.path());
             }
+            write_messages(&mut end, 2, 0..NAMED_MSGS_PER_WRITER);
             drop(end);
-            children
         });
         let mut conn = server.accept_until(Duration::from_secs(20)).unwrap();
         let mut next = [0u32; 3];
@@ -493,13 +483,14 @@ fn named_shared_client_end_held_by_three_writer_processes() {
         }
         assert_eq!(total, 3 * NAMED_MSGS_PER_WRITER);
         assert_eq!(next, [NAMED_MSGS_PER_WRITER; 3]);
-        wait_all_ok(client.join().unwrap());
+        client.join().unwrap();
+        sup.wait_all_ok();
         drop(conn);
     });
     assert_eq!(server.instances_in_use(), 0);
     drop(server);
     drop(dir);
-    eprintln!("{TEST}: {:?}", started.elapsed());
+    eprintln!("{}: {:?}", test.name(), started.elapsed());
 }
 
 /// While the slot is taken: `accept` runs (so it could reclaim the slot), and a
@@ -522,13 +513,10 @@ fn assert_slot_taken(server: &pipe::PipeServer, name: &str, opts: &PipeOptions, 
 
 #[test]
 fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
-    const TEST: &str = "named_shared_slot_freed_only_after_every_client_holder_is_gone";
+    let test = cross_test!(named_shared_slot_freed_only_after_every_client_holder_is_gone);
     if let Some(r) = role() {
-        let id = child_id();
         let mut end = PipeEnd::from_inherited().unwrap();
-        let mut msg = Vec::new();
-        make_message(id, 0, &mut msg);
-        end.write_all(&msg).unwrap(); // attached
+        write_messages(&mut end, child_id(), 0..1); // attached
         match r.as_str() {
             // Waits to be SIGKILLed, holding the end (or for the test to fail).
             "victim" => {
@@ -548,9 +536,9 @@ fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
         return;
     }
     let started = Instant::now();
-    let dog = Watchdog::new(TEST, Duration::from_secs(60));
-    let dir = TempRoot::new(&format!("shared-{TEST}"));
-    let opts = named_opts(&dir.0);
+    let sup = test.supervise(Duration::from_secs(60));
+    let dir = TempRoot::new("shared");
+    let opts = named_opts(dir.path());
     let name = format!("named-shared-slot-{}", std::process::id());
     let server = pipe::PipeServer::bind(&name, &opts).unwrap();
     let (mut conn, client) = std::thread::scope(|s| {
@@ -559,8 +547,8 @@ fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
         let conn = server.accept_until(Duration::from_secs(20)).unwrap();
         (conn, client.join().unwrap())
     });
-    let mut victim = share_end(&dog, &client, TEST, "victim", 0, &dir.0);
-    let survivor = share_end(&dog, &client, TEST, "survivor", 1, &dir.0);
+    let victim = share_end(&sup, &client, test, "victim", 0, dir.path());
+    let survivor = share_end(&sup, &client, test, "survivor", 1, dir.path());
     // Both children attached (each sent one message).
     let mut buf = vec![0u8; 4096];
     let mut scratch = Vec::new();
@@ -579,12 +567,12 @@ fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
     // The server end goes too: one end is gone, the other is held by the children.
     drop(conn);
     assert_slot_taken(&server, &name, &opts, "server end dropped");
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    sup.kill(victim);
+    sup.wait(victim);
     assert_slot_taken(&server, &name, &opts, "one holder killed, one alive");
     // The last holder closes: now the slot is freed (found by `accept`).
-    std::fs::write(dir.0.join("go"), b"").unwrap();
-    wait_ok(survivor);
+    std::fs::write(dir.join("go"), b"").unwrap();
+    sup.wait_ok(survivor);
     let freed = Instant::now();
     std::thread::scope(|s| {
         let acceptor = s.spawn(|| server.accept_until(Duration::from_secs(10)));
@@ -599,20 +587,21 @@ fn named_shared_slot_freed_only_after_every_client_holder_is_gone() {
         drop(conn);
     });
     eprintln!(
-        "{TEST}: reconnected {:?} after the last holder closed",
+        "{}: reconnected {:?} after the last holder closed",
+        test.name(),
         freed.elapsed()
     );
     // Both ends of the new connection were dropped in this process: freed at once.
     assert_eq!(server.instances_in_use(), 0);
     drop(server);
     drop(dir);
-    eprintln!("{TEST}: {:?}", started.elapsed());
+    eprintln!("{}: {:?}", test.name(), started.elapsed());
 }
 
 #[test]
 fn named_shared_server_end_can_be_cloned() {
     let dir = TempRoot::new("shared-named-clone");
-    let opts = named_opts(&dir.0);
+    let opts = named_opts(dir.path());
     let name = format!("named-shared-clone-{}", std::process::id());
     let server = pipe::PipeServer::bind(&name, &opts).unwrap();
     let (conn, mut client) = std::thread::scope(|s| {
@@ -634,7 +623,7 @@ fn named_shared_server_end_can_be_cloned() {
     drop(client);
     assert_eq!(server.instances_in_use(), 0);
     // Too large a message for a shared pipe: refused at bind.
-    let big = named_opts(&dir.0).max_message(2 << 20);
+    let big = named_opts(dir.path()).max_message(2 << 20);
     let r = pipe::PipeServer::bind(&format!("{name}-big"), &big);
     assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
 }

@@ -2,18 +2,16 @@
 //! processes, and what dropping each half does to the peer and to a named pipe's
 //! instance slot.
 
-#[path = "pipe_support.rs"]
-mod support;
+mod common;
 
 use std::io::{Read, Write};
 use std::thread;
 use std::time::Duration;
 
-use culvert::pipe::{
-    self, PipeCommandExt, PipeEnd, PipeMode, PipeOptions, PipeReader, PipeServer, PipeWriter,
-};
+use common::pipe::spawn_with_pipe;
+use culvert::pipe::{self, PipeEnd, PipeMode, PipeOptions, PipeReader, PipeServer, PipeWriter};
 use culvert::Error;
-use support::*;
+use culvert_testkit::{cross_test, fill, fnv1a_words, role, TempRoot, FNV_START};
 
 /// Bytes each side sends.
 const TOTAL: usize = 64 << 20;
@@ -24,12 +22,12 @@ const CHUNK: usize = 48 * 1024;
 fn for_each_chunk(seed: u64, mut each: impl FnMut(&[u8])) -> u64 {
     let mut s = seed;
     let mut buf = vec![0u8; CHUNK];
-    let mut sum = CHECKSUM_START;
+    let mut sum = FNV_START;
     let mut done = 0;
     while done < TOTAL {
         let n = CHUNK.min(TOTAL - done);
         fill(&mut buf[..n], &mut s);
-        sum = checksum(sum, &buf[..n]);
+        sum = fnv1a_words(sum, &buf[..n]);
         each(&buf[..n]);
         done += n;
     }
@@ -44,14 +42,14 @@ fn send_all(mut w: PipeWriter, seed: u64) -> u64 {
 /// Reads to end of stream; returns the byte count and checksum.
 fn receive_all(mut r: PipeReader) -> (usize, u64) {
     let mut buf = vec![0u8; CHUNK];
-    let mut sum = CHECKSUM_START;
+    let mut sum = FNV_START;
     let mut total = 0;
     loop {
         let n = r.read(&mut buf).unwrap();
         if n == 0 {
             return (total, sum);
         }
-        sum = checksum(sum, &buf[..n]);
+        sum = fnv1a_words(sum, &buf[..n]);
         total += n;
     }
 }
@@ -75,21 +73,19 @@ fn full_duplex(end: PipeEnd, send_seed: u64, recv_seed: u64) {
 
 #[test]
 fn split_halves_move_64_mib_each_way_concurrently() {
-    const TEST: &str = "split_halves_move_64_mib_each_way_concurrently";
     if role().is_some() {
         full_duplex(PipeEnd::from_inherited().unwrap(), 2, 1);
         return;
     }
-    let dog = Watchdog::new(TEST, Duration::from_secs(240));
-    let (mine, theirs) = pipe::anonymous_pending(PipeMode::Byte, &PipeOptions::default()).unwrap();
-    let mut cmd = child_command(TEST, "peer");
-    cmd.inherit_pipe_end(&theirs).unwrap();
-    let child = dog.spawn(&mut cmd);
-    drop(cmd);
-    mine.expect_peer(child.id()).unwrap();
-    drop(theirs);
+    let (sup, mine, child) = spawn_with_pipe(
+        cross_test!(split_halves_move_64_mib_each_way_concurrently),
+        Duration::from_secs(240),
+        "peer",
+        PipeMode::Byte,
+        &PipeOptions::default(),
+    );
     full_duplex(mine, 1, 2);
-    wait_ok(child);
+    sup.wait_ok(child);
 }
 
 /// Message pipes keep their boundaries through the halves, plain and shared.
@@ -130,7 +126,7 @@ fn split_message_halves_keep_boundaries() {
 #[test]
 fn dropping_the_halves_closes_one_direction_then_the_end() {
     let root = TempRoot::new("split");
-    let opts = PipeOptions::default().root(&root.0).max_instances(1);
+    let opts = PipeOptions::default().root(root.path()).max_instances(1);
     let server = PipeServer::bind("split", &opts).unwrap();
     let connect = {
         let opts = opts.clone();

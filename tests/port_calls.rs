@@ -1,15 +1,17 @@
 //! Cross-process port calls: inline throughput, large views, many clients and server
 //! threads, connect errors, and cancellation racing replies.
 
-#[path = "port_support.rs"]
-mod support;
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::port::*;
 use culvert::port::{PortClient, PortOptions, PortServer};
 use culvert::Deadline;
-use support::*;
+use culvert_testkit::{
+    cross_test, eventually, fnv1a, namespace, pattern, role, ChildCommand, TempRoot, FNV_START,
+};
 
 const NAME: &str = "svc";
 
@@ -31,7 +33,7 @@ fn hundred_thousand_inline_calls() {
         }
         return;
     }
-    let root = TempRoot::new("100k");
+    let root = TempRoot::in_shm("100k");
     let served = serve(
         NAME,
         &PortOptions::default(),
@@ -39,10 +41,11 @@ fn hundred_thousand_inline_calls() {
         1,
         Arc::new(echo),
     );
-    let mut kids = Children::default();
-    let c = kids.spawn("hundred_thousand_inline_calls", "client", &root.path, &[]);
+    let test = cross_test!(hundred_thousand_inline_calls);
+    let sup = test.supervise(Duration::from_secs(120));
+    let c = sup.spawn(test.command("client").namespace(&root));
     let start = Instant::now();
-    kids.expect_success(c, Duration::from_secs(60));
+    sup.wait_ok(c);
     eprintln!("100k inline calls in {:?}", start.elapsed());
     served.stop();
 }
@@ -67,17 +70,17 @@ fn large_views_with_checksums() {
         assert_eq!(mine.free_pages, mine.total_pages);
         for (k, size) in [1usize << 20, 64 << 20, 1 << 20].into_iter().enumerate() {
             let req = pattern(size, k as u64);
-            let want = checksum(&transform(&req));
+            let want = fnv1a(FNV_START, &transform(&req));
             let reply = client.call(&req, secs(30)).unwrap();
             assert!(reply.is_view(), "a {size}-byte reply travels in a view");
             let view = reply.as_view().unwrap();
             assert_eq!(view.len(), size);
             assert_eq!(
-                checksum(view.as_slice()),
+                fnv1a(FNV_START, view.as_slice()),
                 want,
                 "{size}-byte reply checksum"
             );
-            assert_eq!(checksum(&reply.to_vec()), want);
+            assert_eq!(fnv1a(FNV_START, &reply.to_vec()), want);
             let mut head = [0u8; 16];
             assert_eq!(view.read_at(size - 8, &mut head).unwrap(), 8);
             assert!(view.read_at(size + 1, &mut head).is_err());
@@ -92,13 +95,14 @@ fn large_views_with_checksums() {
         }));
         return;
     }
-    let root = TempRoot::new("views");
+    let root = TempRoot::in_shm("views");
     let served = serve(NAME, &view_options(), &root.opts(), 2, Arc::new(echo));
     let start_free = served.port.view_heap_stats();
     assert_eq!(start_free.free_pages, start_free.total_pages);
-    let mut kids = Children::default();
-    let c = kids.spawn("large_views_with_checksums", "client", &root.path, &[]);
-    kids.expect_success(c, Duration::from_secs(60));
+    let test = cross_test!(large_views_with_checksums);
+    let sup = test.supervise(Duration::from_secs(120));
+    let c = sup.spawn(test.command("client").namespace(&root));
+    sup.wait_ok(c);
     assert!(eventually(Duration::from_secs(5), || served
         .port
         .view_heap_stats()
@@ -132,7 +136,7 @@ fn four_clients_four_server_threads() {
         }
         return;
     }
-    let root = TempRoot::new("4x4");
+    let root = TempRoot::in_shm("4x4");
     let served = serve(
         NAME,
         &PortOptions::default(),
@@ -140,20 +144,14 @@ fn four_clients_four_server_threads() {
         4,
         Arc::new(echo),
     );
-    let mut kids = Children::default();
+    let test = cross_test!(four_clients_four_server_threads);
+    let sup = test.supervise(Duration::from_secs(180));
     let start = Instant::now();
     let ids: Vec<_> = (0..4)
-        .map(|k| {
-            kids.spawn(
-                "four_clients_four_server_threads",
-                &k.to_string(),
-                &root.path,
-                &[],
-            )
-        })
+        .map(|k| sup.spawn(test.command(&k.to_string()).namespace(&root)))
         .collect();
     for c in ids {
-        kids.expect_success(c, Duration::from_secs(90));
+        sup.wait_ok(c);
     }
     eprintln!("4 x 50k calls in {:?}", start.elapsed());
     served.stop();
@@ -171,8 +169,8 @@ fn reject_missing_and_busy() {
             other => panic!("expected NotFound, got {other:?}"),
         }
         // The parent holds both connection slots.
-        std::fs::write(child_root().join("marker-go"), b"").unwrap();
-        assert!(eventually(Duration::from_secs(20), || child_root()
+        std::fs::write(namespace().join("marker-go"), b"").unwrap();
+        assert!(eventually(Duration::from_secs(20), || namespace()
             .join("marker-held")
             .exists()));
         let start = Instant::now();
@@ -188,14 +186,15 @@ fn reject_missing_and_busy() {
         );
         return;
     }
-    let root = TempRoot::new("reject");
+    let root = TempRoot::in_shm("reject");
     let opts = PortOptions {
         max_connections: 2,
         ..PortOptions::default()
     };
     let served = serve(NAME, &opts, &root.opts(), 1, Arc::new(echo));
-    let mut kids = Children::default();
-    let c = kids.spawn("reject_missing_and_busy", "client", &root.path, &[]);
+    let test = cross_test!(reject_missing_and_busy);
+    let sup = test.supervise(Duration::from_secs(120));
+    let c = sup.spawn(test.command("client").namespace(&root));
     // Rejections free their slot: once the child is past them, take both slots.
     assert!(eventually(Duration::from_secs(20), || root
         .marker("go")
@@ -204,7 +203,7 @@ fn reject_missing_and_busy() {
     let (b, _) = PortClient::connect_with(NAME, b"ok", secs(10), &root.opts()).unwrap();
     assert_eq!(a.call(b"x", secs(10)).unwrap().as_slice(), b"y");
     std::fs::write(root.marker("held"), b"").unwrap();
-    kids.expect_success(c, Duration::from_secs(30));
+    sup.wait_ok(c);
     drop((a, b));
     // Disconnected slots are free again.
     assert!(eventually(Duration::from_secs(5), || served
@@ -268,7 +267,7 @@ fn cancel_races_reply() {
         }));
         return;
     }
-    let root = TempRoot::new("cancel");
+    let root = TempRoot::in_shm("cancel");
     let served = serve(
         NAME,
         &PortOptions::default(),
@@ -277,9 +276,10 @@ fn cancel_races_reply() {
         Arc::new(echo),
     );
     let start_free = served.port.view_heap_stats();
-    let mut kids = Children::default();
-    let c = kids.spawn("cancel_races_reply", "client", &root.path, &[]);
-    kids.expect_success(c, Duration::from_secs(60));
+    let test = cross_test!(cancel_races_reply);
+    let sup = test.supervise(Duration::from_secs(120));
+    let c = sup.spawn(test.command("client").namespace(&root));
+    sup.wait_ok(c);
     assert!(eventually(Duration::from_secs(5), || served
         .port
         .view_heap_stats()
@@ -289,7 +289,6 @@ fn cancel_races_reply() {
 
 #[test]
 fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
-    const TEST: &str = "a_reply_the_server_cannot_send_fails_the_call_at_once";
     let opts = PortOptions {
         max_message: 8192,
         ..PortOptions::default()
@@ -308,7 +307,7 @@ fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
         assert_eq!(client.call(b"small", secs(10)).unwrap().as_slice(), b"ok");
         return;
     }
-    let root = TempRoot::new("replyfail");
+    let root = TempRoot::in_shm("replyfail");
     let failures = Arc::new(culvert::sync::atomic::AtomicUsize::new(0));
     let seen = failures.clone();
     let served = serve(
@@ -332,9 +331,10 @@ fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
             }
         }),
     );
-    let mut kids = Children::default();
-    let c = kids.spawn(TEST, "client", &root.path, &[]);
-    kids.expect_success(c, Duration::from_secs(30));
+    let test = cross_test!(a_reply_the_server_cannot_send_fails_the_call_at_once);
+    let sup = test.supervise(Duration::from_secs(120));
+    let c = sup.spawn(test.command("client").namespace(&root));
+    sup.wait_ok(c);
     served.stop();
     assert_eq!(failures.load(culvert::sync::atomic::Ordering::SeqCst), 1);
 }
@@ -343,8 +343,8 @@ fn a_reply_the_server_cannot_send_fails_the_call_at_once() {
 /// call is there, then the same request `listen`/`receive` would have returned.
 #[test]
 fn try_listen_and_try_receive_never_wait() {
-    let root = TempRoot::new("try");
-    let opts = PortOptions::default().root(&root.path);
+    let root = TempRoot::in_shm("try");
+    let opts = PortOptions::default().root(root.path());
     let server = PortServer::create(NAME, &opts).unwrap();
     assert!(matches!(
         server.try_listen(),
@@ -410,8 +410,8 @@ fn loaned_requests_are_written_in_place() {
             loan.as_mut_slice().copy_from_slice(&req);
             let reply = client.call_loaned(loan, secs(30)).unwrap();
             assert_eq!(
-                checksum(&reply.to_vec()),
-                checksum(&transform(&req)),
+                fnv1a(FNV_START, &reply.to_vec()),
+                fnv1a(FNV_START, &transform(&req)),
                 "{size}-byte loaned call"
             );
         }
@@ -424,15 +424,11 @@ fn loaned_requests_are_written_in_place() {
             == before));
         return;
     }
-    let root = TempRoot::new("loans");
+    let root = TempRoot::in_shm("loans");
     let served = serve(NAME, &view_options(), &root.opts(), 1, Arc::new(echo));
-    let mut kids = Children::default();
-    let c = kids.spawn(
-        "loaned_requests_are_written_in_place",
-        "client",
-        &root.path,
-        &[],
-    );
-    kids.expect_success(c, Duration::from_secs(60));
+    let test = cross_test!(loaned_requests_are_written_in_place);
+    let sup = test.supervise(Duration::from_secs(120));
+    let c = sup.spawn(test.command("client").namespace(&root));
+    sup.wait_ok(c);
     served.stop();
 }

@@ -1,15 +1,15 @@
 //! Port peers that die: a client SIGKILLed with calls in flight and views held, and a
 //! server SIGKILLed with calls pending (then restarted under the same name).
 
-#[path = "port_support.rs"]
-mod support;
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::port::*;
 use culvert::port::{Incoming, PortClient, PortOptions, PortServer};
 use culvert::Deadline;
-use support::*;
+use culvert_testkit::{cross_test, eventually, namespace, pattern, role, ChildCommand, TempRoot};
 
 const NAME: &str = "svc";
 
@@ -45,7 +45,7 @@ fn client_killed_with_calls_in_flight() {
             let pending: Vec<_> = (0..8)
                 .map(|i| client.call_async(&pattern(50_000, 100 + i)).unwrap())
                 .collect();
-            std::fs::write(child_root().join("marker-armed"), b"").unwrap();
+            std::fs::write(namespace().join("marker-armed"), b"").unwrap();
             std::thread::sleep(Duration::from_secs(120));
             drop((held, pending));
         } else {
@@ -57,25 +57,22 @@ fn client_killed_with_calls_in_flight() {
         }
         return;
     }
-    let root = TempRoot::new("client-killed");
+    let root = TempRoot::in_shm("client-killed");
     let slow_echo = |inc: Incoming| {
         std::thread::sleep(Duration::from_millis(10));
         echo(inc)
     };
     let served = serve(NAME, &options(), &root.opts(), 2, Arc::new(slow_echo));
     let whole = served.port.view_heap_stats();
-    let mut kids = Children::default();
-    let victim = kids.spawn(
-        "client_killed_with_calls_in_flight",
-        "victim",
-        &root.path,
-        &[],
-    );
+    let test = cross_test!(client_killed_with_calls_in_flight);
+    let sup = test.supervise(Duration::from_secs(120));
+    let victim = sup.spawn(test.command("victim").namespace(&root));
     assert!(eventually(Duration::from_secs(20), || root
         .marker("armed")
         .exists()));
     assert!(served.port.view_heap_stats().free_pages < whole.free_pages);
-    kids.kill(victim);
+    sup.kill(victim);
+    sup.wait(victim);
     let start = Instant::now();
     assert!(
         eventually(Duration::from_secs(10), || served.port.connection_count()
@@ -87,13 +84,8 @@ fn client_killed_with_calls_in_flight() {
     );
     eprintln!("dead client reclaimed in {:?}", start.elapsed());
     // The server goes on.
-    let next = kids.spawn(
-        "client_killed_with_calls_in_flight",
-        "next",
-        &root.path,
-        &[],
-    );
-    kids.expect_success(next, Duration::from_secs(30));
+    let next = sup.spawn(test.command("next").namespace(&root));
+    sup.wait_ok(next);
     assert!(eventually(Duration::from_secs(5), || served
         .port
         .view_heap_stats()
@@ -104,7 +96,7 @@ fn client_killed_with_calls_in_flight() {
 #[test]
 fn server_killed_then_restarted() {
     if let Some(role) = role() {
-        let root = child_root();
+        let root = namespace();
         if role == "doomed" {
             let port = Arc::new(PortServer::create(NAME, &options()).unwrap());
             let p2 = port.clone();
@@ -132,9 +124,10 @@ fn server_killed_then_restarted() {
         }
         return;
     }
-    let root = TempRoot::new("server-killed");
-    let mut kids = Children::default();
-    let doomed = kids.spawn("server_killed_then_restarted", "doomed", &root.path, &[]);
+    let root = TempRoot::in_shm("server-killed");
+    let test = cross_test!(server_killed_then_restarted);
+    let sup = test.supervise(Duration::from_secs(120));
+    let doomed = sup.spawn(test.command("doomed").namespace(&root));
     let connect = || loop {
         match PortClient::connect_with(NAME, b"ok", secs(10), &root.opts()) {
             Ok((c, _)) => return c,
@@ -152,7 +145,8 @@ fn server_killed_then_restarted() {
     assert!(eventually(Duration::from_secs(20), || root
         .marker("held")
         .exists()));
-    kids.kill(doomed);
+    sup.kill(doomed);
+    sup.wait(doomed);
     let start = Instant::now();
     for p in &mut pending {
         match p.wait(secs(10)) {
@@ -171,7 +165,7 @@ fn server_killed_then_restarted() {
     drop(client);
 
     // A new server under the same name replaces the dead one's port.
-    let fresh = kids.spawn("server_killed_then_restarted", "fresh", &root.path, &[]);
+    let fresh = sup.spawn(test.command("fresh").namespace(&root));
     let client = loop {
         let c = connect();
         match c.call(b"hello", secs(10)) {
@@ -193,5 +187,5 @@ fn server_killed_then_restarted() {
     );
     drop(client);
     std::fs::write(root.marker("done"), b"").unwrap();
-    kids.expect_success(fresh, Duration::from_secs(30));
+    sup.wait_ok(fresh);
 }

@@ -3,9 +3,6 @@
 //! race for the name exactly one wins — no winner's fresh section is removed by
 //! another — and the survivor is the one reachable by name.
 
-#[path = "pipe_support.rs"]
-mod support;
-
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -14,7 +11,7 @@ use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
 use culvert::pipe::{PipeEnd, PipeOptions, PipeServer};
 use culvert::port::{PortClient, PortOptions, PortServer};
 use culvert::{Deadline, Error};
-use support::*;
+use culvert_testkit::{cross_test, role, role_arg, ChildCommand, TempRoot};
 
 const RACERS: usize = 4;
 const ROUNDS: usize = 8;
@@ -81,42 +78,30 @@ fn racing_creators_replace_a_dead_creators_name_exactly_once() {
     if let Some(r) = role() {
         // Child: create, report, then wait to be killed.
         let (kind, name) = r.split_once(':').unwrap();
-        let root = std::env::var("CULVERT_TEST_ROOT").unwrap();
+        let root = role_arg("ROOT");
         let _held = create(kind, name, Path::new(&root)).unwrap();
         println!("created");
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
-    let dog = Watchdog::new(
-        "racing_creators_replace_a_dead_creators_name_exactly_once",
-        Duration::from_secs(120),
-    );
+    let test = cross_test!(racing_creators_replace_a_dead_creators_name_exactly_once);
+    let sup = test.supervise(Duration::from_secs(120));
     let root = TempRoot::new("stale");
     for kind in KINDS {
         for round in 0..ROUNDS {
             let name = format!("{kind}-{round}");
-            let mut cmd = child_command(
-                "racing_creators_replace_a_dead_creators_name_exactly_once",
-                &format!("{kind}:{name}"),
+            let child = sup.spawn(
+                test.command(&format!("{kind}:{name}"))
+                    .role_arg("ROOT", &*root),
             );
-            cmd.env("CULVERT_TEST_ROOT", &root.0)
-                .stdout(std::process::Stdio::piped());
-            let mut child = dog.spawn(&mut cmd);
-            let mut out = child.stdout.take().unwrap();
-            let mut seen = String::new();
-            while !seen.contains("created") {
-                let mut b = [0u8; 256];
-                let n = std::io::Read::read(&mut out, &mut b).unwrap();
-                assert!(n > 0, "child exited before creating");
-                seen.push_str(&String::from_utf8_lossy(&b[..n]));
-            }
-            child.kill().unwrap();
-            child.wait().unwrap();
+            sup.wait_for_output(child, "created");
+            sup.kill(child);
+            sup.wait(child);
             let barrier = Arc::new(Barrier::new(RACERS));
             let results: Vec<_> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..RACERS)
                     .map(|_| {
-                        let (b, name, root) = (barrier.clone(), name.clone(), &root.0);
+                        let (b, name, root) = (barrier.clone(), name.clone(), root.path());
                         s.spawn(move || {
                             b.wait();
                             create(kind, &name, root)
@@ -135,7 +120,7 @@ fn racing_creators_replace_a_dead_creators_name_exactly_once() {
             }
             assert_eq!(winners.len(), 1, "{kind} round {round}: winners");
             assert!(
-                reachable(&mut winners[0], &name, &root.0),
+                reachable(&mut winners[0], &name, &root),
                 "{kind} round {round}: the winner is not reachable by name"
             );
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
 use culvert::pipe::{PipeEnd, PipeOptions, PipeServer};
+use culvert_testkit::TempRoot;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -49,7 +50,7 @@ impl Subscriber for Collect {
 #[test]
 fn connections_and_drops_are_traced() {
     let seen = Collect::default();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("tracing");
     tracing::subscriber::with_default(seen.clone(), || {
         let opts = PipeOptions::default().root(dir.path());
         let server = PipeServer::bind("traced", &opts).unwrap();

@@ -3,9 +3,6 @@
 //! peer killed with SIGKILL), honours its deadline, and lets one thread serve a port's
 //! connects and calls from several client processes.
 
-#[path = "pipe_support.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,7 +12,9 @@ use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::port::{PortClient, PortOptions, PortServer, ServerEvent};
 use culvert::sync::LIVENESS_RECHECK_INTERVAL;
 use culvert::{Error, WaitSet, Waitable};
-use support::*;
+use culvert_testkit::{
+    cross_test, role, role_arg, role_arg_parsed, wait_until, ChildCommand, TempRoot,
+};
 
 /// Connected pipes (parent holds the server ends, the child the client ends).
 const PIPES: usize = 60;
@@ -42,7 +41,7 @@ const CONNECTED_SERVER: usize = 7;
 const BROADCAST_GROUP: usize = 2;
 
 fn root_of_child() -> PathBuf {
-    PathBuf::from(std::env::var("WS_ROOT").unwrap())
+    PathBuf::from(role_arg("ROOT"))
 }
 
 fn pipe_opts(root: &Path) -> PipeOptions {
@@ -62,14 +61,9 @@ fn port_opts(root: &Path) -> PortOptions {
 
 /// Waits until `path` exists.
 fn await_file(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{path:?} never came"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until(&format!("{path:?}"), Duration::from_secs(30), || {
+        path.exists()
+    });
 }
 
 /// The child: connects every pipe, then on `go` writes, closes, connects and
@@ -131,14 +125,14 @@ impl Endpoints {
 
 #[test]
 fn a_set_of_every_kind_reports_exactly_the_ready_endpoints() {
-    const TEST: &str = "a_set_of_every_kind_reports_exactly_the_ready_endpoints";
+    let test = cross_test!(a_set_of_every_kind_reports_exactly_the_ready_endpoints);
     if role().is_some() {
         child_acts();
         return;
     }
-    let dog = Watchdog::new(TEST, Duration::from_secs(120));
+    let sup = test.supervise(Duration::from_secs(120));
     let root = TempRoot::new("waitset");
-    let r = &root.0;
+    let r = root.path();
     let pipe_servers: Vec<PipeServer> = (0..PIPES)
         .map(|i| PipeServer::bind(&format!("p{i}"), &pipe_opts(r)).unwrap())
         .collect();
@@ -153,7 +147,7 @@ fn a_set_of_every_kind_reports_exactly_the_ready_endpoints() {
         .collect();
     let port = PortServer::create("port", &port_opts(r)).unwrap();
 
-    let mut child = dog.spawn(child_command(TEST, "child").env("WS_ROOT", r));
+    let child = sup.spawn(test.command("child").role_arg("ROOT", r));
     let pipes: Vec<PipeEnd> = pipe_servers
         .iter()
         .map(|s| s.accept_until(Duration::from_secs(30)).unwrap())
@@ -232,9 +226,9 @@ fn a_set_of_every_kind_reports_exactly_the_ready_endpoints() {
     );
 
     // SIGKILL: every pipe of the child becomes ready (peer died) within a bound.
-    child.kill().unwrap();
+    sup.kill(child);
     let killed = Instant::now();
-    child.wait().unwrap();
+    sup.wait(child);
     let Endpoints {
         mut set, mut pipes, ..
     } = e;
@@ -270,7 +264,7 @@ const CLIENTS: usize = 3;
 
 fn client_calls() {
     let root = root_of_child();
-    let id: u32 = std::env::var("WS_ID").unwrap().parse().unwrap();
+    let id: u32 = role_arg_parsed("ID");
     let (c, welcome) = PortClient::connect_with(
         "serve",
         &id.to_le_bytes(),
@@ -291,23 +285,21 @@ fn client_calls() {
 
 #[test]
 fn one_thread_serves_connects_and_calls_of_several_processes() {
-    const TEST: &str = "one_thread_serves_connects_and_calls_of_several_processes";
+    let test = cross_test!(one_thread_serves_connects_and_calls_of_several_processes);
     if role().is_some() {
         client_calls();
         return;
     }
-    let dog = Watchdog::new(TEST, Duration::from_secs(120));
+    let sup = test.supervise(Duration::from_secs(120));
     let root = TempRoot::new("waitset-port");
-    let server = PortServer::create("serve", &port_opts(&root.0)).unwrap();
-    let kids: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            dog.spawn(
-                child_command(TEST, "client")
-                    .env("WS_ROOT", &root.0)
-                    .env("WS_ID", i.to_string()),
-            )
-        })
-        .collect();
+    let server = PortServer::create("serve", &port_opts(&root)).unwrap();
+    for i in 0..CLIENTS {
+        sup.spawn(
+            test.command("client")
+                .role_arg("ROOT", &*root)
+                .role_arg("ID", i.to_string()),
+        );
+    }
     let (mut connects, mut calls) = (0, 0u32);
     while calls < CALLS * CLIENTS as u32 {
         match server.next_event(Duration::from_secs(30)).unwrap() {
@@ -324,7 +316,7 @@ fn one_thread_serves_connects_and_calls_of_several_processes() {
         }
     }
     assert_eq!(connects, CLIENTS);
-    wait_all_ok(kids);
+    sup.wait_all_ok();
     // With every client gone, nothing more arrives.
     match server.next_event(Duration::from_millis(20)) {
         Err(Error::Timeout) => {}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::*;
+use culvert_testkit::TempRoot;
 
 const CASES: [(&str, &[&str]); 14] = [
     (
@@ -66,7 +67,7 @@ fn runs_on(case: &str, transport: &str) -> bool {
 /// the transports a case runs on, and nothing for the others.
 #[test]
 fn bench_json_has_every_case_and_transport() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let json = dir.path().join("out.json");
     let out = run(
         dir.path(),
@@ -120,7 +121,7 @@ fn bench_json_has_every_case_and_transport() {
 
 #[test]
 fn bench_checks_its_json_path_first_and_prints_goals_on_request() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let bad = dir.path().join("no-such-dir").join("out.json");
     let started = Instant::now();
     let out = run(
@@ -164,7 +165,7 @@ fn children_running(parent: u32, needle: &str) -> Vec<u32> {
 
 #[test]
 fn bench_load_runs_burners_for_the_run_and_reaps_them() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let child = culvert(dir.path())
         .args([
             "bench",

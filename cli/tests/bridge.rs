@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::Error;
+use culvert_testkit::TempRoot;
 
 mod common;
 use common::culvert;
@@ -45,7 +46,7 @@ fn bridge(root: &Path, domain: &str, host: &str, args: &[String]) -> Child {
 
 #[test]
 fn two_bridges_carry_an_exported_pipe_and_refuse_others() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (TempRoot::new("cli"), TempRoot::new("cli"));
     let port = free_port();
     let domain = format!("test-bridge-{}", std::process::id());
     let listen = format!("tcp/127.0.0.1:{port}");

@@ -11,6 +11,7 @@ use culvert::pipe::{PipeOptions, PipeServer};
 use culvert_ring::mpmc;
 use culvert_section::layout::{SectionHeader, HEADER_SIZE};
 use culvert_section::{InitState, Section, SectionOptions};
+use culvert_testkit::TempRoot;
 
 const BIN: &str = env!("CARGO_BIN_EXE_culvert");
 
@@ -72,7 +73,7 @@ fn stale_section(opts: &SectionOptions, name: &str) {
 
 #[test]
 fn a_hostile_ring_offset_is_reported_as_corrupted_and_the_rest_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let opts = SectionOptions::default().root(dir.path());
     let _bad = mpmc_section(&opts, "bad", Some(u64::MAX - 3));
     let _also_bad = mpmc_section(&opts, "bad2", Some(u64::MAX / 2));

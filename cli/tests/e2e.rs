@@ -11,19 +11,17 @@ use culvert::pipe::{PipeOptions, PipeServer};
 
 mod common;
 use common::*;
+use culvert_testkit::{pattern, TempRoot};
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Waits up to 10 s for `f` to hold.
+fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    culvert_testkit::wait_until(what, Duration::from_secs(10), f);
 }
 
 /// `ls` and `inspect` show a named pipe created by this test.
 #[test]
 fn ls_and_inspect_show_a_pipe() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let server = PipeServer::bind("demo-pipe", &PipeOptions::default().root(dir.path())).unwrap();
 
     let out = run(dir.path(), &["ls"]);
@@ -97,7 +95,7 @@ fn ls_and_inspect_show_a_pipe() {
 /// `gc` removes the section of a SIGKILLed creator and keeps a live one.
 #[test]
 fn gc_removes_dead_and_keeps_live() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let _live = PipeServer::bind("live-pipe", &PipeOptions::default().root(dir.path())).unwrap();
     let mut doomed = culvert(dir.path())
         .args(["pipe", "serve", "dead-pipe"])
@@ -133,7 +131,7 @@ fn gc_removes_dead_and_keeps_live() {
 #[test]
 fn gc_keeps_a_group_with_a_live_reader_and_removes_a_dead_readers_mailslot() {
     use culvert::mailslot::{self, MailslotOptions};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let spawn_reader = |args: &[&str], file: &str| {
         let mut child = culvert(dir.path())
             .args(args)
@@ -182,22 +180,10 @@ fn gc_keeps_a_group_with_a_live_reader_and_removes_a_dead_readers_mailslot() {
     assert_eq!(&buf[..n], b"still here");
 }
 
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// `pipe serve` + `pipe connect` carry 10 MB one way (and 1 MB the other) intact.
 #[test]
 fn pipe_serve_and_connect_carry_10_mb() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let to_server = pattern(10_000_000, 0x9e37_79b9_7f4a_7c15);
     let to_client = pattern(1_000_000, 0x1234_5678_9abc_def1);
 
@@ -250,7 +236,7 @@ fn pipe_serve_and_connect_carry_10_mb() {
 /// `mailslot write` lines arrive at `mailslot read` as messages, in order.
 #[test]
 fn mailslot_write_and_read_lines() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let reader = culvert(dir.path())
         .args([
             "mailslot",
@@ -290,7 +276,7 @@ fn mailslot_write_and_read_lines() {
 /// command has `--help`.
 #[test]
 fn errors_are_one_line_and_help_everywhere() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let out = run(dir.path(), &["inspect", "no-such-section"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -350,7 +336,7 @@ fn errors_are_one_line_and_help_everywhere() {
 /// a one-line error (exit 1) from every namespace command.
 #[test]
 fn empty_root_is_an_error() {
-    let cwd = tempfile::tempdir().unwrap();
+    let cwd = TempRoot::new("cli");
     let commands: [&[&str]; 5] = [
         &["ls"],
         &["gc"],
@@ -401,7 +387,7 @@ fn exits_within(child: &mut std::process::Child, limit: Duration, what: &str) {
 #[test]
 fn pipe_session_ends_when_its_peer_is_killed() {
     for kill_server in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TempRoot::new("cli");
         let root = dir.path();
         let mut server = culvert(root)
             .args(["pipe", "serve", "victim", "--timeout", "20"])
@@ -445,7 +431,7 @@ fn pipe_session_ends_when_its_peer_is_killed() {
 
 #[test]
 fn mailslot_write_gives_up_on_a_reader_that_does_not_read() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let opts = culvert::mailslot::MailslotOptions::new()
         .max_message_size(64)
         .capacity(2)
@@ -481,7 +467,7 @@ fn terminate(child: &std::process::Child) {
 
 #[test]
 fn sigterm_stops_pipe_serve_and_mailslot_read_and_removes_their_sections() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let root = dir.path();
     let commands: [(&[&str], &str); 3] = [
         (&["pipe", "serve", "srv"], "culvert.srv"),
@@ -504,7 +490,7 @@ fn sigterm_stops_pipe_serve_and_mailslot_read_and_removes_their_sections() {
 
 #[test]
 fn port_serve_echoes_calls_from_port_call() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempRoot::new("cli");
     let root = dir.path();
     let mut server = culvert(root)
         .args(["port", "serve", "echo", "--count", "3"])

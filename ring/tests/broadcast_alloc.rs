@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::alloc::{allocs, Counting};
 use culvert_ring::broadcast::{Config, Reader, Ring, Writer};
 use culvert_ring::{Deadline, Error, Region, WaitStrategy};
+use culvert_testkit::alloc::{allocs, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

@@ -16,10 +16,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fnv1a, Shared, Supervisor, FNV_INIT};
+use common::Shared;
 use culvert_ring::broadcast::{Config, Reader, Ring, Writer};
 use culvert_ring::{Deadline, Error, WaitStrategy};
 use culvert_sync::atomic::Ordering;
+use culvert_testkit::{cross_test, fnv1a, FNV_START};
 
 const CAPACITY: usize = 256;
 const MAX_MESSAGE: usize = 64;
@@ -44,7 +45,7 @@ fn encode(seq: u64, out: &mut [u8; MAX_MESSAGE]) -> usize {
     for (i, b) in out[16..16 + n].iter_mut().enumerate() {
         *b = (seq as usize).wrapping_mul(31).wrapping_add(i * 7) as u8;
     }
-    let sum = fnv1a(FNV_INIT, &out[16..16 + n]);
+    let sum = fnv1a(FNV_START, &out[16..16 + n]);
     out[..8].copy_from_slice(&seq.to_le_bytes());
     out[8..16].copy_from_slice(&sum.to_le_bytes());
     16 + n
@@ -94,7 +95,7 @@ fn run_reader(shared: &Shared, index: usize, slow: bool) {
                 assert_eq!(n, 16 + (seq % 49) as usize, "length of message {seq}");
                 assert_eq!(
                     sum,
-                    fnv1a(FNV_INIT, &buf[16..n]),
+                    fnv1a(FNV_START, &buf[16..n]),
                     "checksum of message {seq}"
                 );
                 assert!(seq >= next, "message {seq} after {next}: out of order");
@@ -120,7 +121,7 @@ fn run_reader(shared: &Shared, index: usize, slow: bool) {
 
 #[test]
 fn broadcast_writer_fast_and_slow_reader_processes() {
-    const TEST: &str = "broadcast_writer_fast_and_slow_reader_processes";
+    let test = cross_test!(broadcast_writer_fast_and_slow_reader_processes);
     if let Some((role, file, _)) = common::role() {
         let shared = Shared::open(&file, ring_size());
         match role.as_str() {
@@ -133,13 +134,13 @@ fn broadcast_writer_fast_and_slow_reader_processes() {
     }
     let shared = Shared::create(ring_size());
     Ring::init(&shared.ring, &Config::new(CAPACITY, MAX_MESSAGE)).unwrap();
-    let mut sup = Supervisor::new(TEST, Duration::from_secs(120));
-    let fast = sup.spawn(TEST, "fast", &shared.path, 0);
-    let slow = sup.spawn(TEST, "slow", &shared.path, 0);
-    let writer = sup.spawn(TEST, "writer", &shared.path, 0);
-    sup.wait_success(writer);
-    sup.wait_success(fast);
-    sup.wait_success(slow);
+    let sup = test.supervise(Duration::from_secs(120));
+    let fast = sup.spawn(&mut common::child(test, "fast", &shared.path, 0));
+    let slow = sup.spawn(&mut common::child(test, "slow", &shared.path, 0));
+    let writer = sup.spawn(&mut common::child(test, "writer", &shared.path, 0));
+    sup.wait_ok(writer);
+    sup.wait_ok(fast);
+    sup.wait_ok(slow);
     for (i, name) in ["fast", "slow"].iter().enumerate() {
         let d = shared.word(W_DELIVERED + i).load(Ordering::Acquire);
         let m = shared.word(W_MISSED + i).load(Ordering::Acquire);
@@ -154,7 +155,7 @@ fn broadcast_writer_fast_and_slow_reader_processes() {
 
 #[test]
 fn broadcast_dead_writer_process_entry_is_reclaimed() {
-    const TEST: &str = "broadcast_dead_writer_process_entry_is_reclaimed";
+    let test = cross_test!(broadcast_dead_writer_process_entry_is_reclaimed);
     if let Some((role, file, _)) = common::role() {
         let shared = Shared::open(&file, ring_size());
         assert_eq!(role, "leaker");
@@ -169,9 +170,9 @@ fn broadcast_dead_writer_process_entry_is_reclaimed() {
     let shared = Shared::create(ring_size());
     Ring::init(&shared.ring, &Config::new(CAPACITY, MAX_MESSAGE)).unwrap();
     let mut reader = Reader::attach(&shared.ring).unwrap();
-    let mut sup = Supervisor::new(TEST, Duration::from_secs(60));
-    let leaker = sup.spawn(TEST, "leaker", &shared.path, 0);
-    sup.wait_success(leaker);
+    let sup = test.supervise(Duration::from_secs(60));
+    let leaker = sup.spawn(&mut common::child(test, "leaker", &shared.path, 0));
+    sup.wait_ok(leaker);
     let mut buf = [0u8; MAX_MESSAGE];
     let n = reader.try_recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"from the dead");

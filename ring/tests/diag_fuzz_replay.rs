@@ -3,27 +3,25 @@
 //! the same kind of result (seeds carry process identities, so bytes differ from run
 //! to run; run with `CULVERT_WRITE_CORPUS=1` to rewrite them).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use culvert_ring::diag::{decode, RingDiag};
 use culvert_ring::fuzzing::diag as fuzzing;
+use culvert_testkit::{fuzz_corpus, fuzz_corpus_dir, xorshift};
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/ring_diag")
+    fuzz_corpus_dir("ring_diag")
 }
 
+/// The seed files, sorted, with their bytes.
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out: Vec<_> = std::fs::read_dir(corpus_dir())
-        .expect("ring_diag corpus")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
+    fuzz_corpus("ring_diag")
+        .into_iter()
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
             (p, bytes)
         })
-        .collect();
-    out.sort();
-    out
+        .collect()
 }
 
 #[test]
@@ -74,9 +72,7 @@ fn ring_diag_survives_mutations() {
     for (_, seed) in corpus() {
         for _ in 0..300 {
             let mut data = seed.clone();
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             match x % 4 {
                 0 if !data.is_empty() => {
                     // A large value at an 8-aligned offset of the fixed part.

@@ -5,11 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::alloc::{allocs, Counting};
 use culvert_ring::mpmc::{
     ByteReader, ByteRing, ByteWriter, Config, Consumer, MessageRing, Producer,
 };
 use culvert_ring::{Deadline, Region};
+use culvert_testkit::alloc::{allocs, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

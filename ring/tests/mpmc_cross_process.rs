@@ -14,12 +14,12 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{fnv1a, Supervisor, FNV_INIT};
 use culvert_ring::mpmc::{
     ByteReader, ByteRing, ByteWriter, Config, Consumer, MessageRing, Producer,
 };
 use culvert_ring::{Deadline, Error, Region};
 use culvert_sync::atomic::{AtomicU64, Ordering};
+use culvert_testkit::{cross_test, fnv1a, ChildId, CrossTest, Supervisor, FNV_START};
 
 /// The shared test file (`common::Shared`): a page of control words, the ring, then a
 /// bitmap of messages seen (one bit per producer × sequence), so duplicates and losses
@@ -94,10 +94,16 @@ fn child_role() -> Option<(String, u64, std::path::PathBuf)> {
     Some((kind.to_owned(), id.parse().unwrap(), file))
 }
 
-/// Spawns `count` children `kind:0`, `kind:1`, … and returns their indices.
-fn spawn_each(sup: &mut Supervisor, test: &str, kind: &str, count: u64, file: &Path) -> Vec<usize> {
+/// Spawns `count` children `kind:0`, `kind:1`, … and returns them.
+fn spawn_each(
+    sup: &Supervisor,
+    test: CrossTest,
+    kind: &str,
+    count: u64,
+    file: &Path,
+) -> Vec<ChildId> {
     (0..count)
-        .map(|id| sup.spawn(test, &format!("{kind}:{id}"), file, 0))
+        .map(|id| sup.spawn(&mut common::child(test, &format!("{kind}:{id}"), file, 0)))
         .collect()
 }
 
@@ -129,7 +135,7 @@ fn mp_config() -> Config {
 
 #[test]
 fn mpmc_three_producers_two_consumers() {
-    const NAME: &str = "mpmc_three_producers_two_consumers";
+    let test = cross_test!(mpmc_three_producers_two_consumers);
     let messages = (MP_PRODUCERS * MP_PER) as usize;
     let ring_size = MessageRing::required_size(&mp_config()).unwrap();
     if let Some((kind, id, file)) = child_role() {
@@ -170,13 +176,13 @@ fn mpmc_three_producers_two_consumers() {
     let sh = Shared::create(ring_size, messages);
     MessageRing::init(&sh.ring, &mp_config()).unwrap();
     let start = Instant::now();
-    let mut sup = Supervisor::new(NAME, Duration::from_secs(240));
-    let producers = spawn_each(&mut sup, NAME, "producer", MP_PRODUCERS, &sh.file.path);
-    let consumers = spawn_each(&mut sup, NAME, "consumer", MP_CONSUMERS, &sh.file.path);
-    producers.into_iter().for_each(|i| sup.wait_success(i));
+    let sup = test.supervise(Duration::from_secs(240));
+    let producers = spawn_each(&sup, test, "producer", MP_PRODUCERS, &sh.file.path);
+    let consumers = spawn_each(&sup, test, "consumer", MP_CONSUMERS, &sh.file.path);
+    producers.into_iter().for_each(|i| sup.wait_ok(i));
     let closer = Consumer::attach(&sh.ring).unwrap();
     closer.close();
-    consumers.into_iter().for_each(|i| sup.wait_success(i));
+    consumers.into_iter().for_each(|i| sup.wait_ok(i));
     let missing = (0..messages).filter(|&i| !sh.is_marked(i)).count();
     assert_eq!(missing, 0, "messages lost");
     eprintln!(
@@ -207,14 +213,14 @@ fn record(id: u64, seq: u64) -> [u8; REC] {
             .wrapping_add(seq as u8)
             .wrapping_add(i as u8);
     }
-    let sum = fnv1a(FNV_INIT, &r[24..]) ^ id ^ seq.rotate_left(17);
+    let sum = fnv1a(FNV_START, &r[24..]) ^ id ^ seq.rotate_left(17);
     r[16..24].copy_from_slice(&sum.to_le_bytes());
     r
 }
 
 #[test]
 fn mpmc_byte_ring_writers_never_interleave() {
-    const NAME: &str = "mpmc_byte_ring_writers_never_interleave";
+    let test = cross_test!(mpmc_byte_ring_writers_never_interleave);
     let messages = (BR_WRITERS * BR_RECORDS) as usize;
     let ring_size = ByteRing::required_size(&br_config()).unwrap();
     if let Some((kind, id, file)) = child_role() {
@@ -258,12 +264,12 @@ fn mpmc_byte_ring_writers_never_interleave() {
     }
     let sh = Shared::create(ring_size, messages);
     ByteRing::init(&sh.ring, &br_config()).unwrap();
-    let mut sup = Supervisor::new(NAME, Duration::from_secs(120));
-    let writers = spawn_each(&mut sup, NAME, "writer", BR_WRITERS, &sh.file.path);
-    let readers = spawn_each(&mut sup, NAME, "reader", BR_READERS, &sh.file.path);
-    writers.into_iter().for_each(|i| sup.wait_success(i));
+    let sup = test.supervise(Duration::from_secs(120));
+    let writers = spawn_each(&sup, test, "writer", BR_WRITERS, &sh.file.path);
+    let readers = spawn_each(&sup, test, "reader", BR_READERS, &sh.file.path);
+    writers.into_iter().for_each(|i| sup.wait_ok(i));
     ByteReader::attach(&sh.ring).unwrap().close();
-    readers.into_iter().for_each(|i| sup.wait_success(i));
+    readers.into_iter().for_each(|i| sup.wait_ok(i));
     let missing = (0..messages).filter(|&i| !sh.is_marked(i)).count();
     assert_eq!(missing, 0, "records lost");
 }
@@ -327,16 +333,16 @@ fn kill_child_role(sh: &Shared, kind: &str, id: u64) {
     }
 }
 
-fn kill_run(name: &str, run: usize) -> (bool, u64) {
+fn kill_run(test: CrossTest, run: usize) -> (bool, u64) {
     use rand::Rng;
     let mut rng = rand::rng();
     let messages = (KP_PRODUCERS * KP_PER) as usize;
     let ring_size = MessageRing::required_size(&kp_config()).unwrap();
     let sh = Shared::create(ring_size, messages);
     MessageRing::init(&sh.ring, &kp_config()).unwrap();
-    let mut sup = Supervisor::new("mpmc_kill_random_peer run", Duration::from_secs(20));
-    let producers = spawn_each(&mut sup, name, "producer", KP_PRODUCERS, &sh.file.path);
-    let consumers = spawn_each(&mut sup, name, "consumer", KP_CONSUMERS, &sh.file.path);
+    let sup = test.supervise(Duration::from_secs(20));
+    let producers = spawn_each(&sup, test, "producer", KP_PRODUCERS, &sh.file.path);
+    let consumers = spawn_each(&sup, test, "consumer", KP_CONSUMERS, &sh.file.path);
     while sh.word(W_STARTED).load(Ordering::Acquire) < KP_PRODUCERS + KP_CONSUMERS {
         sup.check("children did not start");
         std::thread::sleep(Duration::from_micros(200));
@@ -344,18 +350,20 @@ fn kill_run(name: &str, run: usize) -> (bool, u64) {
     std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
     let victim = rng.random_range(0..producers.len() + consumers.len());
     let victim_is_consumer = victim >= KP_PRODUCERS as usize;
+    let victim_child = [&producers[..], &consumers[..]].concat()[victim];
     // SIGKILL, and reap, so it is gone (not a zombie) for liveness checks.
-    let _ = sup.kill(victim);
+    sup.kill(victim_child);
+    sup.wait(victim_child);
     producers
         .into_iter()
-        .filter(|&i| i != victim)
-        .for_each(|i| sup.wait_success(i));
+        .filter(|&i| i != victim_child)
+        .for_each(|i| sup.wait_ok(i));
     let parent = Consumer::attach(&sh.ring).unwrap();
     parent.close();
     consumers
         .into_iter()
-        .filter(|&i| i != victim)
-        .for_each(|i| sup.wait_success(i));
+        .filter(|&i| i != victim_child)
+        .for_each(|i| sup.wait_ok(i));
     // A dead consumer may still hold a slot no producer came back for: free it now.
     parent.reclaim_dead().unwrap();
     let stats = parent.stats();
@@ -397,7 +405,7 @@ fn kill_run(name: &str, run: usize) -> (bool, u64) {
 
 #[test]
 fn mpmc_kill_random_peer() {
-    const NAME: &str = "mpmc_kill_random_peer";
+    let test = cross_test!(mpmc_kill_random_peer);
     if let Some((kind, id, file)) = child_role() {
         let ring_size = MessageRing::required_size(&kp_config()).unwrap();
         let sh = Shared::open(&file, ring_size, (KP_PRODUCERS * KP_PER) as usize);
@@ -408,7 +416,7 @@ fn mpmc_kill_random_peer() {
     let (mut consumer_kills, mut dead_slots) = (0, 0);
     let mut runs = 0;
     for run in 0..KP_RUNS {
-        let (c, d) = kill_run(NAME, run);
+        let (c, d) = kill_run(test, run);
         consumer_kills += c as usize;
         dead_slots += d;
         runs += 1;

@@ -1,21 +1,21 @@
 //! Replays every seed of `fuzz/corpus/ring_mpmc/` through the fuzz body, without
 //! libFuzzer, plus a few pseudo-random scripts.
 
-use std::path::Path;
+use culvert_testkit::{fuzz_corpus, fuzz_corpus_dir};
 
 #[test]
 fn mpmc_fuzz_corpus_replays() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/ring_mpmc");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let data = std::fs::read(&path).unwrap();
-            culvert_ring::fuzzing::mpmc::ops(&data);
-            n += 1;
-        }
+    for path in fuzz_corpus("ring_mpmc") {
+        let data = std::fs::read(&path).unwrap();
+        culvert_ring::fuzzing::mpmc::ops(&data);
+        n += 1;
     }
-    assert!(n > 0, "no seed files in {}", dir.display());
+    assert!(
+        n > 0,
+        "no seed files in {}",
+        fuzz_corpus_dir("ring_mpmc").display()
+    );
 }
 
 #[test]

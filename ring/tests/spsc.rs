@@ -5,6 +5,7 @@ use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
 use culvert_ring::{Deadline, Error, Region};
+use culvert_testkit::pattern;
 use std::time::Duration;
 
 fn message_ring(capacity: usize, max: usize) -> (Region, MessageWriter, MessageReader) {
@@ -25,23 +26,17 @@ fn byte_ring(capacity: usize) -> (Region, ByteWriter, ByteReader) {
     (region, w, r)
 }
 
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (seed as usize * 31 + i * 7) as u8)
-        .collect()
-}
-
 #[test]
 fn messages_keep_their_boundaries() {
     let (_r, mut w, mut r) = message_ring(1024, 256);
     for len in [1usize, 128, 128, 0, 7] {
-        w.try_write(&pattern(len as u64, len)).unwrap();
+        w.try_write(&pattern(len, len as u64)).unwrap();
     }
     let mut buf = [0u8; 512];
     for len in [1usize, 128, 128, 0, 7] {
         let n = r.try_read(&mut buf).unwrap();
         assert_eq!(n, len);
-        assert_eq!(&buf[..n], &pattern(len as u64, len)[..]);
+        assert_eq!(&buf[..n], &pattern(len, len as u64)[..]);
     }
     assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
 }
@@ -53,7 +48,7 @@ fn messages_that_would_straddle_the_end_wrap_whole_over_many_laps() {
     let mut buf = [0u8; 100];
     for i in 0..5_000u64 {
         let len = (i * 37 % 101) as usize;
-        let msg = pattern(i, len);
+        let msg = pattern(len, i);
         w.try_write(&msg).unwrap();
         let n = r.try_read(&mut buf).unwrap();
         assert_eq!(&buf[..n], &msg[..], "message {i}");
@@ -65,7 +60,7 @@ fn ring_fills_then_drains_in_order() {
     let (_r, mut w, mut r) = message_ring(256, 64);
     let mut sent = 0u64;
     loop {
-        match w.try_write(&pattern(sent, 24)) {
+        match w.try_write(&pattern(24, sent)) {
             Ok(()) => sent += 1,
             Err(Error::WouldBlock) => break,
             Err(e) => panic!("{e}"),
@@ -75,7 +70,7 @@ fn ring_fills_then_drains_in_order() {
     let mut buf = [0u8; 64];
     for i in 0..sent {
         let n = r.try_read(&mut buf).unwrap();
-        assert_eq!(&buf[..n], &pattern(i, 24)[..]);
+        assert_eq!(&buf[..n], &pattern(24, i)[..]);
     }
 }
 
@@ -84,7 +79,7 @@ fn maximum_size_messages_pass_and_one_more_byte_is_rejected() {
     let (_r, mut w, mut r) = message_ring(512, 504);
     let mut buf = vec![0u8; 504];
     for i in 0..10 {
-        let msg = pattern(i, 504);
+        let msg = pattern(504, i);
         w.try_write(&msg).unwrap();
         assert_eq!(w.try_write(&msg), Err(Error::WouldBlock));
         assert_eq!(r.try_read(&mut buf).unwrap(), 504);
@@ -284,7 +279,7 @@ fn corrupted_record_length_is_detected() {
 #[test]
 fn byte_ring_streams_across_the_wrap() {
     let (_r, mut w, mut r) = byte_ring(64);
-    let data = pattern(3, 1000);
+    let data = pattern(1000, 3);
     let mut out = Vec::new();
     let mut sent = 0;
     let mut buf = [0u8; 48];
@@ -353,7 +348,7 @@ fn two_threads_stream_a_million_messages() {
 #[test]
 fn byte_reads_see_bytes_committed_after_the_cached_tail() {
     let (_r, mut w, mut r) = byte_ring(64);
-    let data = pattern(1, 65);
+    let data = pattern(65, 1);
     assert_eq!(w.try_write(&data[..64]), Ok(64));
     let mut buf = [0u8; 64];
     assert_eq!(r.try_read(&mut buf[..1]), Ok(1));
@@ -367,7 +362,7 @@ fn byte_reads_see_bytes_committed_after_the_cached_tail() {
 #[test]
 fn byte_read_grants_see_bytes_committed_after_the_cached_tail() {
     let (_r, mut w, mut r) = byte_ring(64);
-    let data = pattern(2, 48);
+    let data = pattern(48, 2);
     assert_eq!(w.try_write(&data[..32]), Ok(32));
     let mut one = [0u8; 1];
     assert_eq!(r.try_read(&mut one), Ok(1));

@@ -5,18 +5,18 @@
 //! stack buffers, once per `LIVENESS_RECHECK_INTERVAL`), wrap-around padding and
 //! too-small buffers — allocate nothing at all.
 //!
-//! Allocations are counted per thread (`common::alloc`), so the test harness's own
+//! Allocations are counted per thread (`culvert_testkit::alloc`), so the test harness's own
 //! threads cannot disturb the count.
 
 mod common;
 
 use std::time::Duration;
 
-use common::alloc::{allocations_in, Counting};
 use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
 use culvert_ring::{Deadline, Error, Region};
+use culvert_testkit::alloc::{allocations_in, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

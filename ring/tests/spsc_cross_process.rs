@@ -13,12 +13,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{encode, fnv1a, fold, verify, Shared, Stream, Supervisor, XorShift, FNV_INIT};
+use common::{encode, fold, verify, Shared};
 use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
 use culvert_ring::{Deadline, Error, Region};
 use culvert_sync::atomic::Ordering;
+use culvert_testkit::{cross_test, fnv1a, CrossTest, Stream, XorShift, FNV_START};
 
 /// Per-call deadline in the children: generous, but a stuck peer still ends the run.
 const CALL: Duration = Duration::from_secs(60);
@@ -101,7 +102,7 @@ fn message_reader(sh: &Shared) {
 /// `init`. In a re-executed child, runs its role and returns `None`; in the parent,
 /// returns the shared file and how long the two children took.
 fn run_pair(
-    name: &'static str,
+    test: CrossTest,
     size: usize,
     init: impl FnOnce(&Region),
     writer: fn(&Shared),
@@ -118,21 +119,21 @@ fn run_pair(
     }
     let sh = Shared::create(size);
     init(&sh.ring);
-    let mut sup = Supervisor::new(name, Duration::from_secs(240));
+    let sup = test.supervise(Duration::from_secs(240));
     let start = Instant::now();
-    let reader = sup.spawn(name, "reader", &sh.path, 0);
-    let writer = sup.spawn(name, "writer", &sh.path, 0);
-    sup.wait_success(writer);
-    sup.wait_success(reader);
+    let reader = sup.spawn(&mut common::child(test, "reader", &sh.path, 0));
+    let writer = sup.spawn(&mut common::child(test, "writer", &sh.path, 0));
+    sup.wait_ok(writer);
+    sup.wait_ok(reader);
     Some((sh, start.elapsed()))
 }
 
 #[test]
 fn spsc_ten_million_messages_across_processes() {
-    const NAME: &str = "spsc_ten_million_messages_across_processes";
+    let test = cross_test!(spsc_ten_million_messages_across_processes);
     let size = MessageRing::required_size(&msg_config()).unwrap();
     let init = |ring: &Region| MessageRing::init(ring, &msg_config()).unwrap();
-    let Some((sh, elapsed)) = run_pair(NAME, size, init, message_writer, message_reader) else {
+    let Some((sh, elapsed)) = run_pair(test, size, init, message_writer, message_reader) else {
         return;
     };
     let ws = sh.word(W_WRITER_SUM).load(Ordering::Acquire);
@@ -163,7 +164,7 @@ fn byte_writer(sh: &Shared) {
     let mut rng = XorShift::new(STREAM_SEED ^ 1);
     let mut stream = Stream::new(STREAM_SEED);
     let mut buf = vec![0u8; CHUNK];
-    let mut sum = FNV_INIT;
+    let mut sum = FNV_START;
     while stream.pos() < STREAM_BYTES {
         let want =
             (rng.below(CHUNK as u64) as usize + 1).min((STREAM_BYTES - stream.pos()) as usize);
@@ -195,7 +196,7 @@ fn byte_reader(sh: &Shared) {
     let mut expected = Stream::new(STREAM_SEED);
     let mut buf = vec![0u8; CHUNK];
     let mut want_buf = vec![0u8; 64 * 1024];
-    let mut sum = FNV_INIT;
+    let mut sum = FNV_START;
     loop {
         let at = expected.pos();
         if rng.one_in(3) {
@@ -248,10 +249,10 @@ fn byte_reader(sh: &Shared) {
 
 #[test]
 fn spsc_byte_stream_across_processes() {
-    const NAME: &str = "spsc_byte_stream_across_processes";
+    let test = cross_test!(spsc_byte_stream_across_processes);
     let size = ByteRing::required_size(&byte_config()).unwrap();
     let init = |ring: &Region| ByteRing::init(ring, &byte_config()).unwrap();
-    let Some((sh, elapsed)) = run_pair(NAME, size, init, byte_writer, byte_reader) else {
+    let Some((sh, elapsed)) = run_pair(test, size, init, byte_writer, byte_reader) else {
         return;
     };
     let ws = sh.word(W_WRITER_SUM).load(Ordering::Acquire);

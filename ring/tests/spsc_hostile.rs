@@ -19,12 +19,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{checksum, wait_flag, word_at, Shared, Supervisor, XorShift};
+use common::{wait_flag, word_at, Shared};
 use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
 use culvert_ring::{Deadline, Error, Region, WaitStrategy};
 use culvert_sync::atomic::Ordering;
+use culvert_testkit::{checksum, cross_test, XorShift};
 
 /// The SPSC control block: six 128-byte lines.
 const CONTROL: usize = 6 * 128;
@@ -527,7 +528,7 @@ fn endpoint_thread<E: Send + 'static>(
 
 #[test]
 fn hostile_peer_scribbling_control_words() {
-    const NAME: &str = "hostile_peer_scribbling_control_words";
+    let test = cross_test!(hostile_peer_scribbling_control_words);
     let size = ring_size();
     if let Some((role, file, seed)) = common::role() {
         assert_eq!(role, "scribbler");
@@ -537,8 +538,8 @@ fn hostile_peer_scribbling_control_words() {
     let start = Instant::now();
     let sh = Shared::create(size);
     MessageRing::init(&sh.ring, &msg_config()).unwrap();
-    let mut sup = Supervisor::new(NAME, Duration::from_secs(60));
-    let child = sup.spawn(NAME, "scribbler", &sh.path, 0x5c21_bb1e);
+    let sup = test.supervise(Duration::from_secs(60));
+    let child = sup.spawn(&mut common::child(test, "scribbler", &sh.path, 0x5c21_bb1e));
     wait_flag(&sup, sh.word(W_STARTED), "waiting for the scribbler");
     let mut writers = Stats::default();
     let mut readers = Stats::default();
@@ -603,7 +604,7 @@ fn hostile_peer_scribbling_control_words() {
         readers.merge(&sup.join(r, "the reader thread ran"));
     }
     sh.word(W_STOP).store(1, Ordering::Release);
-    sup.wait_success(child);
+    sup.wait_ok(child);
     let scribbles = sh.word(W_SCRIBBLES).load(Ordering::Relaxed);
     eprintln!(
         "{ROUNDS} rounds in {:?}, {scribbles} scribbles\n  writers: {}\n  readers: {}",

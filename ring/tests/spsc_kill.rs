@@ -17,10 +17,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{encode, mix, verify, wait_flag, Shared, Supervisor, XorShift};
+use common::{encode, verify, wait_flag, Shared};
 use culvert_ring::spsc::{Config, MessageReader, MessageRing, MessageWriter};
 use culvert_ring::{Deadline, Error, WaitStrategy};
 use culvert_sync::atomic::Ordering;
+use culvert_testkit::{cross_test, mix, ChildId, CrossTest, Supervisor, XorShift};
 
 /// Runs per test.
 const RUNS: u64 = 100;
@@ -93,18 +94,18 @@ fn run_all(
 }
 
 /// A fresh ring in a fresh file, and the run's supervisor.
-fn new_run(name: &'static str, size: usize) -> (Shared, Supervisor) {
+fn new_run(test: CrossTest, size: usize) -> (Shared, Supervisor) {
     let sh = Shared::create(size);
     MessageRing::init(&sh.ring, &config()).unwrap();
-    (sh, Supervisor::new(name, Duration::from_secs(60)))
+    (sh, test.supervise(Duration::from_secs(60)))
 }
 
 /// Waits until the child `role` attached, sleeps `delay`, and SIGKILLs it (it must not
 /// have exited by itself); returns when the signal was sent.
 fn kill_after(
-    sup: &mut Supervisor,
+    sup: &Supervisor,
     sh: &Shared,
-    child: usize,
+    child: ChildId,
     role: &str,
     delay: Duration,
     run: u64,
@@ -115,7 +116,9 @@ fn kill_after(
         &format!("waiting for the {role} to attach"),
     );
     std::thread::sleep(delay);
-    let (killed_at, status) = sup.kill(child);
+    sup.kill(child);
+    let killed_at = Instant::now();
+    let status = sup.wait(child);
     assert!(
         !status.success(),
         "run {run}: the {role} exited by itself: {status}"
@@ -160,28 +163,28 @@ fn child_writer(sh: &Shared, seed: u64) {
 
 #[test]
 fn writer_killed_at_random_point() {
-    const NAME: &str = "writer_killed_at_random_point";
+    let test = cross_test!(writer_killed_at_random_point);
     let size = MessageRing::required_size(&config()).unwrap();
     if run_child("writer", size, child_writer) {
         return;
     }
     run_all("writer", 0x6b11_1ed0, |run, seed, delay| {
-        writer_run(NAME, size, run, seed, delay)
+        writer_run(test, size, run, seed, delay)
     });
 }
 
 /// One run; returns the messages received and how long after the kill `PeerDied` came.
 fn writer_run(
-    name: &'static str,
+    test: CrossTest,
     size: usize,
     run: u64,
     seed: u64,
     delay: Duration,
 ) -> (u64, Duration) {
-    let (sh, mut sup) = new_run(name, size);
+    let (sh, sup) = new_run(test, size);
     let mut r = MessageReader::attach(&sh.ring).unwrap();
     r.set_wait_strategy(strategy(seed >> 8));
-    let child = sup.spawn(name, "writer", &sh.path, seed);
+    let child = sup.spawn(&mut common::child(test, "writer", &sh.path, seed));
     let reader = std::thread::spawn(move || {
         let mut rng = XorShift::new(seed);
         let mut buf = [0u8; MAX_MESSAGE];
@@ -213,7 +216,7 @@ fn writer_run(
             n += 1;
         }
     });
-    let killed_at = kill_after(&mut sup, &sh, child, "writer", delay, run);
+    let killed_at = kill_after(&sup, &sh, child, "writer", delay, run);
     let (mut r, n, end, ended_at) = sup.join(reader, "reading until PeerDied");
     let committed = sh.word(W_COUNT).load(Ordering::Acquire);
     match end {
@@ -274,28 +277,28 @@ fn child_reader(sh: &Shared, seed: u64) {
 
 #[test]
 fn reader_killed_at_random_point() {
-    const NAME: &str = "reader_killed_at_random_point";
+    let test = cross_test!(reader_killed_at_random_point);
     let size = MessageRing::required_size(&config()).unwrap();
     if run_child("reader", size, child_reader) {
         return;
     }
     run_all("reader", 0x4ead_e4d0, |run, seed, delay| {
-        reader_run(NAME, size, run, seed, delay)
+        reader_run(test, size, run, seed, delay)
     });
 }
 
 /// One run; returns the messages sent and how long after the kill `PeerDied` came.
 fn reader_run(
-    name: &'static str,
+    test: CrossTest,
     size: usize,
     run: u64,
     seed: u64,
     delay: Duration,
 ) -> (u64, Duration) {
-    let (sh, mut sup) = new_run(name, size);
+    let (sh, sup) = new_run(test, size);
     let mut w = MessageWriter::attach(&sh.ring).unwrap();
     w.set_wait_strategy(strategy(seed >> 8));
-    let child = sup.spawn(name, "reader", &sh.path, seed);
+    let child = sup.spawn(&mut common::child(test, "reader", &sh.path, seed));
     let writer = std::thread::spawn(move || {
         let mut rng = XorShift::new(seed ^ 0x77);
         let mut msg = [0u8; MAX_MESSAGE];
@@ -325,7 +328,7 @@ fn reader_run(
             }
         }
     });
-    let killed_at = kill_after(&mut sup, &sh, child, "reader", delay, run);
+    let killed_at = kill_after(&sup, &sh, child, "reader", delay, run);
     let (mut w, sent, end, ended_at) = sup.join(writer, "writing until PeerDied");
     assert_eq!(
         sh.word(W_ERROR).load(Ordering::Acquire),

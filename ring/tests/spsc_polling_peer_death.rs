@@ -16,12 +16,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{encode, verify, wait_flag, Shared, Supervisor};
+use common::{encode, verify, wait_flag, Shared};
 use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
 use culvert_ring::Error;
 use culvert_sync::atomic::Ordering;
+use culvert_testkit::{cross_test, mix, ChildId, CrossTest, Supervisor};
 
 /// How long after the SIGKILL a poller may take to see `PeerDied`: the liveness
 /// interval plus room for a loaded machine.
@@ -51,11 +52,11 @@ fn message_config() -> Config {
 
 /// Byte `i` of the byte stream.
 fn stream_byte(i: u64) -> u8 {
-    (common::mix(i) >> 56) as u8
+    (mix(i) >> 56) as u8
 }
 
 fn message_len(seq: u64) -> usize {
-    (common::mix(seq ^ 0x5eed) % 201) as usize
+    (mix(seq ^ 0x5eed) % 201) as usize
 }
 
 /// One shared size for both kinds, so a child can open the file before it knows which.
@@ -103,7 +104,7 @@ fn child_byte_writer(sh: &Shared) {
     let mut next = 0u64;
     let mut chunk = [0u8; 300];
     while start.elapsed() < Duration::from_secs(60) {
-        let len = 1 + (common::mix(next) % chunk.len() as u64) as usize;
+        let len = 1 + (mix(next) % chunk.len() as u64) as usize;
         for (k, b) in chunk[..len].iter_mut().enumerate() {
             *b = stream_byte(next + k as u64);
         }
@@ -142,22 +143,24 @@ fn child_message_writer(sh: &Shared) {
 }
 
 /// A fresh shared file for `kind`, its supervisor, and the child spawned as `role`.
-fn start(name: &'static str, kind: u64, role: &str) -> (Shared, Supervisor, usize) {
+fn start(test: CrossTest, kind: u64, role: &str) -> (Shared, Supervisor, ChildId) {
     let sh = Shared::create(ring_size());
     match kind {
         KIND_BYTES => ByteRing::init(&sh.ring, &byte_config()).unwrap(),
         _ => MessageRing::init(&sh.ring, &message_config()).unwrap(),
     }
     sh.word(W_KIND).store(kind, Ordering::Release);
-    let mut sup = Supervisor::new(name, Duration::from_secs(60));
-    let child = sup.spawn(name, role, &sh.path, 0);
+    let sup = test.supervise(Duration::from_secs(60));
+    let child = sup.spawn(&mut common::child(test, role, &sh.path, 0));
     wait_flag(&sup, sh.word(W_ATTACHED), "waiting for the child to attach");
     (sh, sup, child)
 }
 
 /// SIGKILLs the child (which must not have exited by itself); returns when.
-fn kill(sup: &mut Supervisor, child: usize) -> Instant {
-    let (at, status) = sup.kill(child);
+fn kill(sup: &Supervisor, child: ChildId) -> Instant {
+    sup.kill(child);
+    let at = Instant::now();
+    let status = sup.wait(child);
     assert!(!status.success(), "the child exited by itself: {status}");
     at
 }
@@ -183,11 +186,11 @@ fn check_detect(killed_at: Instant) -> Duration {
 
 #[test]
 fn polling_byte_reader_drains_then_sees_peer_died() {
-    const NAME: &str = "polling_byte_reader_drains_then_sees_peer_died";
+    let test = cross_test!(polling_byte_reader_drains_then_sees_peer_died);
     if run_child("writer") {
         return;
     }
-    let (sh, mut sup, child) = start(NAME, KIND_BYTES, "writer");
+    let (sh, sup, child) = start(test, KIND_BYTES, "writer");
     let mut r = ByteReader::attach(&sh.ring).unwrap();
     let mut buf = [0u8; 1024];
     let mut got = 0u64;
@@ -207,7 +210,7 @@ fn polling_byte_reader_drains_then_sees_peer_died() {
             Err(e) => panic!("while the writer lived: {e}"),
         }
     }
-    let killed_at = kill(&mut sup, child);
+    let killed_at = kill(&sup, child);
     let committed = sh.word(W_COUNT).load(Ordering::Acquire);
     loop {
         still_waiting(&sup, killed_at, "try_read");
@@ -229,11 +232,11 @@ fn polling_byte_reader_drains_then_sees_peer_died() {
 
 #[test]
 fn polling_message_reader_drains_then_sees_peer_died() {
-    const NAME: &str = "polling_message_reader_drains_then_sees_peer_died";
+    let test = cross_test!(polling_message_reader_drains_then_sees_peer_died);
     if run_child("writer") {
         return;
     }
-    let (sh, mut sup, child) = start(NAME, KIND_MESSAGES, "writer");
+    let (sh, sup, child) = start(test, KIND_MESSAGES, "writer");
     let mut r = MessageReader::attach(&sh.ring).unwrap();
     let mut buf = [0u8; 200];
     let mut got = 0u64;
@@ -250,7 +253,7 @@ fn polling_message_reader_drains_then_sees_peer_died() {
             Err(e) => panic!("while the writer lived: {e}"),
         }
     }
-    let killed_at = kill(&mut sup, child);
+    let killed_at = kill(&sup, child);
     let committed = sh.word(W_COUNT).load(Ordering::Acquire);
     loop {
         still_waiting(&sup, killed_at, "try_read");
@@ -275,12 +278,12 @@ fn polling_message_reader_drains_then_sees_peer_died() {
 
 #[test]
 fn polling_writers_see_peer_died() {
-    const NAME: &str = "polling_writers_see_peer_died";
+    let test = cross_test!(polling_writers_see_peer_died);
     if run_child("reader") {
         return;
     }
     for kind in [KIND_BYTES, KIND_MESSAGES] {
-        let (sh, mut sup, child) = start(NAME, kind, "reader");
+        let (sh, sup, child) = start(test, kind, "reader");
         let mut try_write: Box<dyn FnMut() -> Result<(), Error>> = match kind {
             KIND_BYTES => {
                 let mut w = ByteWriter::attach(&sh.ring).unwrap();
@@ -301,7 +304,7 @@ fn polling_writers_see_peer_died() {
                 Err(e) => panic!("kind {kind}: while the reader lived: {e}"),
             }
         }
-        let killed_at = kill(&mut sup, child);
+        let killed_at = kill(&sup, child);
         loop {
             still_waiting(&sup, killed_at, "try_write");
             match try_write() {

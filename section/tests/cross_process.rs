@@ -1,24 +1,23 @@
-//! Sections shared between real processes: the test binary re-executes itself with a
-//! role in `CULVERT_SECTION_TEST_ROLE` (see `common`).
+//! Sections shared between real processes: the test binary runs itself again as a
+//! child playing a role (`culvert_testkit`'s role harness; see `common`).
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use culvert_section::{Error, InitState, Section, SECTION_FD_ENV};
+use culvert_testkit::{cross_test, eventually, pattern, role};
 
 #[test]
 fn child_sees_parent_writes_and_parent_sees_childs() {
-    const TEST: &str = "child_sees_parent_writes_and_parent_sees_childs";
+    let test = cross_test!(child_sees_parent_writes_and_parent_sees_childs);
     if let Some(role) = role() {
         assert_eq!(role, "opener");
         let s = Section::open("shared", &child_opts()).unwrap();
         let data = s.object("data").unwrap();
         assert_eq!(read(&data, 0, 2048), pattern(2048, 7));
         write(&data, 2048, &pattern(2048, 99));
-        child_done(&role);
         return;
     }
     let root = temp_root();
@@ -27,14 +26,15 @@ fn child_sees_parent_writes_and_parent_sees_childs() {
     write(&data, 0, &pattern(2048, 7));
     s.mark_ready().unwrap();
 
-    let out = child(TEST, "opener", root.path()).output().unwrap();
-    assert_child_ok(&out, "opener");
+    let sup = test.supervise(Duration::from_secs(60));
+    let opener = sup.spawn(&mut child(test, "opener", root.path()));
+    sup.wait_ok(opener);
     assert_eq!(read(&data, 2048, 2048), pattern(2048, 99));
 }
 
 #[test]
 fn creator_killed_before_ready_leaves_section_stale() {
-    const TEST: &str = "creator_killed_before_ready_leaves_section_stale";
+    let test = cross_test!(creator_killed_before_ready_leaves_section_stale);
     if let Some(role) = role() {
         assert_eq!(role, "hanging-creator");
         let mut s = Section::create("stale", 4096, &child_opts()).unwrap();
@@ -46,11 +46,9 @@ fn creator_killed_before_ready_leaves_section_stale() {
     }
     let root = temp_root();
     let o = opts(root.path());
-    let mut c = child(TEST, "hanging-creator", root.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let created = wait_until(Duration::from_secs(20), || {
+    let sup = test.supervise(Duration::from_secs(60));
+    let c = sup.spawn(&mut child(test, "hanging-creator", root.path()));
+    let created = eventually(Duration::from_secs(20), || {
         matches!(
             Section::inspect("stale", &o),
             Ok(h) if h.state == InitState::Initializing && h.objects.len() == 1
@@ -58,11 +56,11 @@ fn creator_killed_before_ready_leaves_section_stale() {
     });
     assert!(created, "child never created the section");
     let info = Section::inspect("stale", &o).unwrap();
-    assert_eq!(info.creator.pid, c.id());
+    assert_eq!(info.creator.pid, sup.pid(c));
     assert!(!info.is_stale());
 
-    c.kill().unwrap();
-    c.wait().unwrap();
+    sup.kill(c);
+    sup.wait(c);
 
     let start = Instant::now();
     let err = Section::open("stale", &o.clone().open_timeout(Duration::from_secs(5))).unwrap_err();
@@ -78,7 +76,7 @@ fn creator_killed_before_ready_leaves_section_stale() {
 
 #[test]
 fn other_user_is_denied_a_private_section() {
-    const TEST: &str = "other_user_is_denied_a_private_section";
+    let test = cross_test!(other_user_is_denied_a_private_section);
     const NOBODY: u32 = 65534;
     if let Some(role) = role() {
         assert_eq!(role, "other-user");
@@ -88,7 +86,6 @@ fn other_user_is_denied_a_private_section() {
         assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
         let s = Section::open("public", &o).unwrap();
         write(&s.object("data").unwrap(), 0, b"from nobody");
-        child_done(&role);
         return;
     }
     if !rustix::process::geteuid().is_root() {
@@ -122,26 +119,27 @@ fn other_user_is_denied_a_private_section() {
     assert_eq!(mode("private"), 0o600);
     assert_eq!(mode("public"), 0o666, "mode must not be cut by the umask");
 
-    let mut cmd = child(TEST, "other-user", root.path());
+    let mut cmd = child(test, "other-user", root.path());
     {
         use std::os::unix::process::CommandExt;
         cmd.gid(NOBODY).uid(NOBODY);
     }
-    let out = match cmd.output() {
-        Ok(out) => out,
+    let sup = test.supervise(Duration::from_secs(60));
+    let other = match sup.try_spawn(&mut cmd) {
+        Ok(other) => other,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             println!("note: uid {NOBODY} cannot execute the test binary ({e}); skipped");
             return;
         }
         Err(e) => panic!("spawn: {e}"),
     };
-    assert_child_ok(&out, "other-user");
+    sup.wait_ok(other);
     assert_eq!(read(&data, 0, 11), b"from nobody");
 }
 
 #[test]
 fn anonymous_section_is_inherited_by_child() {
-    const TEST: &str = "anonymous_section_is_inherited_by_child";
+    let test = cross_test!(anonymous_section_is_inherited_by_child);
     if let Some(role) = role() {
         assert_eq!(role, "inheritor");
         let s = Section::from_inherited_env(SECTION_FD_ENV).unwrap();
@@ -151,7 +149,6 @@ fn anonymous_section_is_inherited_by_child() {
         write(&data, 1000, &pattern(1000, 42));
         // Adopting the same descriptor twice is refused.
         assert!(Section::from_inherited_env(SECTION_FD_ENV).is_err());
-        child_done(&role);
         return;
     }
     let mut s = Section::anonymous(8192).unwrap();
@@ -170,10 +167,11 @@ fn anonymous_section_is_inherited_by_child() {
         Err(rustix::io::Errno::PERM)
     );
 
-    let mut cmd = child(TEST, "inheritor", std::path::Path::new("/nonexistent"));
+    let mut cmd = child(test, "inheritor", std::path::Path::new("/nonexistent"));
     s.pass_to_child(&mut cmd, SECTION_FD_ENV).unwrap();
-    let out = cmd.output().unwrap();
-    assert_child_ok(&out, "inheritor");
+    let sup = test.supervise(Duration::from_secs(60));
+    let inheritor = sup.spawn(&mut cmd);
+    sup.wait_ok(inheritor);
     assert_eq!(read(&data, 1000, 1000), pattern(1000, 42));
 }
 

@@ -4,22 +4,20 @@
 use std::path::PathBuf;
 
 use culvert_section::fuzzing;
+use culvert_testkit::{fuzz_corpus, fuzz_corpus_dir};
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/section_open")
+    fuzz_corpus_dir("section_open")
 }
 
 #[test]
 fn section_open_corpus_replays() {
     let dir = corpus_dir();
     let mut seen = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let data = std::fs::read(&path).unwrap();
-            fuzzing::section_open(&data);
-            seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
-        }
+    for path in fuzz_corpus("section_open") {
+        let data = std::fs::read(&path).unwrap();
+        fuzzing::section_open(&data);
+        seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
     let seeds = fuzzing::seed_corpus();
     assert!(

@@ -5,13 +5,13 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::*;
 use culvert_section::layout::{SectionHeader, HEADER_SIZE};
 use culvert_section::{Error, InitState, Section, SectionKind, SectionOptions};
+use culvert_testkit::{cross_test, role};
 
 /// Device and inode of the file at the section name.
 fn file_id(o: &SectionOptions, name: &str) -> (u64, u64) {
@@ -278,7 +278,7 @@ fn concurrent_replacing_processes_leave_one_survivor() {
     if let Some(role) = role() {
         if role == "replacer" {
             let o = child_opts();
-            let go = Path::new(&std::env::var_os(ROOT_ENV).unwrap()).join("go");
+            let go = child_root().join("go");
             while !go.exists() {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -294,33 +294,23 @@ fn concurrent_replacing_processes_leave_one_survivor() {
                 Err(Error::AlreadyExists { .. }) => println!("LOST"),
                 Err(e) => panic!("{e}"),
             }
-            child_done(&role);
         }
         return;
     }
     let root = temp_root();
     let o = opts(root.path());
     drop(ready(&o, "proc", "old"));
+    let test = cross_test!(concurrent_replacing_processes_leave_one_survivor);
+    let sup = test.supervise(Duration::from_secs(60));
     let children: Vec<_> = (0..CHILDREN)
-        .map(|_| {
-            child(
-                "concurrent_replacing_processes_leave_one_survivor",
-                "replacer",
-                root.path(),
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-        })
+        .map(|_| sup.spawn(&mut child(test, "replacer", root.path())))
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     std::fs::write(root.path().join("go"), b"").unwrap();
     let mut won = Vec::new();
     for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert_child_ok(&out, "replacer");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        sup.wait_ok(c);
+        let stdout = sup.stdout(c);
         // The harness prints "test NAME ... " on the same line first.
         if let Some(id) = stdout.lines().find_map(|l| l.split("WON ").nth(1)) {
             won.push(id.trim().to_string());

@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 use culvert_section::{list, Error, Section, SectionOptions, ROOT_ENV};
+use culvert_testkit::{cross_test, role, CrossTest};
 
 /// Every named operation under `o` fails with `InvalidRoot`, and the current
 /// directory stays empty.
@@ -35,7 +36,7 @@ fn assert_every_operation_rejects(o: &SectionOptions) {
     );
 }
 
-fn run_child(test: &str, role: &str, env_root: Option<&str>) {
+fn run_child(test: CrossTest, role: &str, env_root: Option<&str>) {
     let root = temp_root();
     let cwd = temp_root();
     let mut cmd = child(test, role, root.path());
@@ -44,8 +45,9 @@ fn run_child(test: &str, role: &str, env_root: Option<&str>) {
         Some(v) => cmd.env(ROOT_ENV, v),
         None => cmd.env_remove(ROOT_ENV),
     };
-    let out = cmd.output().unwrap();
-    assert_child_ok(&out, role);
+    let sup = test.supervise(Duration::from_secs(60));
+    let c = sup.spawn(&mut cmd);
+    sup.wait_ok(c);
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
 }
 
@@ -54,11 +56,14 @@ fn empty_root_option_is_invalid() {
     if let Some(role) = role() {
         if role == "empty-option" {
             assert_every_operation_rejects(&SectionOptions::default().root(""));
-            child_done(&role);
         }
         return;
     }
-    run_child("empty_root_option_is_invalid", "empty-option", None);
+    run_child(
+        cross_test!(empty_root_option_is_invalid),
+        "empty-option",
+        None,
+    );
 }
 
 #[test]
@@ -68,16 +73,18 @@ fn empty_root_env_is_invalid() {
             assert_eq!(std::env::var_os(ROOT_ENV).as_deref(), Some("".as_ref()));
             assert_every_operation_rejects(&SectionOptions::default());
             // An explicit root still wins over the bad variable.
-            let dir = std::env::var_os(common::ROOT_ENV).unwrap();
-            let o = SectionOptions::default().root(Path::new(&dir));
+            let o = SectionOptions::default().root(child_root());
             Section::create("fine", 4096, &o)
                 .unwrap()
                 .mark_ready()
                 .unwrap();
             Section::open("fine", &o).unwrap();
-            child_done(&role);
         }
         return;
     }
-    run_child("empty_root_env_is_invalid", "empty-env", Some(""));
+    run_child(
+        cross_test!(empty_root_env_is_invalid),
+        "empty-env",
+        Some(""),
+    );
 }

@@ -11,11 +11,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{expect_all_succeed, poll_until, spawn_role, spawn_role_with_env, Shared};
+use common::{child, Shared};
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::{
     futex, wait_for, Deadline, Notifier, Timeout, WaitStrategy, LIVENESS_RECHECK_INTERVAL,
 };
+use culvert_testkit::{cross_test, role, CrossTest};
 
 /// How long a child waits for its peer before failing on its own. The parent's outer
 /// deadline is shorter or equal, so the parent normally reports the failure.
@@ -70,25 +71,22 @@ fn futex_sleeper() {
 
 #[test]
 fn futex_wake_crosses_processes() {
-    const NAME: &str = "futex_wake_crosses_processes";
-    if common::role().is_some() {
+    let test = cross_test!(futex_wake_crosses_processes);
+    if role().is_some() {
         return futex_sleeper();
     }
     let shm = Shared::create(4096);
     let word = shm.u32_at(FUTEX_WORD);
     let announce = shm.u32_at(FUTEX_ANNOUNCE);
     let verdict = shm.u32_at(FUTEX_VERDICT);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut kids = [spawn_role(NAME, "futex-sleeper", Some(&shm))];
+    let sup = test.supervise(Duration::from_secs(60));
+    sup.spawn(&mut child(test, "futex-sleeper", Some(&shm)));
 
     let mut woke_across = false;
     for round in 1..=FUTEX_MAX_ROUNDS {
-        poll_until(
-            &mut kids,
-            deadline,
-            "the child to announce its wait",
-            || announce.load(Ordering::Acquire) >= round,
-        );
+        sup.poll_until("waiting for the child to announce its wait", || {
+            announce.load(Ordering::Acquire) >= round
+        });
         // Give the child time to enter FUTEX_WAIT.
         std::thread::sleep(Duration::from_millis(50));
         word.store(round, Ordering::Release);
@@ -101,7 +99,7 @@ fn futex_wake_crosses_processes() {
             break;
         }
     }
-    expect_all_succeed(&mut kids, deadline, "futex sleeper");
+    sup.wait_all_ok();
     assert!(
         woke_across,
         "in {FUTEX_MAX_ROUNDS} rounds futex::wake never found the child asleep"
@@ -297,20 +295,20 @@ struct PingPongReport {
 }
 
 /// Runs producer and consumer as two child processes; the parent only supervises.
-fn ping_pong(test: &str, mode: &str, rounds: u64, outer: Duration) -> PingPongReport {
+fn ping_pong(test: CrossTest, mode: &str, rounds: u64, outer: Duration) -> PingPongReport {
     ping_pong_fenced(test, mode, rounds, outer, false)
 }
 
 /// [`ping_pong`], with `CULVERT_ASYMMETRIC_FENCES` set for both children if
 /// `asymmetric`.
 fn ping_pong_fenced(
-    test: &str,
+    test: CrossTest,
     mode: &str,
     rounds: u64,
     outer: Duration,
     asymmetric: bool,
 ) -> PingPongReport {
-    if let Some(role) = common::role() {
+    if let Some(role) = role() {
         ping_pong_side(&role);
         // The child's harness exits 0; the parent reads nothing more from us.
         return PingPongReport {
@@ -325,25 +323,12 @@ fn ping_pong_fenced(
     } else {
         ("default", &[])
     };
-    let mut kids = [
-        spawn_role_with_env(
-            test,
-            &format!("consumer {mode} {rounds} {fences}"),
-            Some(&shm),
-            env,
-        ),
-        spawn_role_with_env(
-            test,
-            &format!("producer {mode} {rounds} {fences}"),
-            Some(&shm),
-            env,
-        ),
-    ];
-    expect_all_succeed(
-        &mut kids,
-        start + outer,
-        &format!("{rounds} {mode} round trips"),
-    );
+    let sup = test.supervise(outer);
+    for side in ["consumer", "producer"] {
+        let side = format!("{side} {mode} {rounds} {fences}");
+        sup.spawn(child(test, &side, Some(&shm)).envs(env.iter().copied()));
+    }
+    sup.wait_all_ok();
     let took = start.elapsed();
     let (ping_n, pong_n) = (
         shm.notifier_at(PING_NOTIFIER),
@@ -359,8 +344,9 @@ fn ping_pong_fenced(
             + shm.u64_at(CONSUMER_STALLS).load(Ordering::Relaxed),
     };
     eprintln!(
-        "{test}: {rounds} {mode} round trips ({} notifications) in {took:?}; \
+        "{}: {rounds} {mode} round trips ({} notifications) in {took:?}; \
          {} notifies found a sleeper; {} waits stalled for {LIVENESS_RECHECK_INTERVAL:?}",
+        test.name(),
         2 * rounds,
         report.sleeps,
         report.stalls
@@ -382,7 +368,7 @@ fn ping_pong_fenced(
 #[test]
 fn notifier_one_million_notifications_across_processes() {
     ping_pong(
-        "notifier_one_million_notifications_across_processes",
+        cross_test!(notifier_one_million_notifications_across_processes),
         "adaptive",
         500_000,
         Duration::from_secs(120),
@@ -391,7 +377,7 @@ fn notifier_one_million_notifications_across_processes() {
 
 /// Blocking round trips: a side that finds no value sleeps at once, so most notifies
 /// must have found a sleeper, i.e. the futex path across processes really ran.
-fn blocking_round_trips(test: &str, rounds: u64, asymmetric: bool) {
+fn blocking_round_trips(test: CrossTest, rounds: u64, asymmetric: bool) {
     let r = ping_pong_fenced(
         test,
         "blocking",
@@ -399,7 +385,7 @@ fn blocking_round_trips(test: &str, rounds: u64, asymmetric: bool) {
         Duration::from_secs(120),
         asymmetric,
     );
-    if common::role().is_none() {
+    if role().is_none() {
         assert!(
             r.sleeps >= rounds / 10,
             "only {} of {} notifies found a sleeper",
@@ -412,7 +398,7 @@ fn blocking_round_trips(test: &str, rounds: u64, asymmetric: bool) {
 #[test]
 fn notifier_blocking_round_trips_across_processes() {
     blocking_round_trips(
-        "notifier_blocking_round_trips_across_processes",
+        cross_test!(notifier_blocking_round_trips_across_processes),
         100_000,
         false,
     );
@@ -423,7 +409,7 @@ fn notifier_blocking_round_trips_across_processes() {
 #[test]
 fn notifier_blocking_round_trips_with_asymmetric_fences() {
     blocking_round_trips(
-        "notifier_blocking_round_trips_with_asymmetric_fences",
+        cross_test!(notifier_blocking_round_trips_with_asymmetric_fences),
         50_000,
         true,
     );
@@ -433,12 +419,12 @@ fn notifier_blocking_round_trips_with_asymmetric_fences() {
 fn notifier_raw_protocol_round_trips_across_processes() {
     const ROUNDS: u64 = 100_000;
     let r = ping_pong(
-        "notifier_raw_protocol_round_trips_across_processes",
+        cross_test!(notifier_raw_protocol_round_trips_across_processes),
         "raw",
         ROUNDS,
         Duration::from_secs(120),
     );
-    if common::role().is_none() {
+    if role().is_none() {
         assert!(
             r.sleeps >= ROUNDS / 10,
             "only {} of {} notifies found a sleeper",

@@ -8,11 +8,12 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use common::spawn_role;
+use common::child;
 use culvert_sync::{
     wait_for, Deadline, Liveness, Notifier, ProcessIdentity, Timeout, WaitStrategy,
     LIVENESS_RECHECK_INTERVAL,
 };
+use culvert_testkit::{cross_test, role};
 
 /// The child role of every test here: sleep until killed (the parent-death signal and
 /// this bound keep it from outliving a failed test).
@@ -39,12 +40,13 @@ fn wait_until_zombie(pid: u32) {
 
 #[test]
 fn liveness_reports_sigkilled_child_dead() {
-    const NAME: &str = "liveness_reports_sigkilled_child_dead";
-    if common::role().is_some() {
+    let test = cross_test!(liveness_reports_sigkilled_child_dead);
+    if role().is_some() {
         return sleeper();
     }
-    let mut child = spawn_role(NAME, "sleeper", None);
-    let pid = child.id();
+    let sup = test.supervise(Duration::from_secs(60));
+    let kid = sup.spawn(&mut child(test, "sleeper", None));
+    let pid = sup.pid(kid);
     let id = ProcessIdentity::of(pid).expect("the child runs");
     assert_eq!(id.pid, pid);
     assert!(id.start_time > 0);
@@ -54,7 +56,7 @@ fn liveness_reports_sigkilled_child_dead() {
         Liveness::Alive
     );
 
-    child.kill();
+    sup.kill(kid);
     // SIGKILL takes effect asynchronously, but promptly: the identity turns Dead while
     // nobody has reaped the child.
     let killed = Instant::now();
@@ -75,7 +77,7 @@ fn liveness_reports_sigkilled_child_dead() {
         Liveness::Dead
     );
 
-    let status = child.reap();
+    let status = sup.wait(kid);
     assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
     assert_eq!(id.liveness(), Liveness::Dead);
     assert_eq!(
@@ -86,12 +88,13 @@ fn liveness_reports_sigkilled_child_dead() {
 
 #[test]
 fn liveness_not_fooled_by_pid_reuse() {
-    const NAME: &str = "liveness_not_fooled_by_pid_reuse";
-    if common::role().is_some() {
+    let test = cross_test!(liveness_not_fooled_by_pid_reuse);
+    if role().is_some() {
         return sleeper();
     }
-    let mut child = spawn_role(NAME, "sleeper", None);
-    let live = ProcessIdentity::of(child.id()).expect("the child runs");
+    let sup = test.supervise(Duration::from_secs(60));
+    let kid = sup.spawn(&mut child(test, "sleeper", None));
+    let live = ProcessIdentity::of(sup.pid(kid)).expect("the child runs");
     assert_eq!(live.liveness(), Liveness::Alive);
 
     // An identity recorded for an earlier process that had this pid (it started before
@@ -118,8 +121,8 @@ fn liveness_not_fooled_by_pid_reuse() {
 
     // A long-dead identity: the reaped child. Whether or not its pid was handed out
     // again since, the identity is dead.
-    child.kill();
-    child.reap();
+    sup.kill(kid);
+    sup.wait(kid);
     assert_eq!(live.liveness(), Liveness::Dead);
     assert_eq!(
         ProcessIdentity::packed_liveness(live.packed()),
@@ -153,8 +156,8 @@ impl From<Timeout> for PeerWait {
 
 #[test]
 fn wait_for_notices_dead_peer_within_interval() {
-    const NAME: &str = "wait_for_notices_dead_peer_within_interval";
-    if common::role().is_some() {
+    let test = cross_test!(wait_for_notices_dead_peer_within_interval);
+    if role().is_some() {
         return sleeper();
     }
     let kill_after = Duration::from_millis(170);
@@ -164,35 +167,38 @@ fn wait_for_notices_dead_peer_within_interval() {
         WaitStrategy::Adaptive,
         WaitStrategy::BusyPoll,
     ] {
-        let child = spawn_role(NAME, "sleeper", None);
-        let peer = ProcessIdentity::of(child.id()).expect("the child runs");
+        let sup = test.supervise(Duration::from_secs(60));
+        let kid = sup.spawn(&mut child(test, "sleeper", None));
+        let peer = ProcessIdentity::of(sup.pid(kid)).expect("the child runs");
         // Nobody ever notifies: only the liveness re-check can end this wait.
         let notifier = Notifier::new();
-        let killer = std::thread::spawn(move || {
-            let mut child = child;
-            std::thread::sleep(kill_after);
-            child.kill();
-            (child, Instant::now())
-        });
-        let started = Instant::now();
         let mut checks = 0u32;
-        let r: Result<(), PeerWait> = wait_for(
-            &notifier,
-            strategy,
-            Deadline::after(Duration::from_secs(30)),
-            |ctx| {
-                if ctx.liveness_due {
-                    checks += 1;
-                    if peer.liveness() == Liveness::Dead {
-                        return Err(PeerWait::PeerDied);
+        let (started, r, returned, killed_at) = std::thread::scope(|s| {
+            let killer = s.spawn(|| {
+                std::thread::sleep(kill_after);
+                sup.kill(kid);
+                Instant::now()
+            });
+            let started = Instant::now();
+            let r: Result<(), PeerWait> = wait_for(
+                &notifier,
+                strategy,
+                Deadline::after(Duration::from_secs(30)),
+                |ctx| {
+                    if ctx.liveness_due {
+                        checks += 1;
+                        if peer.liveness() == Liveness::Dead {
+                            return Err(PeerWait::PeerDied);
+                        }
                     }
-                }
-                Ok(None)
-            },
-        );
-        let returned = Instant::now();
-        let (mut child, killed_at) = killer.join().expect("killer thread");
-        child.reap();
+                    Ok(None)
+                },
+            );
+            let returned = Instant::now();
+            let killed_at = killer.join().expect("killer thread");
+            (started, r, returned, killed_at)
+        });
+        sup.wait(kid);
 
         assert_eq!(r, Err(PeerWait::PeerDied), "{strategy:?}");
         assert!(

@@ -3,23 +3,18 @@
 
 #![allow(dead_code)] // each test binary uses what it needs
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use culvert_testkit::{fuzz_corpus, fuzz_corpus_dir, xorshift};
 
 /// The seed files of corpus `name`; asserts it holds at least `min`.
 pub fn seeds(name: &str, min: usize) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(name);
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
+    let files = fuzz_corpus(name);
     assert!(
         files.len() >= min,
         "only {} seeds in {}",
         files.len(),
-        dir.display()
+        fuzz_corpus_dir(name).display()
     );
     files
 }
@@ -48,9 +43,7 @@ pub fn mutations(
         let original = std::fs::read(path).unwrap();
         for _ in 0..rounds {
             let mut data = original.clone();
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             match x % 4 {
                 0 if !data.is_empty() => {
                     let i = (x >> 8) as usize % data.len();

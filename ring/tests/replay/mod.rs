@@ -1,26 +1,13 @@
 //! Replay of a fuzz target's seed corpus through its library body, and deterministic
 //! pseudo-random inputs, shared by the corpus-replay tests of this crate.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The seed files of `target`, sorted.
-pub fn corpus(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
+use culvert_testkit::fuzz_corpus;
 
 /// Runs `body` on every seed of `target`; each must finish within 10 s.
 pub fn replay(target: &str, body: fn(&[u8])) {
-    let files = corpus(target);
+    let files = fuzz_corpus(target);
     assert!(!files.is_empty(), "no seed files for {target}");
     for file in files {
         let data = std::fs::read(&file).unwrap();

@@ -1,30 +1,21 @@
-//! Helpers shared by the integration tests: per-test namespace roots and re-executing
-//! the test binary as a child process in a given role (the ipc-channel pattern).
+//! Helpers shared by the integration tests: section options for a test's namespace
+//! root, children of `culvert_testkit`'s role harness that get that root as the role
+//! argument [`ROOT`], and raw reads and writes of a region.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use culvert_section::SectionOptions;
+use culvert_testkit::{role_arg, ChildCommand, CrossTest, TempRoot};
 
-/// Environment variable naming the child's role; set only in children.
-pub const ROLE_ENV: &str = "CULVERT_SECTION_TEST_ROLE";
-/// Environment variable carrying the namespace root to the child.
-pub const ROOT_ENV: &str = "CULVERT_SECTION_TEST_ROOT";
-
-/// The role of this process, if it is a child.
-pub fn role() -> Option<String> {
-    std::env::var(ROLE_ENV).ok()
-}
+/// The role argument carrying the namespace root to a child.
+pub const ROOT: &str = "ROOT";
 
 /// A fresh namespace directory for one test.
-pub fn temp_root() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("culvert-section-test.")
-        .tempdir()
-        .expect("temp dir")
+pub fn temp_root() -> TempRoot {
+    TempRoot::new("section")
 }
 
 /// Options rooted at `root`.
@@ -32,53 +23,21 @@ pub fn opts(root: &Path) -> SectionOptions {
     SectionOptions::default().root(root)
 }
 
-/// Options for a child, from the environment its parent set.
+/// The namespace root of a child (the role argument [`ROOT`]).
+pub fn child_root() -> PathBuf {
+    PathBuf::from(role_arg(ROOT))
+}
+
+/// Options for a child, rooted where its parent said.
 pub fn child_opts() -> SectionOptions {
-    let root = PathBuf::from(std::env::var_os(ROOT_ENV).expect("child without root"));
-    SectionOptions::default().root(root)
+    SectionOptions::default().root(child_root())
 }
 
-/// A command re-running this test binary, only test `test`, in role `role`.
-pub fn child(test: &str, role: &str, root: &Path) -> Command {
-    let mut c = Command::new(std::env::current_exe().expect("current exe"));
-    c.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE_ENV, role)
-        .env(ROOT_ENV, root);
+/// A command running `test` again as a child playing `role`, in namespace `root`.
+pub fn child(test: CrossTest, role: &str, root: &Path) -> Command {
+    let mut c = test.command(role);
+    c.role_arg(ROOT, root);
     c
-}
-
-/// What a child prints when its role succeeded; a child that ran no test (a wrong
-/// name) would exit 0 without it.
-pub fn ok_marker(role: &str) -> String {
-    format!("CHILD-ROLE-OK:{role}")
-}
-
-/// Prints the success marker (called at the end of a child role).
-pub fn child_done(role: &str) {
-    println!("{}", ok_marker(role));
-}
-
-/// Asserts that a child exited successfully and printed its marker.
-pub fn assert_child_ok(out: &Output, role: &str) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(&ok_marker(role)),
-        "child role {role} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-}
-
-/// Polls `f` until it returns true or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    f()
 }
 
 /// Writes `bytes` at the start of a region.
@@ -105,11 +64,4 @@ pub fn read(region: &culvert_section::Region, offset: usize, len: usize) -> Vec<
             .copy_to_nonoverlapping(out.as_mut_ptr(), len)
     };
     out
-}
-
-/// A recognisable pattern.
-pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
 }

@@ -1,5 +1,5 @@
-//! A counting global allocator for the allocation tests (the rings allocate nothing
-//! per message).
+//! A counting global allocator for the allocation tests (the per-message paths
+//! allocate nothing).
 //!
 //! [`Counting`] wraps `System` and counts every allocation (and reallocation) in a
 //! `const` thread-local — itself allocation-free — so the test harness's own threads
@@ -8,7 +8,7 @@
 //!
 //! ```ignore
 //! #[global_allocator]
-//! static GLOBAL: common::alloc::Counting = common::alloc::Counting;
+//! static GLOBAL: culvert_testkit::alloc::Counting = culvert_testkit::alloc::Counting;
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
