@@ -131,7 +131,6 @@ impl Notifier {
         if waiters != 0 {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             futex::wake_all(&self.epoch);
-            crate::strategy::note_woke_peer();
         }
     }
 

@@ -68,9 +68,6 @@ const SPIN_PROBE_EVERY: u32 = 16;
 
 #[cfg(not(loom))]
 thread_local! {
-    /// Set when this thread's notify woke a sleeping peer (it made the wake system
-    /// call); cleared by the next `Adaptive` spin phase, which then does not spin.
-    static WOKE_PEER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Consecutive `Adaptive` waits of this thread whose spin phase (or skipped spin
     /// phase) ended in a sleep.
     static SPIN_MISSES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -94,35 +91,6 @@ fn probe_now() -> bool {
         r.set(x);
         x % u64::from(SPIN_PROBE_EVERY) == 0
     })
-}
-
-/// Records that this thread's notify just woke a sleeping peer.
-///
-/// The next `Adaptive` wait of this thread then sleeps at once instead of spinning: the
-/// peer was asleep, so its answer is microseconds away, and a thread that sleeps right
-/// after a wake lets the scheduler run the woken peer on this very CPU, where a spinning
-/// one makes it wake the peer on another — on a virtual machine an idle CPU, the
-/// slowest wake there is (the same hand-off a pipe gets from the kernel).
-#[cfg(not(loom))]
-pub(crate) fn note_woke_peer() {
-    let _ = WOKE_PEER.try_with(|w| w.set(true));
-}
-
-#[cfg(loom)]
-pub(crate) fn note_woke_peer() {}
-
-/// Whether this thread woke a sleeping peer since its last spin phase (`take`: and
-/// forget it).
-#[cfg(not(loom))]
-fn woke_peer(take: bool) -> bool {
-    WOKE_PEER
-        .try_with(|w| if take { w.replace(false) } else { w.get() })
-        .unwrap_or(false)
-}
-
-#[cfg(loom)]
-fn woke_peer(_take: bool) -> bool {
-    false
 }
 
 /// How long a probe spins: long enough to outlast a sleeping peer's wake-up (a futex
@@ -167,11 +135,6 @@ pub(crate) fn record_spin(_hit: bool) {}
 /// reactor) and want the same short spin first. Never spins under loom (every spin
 /// would be a scheduling point of the model).
 pub fn spin_phase<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    if woke_peer(true) {
-        // The peer was asleep a moment ago: sleep at once (see `note_woke_peer`),
-        // without counting a miss.
-        return None;
-    }
     if let Some(budget) = spin_budget() {
         let start = Instant::now();
         let mut polls = 0u32;
@@ -215,7 +178,7 @@ fn spinning_pays() -> bool {
 pub fn quick_spin<T>(strategy: WaitStrategy, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     let spin = match strategy {
         WaitStrategy::BusyPoll => true,
-        WaitStrategy::Adaptive => spinning_pays() && !woke_peer(false),
+        WaitStrategy::Adaptive => spinning_pays(),
         WaitStrategy::Blocking => false,
     };
     if spin && !cfg!(loom) {
@@ -361,58 +324,6 @@ mod tests {
         );
         assert_eq!(got, Ok(7));
         t.join().unwrap();
-    }
-
-    #[test]
-    fn after_waking_a_sleeper_the_next_adaptive_wait_sleeps_at_once() {
-        // Each test runs on its own thread: no wake recorded yet.
-        let mut polls = 0;
-        note_woke_peer();
-        assert_eq!(
-            quick_spin(WaitStrategy::Adaptive, || {
-                polls += 1;
-                None::<()>
-            }),
-            None
-        );
-        assert_eq!(
-            spin_phase(|| {
-                polls += 1;
-                None::<()>
-            }),
-            None
-        );
-        assert_eq!(polls, 0, "no spin right after a wake");
-        assert_eq!(spin_budget(), Some(SPIN_BUDGET), "and no miss counted");
-        // A busy-polling wait spins whatever happened.
-        note_woke_peer();
-        assert_eq!(quick_spin(WaitStrategy::BusyPoll, || Some(7)), Some(7));
-        // The wake is forgotten by that one spin phase: the next one spins.
-        assert_eq!(spin_phase(|| None::<()>), None);
-        assert_eq!(spin_phase(|| Some(3)), Some(3));
-    }
-
-    #[test]
-    fn a_notify_that_wakes_a_sleeper_is_noted() {
-        let n = Arc::new(Notifier::new());
-        let flag = Arc::new(AtomicU32::new(0));
-        let (n2, f2) = (n.clone(), flag.clone());
-        let sleeper = std::thread::spawn(move || {
-            let got: Result<u32, Timeout> = wait_for(
-                &n2,
-                WaitStrategy::Blocking,
-                Deadline::after(Duration::from_secs(20)),
-                |_| Ok((f2.load(Ordering::Acquire) != 0).then_some(1)),
-            );
-            got
-        });
-        while n.waiter_count() == 0 {
-            std::thread::yield_now();
-        }
-        flag.store(1, Ordering::Release);
-        n.notify();
-        assert!(woke_peer(false), "the notify made the wake call");
-        assert_eq!(sleeper.join().unwrap(), Ok(1));
     }
 
     #[test]
