@@ -112,25 +112,25 @@ fn culvert_mpmc(iters: u64, producers: u64, consumers: u64) -> Duration {
     let barrier = Arc::new(Barrier::new((producers + consumers + 1) as usize));
     let mut threads = Vec::new();
     for _ in 0..consumers {
-        let mut c = mpmc::Consumer::attach(&region).unwrap();
+        let mut c = mpmc::MessageReader::attach(&region).unwrap();
         let b = barrier.clone();
         threads.push(std::thread::spawn(move || {
             let mut buf = [0u8; 64];
             b.wait();
             for _ in 0..iters / consumers {
-                spin_until(|| c.try_recv(&mut buf).ok());
+                spin_until(|| c.try_read(&mut buf).ok());
                 black_box(&buf);
             }
         }));
     }
     for _ in 0..producers {
-        let mut p = mpmc::Producer::attach(&region).unwrap();
+        let mut p = mpmc::MessageWriter::attach(&region).unwrap();
         let b = barrier.clone();
         threads.push(std::thread::spawn(move || {
             let msg: Msg = [7; 64];
             b.wait();
             for _ in 0..iters / producers {
-                spin_until(|| p.try_send(&msg).ok());
+                spin_until(|| p.try_write(&msg).ok());
             }
         }));
     }

@@ -76,7 +76,7 @@ fn writer_killed_mid_write_leaves_no_torn_message() {
         &culvert::section::SectionOptions::default().root(root),
     )
     .unwrap();
-    let spy = culvert::ring::mpmc::Consumer::attach(&section.object("ring").unwrap()).unwrap();
+    let spy = culvert::ring::mpmc::MessageReader::attach(&section.object("ring").unwrap()).unwrap();
     // A writer that dies holding a claimed slot half written.
     let k = sup.spawn(test.command("stalled").namespace(root));
     wait_file(root, "stalled", &sup);
@@ -166,9 +166,9 @@ fn stalled_writer() {
     )
     .unwrap();
     let ring = section.object("ring").unwrap();
-    let mut p = culvert::ring::mpmc::Producer::attach(&ring).unwrap();
+    let mut p = culvert::ring::mpmc::MessageWriter::attach(&ring).unwrap();
     let root = namespace();
-    p.send_with(MAX, culvert::Deadline::never(), |buf| {
+    p.write_with(MAX, culvert::Deadline::never(), |buf| {
         buf[..MAX / 2].fill(0xEE);
         put(&root, "stalled", "1");
         loop {

@@ -2,7 +2,7 @@
 //! loom models of the MPMC message ring: the production claim/commit/release protocol
 //! and its Notifier wake-ups, on a 2-slot ring in heap memory.
 
-use culvert_ring::mpmc::{Config, Consumer, MessageRing, Producer};
+use culvert_ring::mpmc::{Config, MessageReader, MessageRing, MessageWriter};
 use culvert_ring::{Deadline, Error, Region, WaitStrategy};
 use loom::thread;
 
@@ -23,17 +23,17 @@ fn two_by_two_each_message_once() {
         let r = ring(2);
         let mut producers = Vec::new();
         for id in 0..2u8 {
-            let mut p = Producer::attach(&r).unwrap();
+            let mut p = MessageWriter::attach(&r).unwrap();
             producers.push(thread::spawn(move || {
-                p.try_send(&[id]).unwrap();
+                p.try_write(&[id]).unwrap();
             }));
         }
         let mut consumers = Vec::new();
         for _ in 0..2 {
-            let mut c = Consumer::attach(&r).unwrap();
+            let mut c = MessageReader::attach(&r).unwrap();
             consumers.push(thread::spawn(move || {
                 let mut buf = [0u8; 8];
-                match c.try_recv(&mut buf) {
+                match c.try_read(&mut buf) {
                     Ok(n) => {
                         assert_eq!(n, 1);
                         Some(buf[0])
@@ -50,9 +50,9 @@ fn two_by_two_each_message_once() {
             .into_iter()
             .filter_map(|c| c.join().unwrap())
             .collect();
-        let mut c = Consumer::attach(&r).unwrap();
+        let mut c = MessageReader::attach(&r).unwrap();
         let mut buf = [0u8; 8];
-        while let Ok(n) = c.try_recv(&mut buf) {
+        while let Ok(n) = c.try_read(&mut buf) {
             assert_eq!(n, 1);
             got.push(buf[0]);
         }
@@ -68,17 +68,17 @@ fn two_producers_wake_a_blocked_consumer() {
         let r = ring(2);
         let mut producers = Vec::new();
         for id in 0..2u8 {
-            let mut p = Producer::attach(&r).unwrap();
+            let mut p = MessageWriter::attach(&r).unwrap();
             producers.push(thread::spawn(move || {
-                p.try_send(&[id]).unwrap();
+                p.try_write(&[id]).unwrap();
             }));
         }
-        let mut c = Consumer::attach(&r).unwrap();
+        let mut c = MessageReader::attach(&r).unwrap();
         c.set_wait_strategy(WaitStrategy::Blocking);
         let mut buf = [0u8; 8];
         let mut got = Vec::new();
         for _ in 0..2 {
-            assert_eq!(c.recv(&mut buf, Deadline::never()), Ok(1));
+            assert_eq!(c.read(&mut buf, Deadline::never()), Ok(1));
             got.push(buf[0]);
         }
         got.sort_unstable();
@@ -94,18 +94,18 @@ fn two_producers_wake_a_blocked_consumer() {
 fn full_ring_wakes_the_producer() {
     loom::model(|| {
         let r = ring(2);
-        let mut p = Producer::attach(&r).unwrap();
+        let mut p = MessageWriter::attach(&r).unwrap();
         p.set_wait_strategy(WaitStrategy::Blocking);
-        let mut c = Consumer::attach(&r).unwrap();
+        let mut c = MessageReader::attach(&r).unwrap();
         c.set_wait_strategy(WaitStrategy::Blocking);
         let producer = thread::spawn(move || {
             for i in 0..3u8 {
-                p.send(&[i], Deadline::never()).unwrap();
+                p.write(&[i], Deadline::never()).unwrap();
             }
         });
         let mut buf = [0u8; 8];
         for i in 0..3u8 {
-            assert_eq!(c.recv(&mut buf, Deadline::never()), Ok(1));
+            assert_eq!(c.read(&mut buf, Deadline::never()), Ok(1));
             assert_eq!(buf[0], i);
         }
         producer.join().unwrap();
@@ -117,16 +117,16 @@ fn full_ring_wakes_the_producer() {
 fn close_wakes_and_drains() {
     loom::model(|| {
         let r = ring(2);
-        let mut p = Producer::attach(&r).unwrap();
-        let mut c = Consumer::attach(&r).unwrap();
+        let mut p = MessageWriter::attach(&r).unwrap();
+        let mut c = MessageReader::attach(&r).unwrap();
         c.set_wait_strategy(WaitStrategy::Blocking);
         let producer = thread::spawn(move || {
-            p.try_send(b"x").unwrap();
+            p.try_write(b"x").unwrap();
             p.close();
         });
         let mut buf = [0u8; 8];
-        assert_eq!(c.recv(&mut buf, Deadline::never()), Ok(1));
-        assert_eq!(c.recv(&mut buf, Deadline::never()), Err(Error::Closed));
+        assert_eq!(c.read(&mut buf, Deadline::never()), Ok(1));
+        assert_eq!(c.read(&mut buf, Deadline::never()), Err(Error::Closed));
         producer.join().unwrap();
     });
 }

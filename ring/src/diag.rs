@@ -475,10 +475,10 @@ mod tests {
         let config = mpmc::Config::new(8, 64).with_max_endpoints(4);
         let region = Region::heap(mpmc::MessageRing::required_size(&config).unwrap()).unwrap();
         mpmc::MessageRing::init(&region, &config).unwrap();
-        let mut p = mpmc::Producer::attach(&region).unwrap();
-        let _c = mpmc::Consumer::attach(&region).unwrap();
-        p.try_send(b"x").unwrap();
-        p.try_send(b"y").unwrap();
+        let mut p = mpmc::MessageWriter::attach(&region).unwrap();
+        let _c = mpmc::MessageReader::attach(&region).unwrap();
+        p.try_write(b"x").unwrap();
+        p.try_write(b"y").unwrap();
         match decode(&snapshot(&region)).unwrap() {
             RingDiag::Mpmc {
                 messages: true,

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use culvert_ring::mpmc::{
-    ByteReader, ByteRing, ByteWriter, Config, Consumer, MessageRing, Producer,
+    ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
 use culvert_ring::{Deadline, Region};
 use culvert_testkit::alloc::{allocs, Counting};
@@ -19,33 +19,33 @@ fn mpmc_steady_state_allocates_nothing() {
     let cfg = Config::new(16, 256);
     let region = Region::heap(MessageRing::required_size(&cfg).unwrap()).unwrap();
     MessageRing::init(&region, &cfg).unwrap();
-    let mut p = Producer::attach(&region).unwrap();
-    let mut c = Consumer::attach(&region).unwrap();
+    let mut p = MessageWriter::attach(&region).unwrap();
+    let mut c = MessageReader::attach(&region).unwrap();
     let msg = [7u8; 200];
     let mut buf = [0u8; 256];
     // Warm up (first liveness clock reads, lazy statics).
     for _ in 0..64 {
-        p.send(&msg, Deadline::after(Duration::from_secs(5)))
+        p.write(&msg, Deadline::after(Duration::from_secs(5)))
             .unwrap();
-        c.recv(&mut buf, Deadline::after(Duration::from_secs(5)))
+        c.read(&mut buf, Deadline::after(Duration::from_secs(5)))
             .unwrap();
     }
-    let _ = c.try_recv(&mut buf);
+    let _ = c.try_read(&mut buf);
     let before = allocs();
     for i in 0..10_000usize {
         let m = &msg[..i % 200];
         if i % 2 == 0 {
-            p.try_send(m).unwrap();
-            assert_eq!(c.try_recv(&mut buf).unwrap(), m.len());
+            p.try_write(m).unwrap();
+            assert_eq!(c.try_read(&mut buf).unwrap(), m.len());
         } else {
-            p.send(m, Deadline::after(Duration::from_secs(5))).unwrap();
+            p.write(m, Deadline::after(Duration::from_secs(5))).unwrap();
             assert_eq!(
-                c.recv(&mut buf, Deadline::after(Duration::from_secs(5)))
+                c.read(&mut buf, Deadline::after(Duration::from_secs(5)))
                     .unwrap(),
                 m.len()
             );
         }
-        c.try_recv_with(|_| ()).unwrap_err();
+        c.try_read_with(|_| ()).unwrap_err();
     }
     assert_eq!(allocs() - before, 0, "message ring allocated per message");
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use culvert_ring::mpmc::{
-    ByteReader, ByteRing, ByteWriter, Config, Consumer, MessageRing, Producer,
+    ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
 use culvert_ring::{Deadline, Error, Region};
 use culvert_sync::atomic::{AtomicU64, Ordering};
@@ -142,18 +142,18 @@ fn mpmc_three_producers_two_consumers() {
         let sh = Shared::open(&file, ring_size, messages);
         match kind.as_str() {
             "producer" => {
-                let mut p = Producer::attach(&sh.ring).unwrap();
+                let mut p = MessageWriter::attach(&sh.ring).unwrap();
                 for seq in 0..MP_PER {
-                    p.send(&enc(id, seq), Deadline::after(Duration::from_secs(60)))
+                    p.write(&enc(id, seq), Deadline::after(Duration::from_secs(60)))
                         .unwrap();
                 }
             }
             "consumer" => {
-                let mut c = Consumer::attach(&sh.ring).unwrap();
+                let mut c = MessageReader::attach(&sh.ring).unwrap();
                 let mut last = [None::<u64>; MP_PRODUCERS as usize];
                 let mut buf = [0u8; 32];
                 loop {
-                    match c.recv(&mut buf, Deadline::after(Duration::from_secs(60))) {
+                    match c.read(&mut buf, Deadline::after(Duration::from_secs(60))) {
                         Ok(n) => {
                             let (pid, seq) = dec(&buf[..n]);
                             assert!(pid < MP_PRODUCERS && seq < MP_PER);
@@ -180,7 +180,7 @@ fn mpmc_three_producers_two_consumers() {
     let producers = spawn_each(&sup, test, "producer", MP_PRODUCERS, &sh.file.path);
     let consumers = spawn_each(&sup, test, "consumer", MP_CONSUMERS, &sh.file.path);
     producers.into_iter().for_each(|i| sup.wait_ok(i));
-    let closer = Consumer::attach(&sh.ring).unwrap();
+    let closer = MessageReader::attach(&sh.ring).unwrap();
     closer.close();
     consumers.into_iter().for_each(|i| sup.wait_ok(i));
     let missing = (0..messages).filter(|&i| !sh.is_marked(i)).count();
@@ -291,21 +291,21 @@ fn kill_child_role(sh: &Shared, kind: &str, id: u64) {
     let long = || Deadline::after(Duration::from_secs(30));
     match kind {
         "producer" => {
-            let mut p = Producer::attach(&sh.ring).unwrap();
+            let mut p = MessageWriter::attach(&sh.ring).unwrap();
             for seq in 0..KP_PER {
-                p.send(&enc(id, seq), long()).unwrap();
+                p.write(&enc(id, seq), long()).unwrap();
                 sh.word(W_COMMITTED + id as usize)
                     .store(seq + 1, Ordering::Release);
             }
         }
         "consumer" => {
-            let mut c = Consumer::attach(&sh.ring).unwrap();
+            let mut c = MessageReader::attach(&sh.ring).unwrap();
             let mut last = [None::<u64>; KP_PRODUCERS as usize];
             loop {
                 // Mark inside the in-place receive, before the slot is released: a kill
                 // after the claim leaves the message either marked or counted lost
                 // (or both, if killed between marking and releasing).
-                let r = c.recv_with(
+                let r = c.read_with(
                     |m| {
                         let (pid, seq) = dec(m);
                         assert!(pid < KP_PRODUCERS && seq < KP_PER);
@@ -358,7 +358,7 @@ fn kill_run(test: CrossTest, run: usize) -> (bool, u64) {
         .into_iter()
         .filter(|&i| i != victim_child)
         .for_each(|i| sup.wait_ok(i));
-    let parent = Consumer::attach(&sh.ring).unwrap();
+    let parent = MessageReader::attach(&sh.ring).unwrap();
     parent.close();
     consumers
         .into_iter()

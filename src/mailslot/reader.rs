@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use culvert_ring::mpmc::{Consumer, MessageRing};
+use culvert_ring::mpmc::{MessageReader, MessageRing};
 use culvert_section::{InitState, Section, SectionOptions};
 use culvert_sync::{Deadline, Liveness};
 
@@ -201,7 +201,7 @@ impl MailslotReader {
 
 /// The reading side of a mailslot section.
 pub(crate) struct SlotReader {
-    consumer: Consumer,
+    consumer: MessageReader,
     view: MailslotView,
     cfg: Config,
     /// `info` peeked a zero-length message (which an empty buffer cannot leave in the
@@ -229,7 +229,7 @@ impl SlotReader {
         let view = MailslotView::new(ctl)?;
         view.init(cfg);
         MessageRing::init(&ring, &slot_ring_config(cfg))?;
-        let consumer = Consumer::attach(&ring)?;
+        let consumer = MessageReader::attach(&ring)?;
         section.mark_ready()?;
         Ok(Self {
             consumer,
@@ -246,7 +246,7 @@ impl SlotReader {
             self.pending_empty = false;
             return Ok(0);
         }
-        Ok(self.consumer.try_recv(buf)?)
+        Ok(self.consumer.try_read(buf)?)
     }
 
     fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
@@ -254,7 +254,7 @@ impl SlotReader {
             self.pending_empty = false;
             return Ok(0);
         }
-        Ok(self.consumer.recv(buf, deadline)?)
+        Ok(self.consumer.read(buf, deadline)?)
     }
 
     fn info(&mut self) -> Result<MailslotInfo> {
@@ -263,7 +263,7 @@ impl SlotReader {
         } else {
             // An empty buffer leaves a non-empty message in place (BufferTooSmall) and
             // takes an empty one, which we then hold back for the next read.
-            match self.consumer.try_recv(&mut []) {
+            match self.consumer.try_read(&mut []) {
                 Err(culvert_ring::Error::BufferTooSmall { needed, .. }) => Some(needed),
                 Ok(_) => {
                     self.pending_empty = true;

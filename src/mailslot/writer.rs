@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use culvert_ring::mpmc::Producer;
+use culvert_ring::mpmc::MessageWriter;
 use culvert_section::{validate_name, Section};
 use culvert_sync::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 
@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// participant table, freed on drop or reclaimed after the process dies).
 pub struct MailslotWriter {
     name: String,
-    producer: Producer,
+    producer: MessageWriter,
     view: MailslotView,
     /// The reader (the section's creator).
     reader: ProcessIdentity,
@@ -89,7 +89,7 @@ impl MailslotWriter {
         }
         let view = MailslotView::new(object(&section, MAILSLOT_OBJ)?)?;
         let cfg = view.config()?;
-        let producer = Producer::attach(&object(&section, RING_OBJ)?)?;
+        let producer = MessageWriter::attach(&object(&section, RING_OBJ)?)?;
         if producer.max_message() != cfg.max_message_size || producer.slots() != cfg.capacity {
             return Err(Error::Corrupted {
                 what: "mailslot ring does not match its control block".into(),
@@ -131,7 +131,7 @@ impl MailslotWriter {
                 return Err(Error::PeerDied);
             }
         }
-        match self.producer.try_send(msg) {
+        match self.producer.try_write(msg) {
             Ok(()) => Ok(()),
             Err(culvert_ring::Error::WouldBlock) => {
                 self.view.count_drop();

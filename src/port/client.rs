@@ -143,7 +143,7 @@ impl std::fmt::Debug for PortClient {
 /// The request ring's producer, and the buffer records sent from this client are
 /// encoded in (so that an inline request allocates nothing).
 pub(super) struct Sender {
-    pub(super) ring: mpmc::Producer,
+    pub(super) ring: mpmc::MessageWriter,
     pub(super) scratch: Vec<u8>,
 }
 
@@ -441,7 +441,7 @@ impl ClientInner {
 
     /// Sends an encoded record if there is room now; `WouldBlock` otherwise.
     fn try_push(&self, out: &Outgoing) -> Result<()> {
-        ring_result(lock(&self.producer).ring.try_send(&out.rec))
+        ring_result(lock(&self.producer).ring.try_write(&out.rec))
     }
 
     /// Encodes a record of message `id` in the sender's buffer and sends it if there
@@ -450,7 +450,7 @@ impl ClientInner {
         let mut s = lock(&self.producer);
         let Sender { ring, scratch } = &mut *s;
         wire::encode(scratch, kind, self.index, self.epoch, id, body);
-        ring_result(ring.try_send(scratch))
+        ring_result(ring.try_write(scratch))
     }
 
     /// The request ring's "room freed" notifier, where senders wait.

@@ -68,7 +68,7 @@ pub(crate) struct Shared {
     heap: Heap,
     cfg: PortConfig,
     me: u64,
-    consumers: Mutex<Vec<mpmc::Consumer>>,
+    consumers: Mutex<Vec<mpmc::MessageReader>>,
     conns: RwLock<Vec<Option<Arc<ServerConn>>>>,
     /// Rate limit of the housekeeping's liveness checks (see `maintain`).
     housekeeping: culvert_sync::SharedRecheckClock,
@@ -349,14 +349,14 @@ impl Shared {
     }
 
     /// Returns a consumer taken with [`take_consumer`](Self::take_consumer) to the pool.
-    fn put_consumer(&self, c: mpmc::Consumer) {
+    fn put_consumer(&self, c: mpmc::MessageReader) {
         self.consumers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(c);
     }
 
-    fn take_consumer(&self) -> Result<mpmc::Consumer> {
+    fn take_consumer(&self) -> Result<mpmc::MessageReader> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -367,7 +367,7 @@ impl Shared {
             .pop();
         match pooled {
             Some(c) => Ok(c),
-            None => Ok(mpmc::Consumer::attach(&self.ring)?),
+            None => Ok(mpmc::MessageReader::attach(&self.ring)?),
         }
     }
 
@@ -375,13 +375,13 @@ impl Shared {
     /// when due, then takes records until one is a request or datagram for a live
     /// connection (records of gone connections and malformed ones are dropped; at most
     /// [`RECORDS_PER_STEP`] per step, so a flooding client cannot hold it).
-    fn receive_step(self: &Arc<Self>, c: &mut mpmc::Consumer) -> Result<Option<Incoming>> {
+    fn receive_step(self: &Arc<Self>, c: &mut mpmc::MessageReader) -> Result<Option<Incoming>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         self.maintain(false, false);
         for _ in 0..RECORDS_PER_STEP {
-            match c.try_recv_with(decode_request) {
+            match c.try_read_with(decode_request) {
                 Ok(Ok((h, body))) => {
                     if let Some(inc) = self.process(h, body) {
                         return Ok(Some(inc));
@@ -401,7 +401,7 @@ impl Shared {
     /// housekeeping.
     fn receive_on(
         self: &Arc<Self>,
-        c: &mut mpmc::Consumer,
+        c: &mut mpmc::MessageReader,
         deadline: Deadline,
     ) -> Result<Incoming> {
         let sent = mpmc::MessageRing::readable_notifier(&self.ring)?;
@@ -562,7 +562,7 @@ impl Shared {
             .config
             .state
             .store(PORT_CLOSED, Ordering::Release);
-        if let Ok(c) = mpmc::Consumer::attach(&self.ring) {
+        if let Ok(c) = mpmc::MessageReader::attach(&self.ring) {
             c.close();
         }
         let conns: Vec<_> = self

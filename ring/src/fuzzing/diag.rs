@@ -67,10 +67,10 @@ pub fn mpmc_image() -> Vec<u8> {
     if mpmc::MessageRing::init(&region, &config).is_err() {
         return Vec::new();
     }
-    let _consumer = mpmc::Consumer::attach(&region);
-    if let Ok(mut p) = mpmc::Producer::attach(&region) {
-        let _ = p.try_send(b"x");
-        let _ = p.try_send(b"y");
+    let _consumer = mpmc::MessageReader::attach(&region);
+    if let Ok(mut p) = mpmc::MessageWriter::attach(&region) {
+        let _ = p.try_write(b"x");
+        let _ = p.try_write(b"y");
         return snapshot(&region);
     }
     snapshot(&region)

@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 
 use culvert_section::Region;
 
-use crate::mpmc::{ByteReader, ByteRing, ByteWriter, Config, Consumer, MessageRing, Producer};
+use crate::mpmc::{
+    ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
+};
 use crate::{Deadline, Error};
 
 /// Runs the script in `data`; panics on any divergence from the model.
@@ -23,12 +25,12 @@ pub fn ops(data: &[u8]) {
     };
     MessageRing::init(&region, &cfg).unwrap();
     let mut producers = [
-        Producer::attach(&region).unwrap(),
-        Producer::attach(&region).unwrap(),
+        MessageWriter::attach(&region).unwrap(),
+        MessageWriter::attach(&region).unwrap(),
     ];
     let mut consumers = [
-        Consumer::attach(&region).unwrap(),
-        Consumer::attach(&region).unwrap(),
+        MessageReader::attach(&region).unwrap(),
+        MessageReader::attach(&region).unwrap(),
     ];
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
     let mut closed = false;
@@ -55,9 +57,9 @@ pub fn ops(data: &[u8]) {
                 counter = counter.wrapping_add(1);
                 let p = &mut producers[op as usize % 2];
                 let got = if op % 12 == 2 {
-                    p.send(&msg, Deadline::now())
+                    p.write(&msg, Deadline::now())
                 } else {
-                    p.try_send(&msg)
+                    p.try_write(&msg)
                 };
                 let want = if len > max {
                     Err(Error::MessageTooLarge { len, max })
@@ -79,9 +81,9 @@ pub fn ops(data: &[u8]) {
                 let size = arg % (max + 2);
                 let c = &mut consumers[op as usize % 2];
                 let got = if op % 12 == 5 {
-                    c.recv(&mut buf[..size], Deadline::now())
+                    c.read(&mut buf[..size], Deadline::now())
                 } else {
-                    c.try_recv(&mut buf[..size])
+                    c.try_read(&mut buf[..size])
                 };
                 match model.front() {
                     None => assert_eq!(
@@ -109,7 +111,7 @@ pub fn ops(data: &[u8]) {
                 }
             }
             6 => {
-                let got = consumers[arg % 2].try_recv_with(|m| m.to_vec());
+                let got = consumers[arg % 2].try_read_with(|m| m.to_vec());
                 match model.pop_front() {
                     Some(m) => assert_eq!(got, Ok(m)),
                     None if closed => assert_eq!(got, Err(Error::Closed)),
@@ -199,11 +201,11 @@ pub fn ops(data: &[u8]) {
     }
     // Drain both and compare with the models.
     for m in model.drain(..) {
-        let n = consumers[0].try_recv(&mut buf).unwrap();
+        let n = consumers[0].try_read(&mut buf).unwrap();
         assert_eq!(&buf[..n], &m[..]);
     }
     assert!(matches!(
-        consumers[1].try_recv(&mut buf),
+        consumers[1].try_read(&mut buf),
         Err(Error::WouldBlock | Error::Closed)
     ));
     let mut got = Vec::new();

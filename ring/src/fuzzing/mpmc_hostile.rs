@@ -32,7 +32,7 @@ use culvert_section::Region;
 use culvert_sync::atomic::Ordering;
 
 use super::hostile::{encode, runtime_error, timed, Committed, Input, Shared, MSG_HEADER};
-use crate::mpmc::{Config, Consumer, MessageRing, Producer};
+use crate::mpmc::{Config, MessageReader, MessageRing, MessageWriter};
 use crate::{Deadline, Error};
 
 /// Offsets in the control block.
@@ -86,8 +86,8 @@ struct Run {
     max: usize,
     stride: usize,
     slots_offset: usize,
-    producers: Vec<Ep<Producer>>,
-    consumers: Vec<Ep<Consumer>>,
+    producers: Vec<Ep<MessageWriter>>,
+    consumers: Vec<Ep<MessageReader>>,
     /// Messages committed and not yet received (clean phase only).
     model: VecDeque<Vec<u8>>,
     closed: bool,
@@ -115,8 +115,8 @@ pub fn hostile(data: &[u8]) {
     let stride = shared.u64(SLOT_STRIDE).load(Ordering::Relaxed) as usize;
     let slots_offset = shared.u64(SLOTS_OFFSET).load(Ordering::Relaxed) as usize;
     let mut run = Run {
-        producers: vec![Ep::new(Producer::attach(&region).unwrap())],
-        consumers: vec![Ep::new(Consumer::attach(&region).unwrap())],
+        producers: vec![Ep::new(MessageWriter::attach(&region).unwrap())],
+        consumers: vec![Ep::new(MessageReader::attach(&region).unwrap())],
         shared,
         region,
         config,
@@ -176,15 +176,15 @@ impl Run {
     fn drain(&mut self) {
         if self.consumers.is_empty() {
             self.consumers
-                .push(Ep::new(Consumer::attach(&self.region).unwrap()));
+                .push(Ep::new(MessageReader::attach(&self.region).unwrap()));
         }
         let c = &mut self.consumers[0].end;
         let mut buf = vec![0u8; self.max];
         for m in self.model.drain(..) {
-            let n = timed("drain", || c.try_recv(&mut buf)).expect("committed message");
+            let n = timed("drain", || c.try_read(&mut buf)).expect("committed message");
             assert_eq!(&buf[..n], &m[..]);
         }
-        let last = timed("drain", || c.try_recv(&mut buf));
+        let last = timed("drain", || c.try_read(&mut buf));
         assert_eq!(
             last,
             Err(if self.closed {
@@ -216,9 +216,9 @@ impl Run {
         let blocking = sel & 0x80 != 0;
         let got = timed("send", || {
             if blocking {
-                p.end.send(&msg, Deadline::now())
+                p.end.write(&msg, Deadline::now())
             } else {
-                p.end.try_send(&msg)
+                p.end.try_write(&msg)
             }
         });
         if !self.scribbled {
@@ -249,7 +249,7 @@ impl Run {
                     let typed = runtime_error(e)
                         && !matches!(e, Error::PeerDied | Error::BufferTooSmall { .. });
                     assert!(typed, "send gave {e:?}");
-                    assert!(blocking || *e != Error::Timeout, "try_send gave Timeout");
+                    assert!(blocking || *e != Error::Timeout, "try_write gave Timeout");
                 }
             }
         }
@@ -278,12 +278,12 @@ impl Run {
         let mode = (sel >> 4) % 3;
         let mut buf = vec![0u8; size];
         let got: Result<Vec<u8>, Error> = timed("recv", || match mode {
-            0 => c.end.try_recv(&mut buf).map(|n| buf[..n].to_vec()),
+            0 => c.end.try_read(&mut buf).map(|n| buf[..n].to_vec()),
             1 => c
                 .end
-                .recv(&mut buf, Deadline::now())
+                .read(&mut buf, Deadline::now())
                 .map(|n| buf[..n].to_vec()),
-            _ => c.end.try_recv_with(|m| m.to_vec()),
+            _ => c.end.try_read_with(|m| m.to_vec()),
         });
         let size = if mode == 2 { usize::MAX } else { size };
         if !self.scribbled {
@@ -322,7 +322,7 @@ impl Run {
                     let typed = runtime_error(e)
                         && !matches!(e, Error::PeerDied | Error::MessageTooLarge { .. });
                     assert!(typed, "receive gave {e:?}");
-                    assert!(mode == 1 || *e != Error::Timeout, "try_recv gave Timeout");
+                    assert!(mode == 1 || *e != Error::Timeout, "try_read gave Timeout");
                 }
             }
         }
@@ -359,9 +359,9 @@ impl Run {
         let region = &self.region;
         let got = timed("attach", || {
             if producer {
-                Producer::attach(region).map(|p| self.producers.push(Ep::new(p)))
+                MessageWriter::attach(region).map(|p| self.producers.push(Ep::new(p)))
             } else {
-                Consumer::attach(region).map(|c| self.consumers.push(Ep::new(c)))
+                MessageReader::attach(region).map(|c| self.consumers.push(Ep::new(c)))
             }
         });
         if !self.scribbled {

@@ -86,7 +86,7 @@ impl ByteWriter {
 
     /// Writes one record of `chunk.len() <= atomic_write_max` bytes, if a slot is free.
     fn try_record(&mut self, chunk: &[u8], how: Poll) -> Result<()> {
-        self.core.try_send_with(chunk.len(), how, |dst| {
+        self.core.try_write_with(chunk.len(), how, |dst| {
             // SAFETY: `dst` is the data of a slot we hold (WRITING), with room for
             // `atomic_write_max >= chunk.len()` bytes.
             unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst, chunk.len()) }
@@ -112,7 +112,7 @@ impl ByteWriter {
     /// Writes what fits now, as whole records: all of `buf` or `WouldBlock` when
     /// `buf.len() <= atomic_write_max`; otherwise a prefix made of whole records.
     /// `Ok(0)` for an empty `buf`. The first record has the guarantee of
-    /// [`Producer::try_send`](super::Producer::try_send) (a slot held by a live
+    /// [`MessageWriter::try_write`](super::MessageWriter::try_write) (a slot held by a live
     /// endpoint mid-operation is waited for up to about 2 ms); later ones are written
     /// only if a slot is free at once.
     pub fn try_write(&mut self, buf: &[u8]) -> Result<usize> {
@@ -240,7 +240,7 @@ impl ByteReader {
             let rest = &mut buf[n..];
             let room = rest.len();
             let how = if n == 0 { how } else { Poll::Once };
-            let got = self.core.try_recv_with(room, how, |src, len| {
+            let got = self.core.try_read_with(room, how, |src, len| {
                 // SAFETY: `src` is the data of the slot we hold (READING); `len <= room`.
                 unsafe { std::ptr::copy_nonoverlapping(src, rest.as_mut_ptr(), len) };
                 len
@@ -251,7 +251,7 @@ impl ByteReader {
                     let spill = &mut self.spill;
                     let cap = spill.len();
                     let once = Poll::Once;
-                    let len = self.core.try_recv_with(cap, once, |src, len| {
+                    let len = self.core.try_read_with(cap, once, |src, len| {
                         // SAFETY: as above, with `len <= max_message == spill.len()`.
                         unsafe { std::ptr::copy_nonoverlapping(src, spill.as_mut_ptr(), len) };
                         len
@@ -279,7 +279,7 @@ impl ByteReader {
     /// Reads the bytes of one or more records now available. `WouldBlock` when none;
     /// `Closed` when the ring is closed and drained; `Ok(0)` only for an empty `buf`.
     /// The first record has the guarantee of
-    /// [`Consumer::try_recv`](super::Consumer::try_recv) (a record being written by a
+    /// [`MessageReader::try_read`](super::MessageReader::try_read) (a record being written by a
     /// live endpoint is waited for up to about 2 ms); later ones are taken only if
     /// committed already.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {

@@ -10,13 +10,13 @@
 //! is taken but its holder unknown, and a holder that dies anywhere is found from the
 //! slot alone.
 //!
-//! Producer at `p = enqueue_pos`, slot word `w` of slot `p mod slots`:
+//! Writer at `p = enqueue_pos`, slot word `w` of slot `p mod slots`:
 //! `EMPTY(p)` → CAS to `WRITING(p, me)`, help `enqueue_pos` to `p + 1`, copy, store
 //! `len`, publish `FULL(p)`. Any other state tagged `p`, or a tag beyond `p` → help
 //! `enqueue_pos` on and retry. Tag `p - slots` (last lap still held) → full, unless
 //! its holder is dead (see below).
 //!
-//! Consumer at `q = dequeue_pos`: `FULL(q)` → CAS to `READING(q, me)`, help
+//! Reader at `q = dequeue_pos`: `FULL(q)` → CAS to `READING(q, me)`, help
 //! `dequeue_pos`, copy, publish `EMPTY(q + slots)`. `WRITING(q)` → wait for that
 //! producer; `EMPTY(q)` or `READING(q - slots)` → empty; `READING(q)` or a tag beyond
 //! `q` → help on and retry.
@@ -389,7 +389,7 @@ impl MpmcCore {
 
     /// Claims the next position for a message of `len` bytes (checked by the caller),
     /// lets `fill` write it, and commits it. `WouldBlock` when full.
-    pub(crate) fn try_send_with(
+    pub(crate) fn try_write_with(
         &mut self,
         len: usize,
         how: Poll,
@@ -431,7 +431,7 @@ impl MpmcCore {
     }
 
     /// Blocking send: waits on `not_full` for a slot, then fills and commits it.
-    pub(crate) fn send_with(
+    pub(crate) fn write_with(
         &mut self,
         len: usize,
         deadline: Deadline,
@@ -452,7 +452,7 @@ impl MpmcCore {
 
     /// Claims the next message if it is at most `max_len` bytes (else `BufferTooSmall`,
     /// leaving it in place), lets `take` read it, and releases the slot.
-    pub(crate) fn try_recv_with<R>(
+    pub(crate) fn try_read_with<R>(
         &mut self,
         max_len: usize,
         how: Poll,
@@ -502,7 +502,7 @@ impl MpmcCore {
     }
 
     /// Blocking receive: waits on `not_empty` for a message, then lets `take` read it.
-    pub(crate) fn recv_with<R>(
+    pub(crate) fn read_with<R>(
         &mut self,
         max_len: usize,
         deadline: Deadline,

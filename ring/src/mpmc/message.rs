@@ -58,13 +58,13 @@ unsafe fn copy_out(src: *const u8, len: usize, dst: &mut [u8]) {
 
 /// A sending end of a [`MessageRing`]. Attach as many as needed (each takes one
 /// participant entry).
-pub struct Producer {
+pub struct MessageWriter {
     core: MpmcCore,
 }
 
-endpoint_methods!(Producer, "producer", KIND_MPMC_MESSAGE);
+endpoint_methods!(MessageWriter, "producer", KIND_MPMC_MESSAGE);
 
-impl Producer {
+impl MessageWriter {
     /// The notifier a writer waiting for room sleeps on: notified when the reader
     /// frees room or the ring closes. For waiting on it from elsewhere (an async
     /// reactor); it lives in the ring's region, at a fixed address while this
@@ -109,9 +109,9 @@ impl Producer {
     /// live endpoint finishing its operation is waited for, by spinning and then
     /// yielding, up to that bound; past it (or at once if that endpoint's process is
     /// dead) the call gives `WouldBlock` although the ring may have had room.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+    pub fn try_write(&mut self, msg: &[u8]) -> Result<()> {
         self.check_len(msg.len())?;
-        self.core.try_send_with(msg.len(), Poll::Try, |dst| {
+        self.core.try_write_with(msg.len(), Poll::Try, |dst| {
             // SAFETY: `dst` is the data of a slot we hold (WRITING), with room for
             // `max_message >= msg.len()` bytes.
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
@@ -119,10 +119,10 @@ impl Producer {
     }
 
     /// Sends `msg`, waiting for a free slot until `deadline` (`Timeout`).
-    pub fn send(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+    pub fn write(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.check_len(msg.len())?;
-        self.core.send_with(msg.len(), deadline, |dst| {
-            // SAFETY: as in `try_send`.
+        self.core.write_with(msg.len(), deadline, |dst| {
+            // SAFETY: as in `try_write`.
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) }
         })
     }
@@ -131,15 +131,15 @@ impl Producer {
     /// `deadline`), lets `fill` write the message into it, and commits it. The slot
     /// holds stale bytes until `fill` writes them. If `fill` unwinds, or the process
     /// dies inside it, nothing is committed and the slot is recovered like a dead
-    /// producer's. Errors as [`send`](Self::send).
-    pub fn send_with(
+    /// producer's. Errors as [`write`](Self::write).
+    pub fn write_with(
         &mut self,
         len: usize,
         deadline: Deadline,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<()> {
         self.check_len(len)?;
-        self.core.send_with(len, deadline, |dst| {
+        self.core.write_with(len, deadline, |dst| {
             // SAFETY: `dst` is the data of a slot this endpoint holds (WRITING), with
             // room for `max_message >= len` bytes; no reader looks at it until commit.
             fill(unsafe { std::slice::from_raw_parts_mut(dst, len) })
@@ -148,13 +148,13 @@ impl Producer {
 }
 
 /// A receiving end of a [`MessageRing`]. Attach as many as needed.
-pub struct Consumer {
+pub struct MessageReader {
     core: MpmcCore,
 }
 
-endpoint_methods!(Consumer, "consumer", KIND_MPMC_MESSAGE);
+endpoint_methods!(MessageReader, "consumer", KIND_MPMC_MESSAGE);
 
-impl Consumer {
+impl MessageReader {
     /// Attaches a consumer to the message ring in `region`.
     ///
     /// # Errors
@@ -186,8 +186,8 @@ impl Consumer {
     /// its slot but not yet committed is waited for, by spinning and then yielding, up
     /// to that bound; past it (or at once if that producer's process is dead) the call
     /// gives `WouldBlock` although later messages may be committed.
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.core.try_recv_with(buf.len(), Poll::Try, |src, len| {
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.core.try_read_with(buf.len(), Poll::Try, |src, len| {
             // SAFETY: `src` is the data of the slot we hold (READING); `len <= buf.len()`
             // was checked by the claim.
             unsafe { copy_out(src, len, buf) };
@@ -196,36 +196,36 @@ impl Consumer {
     }
 
     /// Receives the next message into `buf`, waiting until `deadline` (`Timeout`).
-    pub fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+    pub fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         let max = buf.len();
-        self.core.recv_with(max, deadline, |src, len| {
-            // SAFETY: as in `try_recv`.
+        self.core.read_with(max, deadline, |src, len| {
+            // SAFETY: as in `try_read`.
             unsafe { copy_out(src, len, buf) };
             len
         })
     }
 
     /// Hands the next message to `f` in place (no copy), then frees its slot.
-    /// `WouldBlock` when empty (with the guarantee of [`try_recv`](Self::try_recv)),
+    /// `WouldBlock` when empty (with the guarantee of [`try_read`](Self::try_read)),
     /// `Closed` when closed and drained. If `f` panics, the
     /// slot is freed all the same and the message, taken but not handled, is counted in
     /// [`Stats::lost_to_dead_consumers`](super::Stats::lost_to_dead_consumers).
-    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        self.core.try_recv_with(usize::MAX, Poll::Try, |src, len| {
+    pub fn try_read_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.core.try_read_with(usize::MAX, Poll::Try, |src, len| {
             // SAFETY: we hold the slot (READING): no honest peer writes these `len <=
             // max_message` bytes until we release it (the slot's grant).
             f(unsafe { std::slice::from_raw_parts(src, len) })
         })
     }
 
-    /// [`try_recv_with`](Self::try_recv_with), waiting until `deadline` (`f` runs
+    /// [`try_read_with`](Self::try_read_with), waiting until `deadline` (`f` runs
     /// after the wait, once a message is claimed).
     ///
     /// # Errors
-    /// As [`try_recv_with`](Self::try_recv_with), with `Timeout` for `WouldBlock`.
-    pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R, deadline: Deadline) -> Result<R> {
-        self.core.recv_with(usize::MAX, deadline, |src, len| {
-            // SAFETY: as in `try_recv_with`.
+    /// As [`try_read_with`](Self::try_read_with), with `Timeout` for `WouldBlock`.
+    pub fn read_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R, deadline: Deadline) -> Result<R> {
+        self.core.read_with(usize::MAX, deadline, |src, len| {
+            // SAFETY: as in `try_read_with`.
             f(unsafe { std::slice::from_raw_parts(src, len) })
         })
     }
@@ -233,7 +233,7 @@ impl Consumer {
 
 // SAFETY: the notifier lives in the ring's region, which the endpoint's core keeps
 // mapped at a fixed address, not in the endpoint value.
-unsafe impl culvert_sync::Waitable for Consumer {
+unsafe impl culvert_sync::Waitable for MessageReader {
     /// True when a receive would not report `WouldBlock`: a committed message at the
     /// dequeue position, the ring closed, a slot held by a dead producer (checked at
     /// most once per liveness interval) or a corruption.

@@ -16,7 +16,7 @@
 //! * `try_*` calls never sleep, and are linearizable as long as no endpoint stalls
 //!   mid-operation for more than about 2 ms: one that finds a slot still held by a
 //!   live endpoint finishing its send or receive spins, then yields, for at most that
-//!   long before it reports `WouldBlock` (see [`Producer::try_send`]). Blocking calls
+//!   long before it reports `WouldBlock` (see [`MessageWriter::try_write`]). Blocking calls
 //!   take a [`Deadline`](culvert_sync::Deadline) and sleep on the ring's two
 //!   [`Notifier`](culvert_sync::Notifier)s (not-empty for consumers, not-full for
 //!   producers) through [`culvert_sync::wait_for`].
@@ -34,7 +34,7 @@ mod endpoint;
 mod message;
 
 pub use byte::{ByteReader, ByteRing, ByteWriter};
-pub use message::{Consumer, MessageRing, Producer};
+pub use message::{MessageReader, MessageRing, MessageWriter};
 
 use control::Layout;
 
@@ -86,7 +86,7 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Messages taken by a consumer that died before finishing, or whose in-place
-    /// callback ([`Consumer::try_recv_with`]) panicked: consumed, never delivered again.
+    /// callback ([`MessageReader::try_read_with`]) panicked: consumed, never delivered again.
     pub lost_to_dead_consumers: u64,
     /// Slots claimed by a producer that died (or unwound) before committing: skipped,
     /// never delivered (the message was never committed, so nothing committed is lost).

@@ -25,36 +25,36 @@ fn secs(n: u64) -> Deadline {
 #[test]
 fn single_thread_fifo() {
     let r = ring(8, 32);
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
     let mut buf = [0u8; 32];
-    assert_eq!(c.try_recv(&mut buf), Err(Error::WouldBlock));
+    assert_eq!(c.try_read(&mut buf), Err(Error::WouldBlock));
     for i in 0..8u8 {
-        p.try_send(&[i; 3][..(i as usize % 4)]).unwrap();
+        p.try_write(&[i; 3][..(i as usize % 4)]).unwrap();
     }
-    assert_eq!(p.try_send(b"x"), Err(Error::WouldBlock));
+    assert_eq!(p.try_write(b"x"), Err(Error::WouldBlock));
     for i in 0..8u8 {
-        let n = c.try_recv(&mut buf).unwrap();
+        let n = c.try_read(&mut buf).unwrap();
         assert_eq!(&buf[..n], &[i; 3][..(i as usize % 4)]);
     }
-    assert_eq!(c.try_recv(&mut buf), Err(Error::WouldBlock));
+    assert_eq!(c.try_read(&mut buf), Err(Error::WouldBlock));
 }
 
 #[test]
 fn wraps_around_many_laps() {
     let r = ring(4, 16);
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
     let mut buf = [0u8; 16];
     for i in 0u64..10_000 {
-        p.try_send(&i.to_le_bytes()).unwrap();
+        p.try_write(&i.to_le_bytes()).unwrap();
         if i % 3 == 0 {
-            p.try_send(&(i + 1_000_000).to_le_bytes()).unwrap();
+            p.try_write(&(i + 1_000_000).to_le_bytes()).unwrap();
         }
-        let n = c.try_recv(&mut buf).unwrap();
+        let n = c.try_read(&mut buf).unwrap();
         assert_eq!(u64::from_le_bytes(buf[..n].try_into().unwrap()), i);
         if i % 3 == 0 {
-            let n = c.try_recv(&mut buf).unwrap();
+            let n = c.try_read(&mut buf).unwrap();
             assert_eq!(
                 u64::from_le_bytes(buf[..n].try_into().unwrap()),
                 i + 1_000_000
@@ -67,100 +67,100 @@ fn wraps_around_many_laps() {
 #[test]
 fn zero_length_and_max_size_messages() {
     let r = ring(4, 100);
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
-    p.try_send(b"").unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
+    p.try_write(b"").unwrap();
     let big: Vec<u8> = (0..100u8).collect();
-    p.try_send(&big).unwrap();
+    p.try_write(&big).unwrap();
     assert_eq!(
-        p.try_send(&[0; 101]),
+        p.try_write(&[0; 101]),
         Err(Error::MessageTooLarge { len: 101, max: 100 })
     );
     assert_eq!(
-        p.send(&[0; 101], Deadline::never()),
+        p.write(&[0; 101], Deadline::never()),
         Err(Error::MessageTooLarge { len: 101, max: 100 })
     );
     let mut empty: [u8; 0] = [];
-    assert_eq!(c.try_recv(&mut empty), Ok(0));
+    assert_eq!(c.try_read(&mut empty), Ok(0));
     let mut buf = [0u8; 100];
-    assert_eq!(c.try_recv(&mut buf), Ok(100));
+    assert_eq!(c.try_read(&mut buf), Ok(100));
     assert_eq!(&buf[..], &big[..]);
     // Nothing of the rejected message got in.
-    assert_eq!(c.try_recv(&mut buf), Err(Error::WouldBlock));
+    assert_eq!(c.try_read(&mut buf), Err(Error::WouldBlock));
 }
 
 #[test]
 fn buffer_too_small_leaves_the_message() {
     let r = ring(4, 64);
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
-    p.try_send(b"hello world").unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
+    p.try_write(b"hello world").unwrap();
     let mut small = [0u8; 5];
     assert_eq!(
-        c.try_recv(&mut small),
+        c.try_read(&mut small),
         Err(Error::BufferTooSmall { needed: 11, got: 5 })
     );
     assert_eq!(
-        c.recv(&mut small, Deadline::now()),
+        c.read(&mut small, Deadline::now()),
         Err(Error::BufferTooSmall { needed: 11, got: 5 })
     );
     let mut buf = [0u8; 64];
-    assert_eq!(c.try_recv(&mut buf), Ok(11));
+    assert_eq!(c.try_read(&mut buf), Ok(11));
     assert_eq!(&buf[..11], b"hello world");
 }
 
 #[test]
 fn in_place_receive() {
     let r = ring(4, 64);
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
-    p.try_send(b"abc").unwrap();
-    assert_eq!(c.try_recv_with(|m| m.to_vec()), Ok(b"abc".to_vec()));
-    p.try_send(b"de").unwrap();
-    assert_eq!(c.recv_with(|m| m.len(), secs(5)), Ok(2));
-    assert_eq!(c.try_recv_with(|m| m.len()), Err(Error::WouldBlock));
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
+    p.try_write(b"abc").unwrap();
+    assert_eq!(c.try_read_with(|m| m.to_vec()), Ok(b"abc".to_vec()));
+    p.try_write(b"de").unwrap();
+    assert_eq!(c.read_with(|m| m.len(), secs(5)), Ok(2));
+    assert_eq!(c.try_read_with(|m| m.len()), Err(Error::WouldBlock));
 }
 
 #[test]
 fn close_lets_consumers_drain() {
     let r = ring(4, 8);
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
-    p.try_send(b"1").unwrap();
-    p.try_send(b"2").unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
+    p.try_write(b"1").unwrap();
+    p.try_write(b"2").unwrap();
     c.close();
     assert!(p.is_closed());
-    assert_eq!(p.try_send(b"3"), Err(Error::Closed));
-    assert_eq!(p.send(b"3", secs(1)), Err(Error::Closed));
+    assert_eq!(p.try_write(b"3"), Err(Error::Closed));
+    assert_eq!(p.write(b"3", secs(1)), Err(Error::Closed));
     let mut buf = [0u8; 8];
-    assert_eq!(c.try_recv(&mut buf), Ok(1));
-    assert_eq!(c.recv(&mut buf, secs(1)), Ok(1));
+    assert_eq!(c.try_read(&mut buf), Ok(1));
+    assert_eq!(c.read(&mut buf, secs(1)), Ok(1));
     assert_eq!(buf[0], b'2');
-    assert_eq!(c.try_recv(&mut buf), Err(Error::Closed));
-    assert_eq!(c.recv(&mut buf, secs(1)), Err(Error::Closed));
+    assert_eq!(c.try_read(&mut buf), Err(Error::Closed));
+    assert_eq!(c.read(&mut buf, secs(1)), Err(Error::Closed));
     // A late attacher sees the same.
-    let mut c2 = Consumer::attach(&r).unwrap();
-    assert_eq!(c2.try_recv(&mut buf), Err(Error::Closed));
+    let mut c2 = MessageReader::attach(&r).unwrap();
+    assert_eq!(c2.try_read(&mut buf), Err(Error::Closed));
 }
 
 #[test]
 fn close_wakes_blocked_consumers_and_producers() {
     let r = ring(2, 8);
-    let mut c = Consumer::attach(&r).unwrap();
-    let mut p = Producer::attach(&r).unwrap();
-    p.try_send(b"a").unwrap();
-    p.try_send(b"b").unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    p.try_write(b"a").unwrap();
+    p.try_write(b"b").unwrap();
     c.set_wait_strategy(WaitStrategy::Blocking);
     p.set_wait_strategy(WaitStrategy::Blocking);
-    let t = std::thread::spawn(move || p.send(b"c", secs(20)));
+    let t = std::thread::spawn(move || p.write(b"c", secs(20)));
     std::thread::sleep(Duration::from_millis(30));
-    let closer = Consumer::attach(&r).unwrap();
+    let closer = MessageReader::attach(&r).unwrap();
     closer.close();
     assert_eq!(t.join().unwrap(), Err(Error::Closed));
     let mut buf = [0u8; 8];
-    assert_eq!(c.recv(&mut buf, secs(5)), Ok(1));
-    assert_eq!(c.recv(&mut buf, secs(5)), Ok(1));
-    let t = std::thread::spawn(move || c.recv(&mut [0u8; 8], secs(20)));
+    assert_eq!(c.read(&mut buf, secs(5)), Ok(1));
+    assert_eq!(c.read(&mut buf, secs(5)), Ok(1));
+    let t = std::thread::spawn(move || c.read(&mut [0u8; 8], secs(20)));
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(t.join().unwrap(), Err(Error::Closed));
 }
@@ -168,18 +168,18 @@ fn close_wakes_blocked_consumers_and_producers() {
 #[test]
 fn timeouts() {
     let r = ring(2, 8);
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
     let start = Instant::now();
     assert_eq!(
-        c.recv(&mut [0; 8], Deadline::after(Duration::from_millis(30))),
+        c.read(&mut [0; 8], Deadline::after(Duration::from_millis(30))),
         Err(Error::Timeout)
     );
     assert!(start.elapsed() >= Duration::from_millis(30));
-    p.try_send(b"1").unwrap();
-    p.try_send(b"2").unwrap();
+    p.try_write(b"1").unwrap();
+    p.try_write(b"2").unwrap();
     assert_eq!(
-        p.send(b"3", Deadline::after(Duration::from_millis(30))),
+        p.write(b"3", Deadline::after(Duration::from_millis(30))),
         Err(Error::Timeout)
     );
 }
@@ -191,14 +191,14 @@ fn many_to_many(strategy: WaitStrategy, slots: usize) {
     let r = ring(slots, 24);
     let mut handles = Vec::new();
     for id in 0..PRODUCERS {
-        let mut p = Producer::attach(&r).unwrap();
+        let mut p = MessageWriter::attach(&r).unwrap();
         p.set_wait_strategy(strategy);
         handles.push(std::thread::spawn(move || {
             for seq in 0..PER {
                 let mut m = [0u8; 16];
                 m[..8].copy_from_slice(&(id as u64).to_le_bytes());
                 m[8..].copy_from_slice(&seq.to_le_bytes());
-                p.send(&m, secs(60)).unwrap();
+                p.write(&m, secs(60)).unwrap();
             }
         }));
     }
@@ -211,7 +211,7 @@ fn many_to_many(strategy: WaitStrategy, slots: usize) {
     let taken = Arc::new(AtomicU64::new(0));
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
-        let mut c = Consumer::attach(&r).unwrap();
+        let mut c = MessageReader::attach(&r).unwrap();
         c.set_wait_strategy(strategy);
         let seen = seen.clone();
         let taken = taken.clone();
@@ -219,7 +219,7 @@ fn many_to_many(strategy: WaitStrategy, slots: usize) {
             let mut last = [None::<u64>; PRODUCERS];
             let mut buf = [0u8; 24];
             loop {
-                match c.recv(&mut buf, Deadline::after(Duration::from_millis(200))) {
+                match c.read(&mut buf, Deadline::after(Duration::from_millis(200))) {
                     Ok(n) => {
                         assert_eq!(n, 16);
                         let id = u64::from_le_bytes(buf[..8].try_into().unwrap()) as usize;
@@ -266,9 +266,9 @@ fn participant_table_fills_and_frees() {
     let cfg = Config::new(4, 8).with_max_endpoints(2);
     let r = Region::heap(MessageRing::required_size(&cfg).unwrap()).unwrap();
     MessageRing::init(&r, &cfg).unwrap();
-    let p = Producer::attach(&r).unwrap();
-    let c = Consumer::attach(&r).unwrap();
-    assert!(matches!(Producer::attach(&r), Err(Error::Busy { .. })));
+    let p = MessageWriter::attach(&r).unwrap();
+    let c = MessageReader::attach(&r).unwrap();
+    assert!(matches!(MessageWriter::attach(&r), Err(Error::Busy { .. })));
     drop(p);
     let _p2 = c.try_clone().unwrap();
 }
@@ -277,7 +277,7 @@ fn participant_table_fills_and_frees() {
 fn attach_rejects_bad_regions() {
     let r = Region::heap(4096).unwrap();
     assert!(matches!(
-        Producer::attach(&r),
+        MessageWriter::attach(&r),
         Err(Error::InvalidConfig { .. })
     ));
     let cfg = Config::new(4, 8);
@@ -291,7 +291,7 @@ fn attach_rejects_bad_regions() {
     let b = Region::heap(ByteRing::required_size(&Config::bytes(4, 8)).unwrap()).unwrap();
     ByteRing::init(&b, &Config::bytes(4, 8)).unwrap();
     assert!(matches!(
-        Producer::attach(&b),
+        MessageWriter::attach(&b),
         Err(Error::InvalidConfig { .. })
     ));
 }
@@ -302,8 +302,14 @@ fn a_scribbled_layout_version_is_corruption() {
     let r = ring(4, 8);
     let raw = Raw { region: &r, cfg };
     raw.ctl().config.0.version.store(7, Ordering::Relaxed);
-    assert!(matches!(Producer::attach(&r), Err(Error::Corrupted { .. })));
-    assert!(matches!(Consumer::attach(&r), Err(Error::Corrupted { .. })));
+    assert!(matches!(
+        MessageWriter::attach(&r),
+        Err(Error::Corrupted { .. })
+    ));
+    assert!(matches!(
+        MessageReader::attach(&r),
+        Err(Error::Corrupted { .. })
+    ));
 }
 
 /// Raw access to a ring's shared words, for simulating dead and hostile peers.
@@ -352,8 +358,8 @@ fn a_dead_producers_half_written_slot_is_skipped() {
     let cfg = Config::new(4, 8);
     let r = ring(4, 8);
     let raw = Raw { region: &r, cfg };
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
     c.set_wait_strategy(WaitStrategy::Blocking);
     // Participant 5 "claimed" position 0 and died.
     raw.part(5).store(DEAD, Ordering::Relaxed);
@@ -361,10 +367,10 @@ fn a_dead_producers_half_written_slot_is_skipped() {
         .state
         .store(pack(0, WRITING, 5), Ordering::Relaxed);
     raw.ctl().enqueue_pos.0.store(1, Ordering::Relaxed);
-    p.try_send(b"after").unwrap();
+    p.try_write(b"after").unwrap();
     // The first blocked call checks the holder (the clock's first check is due at once).
     let mut buf = [0u8; 8];
-    let n = c.try_recv(&mut buf).unwrap();
+    let n = c.try_read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"after");
     assert_eq!(c.stats().abandoned_by_dead_producers, 1);
     // Again, likely within the liveness interval of that check: a blocking call finds
@@ -373,8 +379,8 @@ fn a_dead_producers_half_written_slot_is_skipped() {
         .state
         .store(pack(2, WRITING, 5), Ordering::Relaxed);
     raw.ctl().enqueue_pos.0.store(3, Ordering::Relaxed);
-    p.try_send(b"later").unwrap();
-    let n = c.recv(&mut buf, secs(5)).unwrap();
+    p.try_write(b"later").unwrap();
+    let n = c.read(&mut buf, secs(5)).unwrap();
     assert_eq!(&buf[..n], b"later");
     assert_eq!(c.stats().abandoned_by_dead_producers, 2);
     assert_eq!(c.stats().lost_to_dead_consumers, 0);
@@ -385,11 +391,11 @@ fn a_dead_consumers_slot_is_reclaimed_and_counted() {
     let cfg = Config::new(2, 8);
     let r = ring(2, 8);
     let raw = Raw { region: &r, cfg };
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
     p.set_wait_strategy(WaitStrategy::Blocking);
-    p.try_send(b"0").unwrap();
-    p.try_send(b"1").unwrap();
+    p.try_write(b"0").unwrap();
+    p.try_write(b"1").unwrap();
     // A consumer (participant 7) took message 0 and died.
     raw.part(7).store(DEAD, Ordering::Relaxed);
     raw.slot(0)
@@ -397,14 +403,14 @@ fn a_dead_consumers_slot_is_reclaimed_and_counted() {
         .store(pack(0, READING, 7), Ordering::Relaxed);
     raw.ctl().dequeue_pos.0.store(1, Ordering::Relaxed);
     // The producer's first blocked call checks the holder and reclaims the slot.
-    p.try_send(b"2").unwrap();
+    p.try_write(b"2").unwrap();
     assert_eq!(p.stats().lost_to_dead_consumers, 1);
     let mut buf = [0u8; 8];
-    assert_eq!(c.try_recv(&mut buf), Ok(1));
+    assert_eq!(c.try_read(&mut buf), Ok(1));
     assert_eq!(buf[0], b'1');
-    assert_eq!(c.try_recv(&mut buf), Ok(1));
+    assert_eq!(c.try_read(&mut buf), Ok(1));
     assert_eq!(buf[0], b'2');
-    assert_eq!(c.try_recv(&mut buf), Err(Error::WouldBlock));
+    assert_eq!(c.try_read(&mut buf), Err(Error::WouldBlock));
 }
 
 #[test]
@@ -413,17 +419,17 @@ fn attaching_over_a_dead_entry_sweeps_its_slots() {
     let r = Region::heap(MessageRing::required_size(&cfg).unwrap()).unwrap();
     MessageRing::init(&r, &cfg).unwrap();
     let raw = Raw { region: &r, cfg };
-    let mut c = Consumer::attach(&r).unwrap(); // entry 1
+    let mut c = MessageReader::attach(&r).unwrap(); // entry 1
     raw.part(2).store(DEAD, Ordering::Relaxed);
     raw.slot(0)
         .state
         .store(pack(0, WRITING, 2), Ordering::Relaxed);
     raw.ctl().enqueue_pos.0.store(1, Ordering::Relaxed);
-    let mut p = Producer::attach(&r).unwrap(); // takes over entry 2, sweeps slot 0
+    let mut p = MessageWriter::attach(&r).unwrap(); // takes over entry 2, sweeps slot 0
     assert_eq!(unpack(raw.slot(0).state.load(Ordering::Relaxed)).state, 0);
-    p.try_send(b"x").unwrap();
+    p.try_write(b"x").unwrap();
     let mut buf = [0u8; 8];
-    assert_eq!(c.try_recv(&mut buf), Ok(1));
+    assert_eq!(c.try_read(&mut buf), Ok(1));
     assert_eq!(c.stats().abandoned_by_dead_producers, 1);
 }
 
@@ -432,29 +438,32 @@ fn corrupted_words_poison_the_endpoint() {
     let cfg = Config::new(4, 8);
     let r = ring(4, 8);
     let raw = Raw { region: &r, cfg };
-    let mut p = Producer::attach(&r).unwrap();
-    let mut c = Consumer::attach(&r).unwrap();
-    p.try_send(b"abc").unwrap();
+    let mut p = MessageWriter::attach(&r).unwrap();
+    let mut c = MessageReader::attach(&r).unwrap();
+    p.try_write(b"abc").unwrap();
     // Length above max_message.
     raw.slot(0).len.store(9, Ordering::Relaxed);
     let mut buf = [0u8; 64];
-    assert!(matches!(c.try_recv(&mut buf), Err(Error::Corrupted { .. })));
-    assert!(matches!(c.try_recv(&mut buf), Err(Error::Corrupted { .. })));
+    assert!(matches!(c.try_read(&mut buf), Err(Error::Corrupted { .. })));
+    assert!(matches!(c.try_read(&mut buf), Err(Error::Corrupted { .. })));
     // A slot word from a foreign slot.
     raw.slot(1).state.store(pack(2, 0, 0), Ordering::Relaxed);
-    assert!(matches!(p.try_send(b"z"), Err(Error::Corrupted { .. })));
+    assert!(matches!(p.try_write(b"z"), Err(Error::Corrupted { .. })));
     // A holder number out of range.
-    let mut c2 = Consumer::attach(&r).unwrap();
+    let mut c2 = MessageReader::attach(&r).unwrap();
     raw.slot(0)
         .state
         .store(pack(0, READING, 1000), Ordering::Relaxed);
     assert!(matches!(
-        c2.try_recv(&mut buf),
+        c2.try_read(&mut buf),
         Err(Error::Corrupted { .. })
     ));
     // Scribbled configuration.
     raw.ctl().config.0.slot_stride.store(1, Ordering::Relaxed);
-    assert!(matches!(Consumer::attach(&r), Err(Error::Corrupted { .. })));
+    assert!(matches!(
+        MessageReader::attach(&r),
+        Err(Error::Corrupted { .. })
+    ));
 }
 
 // ---- byte ring ---------------------------------------------------------------------------

@@ -140,8 +140,8 @@ impl PipeEnd {
                 (Tx::SharedBytes(w), Rx::SharedBytes(r), 0)
             }
             PipeMode::Message => {
-                let mut w = mpmc::Producer::attach(&tx_region).map_err(|e| fail(e.into()))?;
-                let mut r = mpmc::Consumer::attach(&rx_region).map_err(|e| fail(e.into()))?;
+                let mut w = mpmc::MessageWriter::attach(&tx_region).map_err(|e| fail(e.into()))?;
+                let mut r = mpmc::MessageReader::attach(&rx_region).map_err(|e| fail(e.into()))?;
                 w.set_wait_strategy(strategy);
                 r.set_wait_strategy(strategy);
                 // Each ring slot must hold a whole message of `max_message` bytes.

@@ -63,7 +63,7 @@ enum Tx {
     /// Shared mode, byte pipe.
     SharedBytes(mpmc::ByteWriter),
     /// Shared mode, message pipe: one ring message per pipe message.
-    SharedMessages(mpmc::Producer),
+    SharedMessages(mpmc::MessageWriter),
     /// A read half of a split end: it writes nothing.
     Detached,
 }
@@ -75,7 +75,7 @@ enum Rx {
     /// Shared mode, byte pipe.
     SharedBytes(mpmc::ByteReader),
     /// Shared mode, message pipe.
-    SharedMessages(mpmc::Consumer),
+    SharedMessages(mpmc::MessageReader),
     /// A write half of a split end: it reads nothing.
     Detached,
 }

@@ -141,8 +141,8 @@ impl PipeEnd {
             let rest = &mut sh.rest[..];
             let f = |msg: &[u8]| split_message(msg, buf, rest);
             match wait {
-                None => c.try_recv_with(f),
-                Some(d) => c.recv_with(f, d),
+                None => c.try_read_with(f),
+                Some(d) => c.read_with(f, d),
             }
         })?;
         let sh = self.shared_state()?;
@@ -172,7 +172,7 @@ impl PipeEnd {
                 };
                 let rest = &mut sh.rest[..];
                 let dst = &mut buf[pos..];
-                match c.try_recv_with(|msg| split_message(msg, dst, rest)) {
+                match c.try_read_with(|msg| split_message(msg, dst, rest)) {
                     Ok((k, r)) => {
                         if r > 0 {
                             sh.hold(r);
@@ -221,8 +221,8 @@ impl PipeEnd {
                     });
                 }
                 self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
-                    (Tx::SharedMessages(p), None) => p.try_send(buf),
-                    (Tx::SharedMessages(p), Some(d)) => p.send(buf, d),
+                    (Tx::SharedMessages(p), None) => p.try_write(buf),
+                    (Tx::SharedMessages(p), Some(d)) => p.write(buf, d),
                     _ => Err(culvert_ring::Error::Closed),
                 })?;
                 Ok(buf.len())
@@ -263,9 +263,9 @@ impl PipeEnd {
 }
 
 /// Takes the next message (if any is committed) out of the ring into `sh`'s buffer.
-fn take_for_peek(c: &mut mpmc::Consumer, sh: &mut SharedState) -> Result<()> {
+fn take_for_peek(c: &mut mpmc::MessageReader, sh: &mut SharedState) -> Result<()> {
     let rest = &mut sh.rest[..];
-    match c.try_recv_with(|msg| split_message(msg, &mut [], rest)) {
+    match c.try_read_with(|msg| split_message(msg, &mut [], rest)) {
         Ok((_, r)) => {
             sh.hold(r);
             Ok(())

@@ -179,9 +179,9 @@ impl PipeEnd {
         let mut msg = [0u8; REQUEST_LEN];
         msg[..4].copy_from_slice(&(idx as u32).to_le_bytes());
         msg[4..].copy_from_slice(&gen.to_le_bytes());
-        let sent = mpmc::Producer::attach(&requests).and_then(|mut p| {
+        let sent = mpmc::MessageWriter::attach(&requests).and_then(|mut p| {
             p.set_wait_strategy(strategy);
-            p.send(&msg, deadline)
+            p.write(&msg, deadline)
         });
         if let Err(e) = sent {
             // Nobody can have answered: the request never reached the server.

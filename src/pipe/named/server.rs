@@ -85,7 +85,7 @@ struct TrackedInstance {
 /// ```
 pub struct PipeServer {
     shared: Arc<ServerShared>,
-    consumer: Mutex<mpmc::Consumer>,
+    consumer: Mutex<mpmc::MessageReader>,
     opts: PipeOptions,
     /// Shared mode: per slot, the instance made for it (see [`TrackedInstance`]).
     tracked: Mutex<Vec<Option<TrackedInstance>>>,
@@ -174,7 +174,7 @@ impl PipeServer {
             h.magic.store(SERVER_MAGIC, Ordering::Release);
         }
         section.mark_ready()?;
-        let mut consumer = mpmc::Consumer::attach(&requests)?;
+        let mut consumer = mpmc::MessageReader::attach(&requests)?;
         consumer.set_wait_strategy(opts.wait_strategy);
         Ok(PipeServer {
             shared: Arc::new(ServerShared::new(name, section)?),

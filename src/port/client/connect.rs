@@ -215,7 +215,7 @@ impl PortClient {
             e
         };
         let accept = read_answer().map_err(close)?;
-        let producer = mpmc::Producer::attach(&ring)
+        let producer = mpmc::MessageWriter::attach(&ring)
             .map_err(Error::from)
             .map_err(close)?;
         let buf = vec![0u8; cfg.record_max()];

@@ -104,13 +104,13 @@ impl PipeServer {
                 return Ok(None);
             };
             let mut msg = [0u8; REQUEST_LEN];
-            match consumer.try_recv(&mut msg) {
+            match consumer.try_read(&mut msg) {
                 Ok(REQUEST_LEN) => {}
                 Ok(_) => continue, // malformed: skip
                 Err(culvert_ring::Error::WouldBlock) => return Ok(None),
                 Err(culvert_ring::Error::BufferTooSmall { .. }) => {
                     // Hostile oversized request: drain it into a scratch buffer.
-                    let _ = consumer.try_recv_with(|_| ());
+                    let _ = consumer.try_read_with(|_| ());
                     continue;
                 }
                 Err(e) => return Err(Error::from(e)),

@@ -30,8 +30,8 @@ fn try_accept_never_waits_for_a_clients_attach() {
     let mut request = [0u8; REQUEST_LEN];
     request[4..].copy_from_slice(&gen.to_le_bytes());
     let requests = shared._section.object("requests").unwrap();
-    let mut producer = mpmc::Producer::attach(&requests).unwrap();
-    producer.send(&request, Deadline::never()).unwrap();
+    let mut producer = mpmc::MessageWriter::attach(&requests).unwrap();
+    producer.write(&request, Deadline::never()).unwrap();
 
     let start = Instant::now();
     assert!(matches!(server.try_accept(), Err(Error::WouldBlock)));
