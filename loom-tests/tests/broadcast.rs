@@ -47,9 +47,9 @@ fn drain(reader: &mut Reader, total: u64, blocking: bool) -> (Vec<u8>, u64) {
     let mut missed = 0;
     while got.len() as u64 + missed < total {
         let r = if blocking {
-            reader.recv(&mut buf, Deadline::never())
+            reader.read(&mut buf, Deadline::never())
         } else {
-            reader.try_recv(&mut buf)
+            reader.try_read(&mut buf)
         };
         match r {
             Ok(n) => got.push(check(&buf, n)),
@@ -75,7 +75,7 @@ fn writer_three_messages_polling_reader() {
         let mut reader = Reader::attach(&r).unwrap();
         let writer = thread::spawn(move || {
             for i in 0..3u8 {
-                w.send(&message(i)).unwrap();
+                w.write(&message(i)).unwrap();
             }
         });
         let (got, missed) = drain(&mut reader, 3, false);
@@ -102,7 +102,7 @@ fn writer_three_messages_blocking_reader() {
         reader.set_wait_strategy(WaitStrategy::Blocking);
         let writer = thread::spawn(move || {
             for i in 0..3u8 {
-                w.send(&message(i)).unwrap();
+                w.write(&message(i)).unwrap();
             }
         });
         let (got, missed) = drain(&mut reader, 3, true);
@@ -124,12 +124,12 @@ fn two_writers_one_slot_never_tear() {
         let writers: Vec<_> = (0..2u8)
             .map(|i| {
                 let mut w = Writer::attach(&r).unwrap();
-                thread::spawn(move || w.send(&message(i)).unwrap())
+                thread::spawn(move || w.write(&message(i)).unwrap())
             })
             .collect();
         let mut buf = [0u8; 16];
         // One look while the writers run.
-        if let Ok(n) = reader.try_recv(&mut buf) {
+        if let Ok(n) = reader.try_read(&mut buf) {
             check(&buf, n);
         }
         for w in writers {
@@ -138,7 +138,7 @@ fn two_writers_one_slot_never_tear() {
         // Afterwards the reader reaches the last committed message.
         let mut last = None;
         loop {
-            match reader.try_recv(&mut buf) {
+            match reader.try_read(&mut buf) {
                 Ok(n) => last = Some(check(&buf, n)),
                 Err(Error::Overrun { .. }) => {}
                 Err(Error::WouldBlock) => break,
@@ -146,7 +146,7 @@ fn two_writers_one_slot_never_tear() {
             }
         }
         let mut late = Reader::attach(&r).unwrap();
-        assert_eq!(late.try_recv(&mut buf), Err(Error::WouldBlock));
+        assert_eq!(late.try_read(&mut buf), Err(Error::WouldBlock));
         let _ = last;
     });
 }

@@ -499,7 +499,7 @@ mod tests {
         let mut w = broadcast::Writer::attach(&region).unwrap();
         let _r = broadcast::Reader::attach(&region).unwrap();
         for _ in 0..3 {
-            w.send(b"z").unwrap();
+            w.write(b"z").unwrap();
         }
         match decode(&snapshot(&region)).unwrap() {
             RingDiag::Broadcast {

@@ -27,29 +27,29 @@ fn broadcast_steady_state_allocates_nothing() {
     let mut buf = [0u8; 256];
     // Warm up (first clock reads, lazy statics).
     for _ in 0..64 {
-        w.send(&msg).unwrap();
-        fast.recv(&mut buf, Deadline::after(Duration::from_secs(5)))
+        w.write(&msg).unwrap();
+        fast.read(&mut buf, Deadline::after(Duration::from_secs(5)))
             .unwrap();
         blocking
-            .recv(&mut buf, Deadline::after(Duration::from_secs(5)))
+            .read(&mut buf, Deadline::after(Duration::from_secs(5)))
             .unwrap();
     }
-    let _ = slow.try_recv(&mut buf);
+    let _ = slow.try_read(&mut buf);
     let before = allocs();
     let mut overruns = 0;
     for i in 0..10_000usize {
         let m = &msg[..i % 257];
-        w.send(m).unwrap();
-        assert_eq!(fast.try_recv(&mut buf), Ok(m.len()));
+        w.write(m).unwrap();
+        assert_eq!(fast.try_read(&mut buf), Ok(m.len()));
         assert_eq!(
-            blocking.recv(&mut buf, Deadline::after(Duration::from_secs(5))),
+            blocking.read(&mut buf, Deadline::after(Duration::from_secs(5))),
             Ok(m.len())
         );
-        assert_eq!(fast.try_recv(&mut buf), Err(Error::WouldBlock));
+        assert_eq!(fast.try_read(&mut buf), Err(Error::WouldBlock));
         if i % 40 == 0 {
             // The slow reader is overrun, then catches up.
             loop {
-                match slow.try_recv(&mut buf) {
+                match slow.try_read(&mut buf) {
                     Ok(_) => {}
                     Err(Error::Overrun { .. }) => overruns += 1,
                     Err(Error::WouldBlock) => break,
@@ -60,7 +60,7 @@ fn broadcast_steady_state_allocates_nothing() {
     }
     // A receive that times out allocates nothing either.
     assert_eq!(
-        fast.recv(&mut buf, Deadline::after(Duration::from_millis(5))),
+        fast.read(&mut buf, Deadline::after(Duration::from_millis(5))),
         Err(Error::Timeout)
     );
     assert_eq!(allocs() - before, 0, "broadcast ring allocated per message");

@@ -61,14 +61,14 @@ fn run_writer(shared: &Shared) {
     let mut msg = [0u8; MAX_MESSAGE];
     for seq in 0..MESSAGES {
         let n = encode(seq, &mut msg);
-        w.send(&msg[..n]).unwrap();
+        w.write(&msg[..n]).unwrap();
         if seq % 64 == 0 {
             // Give the fast reader a core now and then (the machines may have two).
             std::thread::yield_now();
         }
     }
     msg[..8].copy_from_slice(&END.to_le_bytes());
-    w.send(&msg[..8]).unwrap();
+    w.write(&msg[..8]).unwrap();
 }
 
 fn run_reader(shared: &Shared, index: usize, slow: bool) {
@@ -83,7 +83,7 @@ fn run_reader(shared: &Shared, index: usize, slow: bool) {
     let (mut delivered, mut missed) = (0u64, 0u64);
     let mut next = 0u64;
     loop {
-        match r.recv(&mut buf, Deadline::after(Duration::from_secs(30))) {
+        match r.read(&mut buf, Deadline::after(Duration::from_secs(30))) {
             Ok(n) => {
                 assert!(n >= 8, "short message");
                 let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
@@ -164,7 +164,7 @@ fn broadcast_dead_writer_process_entry_is_reclaimed() {
         while let Ok(w) = Writer::attach(&shared.ring) {
             writers.push(w);
         }
-        writers[0].send(b"from the dead").unwrap();
+        writers[0].write(b"from the dead").unwrap();
         std::process::exit(0);
     }
     let shared = Shared::create(ring_size());
@@ -174,11 +174,11 @@ fn broadcast_dead_writer_process_entry_is_reclaimed() {
     let leaker = sup.spawn(&mut common::child(test, "leaker", &shared.path, 0));
     sup.wait_ok(leaker);
     let mut buf = [0u8; MAX_MESSAGE];
-    let n = reader.try_recv(&mut buf).unwrap();
+    let n = reader.try_read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"from the dead");
     // Every table entry names the dead process: all can be taken over.
     let mut w = Writer::attach(&shared.ring).unwrap();
-    w.send(b"alive").unwrap();
-    let n = reader.try_recv(&mut buf).unwrap();
+    w.write(b"alive").unwrap();
+    let n = reader.try_read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"alive");
 }

@@ -220,14 +220,14 @@ impl GroupReader {
         if let Some(r) = self.pending() {
             return r;
         }
-        Ok(self.reader()?.try_recv(buf)?)
+        Ok(self.reader()?.try_read(buf)?)
     }
 
     pub(crate) fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         if let Some(r) = self.pending() {
             return r;
         }
-        Ok(self.reader()?.recv(buf, deadline)?)
+        Ok(self.reader()?.read(buf, deadline)?)
     }
 
     pub(crate) fn info(&mut self) -> Result<MailslotInfo> {
@@ -238,7 +238,7 @@ impl GroupReader {
             // Overruns found while peeking are kept for the next read; a lap of them
             // in a row means writers outrun us — report no size rather than spin.
             for _ in 0..4 {
-                match self.reader()?.try_recv(&mut []) {
+                match self.reader()?.try_read(&mut []) {
                     Err(culvert_ring::Error::BufferTooSmall { needed, .. }) => {
                         next_message_size = Some(needed);
                         break;
@@ -372,7 +372,7 @@ impl BroadcastSender {
         if self.view.closing() != 0 {
             return Err(Error::Closed);
         }
-        Ok(self.writer.send(msg)?)
+        Ok(self.writer.write(msg)?)
     }
 
     /// Member-table entries in use: the readers of the group (a reader that died

@@ -143,7 +143,7 @@ pub(crate) struct ConfigLine {
 pub(crate) struct TailLine {
     /// Next position to claim. Invariants: only grows; every position below it has
     /// been claimed (its slot's sequence is `>= 2 * pos + 1`); it lags the highest
-    /// claimed position by at most the number of writers in the middle of `send`;
+    /// claimed position by at most the number of writers in the middle of `write`;
     /// `< MAX_POSITION`.
     pub tail: AtomicU64,
 }

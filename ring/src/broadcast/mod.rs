@@ -12,12 +12,12 @@
 //! let mut slow = broadcast::Reader::attach(&region).unwrap();
 //! let mut buf = [0u8; 64];
 //! for i in 0..20u8 {
-//!     writer.send(&[i]).unwrap(); // never blocks: a full ring overwrites its oldest
-//!     assert_eq!(fast.recv(&mut buf, Deadline::never()), Ok(1));
+//!     writer.write(&[i]).unwrap(); // never blocks: a full ring overwrites its oldest
+//!     assert_eq!(fast.read(&mut buf, Deadline::never()), Ok(1));
 //!     assert_eq!(buf[0], i);
 //! }
-//! assert_eq!(slow.try_recv(&mut buf), Err(Error::Overrun { missed: 12 }));
-//! assert_eq!(slow.try_recv(&mut buf), Ok(1));
+//! assert_eq!(slow.try_read(&mut buf), Err(Error::Overrun { missed: 12 }));
+//! assert_eq!(slow.try_read(&mut buf), Ok(1));
 //! assert_eq!(buf[0], 12); // the oldest message still held
 //! ```
 //!
@@ -48,15 +48,15 @@
 //! * **Two writers in one slot.** A writer that finds the slot's *older* write still in
 //!   progress (the ring lapped a preempted writer) must not copy over it. If that
 //!   writer's process is dead it reclaims the slot. If it lives, the new writer waits for
-//!   it up to 100 ms (once per `send`; usually it was just preempted), then gives
+//!   it up to 100 ms (once per `write`; usually it was just preempted), then gives
 //!   position `t` up as a **gap** (`2t+1 | slow owner | GAP`) and moves on to `t+1`.
 //!   The slow writer's commit CAS then fails; it turns the slot into a committed gap
 //!   (its message counts as overwritten). Readers skip gaps without counting them.
-//!   So `send` never waits for readers, only, in that rare case, for a peer's copy.
+//!   So `write` never waits for readers, only, in that rare case, for a peer's copy.
 //! * **A writer dies mid-write.** Its stamp stays `2p+1 | index`. A reader waiting on
 //!   `p` checks the process in writer-table entry `index` whenever
 //!   [`WaitContext::liveness_due`](culvert_sync::WaitContext) is set (or, for
-//!   `try_recv`, after it has been stuck there for
+//!   `try_read`, after it has been stuck there for
 //!   [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL)); if it is
 //!   dead, the reader marks `p` a committed gap and skips it. **The half-written
 //!   message was never committed, so it is not counted as missed** by readers that

@@ -39,7 +39,7 @@ struct ReaderState {
     /// Set once shared memory broke an invariant; every later call fails with it.
     poisoned: Option<&'static str>,
     /// Since when the read at a position has been waiting on an in-progress write
-    /// (bounds how long `try_recv` callers go without a liveness check).
+    /// (bounds how long `try_read` callers go without a liveness check).
     stalled_at: Option<(u64, Instant)>,
 }
 
@@ -75,7 +75,7 @@ impl Reader {
         })
     }
 
-    /// How [`recv`](Self::recv) waits.
+    /// How [`read`](Self::read) waits.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
     }
@@ -89,14 +89,14 @@ impl Reader {
     /// * `BufferTooSmall`: `buf` is shorter than the next message, which stays unread.
     ///
     /// On an error the contents of `buf` are unspecified.
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.state.poll(&self.core, buf, false)
     }
 
-    /// Like [`try_recv`](Self::try_recv), but waits (by the wait strategy) until a
+    /// Like [`try_read`](Self::try_read), but waits (by the wait strategy) until a
     /// message arrives or `deadline` passes (`Timeout`). An `Overrun` is returned at
     /// once.
-    pub fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+    pub fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         let Reader {
             core,
             state,
@@ -177,7 +177,7 @@ impl Drop for Reader {
 }
 
 impl ReaderState {
-    /// One non-blocking read attempt (see [`Reader::try_recv`]). `liveness_due` asks
+    /// One non-blocking read attempt (see [`Reader::try_read`]). `liveness_due` asks
     /// for a liveness check of a writer the read is stuck behind.
     fn poll(&mut self, core: &BroadcastCore, buf: &mut [u8], liveness_due: bool) -> Result<usize> {
         if let Some(what) = self.poisoned {
@@ -316,7 +316,7 @@ impl ReaderState {
     }
 
     /// Whether to check the liveness of the writer that position `c` waits on: when
-    /// the wait asks for it, or when `try_recv` calls have been stuck at `c` for a
+    /// the wait asks for it, or when `try_read` calls have been stuck at `c` for a
     /// liveness interval.
     fn liveness_check_due(&mut self, c: u64, asked: bool) -> bool {
         let now = Instant::now();
@@ -342,7 +342,7 @@ impl ReaderState {
 unsafe impl culvert_sync::Waitable for Reader {
     /// True when a position was published that this reader has not read (its write
     /// may still be in progress), or on a corruption. A writer that died mid-write is
-    /// skipped by `try_recv` within the liveness interval.
+    /// skipped by `try_read` within the liveness interval.
     fn poll_ready(&mut self, _ctx: culvert_sync::WaitContext) -> bool {
         self.state.poisoned.is_some() || !matches!(self.lag(), Ok(0))
     }

@@ -24,21 +24,21 @@ fn every_reader_gets_every_message_in_order() {
     let mut readers: Vec<Reader> = (0..3).map(|_| Reader::attach(&region).unwrap()).collect();
     let mut buf = [0u8; 32];
     for r in &mut readers {
-        assert_eq!(r.try_recv(&mut buf), Err(Error::WouldBlock));
+        assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
     }
     for round in 0..5u32 {
         for i in 0..10u32 {
-            w.send(&(round * 100 + i).to_le_bytes()).unwrap();
+            w.write(&(round * 100 + i).to_le_bytes()).unwrap();
         }
         for r in &mut readers {
             for i in 0..10u32 {
-                assert_eq!(r.try_recv(&mut buf), Ok(4));
+                assert_eq!(r.try_read(&mut buf), Ok(4));
                 assert_eq!(
                     u32::from_le_bytes(buf[..4].try_into().unwrap()),
                     round * 100 + i
                 );
             }
-            assert_eq!(r.try_recv(&mut buf), Err(Error::WouldBlock));
+            assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
         }
     }
     for r in &readers {
@@ -56,28 +56,28 @@ fn overrun_reports_exactly_what_was_missed() {
     let mut w = Writer::attach(&region).unwrap();
     let mut r = Reader::attach(&region).unwrap();
     for i in 0..20u8 {
-        w.send(&[i; 3]).unwrap();
+        w.write(&[i; 3]).unwrap();
     }
     assert_eq!(r.lag(), Ok(20));
     let mut buf = [0u8; 16];
-    assert_eq!(r.try_recv(&mut buf), Err(Error::Overrun { missed: 12 }));
+    assert_eq!(r.try_read(&mut buf), Err(Error::Overrun { missed: 12 }));
     for i in 12..20u8 {
-        assert_eq!(r.try_recv(&mut buf), Ok(3));
+        assert_eq!(r.try_read(&mut buf), Ok(3));
         assert_eq!(&buf[..3], &[i; 3]);
     }
-    assert_eq!(r.try_recv(&mut buf), Err(Error::WouldBlock));
+    assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
     assert_eq!(r.missed_total(), 12);
     // Again, from the middle.
     for i in 0..5u8 {
-        w.send(&[i]).unwrap();
+        w.write(&[i]).unwrap();
     }
-    assert_eq!(r.try_recv(&mut buf), Ok(1));
+    assert_eq!(r.try_read(&mut buf), Ok(1));
     for i in 0..30u8 {
-        w.send(&[i]).unwrap();
+        w.write(&[i]).unwrap();
     }
     // Read 1 of 35; 34 left but only 8 held → 26 missed.
-    assert_eq!(r.try_recv(&mut buf), Err(Error::Overrun { missed: 26 }));
-    assert_eq!(r.try_recv(&mut buf), Ok(1));
+    assert_eq!(r.try_read(&mut buf), Err(Error::Overrun { missed: 26 }));
+    assert_eq!(r.try_read(&mut buf), Ok(1));
     assert_eq!(buf[0], 22);
     assert_eq!(r.missed_total(), 38);
 }
@@ -89,17 +89,17 @@ fn zero_length_and_max_size_messages() {
         let mut w = Writer::attach(&region).unwrap();
         let mut r = Reader::attach(&region).unwrap();
         let mut buf = vec![0u8; max + 8];
-        w.send(&[]).unwrap();
+        w.write(&[]).unwrap();
         let big: Vec<u8> = (0..max).map(|i| (i * 7 + 3) as u8).collect();
-        w.send(&big).unwrap();
+        w.write(&big).unwrap();
         assert_eq!(
-            w.send(&vec![1u8; max + 1]),
+            w.write(&vec![1u8; max + 1]),
             Err(Error::MessageTooLarge { len: max + 1, max })
         );
-        assert_eq!(r.try_recv(&mut buf), Ok(0));
-        assert_eq!(r.try_recv(&mut buf), Ok(max));
+        assert_eq!(r.try_read(&mut buf), Ok(0));
+        assert_eq!(r.try_read(&mut buf), Ok(max));
         assert_eq!(&buf[..max], &big[..]);
-        assert_eq!(r.try_recv(&mut buf), Err(Error::WouldBlock));
+        assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
         assert_eq!(w.tail(), Ok(2), "a rejected message takes no position");
     }
 }
@@ -109,17 +109,17 @@ fn short_buffer_leaves_the_message_in_the_ring() {
     let region = ring(4, 64);
     let mut w = Writer::attach(&region).unwrap();
     let mut r = Reader::attach(&region).unwrap();
-    w.send(&[9u8; 40]).unwrap();
+    w.write(&[9u8; 40]).unwrap();
     let mut small = [0u8; 10];
     assert_eq!(
-        r.try_recv(&mut small),
+        r.try_read(&mut small),
         Err(Error::BufferTooSmall {
             needed: 40,
             got: 10
         })
     );
     let mut buf = [0u8; 64];
-    assert_eq!(r.try_recv(&mut buf), Ok(40));
+    assert_eq!(r.try_read(&mut buf), Ok(40));
 }
 
 #[test]
@@ -127,12 +127,12 @@ fn readers_join_late_and_leave() {
     let region = ring(8, 8);
     let mut w = Writer::attach(&region).unwrap();
     let mut buf = [0u8; 8];
-    w.send(b"before").unwrap();
+    w.write(b"before").unwrap();
     let mut r = Reader::attach(&region).unwrap();
     assert_eq!(r.position(), 1);
-    assert_eq!(r.try_recv(&mut buf), Err(Error::WouldBlock));
-    w.send(b"after").unwrap();
-    assert_eq!(r.try_recv(&mut buf), Ok(5));
+    assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
+    w.write(b"after").unwrap();
+    assert_eq!(r.try_read(&mut buf), Ok(5));
     assert_eq!(&buf[..5], b"after");
     drop(r);
     let r2 = Reader::attach(&region).unwrap();
@@ -145,7 +145,7 @@ fn recv_waits_and_times_out() {
     let mut r = Reader::attach(&region).unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(
-        r.recv(&mut buf, Deadline::after(Duration::from_millis(20))),
+        r.read(&mut buf, Deadline::after(Duration::from_millis(20))),
         Err(Error::Timeout)
     );
     let region2 = region.clone();
@@ -153,13 +153,13 @@ fn recv_waits_and_times_out() {
         let mut w = Writer::attach(&region2).unwrap();
         for _ in 0..2 {
             std::thread::sleep(Duration::from_millis(30));
-            w.send(b"wake").unwrap();
+            w.write(b"wake").unwrap();
         }
     });
     for strategy in [WaitStrategy::Blocking, WaitStrategy::Adaptive] {
         r.set_wait_strategy(strategy);
         assert_eq!(
-            r.recv(&mut buf, Deadline::after(Duration::from_secs(10))),
+            r.read(&mut buf, Deadline::after(Duration::from_secs(10))),
             Ok(4)
         );
     }
@@ -212,12 +212,12 @@ fn a_writer_dead_mid_write_is_skipped_not_counted() {
         .stamp
         .store(Stamp::pack(Stamp::writing(0), 5, false), Ordering::Release);
     c.ctl().tail.tail.store(1, Ordering::Release);
-    w.send(b"next").unwrap();
-    // try_recv is stuck behind position 0 until a liveness interval passes.
-    assert_eq!(r.try_recv(&mut buf), Err(Error::WouldBlock));
-    // recv checks liveness within the interval and skips the dead writer's position.
+    w.write(b"next").unwrap();
+    // try_read is stuck behind position 0 until a liveness interval passes.
+    assert_eq!(r.try_read(&mut buf), Err(Error::WouldBlock));
+    // read checks liveness within the interval and skips the dead writer's position.
     assert_eq!(
-        r.recv(&mut buf, Deadline::after(Duration::from_secs(5))),
+        r.read(&mut buf, Deadline::after(Duration::from_secs(5))),
         Ok(4)
     );
     assert_eq!(&buf[..4], b"next");
@@ -237,13 +237,13 @@ fn a_writer_lapping_a_dead_writer_reclaims_its_slot() {
         .store(Stamp::pack(Stamp::writing(0), 3, false), Ordering::Release);
     c.ctl().tail.tail.store(1, Ordering::Release);
     let mut r = Reader::attach(&region).unwrap();
-    w.send(b"one").unwrap(); // position 1
-    w.send(b"two").unwrap(); // position 2 = slot 0, reclaimed
+    w.write(b"one").unwrap(); // position 1
+    w.write(b"two").unwrap(); // position 2 = slot 0, reclaimed
     let s = Stamp::unpack(c.slot(0).stamp.load(Ordering::Acquire));
     assert_eq!(s.seq, Stamp::committed(2));
     let mut buf = [0u8; 8];
-    assert_eq!(r.try_recv(&mut buf), Ok(3));
-    assert_eq!(r.try_recv(&mut buf), Ok(3));
+    assert_eq!(r.try_read(&mut buf), Ok(3));
+    assert_eq!(r.try_read(&mut buf), Ok(3));
     assert_eq!(&buf[..3], b"two");
 }
 
@@ -263,9 +263,9 @@ fn a_live_stalled_writer_becomes_a_gap_and_is_never_torn() {
         Ordering::Release,
     );
     c.ctl().tail.tail.store(1, Ordering::Release);
-    w.send(b"p1").unwrap();
+    w.write(b"p1").unwrap();
     let start = std::time::Instant::now();
-    w.send(b"p3").unwrap(); // position 2 is slot 0: waits, then gives it up as a gap
+    w.write(b"p3").unwrap(); // position 2 is slot 0: waits, then gives it up as a gap
     assert!(start.elapsed() >= Duration::from_millis(50));
     let s = Stamp::unpack(c.slot(0).stamp.load(Ordering::Acquire));
     assert_eq!(
@@ -282,12 +282,12 @@ fn a_live_stalled_writer_becomes_a_gap_and_is_never_torn() {
     let mut buf = [0u8; 8];
     // Reader at 0: slot 0 now names position 2 → overrun of 2 (positions 0 and 1),
     // then the gap at 2 is skipped and p3 (position 3) arrives.
-    assert_eq!(r.try_recv(&mut buf), Err(Error::Overrun { missed: 2 }));
-    assert_eq!(r.try_recv(&mut buf), Ok(2));
+    assert_eq!(r.try_read(&mut buf), Err(Error::Overrun { missed: 2 }));
+    assert_eq!(r.try_read(&mut buf), Ok(2));
     assert_eq!(&buf[..2], b"p3");
     // The next lap of slot 0 is a normal claim again.
-    w.send(b"p4").unwrap();
-    assert_eq!(r.try_recv(&mut buf), Ok(2));
+    w.write(b"p4").unwrap();
+    assert_eq!(r.try_read(&mut buf), Ok(2));
     assert_eq!(&buf[..2], b"p4");
 }
 
@@ -297,13 +297,13 @@ fn corrupted_values_poison_the_endpoint() {
     let c = core(&region);
     let mut w = Writer::attach(&region).unwrap();
     let mut r = Reader::attach(&region).unwrap();
-    w.send(b"x").unwrap();
+    w.write(b"x").unwrap();
     c.slot(0).len.store(1000, Ordering::Relaxed);
     let mut buf = [0u8; 8];
-    assert!(matches!(r.try_recv(&mut buf), Err(Error::Corrupted { .. })));
+    assert!(matches!(r.try_read(&mut buf), Err(Error::Corrupted { .. })));
     c.slot(0).len.store(1, Ordering::Relaxed);
     assert!(
-        matches!(r.try_recv(&mut buf), Err(Error::Corrupted { .. })),
+        matches!(r.try_read(&mut buf), Err(Error::Corrupted { .. })),
         "poisoned"
     );
     // A stamp naming another slot's position.
@@ -311,7 +311,7 @@ fn corrupted_values_poison_the_endpoint() {
         Stamp::pack(Stamp::committed(2), 0, false),
         Ordering::Relaxed,
     );
-    assert!(matches!(w.send(b"y"), Err(Error::Corrupted { .. })));
+    assert!(matches!(w.write(b"y"), Err(Error::Corrupted { .. })));
 }
 
 /// 3 writers × 2 readers, per-writer sequence numbers: for each reader
@@ -335,7 +335,7 @@ fn three_writers_two_readers_account_for_everything() {
             let (mut delivered, mut missed) = (0u64, 0u64);
             let mut n = 0u64;
             loop {
-                match r.recv(&mut buf, Deadline::after(Duration::from_millis(50))) {
+                match r.read(&mut buf, Deadline::after(Duration::from_millis(50))) {
                     Ok(len) => {
                         assert_eq!(len, 24);
                         let wi = u64::from_le_bytes(buf[0..8].try_into().unwrap()) as usize;
@@ -374,7 +374,7 @@ fn three_writers_two_readers_account_for_everything() {
                 msg[0..8].copy_from_slice(&(wi as u64).to_le_bytes());
                 msg[8..16].copy_from_slice(&seq.to_le_bytes());
                 msg[16..24].copy_from_slice(&(seq ^ KEY ^ wi as u64).to_le_bytes());
-                w.send(&msg).unwrap();
+                w.write(&msg).unwrap();
                 if seq % 8 == 0 {
                     // Give the readers a chance on small machines.
                     std::thread::yield_now();

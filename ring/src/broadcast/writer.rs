@@ -9,7 +9,7 @@ use super::control::{Stamp, MAX_POSITION};
 use super::core::BroadcastCore;
 use crate::{Error, Result};
 
-/// How long `send` waits, at most once per call, for a live writer whose copy into the
+/// How long `write` waits, at most once per call, for a live writer whose copy into the
 /// slot it needs is still in progress a whole lap behind, before giving that position up
 /// as a gap (see the module docs). Long enough for a preempted writer to be scheduled
 /// again; short enough that a stopped or hostile peer costs little.
@@ -19,7 +19,7 @@ const STALL_LIMIT: Duration = Duration::from_millis(100);
 #[cfg(loom)]
 const STALL_LIMIT: Duration = Duration::ZERO;
 
-/// How long `send` waits when every slot is held by a stalled writer, before it fails
+/// How long `write` waits when every slot is held by a stalled writer, before it fails
 /// with `Busy`.
 #[cfg(not(loom))]
 const FULL_STALL_LIMIT: Duration = Duration::from_secs(1);
@@ -27,19 +27,19 @@ const FULL_STALL_LIMIT: Duration = Duration::from_secs(1);
 #[cfg(loom)]
 const FULL_STALL_LIMIT: Duration = Duration::MAX;
 
-/// When a stall lasts this long, `send` checks whether the stalled writer died.
+/// When a stall lasts this long, `write` checks whether the stalled writer died.
 const STALL_LIVENESS_CHECK: Duration = Duration::from_millis(2);
 
-/// Loop iterations after which `send` declares the ring corrupted. An honest ring needs
+/// Loop iterations after which `write` declares the ring corrupted. An honest ring needs
 /// a handful; only a peer rewriting shared words without end could use them up.
 const MAX_SEND_STEPS: u32 = 1 << 22;
 
-/// A broadcast sender. `send` never waits for readers: a full ring overwrites its
+/// A broadcast sender. `write` never waits for readers: a full ring overwrites its
 /// oldest message, and readers that had not read it are told how many they missed.
 ///
 /// Each writer holds one entry of the ring's writer table (released on drop), which
 /// slot stamps name so readers can tell a writer that died mid-copy. Use one `Writer`
-/// per thread (`send` takes `&mut self`).
+/// per thread (`write` takes `&mut self`).
 pub struct Writer {
     core: BroadcastCore,
     /// Our writer-table index. Invariant: `< MAX_WRITERS`; the entry holds `identity`.
@@ -66,7 +66,7 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// Per-`send` bookkeeping of waits on stalled writers.
+/// Per-`write` bookkeeping of waits on stalled writers.
 #[derive(Default)]
 struct SendState {
     /// The stale stamp being waited on, and since when.
@@ -161,7 +161,7 @@ impl Writer {
     /// Sends one message to every reader. Never waits for readers; a full ring
     /// overwrites its oldest message. `MessageTooLarge` (nothing sent) when `msg` is
     /// longer than the ring's `max_message`.
-    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+    pub fn write(&mut self, msg: &[u8]) -> Result<()> {
         if msg.len() > self.core.max_message {
             return Err(Error::MessageTooLarge {
                 len: msg.len(),
@@ -339,7 +339,7 @@ impl Writer {
         }
     }
 
-    /// Sets how long `send` waits for stalled peers (fuzzing, where a hostile peer
+    /// Sets how long `write` waits for stalled peers (fuzzing, where a hostile peer
     /// fakes them: zero keeps every call fast).
     pub(crate) fn set_stall_limits(&mut self, stall_limit: Duration, full_limit: Duration) {
         self.stall_limit = stall_limit;

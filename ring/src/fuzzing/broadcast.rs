@@ -101,7 +101,7 @@ pub fn ops(data: &[u8]) {
                 }
                 let w = w as usize % writers.len();
                 payload(tail, len.min(max), &mut msg);
-                let got = writers[w].send(&msg[..len]);
+                let got = writers[w].write(&msg[..len]);
                 if len > max {
                     assert_eq!(got, Err(Error::MessageTooLarge { len, max }));
                 } else {
@@ -129,9 +129,9 @@ pub fn ops(data: &[u8]) {
                     max
                 };
                 let got = if blocking {
-                    r.reader.recv(&mut buf[..buf_len], Deadline::now())
+                    r.reader.read(&mut buf[..buf_len], Deadline::now())
                 } else {
-                    r.reader.try_recv(&mut buf[..buf_len])
+                    r.reader.try_read(&mut buf[..buf_len])
                 };
                 let oldest = tail - held.len() as u64;
                 let expected = if r.cursor < oldest {
@@ -233,7 +233,7 @@ pub fn hostile(data: &[u8]) {
                 }
                 if let Some(w) = writers.last_mut() {
                     payload(sent, len.min(max), &mut msg);
-                    let _ = w.send(&msg[..len]);
+                    let _ = w.write(&msg[..len]);
                     sent += 1;
                 }
             }
@@ -253,9 +253,9 @@ pub fn hostile(data: &[u8]) {
                     };
                     let got = if op % 10 == 3 {
                         readers[i].set_wait_strategy(WaitStrategy::Blocking);
-                        readers[i].recv(&mut buf[..buf_len], Deadline::now())
+                        readers[i].read(&mut buf[..buf_len], Deadline::now())
                     } else {
-                        readers[i].try_recv(&mut buf[..buf_len])
+                        readers[i].try_read(&mut buf[..buf_len])
                     };
                     if let Ok(n) = got {
                         assert!(n <= buf_len && n <= max, "delivered {n} bytes");

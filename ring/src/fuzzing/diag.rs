@@ -114,7 +114,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     {
         if broadcast::Ring::init(&region, &config).is_ok() {
             if let Ok(mut w) = broadcast::Writer::attach(&region) {
-                let _ = w.send(b"z");
+                let _ = w.write(b"z");
             }
             let image = snapshot(&region);
             let mut bad = image.clone();
