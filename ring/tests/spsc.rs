@@ -176,6 +176,28 @@ fn batched_releases_never_keep_a_writer_from_its_largest_message() {
 }
 
 #[test]
+fn both_writers_report_the_readers_close_not_their_own() {
+    let (_r, mut w, r) = byte_ring(1024);
+    assert!(!w.is_closed());
+    w.close();
+    assert!(
+        !w.is_closed(),
+        "a byte writer's own close is not the reader's"
+    );
+    drop(r);
+    assert!(w.is_closed());
+    let (_r, mut w, r) = message_ring(1024, 64);
+    assert!(!w.is_closed());
+    w.close();
+    assert!(
+        !w.is_closed(),
+        "a message writer's own close is not the reader's"
+    );
+    drop(r);
+    assert!(w.is_closed());
+}
+
+#[test]
 fn reader_drains_then_sees_closed_and_writer_sees_closed() {
     let (_r, mut w, mut r) = message_ring(256, 64);
     w.try_write(b"last").unwrap();

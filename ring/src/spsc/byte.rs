@@ -139,7 +139,7 @@ impl ByteWriter {
 
     /// Whether the reader closed its side.
     pub fn is_closed(&self) -> bool {
-        self.end.check_open().is_err()
+        self.end.reader_closed()
     }
 
     /// The region the ring lives in.
