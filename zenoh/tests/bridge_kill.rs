@@ -46,6 +46,35 @@ fn spawn_bridge(domain: &str, root: &std::path::Path, listen: u16, connect: u16)
     spawn_host(domain, "hosta", None, root, listen, connect)
 }
 
+/// Host A's bridge in this process and host B's in a child exporting one name, each
+/// with its own namespace root, connected and seeing each other.
+struct TwoHosts {
+    root_a: tempfile::TempDir,
+    root_b: tempfile::TempDir,
+    bridge_a: Bridge,
+    child: Child,
+}
+
+fn two_hosts(tag: &str, export: &str) -> TwoHosts {
+    let dom = domain(tag);
+    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+    let bridge_a = Bridge::start(
+        BridgeConfig::new(&dom, "hosta")
+            .listen(format!("tcp/127.0.0.1:{port_a}"))
+            .root(root_a.path()),
+    )
+    .unwrap();
+    let child = spawn_host(&dom, "hostb", Some(export), root_b.path(), port_b, port_a);
+    assert!(bridge_a.wait_for_host("hostb", Duration::from_secs(10)));
+    TwoHosts {
+        root_a,
+        root_b,
+        bridge_a,
+        child,
+    }
+}
+
 fn spawn_host(
     domain: &str,
     host: &str,
@@ -249,17 +278,12 @@ fn far_bridge_killed_while_a_remote_pipe_client_reads() {
     if std::env::var(ROLE).is_ok() {
         return;
     }
-    let dom = domain("kill-far-pipe");
-    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (port_a, port_b) = (free_port(), free_port());
-    let bridge_a = Bridge::start(
-        BridgeConfig::new(&dom, "hosta")
-            .listen(format!("tcp/127.0.0.1:{port_a}"))
-            .root(root_a.path()),
-    )
-    .unwrap();
-    let mut child = spawn_host(&dom, "hostb", Some("feed"), root_b.path(), port_b, port_a);
-    assert!(bridge_a.wait_for_host("hostb", Duration::from_secs(10)));
+    let TwoHosts {
+        root_a,
+        root_b,
+        bridge_a: _bridge_a,
+        mut child,
+    } = two_hosts("kill-far-pipe", "feed");
     let server = PipeServer::bind(
         "feed",
         &PipeOptions::default()
@@ -310,17 +334,12 @@ fn far_bridge_killed_with_a_port_call_pending() {
     if std::env::var(ROLE).is_ok() {
         return;
     }
-    let dom = domain("kill-port");
-    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (port_a, port_b) = (free_port(), free_port());
-    let bridge_a = Bridge::start(
-        BridgeConfig::new(&dom, "hosta")
-            .listen(format!("tcp/127.0.0.1:{port_a}"))
-            .root(root_a.path()),
-    )
-    .unwrap();
-    let mut child = spawn_host(&dom, "hostb", Some("svc"), root_b.path(), port_b, port_a);
-    assert!(bridge_a.wait_for_host("hostb", Duration::from_secs(10)));
+    let TwoHosts {
+        root_a,
+        root_b,
+        bridge_a: _bridge_a,
+        mut child,
+    } = two_hosts("kill-port", "svc");
     let server = PortServer::create("svc", &PortOptions::default().root(root_b.path())).unwrap();
     let (got_tx, got_rx) = mpsc::channel();
     let far = thread::spawn(move || {
