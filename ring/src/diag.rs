@@ -226,6 +226,15 @@ pub fn decode(b: &[u8]) -> Option<RingDiag> {
     }
 }
 
+/// Owner words as a comma-separated list of [`owner_text`]s, or "none".
+fn owners_text(words: &[u64]) -> String {
+    if words.is_empty() {
+        return "none".into();
+    }
+    let texts: Vec<String> = words.iter().map(|&w| owner_text(w)).collect();
+    texts.join(", ")
+}
+
 /// A packed owner word as "pid (live)" / "pid (dead)" / "-".
 pub fn owner_text(word: u64) -> String {
     if word == 0 {
@@ -359,15 +368,7 @@ impl RingDiag {
                 out.push(format!(
                     "counters: lost to dead consumers {lost_to_dead_consumers}, abandoned by dead producers {abandoned_by_dead_producers}, aborted by close {aborted_by_close}"
                 ));
-                let p: Vec<String> = participants.iter().map(|&w| owner_text(w)).collect();
-                out.push(format!(
-                    "endpoints: {}",
-                    if p.is_empty() {
-                        "none".into()
-                    } else {
-                        p.join(", ")
-                    }
-                ));
+                out.push(format!("endpoints: {}", owners_text(participants)));
             }
             RingDiag::Broadcast {
                 capacity,
@@ -387,15 +388,7 @@ impl RingDiag {
                 out.push(format!(
                     "readers attached: {readers}; sleeping: {readers_waiting}"
                 ));
-                let w: Vec<String> = writers.iter().map(|&w| owner_text(w)).collect();
-                out.push(format!(
-                    "writers: {}",
-                    if w.is_empty() {
-                        "none".into()
-                    } else {
-                        w.join(", ")
-                    }
-                ));
+                out.push(format!("writers: {}", owners_text(writers)));
                 out.push("overruns: counted per reader (not kept in shared memory)".to_string());
             }
             RingDiag::Corrupted(why) => out.push(format!("CORRUPTED: {why}")),
