@@ -3,6 +3,7 @@
 //! and its Notifier wake-ups, on a 2-slot ring in heap memory.
 
 use culvert_ring::mpmc::{Config, MessageReader, MessageRing, MessageWriter};
+use culvert_ring::Endpoint as _;
 use culvert_ring::{Deadline, Error, Region, WaitStrategy};
 use loom::thread;
 

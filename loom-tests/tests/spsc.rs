@@ -11,7 +11,7 @@
 use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
-use culvert_ring::{Deadline, Error, Region, WaitStrategy};
+use culvert_ring::{Deadline, Endpoint as _, Error, Region, WaitStrategy};
 
 fn message_region(capacity: usize, max: usize) -> Region {
     let config = Config::messages(capacity, max);

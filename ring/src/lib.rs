@@ -30,6 +30,7 @@
 
 pub mod broadcast;
 pub mod diag;
+mod endpoint;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -39,4 +40,5 @@ pub mod spsc;
 
 pub use culvert_section::Region;
 pub use culvert_sync::{Deadline, WaitStrategy};
+pub use endpoint::{Endpoint, WriteEndpoint};
 pub use error::{Error, Result};

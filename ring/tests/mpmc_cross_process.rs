@@ -11,6 +11,7 @@
 
 mod common;
 
+use culvert_ring::Endpoint as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -180,7 +181,7 @@ fn mpmc_three_producers_two_consumers() {
     let producers = spawn_each(&sup, test, "producer", MP_PRODUCERS, &sh.file.path);
     let consumers = spawn_each(&sup, test, "consumer", MP_CONSUMERS, &sh.file.path);
     producers.into_iter().for_each(|i| sup.wait_ok(i));
-    let closer = MessageReader::attach(&sh.ring).unwrap();
+    let mut closer = MessageReader::attach(&sh.ring).unwrap();
     closer.close();
     consumers.into_iter().for_each(|i| sup.wait_ok(i));
     let missing = (0..messages).filter(|&i| !sh.is_marked(i)).count();
@@ -358,7 +359,7 @@ fn kill_run(test: CrossTest, run: usize) -> (bool, u64) {
         .into_iter()
         .filter(|&i| i != victim_child)
         .for_each(|i| sup.wait_ok(i));
-    let parent = MessageReader::attach(&sh.ring).unwrap();
+    let mut parent = MessageReader::attach(&sh.ring).unwrap();
     parent.close();
     consumers
         .into_iter()

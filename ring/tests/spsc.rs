@@ -4,6 +4,7 @@
 use culvert_ring::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
+use culvert_ring::Endpoint as _;
 use culvert_ring::{Deadline, Error, Region};
 use culvert_testkit::pattern;
 use std::time::Duration;

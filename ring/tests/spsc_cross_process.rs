@@ -11,6 +11,7 @@
 
 mod common;
 
+use culvert_ring::Endpoint as _;
 use std::time::{Duration, Instant};
 
 use common::{encode, fold, verify, Shared};

@@ -17,6 +17,7 @@
 
 mod common;
 
+use culvert_ring::Endpoint as _;
 use std::time::{Duration, Instant};
 
 use common::{wait_flag, word_at, Shared};

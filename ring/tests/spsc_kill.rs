@@ -15,6 +15,7 @@
 
 mod common;
 
+use culvert_ring::Endpoint as _;
 use std::time::{Duration, Instant};
 
 use common::{encode, verify, wait_flag, Shared};

@@ -17,6 +17,7 @@ use super::{
     MailslotInfo, MailslotOptions,
 };
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 /// Joins the broadcast group `group` as a new reader, creating the group if nobody has
 /// joined yet (its ring is then sized by `opts`; later joiners' sizes are ignored —

@@ -9,6 +9,7 @@ use culvert_sync::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
 use super::layout::{MailslotView, MAILSLOT_KIND, MAILSLOT_OBJ, RING_OBJ};
 use super::{object, section_options, MailslotOptions};
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 /// A writer to a mailslot. Writes never block: a message is delivered whole or
 /// dropped — and then counted, and reported as [`Error::Full`].

@@ -29,6 +29,7 @@ mod connect;
 mod pending;
 mod replies;
 
+use culvert_ring::WriteEndpoint as _;
 use pending::CallState;
 pub use pending::PendingCall;
 

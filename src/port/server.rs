@@ -19,6 +19,7 @@ use super::payload::{Payload, View};
 use super::wire::{self, Body};
 use super::{alive, me, ConnectionId, MessageKind, PortConfig, PortOptions, CONNECT_PAYLOAD_MAX};
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 /// Most records one receive step takes (dropping those of gone connections and
 /// malformed ones) before it returns to its caller.
@@ -562,7 +563,7 @@ impl Shared {
             .config
             .state
             .store(PORT_CLOSED, Ordering::Release);
-        if let Ok(c) = mpmc::MessageReader::attach(&self.ring) {
+        if let Ok(mut c) = mpmc::MessageReader::attach(&self.ring) {
             c.close();
         }
         let conns: Vec<_> = self

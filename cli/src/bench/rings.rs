@@ -4,6 +4,7 @@
 //! Not in the default table (which measures the public pipes and ports); ask for it
 //! with `--transport culvert-ring` to see what the layers above the rings cost.
 
+use culvert_ring::Endpoint as _;
 use std::io::{self, Read, Write};
 
 use culvert::ring::{spsc, Deadline};

@@ -12,6 +12,7 @@ use culvert_section::Region;
 use crate::mpmc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
+use crate::Endpoint as _;
 use crate::{Deadline, Error};
 
 /// Runs the script in `data`; panics on any divergence from the model.

@@ -33,6 +33,7 @@ use culvert_sync::atomic::Ordering;
 
 use super::hostile::{encode, runtime_error, timed, Committed, Input, Shared, MSG_HEADER};
 use crate::mpmc::{Config, MessageReader, MessageRing, MessageWriter};
+use crate::Endpoint as _;
 use crate::{Deadline, Error};
 
 /// Offsets in the control block.
@@ -391,7 +392,7 @@ impl Run {
 
     fn close_or_reclaim(&mut self, input: &mut Input<'_>) -> Option<()> {
         let arg = input.byte()?;
-        let Some(c) = self.consumers.first() else {
+        let Some(c) = self.consumers.first_mut() else {
             return Some(());
         };
         if arg % 8 == 0 {

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use crate::spsc::{
     ByteReader, ByteRing, ByteWriter, Config, MessageReader, MessageRing, MessageWriter,
 };
+use crate::Endpoint as _;
 use crate::{Error, Region};
 
 /// Reads bytes from the fuzz input; zeros once it runs out.

@@ -38,6 +38,7 @@ use crate::spsc::{Config, MessageReader, MessageRing, MessageWriter};
 use crate::{Deadline, Error};
 
 mod bytes;
+use crate::Endpoint as _;
 use bytes::Bytes;
 
 /// Offsets in the control block.

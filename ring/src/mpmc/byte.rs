@@ -54,16 +54,9 @@ pub struct ByteWriter {
 }
 
 endpoint_methods!(ByteWriter, "writer", KIND_MPMC_BYTE);
+endpoint_methods!(@writer ByteWriter);
 
 impl ByteWriter {
-    /// The notifier a writer waiting for room sleeps on: notified when the reader
-    /// frees room or the ring closes. For waiting on it from elsewhere (an async
-    /// reactor); it lives in the ring's region, at a fixed address while this
-    /// endpoint lives.
-    pub fn writable_notifier(&self) -> &culvert_sync::Notifier {
-        self.core.not_full()
-    }
-
     /// Attaches a writer to the byte ring in `region`.
     ///
     /// # Errors

@@ -7,8 +7,9 @@
 ///
 /// * `endpoint_methods!(Type, "who", KIND)`: for a type holding nothing but its core:
 ///   `Debug`, `try_clone` (a new attachment of `KIND`), and the forwarders below.
-/// * `endpoint_methods!(@forward Type)`: `set_wait_strategy`, `close`, `is_closed`,
-///   `reclaim_dead`, `stats` and `region`.
+/// * `endpoint_methods!(@forward Type)`: the [`Endpoint`](crate::Endpoint) impl,
+///   `reclaim_dead` and `stats`.
+/// * `endpoint_methods!(@writer Type)`: the [`WriteEndpoint`](crate::WriteEndpoint) impl.
 macro_rules! endpoint_methods {
     ($ty:ident, $who:literal, $kind:expr) => {
         impl std::fmt::Debug for $ty {
@@ -32,24 +33,33 @@ macro_rules! endpoint_methods {
 
         endpoint_methods!(@forward $ty);
     };
+    (@writer $ty:ident) => {
+        impl $crate::WriteEndpoint for $ty {
+            fn writable_notifier(&self) -> &culvert_sync::Notifier {
+                self.core.not_full()
+            }
+        }
+    };
     (@forward $ty:ident) => {
-        impl $ty {
-            /// How blocking calls wait (default `Adaptive`).
-            pub fn set_wait_strategy(&mut self, strategy: culvert_sync::WaitStrategy) {
+        impl $crate::Endpoint for $ty {
+            fn set_wait_strategy(&mut self, strategy: culvert_sync::WaitStrategy) {
                 self.core.set_wait_strategy(strategy);
             }
 
-            /// Closes the ring for every endpoint (consumers still drain what was
-            /// committed).
-            pub fn close(&self) {
+            fn close(&mut self) {
                 self.core.close();
             }
 
-            /// Whether the ring was closed.
-            pub fn is_closed(&self) -> bool {
+            fn is_closed(&self) -> bool {
                 self.core.is_closed()
             }
 
+            fn region(&self) -> &culvert_section::Region {
+                self.core.region()
+            }
+        }
+
+        impl $ty {
             /// Frees now every slot held by a dead process (waiters do this lazily);
             /// returns how many were freed. Counted in [`Stats`]($crate::mpmc::Stats) like the
             /// lazy path.
@@ -63,11 +73,6 @@ macro_rules! endpoint_methods {
             /// The ring's shared counters.
             pub fn stats(&self) -> $crate::mpmc::Stats {
                 self.core.stats()
-            }
-
-            /// The region the ring lives in.
-            pub fn region(&self) -> &culvert_section::Region {
-                self.core.region()
             }
         }
     };

@@ -63,16 +63,9 @@ pub struct MessageWriter {
 }
 
 endpoint_methods!(MessageWriter, "producer", KIND_MPMC_MESSAGE);
+endpoint_methods!(@writer MessageWriter);
 
 impl MessageWriter {
-    /// The notifier a writer waiting for room sleeps on: notified when the reader
-    /// frees room or the ring closes. For waiting on it from elsewhere (an async
-    /// reactor); it lives in the ring's region, at a fixed address while this
-    /// endpoint lives.
-    pub fn writable_notifier(&self) -> &culvert_sync::Notifier {
-        self.core.not_full()
-    }
-
     /// Attaches a producer to the message ring in `region`. `Busy` when the participant
     /// table is full of live endpoints; `Corrupted`/`InvalidConfig` when the region
     /// holds no valid ring.

@@ -1,5 +1,6 @@
 //! Heap-backed unit tests of the MPMC rings.
 
+use crate::Endpoint as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,7 +155,7 @@ fn close_wakes_blocked_consumers_and_producers() {
     p.set_wait_strategy(WaitStrategy::Blocking);
     let t = std::thread::spawn(move || p.write(b"c", secs(20)));
     std::thread::sleep(Duration::from_millis(30));
-    let closer = MessageReader::attach(&r).unwrap();
+    let mut closer = MessageReader::attach(&r).unwrap();
     closer.close();
     assert_eq!(t.join().unwrap(), Err(Error::Closed));
     let mut buf = [0u8; 8];

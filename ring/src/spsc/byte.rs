@@ -2,7 +2,7 @@
 //! only the byte order is kept (like an OS pipe in byte mode).
 
 use culvert_section::Region;
-use culvert_sync::{Deadline, WaitStrategy};
+use culvert_sync::Deadline;
 
 use super::control::{Config, KIND_BYTE};
 use super::core;
@@ -43,24 +43,11 @@ pub struct ByteWriter {
 }
 
 impl ByteWriter {
-    /// The notifier a writer waiting for room sleeps on: notified when the reader
-    /// frees room or the ring closes. For waiting on it from elsewhere (an async
-    /// reactor); it lives in the ring's region, at a fixed address while this
-    /// endpoint lives.
-    pub fn writable_notifier(&self) -> &culvert_sync::Notifier {
-        self.end.writable_notifier()
-    }
-
     /// Attaches the writer to the byte ring in `region`. `Busy` while another live
     /// writer holds it; `Closed` if the ring's writer side was already closed.
     pub fn attach(region: &Region) -> Result<Self> {
         let end = WriterEnd::attach(region, KIND_BYTE, false, "byte ring positions at attach")?;
         Ok(Self { end })
-    }
-
-    /// How blocking calls wait.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.end.strategy = strategy;
     }
 
     /// The ring's capacity in bytes.
@@ -130,28 +117,6 @@ impl ByteWriter {
             writer: self,
         })
     }
-
-    /// Closes the writing side: the reader drains what was committed, then gets
-    /// `Closed`. Idempotent; dropping the writer closes it too.
-    pub fn close(&mut self) {
-        self.end.close();
-    }
-
-    /// Whether the reader closed its side.
-    pub fn is_closed(&self) -> bool {
-        self.end.reader_closed()
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.end.core.region()
-    }
-}
-
-impl Drop for ByteWriter {
-    fn drop(&mut self) {
-        self.close();
-    }
 }
 
 /// Contiguous free bytes of a [`ByteWriter`], owned by the writer until committed.
@@ -205,11 +170,6 @@ impl ByteReader {
     pub fn attach(region: &Region) -> Result<Self> {
         let end = ReaderEnd::attach(region, KIND_BYTE, false, "byte ring positions at attach")?;
         Ok(Self { end })
-    }
-
-    /// How blocking calls wait.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.end.strategy = strategy;
     }
 
     /// The ring's capacity in bytes.
@@ -294,23 +254,6 @@ impl ByteReader {
             len: contiguous as usize,
             reader: self,
         })
-    }
-
-    /// Closes the reading side: the writer gets `Closed`. Idempotent; dropping the
-    /// reader closes it too.
-    pub fn close(&mut self) {
-        self.end.close();
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.end.core.region()
-    }
-}
-
-impl Drop for ByteReader {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 

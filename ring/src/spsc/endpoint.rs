@@ -346,6 +346,12 @@ impl ReaderEnd {
         }
     }
 
+    /// Whether the writer closed its side.
+    #[inline]
+    pub(crate) fn writer_closed(&self) -> bool {
+        self.core.ctl().state.writer_closed.load(Ordering::Acquire) != 0
+    }
+
     /// Closes the reading side (idempotent).
     pub(crate) fn close(&mut self) {
         self.flush();
@@ -468,8 +474,9 @@ pub(crate) trait Endpoint {
 }
 
 /// Writes, for a framing's writer and reader types (each with an `end` field of
-/// [`WriterEnd`] / [`ReaderEnd`]), their [`Endpoint`] impls and the reader's
-/// [`Waitable`](culvert_sync::Waitable) impl.
+/// [`WriterEnd`] / [`ReaderEnd`]), their [`Endpoint`] impls (this module's and the
+/// crate's public [`crate::Endpoint`]), the writer's [`crate::WriteEndpoint`] impl,
+/// `Drop` (closing the side) and the reader's [`Waitable`](culvert_sync::Waitable) impl.
 macro_rules! endpoint_impls {
     (@endpoint $ty:ty, $side:ident) => {
         impl $crate::spsc::endpoint::Endpoint for $ty {
@@ -485,9 +492,39 @@ macro_rules! endpoint_impls {
             }
         }
     };
+    (@public $ty:ty, $peer_closed:ident) => {
+        impl $crate::Endpoint for $ty {
+            fn set_wait_strategy(&mut self, strategy: culvert_sync::WaitStrategy) {
+                self.end.strategy = strategy;
+            }
+            fn close(&mut self) {
+                self.end.close();
+            }
+            fn is_closed(&self) -> bool {
+                self.end.$peer_closed()
+            }
+            fn region(&self) -> &culvert_section::Region {
+                self.end.core.region()
+            }
+        }
+
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                self.end.close();
+            }
+        }
+    };
     ($writer:ty, $reader:ty) => {
         $crate::spsc::endpoint::endpoint_impls!(@endpoint $writer, Writer);
         $crate::spsc::endpoint::endpoint_impls!(@endpoint $reader, Reader);
+        $crate::spsc::endpoint::endpoint_impls!(@public $writer, reader_closed);
+        $crate::spsc::endpoint::endpoint_impls!(@public $reader, writer_closed);
+
+        impl $crate::WriteEndpoint for $writer {
+            fn writable_notifier(&self) -> &culvert_sync::Notifier {
+                self.end.writable_notifier()
+            }
+        }
 
         // SAFETY: the notifier lives in the ring's region, which the endpoint keeps
         // mapped at a fixed address, not in the endpoint value.

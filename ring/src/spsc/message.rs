@@ -8,7 +8,7 @@
 //! worth of space per lap, and is why `max_message <= capacity - 8`.
 
 use culvert_section::Region;
-use culvert_sync::{Deadline, WaitStrategy};
+use culvert_sync::Deadline;
 
 use super::control::{Config, KIND_MESSAGE};
 use super::core::{self, RECORD_HEADER};
@@ -75,14 +75,6 @@ pub struct MessageWriter {
 }
 
 impl MessageWriter {
-    /// The notifier a writer waiting for room sleeps on: notified when the reader
-    /// frees room or the ring closes. For waiting on it from elsewhere (an async
-    /// reactor); it lives in the ring's region, at a fixed address while this
-    /// endpoint lives.
-    pub fn writable_notifier(&self) -> &culvert_sync::Notifier {
-        self.end.writable_notifier()
-    }
-
     /// Attaches the writer to the message ring in `region`. `Busy` while another live
     /// writer holds it; `Closed` if the writer side was already closed.
     pub fn attach(region: &Region) -> Result<Self> {
@@ -93,11 +85,6 @@ impl MessageWriter {
             });
         }
         Ok(Self { end })
-    }
-
-    /// How blocking calls wait.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.end.strategy = strategy;
     }
 
     /// Largest message this ring carries.
@@ -214,17 +201,6 @@ impl MessageWriter {
         endpoint::wait(self, deadline, |w| w.try_write(msg))
     }
 
-    /// Closes the writing side: the reader drains, then gets `Closed`. Idempotent;
-    /// dropping the writer closes it too.
-    pub fn close(&mut self) {
-        self.end.close();
-    }
-
-    /// Whether the reader closed its side.
-    pub fn is_closed(&self) -> bool {
-        self.end.reader_closed()
-    }
-
     /// For a relay writing on behalf of a process elsewhere: puts `stand_in` — an
     /// identity no live process has — in this writer's owner word, in place of this
     /// process's, so that the reader, once it read everything committed, reports the
@@ -233,17 +209,6 @@ impl MessageWriter {
     /// holds `stand_in` (`false`: a peer scribbled it).
     pub fn hand_owner_to(&self, stand_in: u64) -> bool {
         self.end.hand_owner_to(stand_in)
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.end.core.region()
-    }
-}
-
-impl Drop for MessageWriter {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 
@@ -341,11 +306,6 @@ impl MessageReader {
             parsed: None,
             batch,
         })
-    }
-
-    /// How blocking calls wait.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.end.strategy = strategy;
     }
 
     /// Largest message this ring carries.
@@ -482,23 +442,6 @@ impl MessageReader {
     #[inline]
     pub fn flush(&mut self) {
         self.end.flush();
-    }
-
-    /// Closes the reading side: the writer gets `Closed`. Idempotent; dropping the
-    /// reader closes it too.
-    pub fn close(&mut self) {
-        self.end.close();
-    }
-
-    /// The region the ring lives in.
-    pub fn region(&self) -> &Region {
-        self.end.core.region()
-    }
-}
-
-impl Drop for MessageReader {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 

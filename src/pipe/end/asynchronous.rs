@@ -13,6 +13,7 @@ use super::super::options::MessageRead;
 use super::{PipeEnd, Tx};
 use crate::asyncio::until_ready;
 use crate::Result;
+use culvert_ring::WriteEndpoint as _;
 
 impl PipeEnd {
     /// The notifier of the ring this end writes (room freed, or the ring closed).

@@ -23,6 +23,7 @@ use super::fragments::MsgCursor;
 use super::shared_io::SharedState;
 use super::{PipeEnd, Rx, Tx};
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 impl PipeEnd {
     /// Attaches end `side` of the instance in `section`.

@@ -50,6 +50,7 @@ use super::options::{PipeMode, ReadMode};
 use super::shared;
 use crate::{Error, Result};
 pub use batch::MessageGrant;
+use culvert_ring::Endpoint as _;
 use fragments::MsgCursor;
 use shared_io::SharedState;
 pub use split::{PipeReader, PipeWriter};

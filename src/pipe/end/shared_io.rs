@@ -14,6 +14,7 @@ use super::super::options::{MessageRead, Peek, PipeMode};
 use super::super::shared::HolderView;
 use super::{PipeEnd, Rx, Tx};
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 /// Shared mode: this holder's word, and the message taken out of the ring whose end
 /// it has not read yet.
@@ -106,12 +107,12 @@ impl PipeEnd {
     /// holder of ours) and frees the slots of dead holders, so what was committed
     /// drains.
     pub(super) fn close_shared_rings(&mut self) {
-        match &self.tx {
+        match &mut self.tx {
             Tx::SharedBytes(w) => w.close(),
             Tx::SharedMessages(w) => w.close(),
             _ => {}
         }
-        match &self.rx {
+        match &mut self.rx {
             Rx::SharedBytes(r) => {
                 r.close();
                 reclaimed(r.reclaim_dead());

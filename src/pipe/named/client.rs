@@ -26,6 +26,7 @@ use super::layout::{
 };
 use super::link::ServerLink;
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 /// The error a client reports for a refusal read from its cell (untrusted values).
 fn refusal_error(cause: u64, detail: u64, pipe: &str, root: std::path::PathBuf) -> Error {

@@ -28,6 +28,7 @@ use super::layout::{
     REQUEST_LEN, SERVER_FLAG_SHARED, SERVER_MAGIC,
 };
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 mod accept;
 #[cfg(all(test, not(loom)))]

@@ -10,6 +10,7 @@ use culvert_sync::atomic::Ordering;
 use super::{check_error, scribble, Taint, HEAD, TAIL};
 use crate::fuzzing::hostile::{timed, Input, Shared};
 use crate::spsc::{ByteReader, ByteRing, ByteWriter, Config};
+use crate::Endpoint as _;
 use crate::{Deadline, Error};
 
 /// The byte ring, its endpoints and the clean-phase model.
