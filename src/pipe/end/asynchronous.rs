@@ -10,21 +10,14 @@
 use culvert_sync::{Notifier, Waitable};
 
 use super::super::options::MessageRead;
-use super::{PipeEnd, Tx};
+use super::PipeEnd;
 use crate::asyncio::until_ready;
 use crate::Result;
-use culvert_ring::WriteEndpoint as _;
 
 impl PipeEnd {
     /// The notifier of the ring this end writes (room freed, or the ring closed).
     pub(crate) fn writable_notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
-        match &self.tx {
-            Tx::Bytes(w) => f(w.writable_notifier()),
-            Tx::Messages(w) => f(w.writable_notifier()),
-            Tx::SharedBytes(w) => f(w.writable_notifier()),
-            Tx::SharedMessages(w) => f(w.writable_notifier()),
-            Tx::Detached => {}
-        }
+        self.io.as_dyn_ref().rings().writable_notifiers(f);
     }
 
     /// [`read_message`](Self::read_message) as a future: waits without blocking the

@@ -19,9 +19,11 @@ use super::super::layout::{
 use super::super::named::ServerLink;
 use super::super::options::{PipeMode, ReadMode};
 use super::super::shared::{self, HolderView};
-use super::fragments::MsgCursor;
-use super::shared_io::SharedState;
-use super::{PipeEnd, Rx, Tx};
+use super::fragments::{Framed, MsgCursor};
+use super::rings::{Duplex, Io};
+use super::shared_io::{Holder, SharedState};
+use super::wait::PeerCheck;
+use super::{Base, PipeEnd};
 use crate::{Error, Result};
 use culvert_ring::Endpoint as _;
 
@@ -74,13 +76,13 @@ impl PipeEnd {
         };
         let tx_region = section.object(side.tx_ring()).map_err(|e| fail(e.into()))?;
         let rx_region = section.object(side.rx_ring()).map_err(|e| fail(e.into()))?;
-        let (tx, rx, frag_payload, record) = match config.mode {
+        let io = match config.mode {
             PipeMode::Byte => {
                 let mut w = spsc::ByteWriter::attach(&tx_region).map_err(|e| fail(e.into()))?;
                 let mut r = spsc::ByteReader::attach(&rx_region).map_err(|e| fail(e.into()))?;
                 w.set_wait_strategy(strategy);
                 r.set_wait_strategy(strategy);
-                (Tx::Bytes(w), Rx::Bytes(r), 0, 0)
+                Io::Bytes(Duplex::new(w, r))
             }
             PipeMode::Message => {
                 let mut w = spsc::MessageWriter::attach(&tx_region).map_err(|e| fail(e.into()))?;
@@ -93,19 +95,18 @@ impl PipeEnd {
                         what: "pipe ring too small for a fragment".into(),
                     }));
                 }
-                (
-                    Tx::Messages(w),
-                    Rx::Messages(r),
-                    record - FRAG_HEADER,
-                    record,
-                )
+                Io::Messages(Framed {
+                    rings: Duplex::new(w, r),
+                    cursor: MsgCursor::default(),
+                    scratch: Vec::with_capacity(record),
+                    frag_payload: record - FRAG_HEADER,
+                    max_message: config.max_message,
+                })
             }
         };
-        let mut end = PipeEnd::with_rings(section, state, side, &config, tx, rx, strategy);
-        end.scratch = Vec::with_capacity(record);
-        end.frag_payload = frag_payload;
-        end.link = link;
-        Ok(end)
+        let mut base = Base::new(section, state, side, &config, strategy, PeerCheck::Process);
+        base.link = link;
+        Ok(PipeEnd { base, io })
     }
 
     /// Shared mode: claims a holder word, marks the end attached, attaches an MPMC
@@ -132,13 +133,17 @@ impl PipeEnd {
         };
         let tx_region = section.object(side.tx_ring()).map_err(|e| fail(e.into()))?;
         let rx_region = section.object(side.rx_ring()).map_err(|e| fail(e.into()))?;
-        let (tx, rx, rest_len) = match config.mode {
+        let holder = |rest_len| SharedState::new(holders.clone(), index, my_id, rest_len);
+        let io = match config.mode {
             PipeMode::Byte => {
                 let mut w = mpmc::ByteWriter::attach(&tx_region).map_err(|e| fail(e.into()))?;
                 let mut r = mpmc::ByteReader::attach(&rx_region).map_err(|e| fail(e.into()))?;
                 w.set_wait_strategy(strategy);
                 r.set_wait_strategy(strategy);
-                (Tx::SharedBytes(w), Rx::SharedBytes(r), 0)
+                Io::SharedBytes(Holder {
+                    rings: Duplex::new(w, r),
+                    state: holder(0),
+                })
             }
             PipeMode::Message => {
                 let mut w = mpmc::MessageWriter::attach(&tx_region).map_err(|e| fail(e.into()))?;
@@ -151,36 +156,36 @@ impl PipeEnd {
                         what: "shared pipe ring slots smaller than max_message".into(),
                     }));
                 }
-                (
-                    Tx::SharedMessages(w),
-                    Rx::SharedMessages(r),
-                    config.max_message,
-                )
+                Io::SharedMessages(Holder {
+                    rings: Duplex::new(w, r),
+                    state: holder(config.max_message),
+                })
             }
         };
         let link = link.map(|mut l| {
             l.set_shared_views(state.clone(), holders.clone());
             l
         });
-        let mut end = PipeEnd::with_rings(section, state, side, &config, tx, rx, strategy);
-        end.link = link;
-        end.shared = Some(SharedState::new(holders, index, my_id, rest_len));
-        Ok(end)
+        let peer_check = PeerCheck::Holders(holders);
+        let mut base = Base::new(section, state, side, &config, strategy, peer_check);
+        base.link = link;
+        Ok(PipeEnd { base, io })
     }
+}
 
-    /// An end over attached rings, with every setting at its default: read mode as
-    /// the pipe's mode, blocking, no timeouts, no link, not split, not shared, no
-    /// fragment payload and no scratch buffer. The callers set what differs.
-    pub(super) fn with_rings(
+impl Base {
+    /// The base of an end just attached, every setting at its default: read mode as
+    /// the pipe's mode, blocking, no timeouts, no link, not split. The callers set what
+    /// differs.
+    pub(super) fn new(
         section: Section,
         state: StateView,
         side: Side,
         config: &InstanceConfig,
-        tx: Tx,
-        rx: Rx,
         strategy: WaitStrategy,
-    ) -> PipeEnd {
-        PipeEnd {
+        peer_check: PeerCheck,
+    ) -> Base {
+        Base {
             section,
             state,
             side,
@@ -190,12 +195,7 @@ impl PipeEnd {
                 PipeMode::Message => ReadMode::Message,
             },
             max_message: config.max_message,
-            tx,
-            rx,
-            cursor: MsgCursor::default(),
-            scratch: Vec::new(),
             partial: Vec::new(),
-            frag_payload: 0,
             nonblocking: false,
             read_timeout: None,
             write_timeout: None,
@@ -204,10 +204,10 @@ impl PipeEnd {
             write_shut: false,
             poisoned: false,
             clock: RecheckClock::new(),
+            peer_check,
             peer_lost: None,
             link: None,
             split_guard: None,
-            shared: None,
             reserved: std::sync::Mutex::new(Vec::new()),
         }
     }

@@ -19,9 +19,8 @@
 //! of one fragment in the ring, filled in place and committed.
 
 use super::super::layout::FRAG_HEADER;
-use super::super::options::PipeMode;
 use super::fragments::{fill_whole, header, whole_message};
-use super::{PipeEnd, Rx, Tx};
+use super::{Io, PipeEnd};
 use crate::{Error, Result};
 
 /// Room for one message in a message pipe's ring, filled in place (see
@@ -93,7 +92,7 @@ impl PipeEnd {
     /// `InvalidArgument` on a byte or shared pipe; `MessageTooLarge` above one
     /// fragment; otherwise as [`write_message`](Self::write_message).
     pub fn reserve_message(&mut self, len: usize) -> Result<MessageGrant<'_>> {
-        if self.mode != PipeMode::Message || !matches!(self.tx, Tx::Messages(_)) {
+        if !matches!(self.io, Io::Messages(_)) {
             return Err(Error::InvalidArgument {
                 what: "reserve_message needs a plain (not shared) message pipe".into(),
             });
@@ -104,22 +103,30 @@ impl PipeEnd {
                 max: self.max_reserve(),
             });
         }
-        self.check_usable()?;
-        if self.write_shut {
+        self.base.check_usable()?;
+        if self.base.write_shut {
             return Err(Error::Closed);
         }
-        self.check_peer_for_write()?;
-        let deadline = self.write_deadline();
-        // Wait for room with a probe reservation, then take the grant for real (the
-        // ring's grant borrows the writer, which the wait loop needs too).
-        self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
-            (Tx::Messages(w), None) => w.reserve(FRAG_HEADER + len).map(drop),
-            (Tx::Messages(w), Some(d)) => w.wait_for_room(FRAG_HEADER + len, d),
-            _ => Err(culvert_ring::Error::Closed),
-        })?;
-        let Tx::Messages(w) = &mut self.tx else {
+        let r = self.base.check_peer_for_write();
+        self.settle(r)?;
+        let deadline = self.base.write_deadline();
+        let Io::Messages(f) = &mut self.io else {
+            return Err(Error::InvalidArgument {
+                what: "reserve_message needs a plain (not shared) message pipe".into(),
+            });
+        };
+        let Some(w) = &mut f.rings.tx else {
             return Err(Error::Closed);
         };
+        // Wait for room with a probe reservation, then take the grant for real (the
+        // ring's grant borrows the writer, which the wait loop needs too).
+        let r = self.base.ring_op(deadline, |wait| match wait {
+            None => w.reserve(FRAG_HEADER + len).map(drop),
+            Some(d) => w.wait_for_room(FRAG_HEADER + len, d),
+        });
+        if let Err(e) = r {
+            return Err(self.base.poison_on(e));
+        }
         // Room was just there and only the reader frees or takes it; a ring that
         // breaks here poisons its writer, so later calls report it too.
         let grant = w.reserve(FRAG_HEADER + len).map_err(Error::from)?;
@@ -129,10 +136,9 @@ impl PipeEnd {
     /// The longest message [`reserve_message`](Self::reserve_message) takes (one
     /// fragment); 0 on byte and shared pipes.
     pub fn max_reserve(&self) -> usize {
-        if self.mode == PipeMode::Message && matches!(self.tx, Tx::Messages(_)) {
-            self.frag_payload.min(self.max_message)
-        } else {
-            0
+        match &self.io {
+            Io::Messages(f) => f.frag_payload.min(f.max_message),
+            _ => 0,
         }
     }
 
@@ -165,7 +171,11 @@ impl PipeEnd {
     pub fn write_messages(&mut self, msgs: &[&[u8]]) -> Result<usize> {
         let mut written = 0;
         let r = self.write_batch(msgs, &mut written);
-        if let Tx::Messages(w) = &mut self.tx {
+        if let Io::Messages(super::fragments::Framed {
+            rings: super::rings::Duplex { tx: Some(w), .. },
+            ..
+        }) = &mut self.io
+        {
             w.flush();
         }
         match r {
@@ -175,20 +185,21 @@ impl PipeEnd {
     }
 
     fn write_batch(&mut self, msgs: &[&[u8]], written: &mut usize) -> Result<()> {
-        if self.mode != PipeMode::Message || !matches!(self.tx, Tx::Messages(_)) {
+        if !matches!(self.io, Io::Messages(_)) {
             for m in msgs {
                 self.write_message(m)?;
                 *written += 1;
             }
             return Ok(());
         }
-        self.check_usable()?;
-        if self.write_shut {
+        self.base.check_usable()?;
+        if self.base.write_shut {
             return Err(Error::Closed);
         }
-        self.check_peer_for_write()?;
+        let r = self.base.check_peer_for_write();
+        self.settle(r)?;
         for m in msgs {
-            if m.len() <= self.frag_payload && self.stage(m)? {
+            if self.stage(m)? {
                 *written += 1;
                 continue;
             }
@@ -201,19 +212,26 @@ impl PipeEnd {
         Ok(())
     }
 
-    /// Commits `m` as one record without publishing it; `false` if the ring has no
-    /// room for it now (the batch so far is then published).
+    /// Commits `m` as one record without publishing it; `false` if it takes several
+    /// fragments or the ring has no room for it now (the batch so far is then
+    /// published).
     fn stage(&mut self, m: &[u8]) -> Result<bool> {
-        let Tx::Messages(w) = &mut self.tx else {
+        let Io::Messages(f) = &mut self.io else {
             return Ok(false);
         };
+        let Some(w) = &mut f.rings.tx else {
+            return Ok(false);
+        };
+        if m.len() > f.frag_payload {
+            return Ok(false);
+        }
         match w.reserve(FRAG_HEADER + m.len()) {
             Ok(grant) => {
                 fill_whole(grant, m).commit_deferred();
                 Ok(true)
             }
             Err(culvert_ring::Error::WouldBlock) => Ok(false),
-            Err(e) => Err(self.poison_on(e.into())),
+            Err(e) => Err(self.base.poison_on(e.into())),
         }
     }
 
@@ -234,7 +252,11 @@ impl PipeEnd {
     pub fn read_messages(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
         let mut taken = 0;
         let r = self.read_batch(max, &mut f, &mut taken);
-        if let Rx::Messages(r) = &mut self.rx {
+        if let Io::Messages(super::fragments::Framed {
+            rings: super::rings::Duplex { rx: Some(r), .. },
+            ..
+        }) = &mut self.io
+        {
             r.flush();
         }
         match r {
@@ -250,7 +272,7 @@ impl PipeEnd {
         taken: &mut usize,
     ) -> Result<()> {
         while *taken < max {
-            let at_boundary = self.partial.is_empty() && !self.cursor.in_message;
+            let at_boundary = self.base.partial.is_empty() && !self.io.as_dyn_ref().in_message();
             if at_boundary && self.take_in_place(f)? {
                 *taken += 1;
                 continue;
@@ -259,10 +281,12 @@ impl PipeEnd {
                 // Only the first message may wait or need assembling.
                 break;
             }
-            if at_boundary && matches!(self.rx, Rx::Messages(_)) {
+            if let (true, Io::Messages(framed)) = (at_boundary, &mut self.io) {
                 // Wait for the first message where it will lie, and take it in place
                 // if it is whole: no buffer to assemble it in.
-                self.head_fragment(Some(self.read_deadline()))?;
+                let deadline = self.base.read_deadline();
+                let r = framed.head_fragment(&mut self.base, Some(deadline));
+                self.settle(r)?;
                 if self.take_in_place(f)? {
                     *taken += 1;
                     continue;
@@ -280,7 +304,10 @@ impl PipeEnd {
     /// now or it is anything else (left for [`read_whole`](Self::read_whole), which
     /// validates it).
     fn take_in_place(&mut self, f: &mut impl FnMut(&[u8])) -> Result<bool> {
-        let Rx::Messages(r) = &mut self.rx else {
+        let Io::Messages(framed) = &mut self.io else {
+            return Ok(false);
+        };
+        let Some(r) = &mut framed.rings.rx else {
             return Ok(false);
         };
         let grant = match r.read_grant() {
@@ -290,9 +317,9 @@ impl PipeEnd {
                 | culvert_ring::Error::Closed
                 | culvert_ring::Error::PeerDied,
             ) => return Ok(false),
-            Err(e) => return Err(self.poison_on(e.into())),
+            Err(e) => return Err(self.base.poison_on(e.into())),
         };
-        let Some(payload) = whole_message(grant.as_slice(), self.max_message) else {
+        let Some(payload) = whole_message(grant.as_slice(), self.base.max_message) else {
             return Ok(false);
         };
         f(payload);
@@ -303,8 +330,8 @@ impl PipeEnd {
     /// Reads one whole message (waiting per the end's settings), continuing one a
     /// previous call began.
     fn read_whole(&mut self) -> Result<Vec<u8>> {
-        let mut out = std::mem::take(&mut self.partial);
-        let chunk = self.frag_payload.max(4096);
+        let mut out = std::mem::take(&mut self.base.partial);
+        let chunk = self.max_reserve().max(4096);
         loop {
             let start = out.len();
             out.resize(start + chunk, 0);
@@ -318,7 +345,7 @@ impl PipeEnd {
                 Err(e) => {
                     out.truncate(start);
                     if matches!(e, Error::WouldBlock | Error::Timeout) {
-                        self.partial = out;
+                        self.base.partial = out;
                     }
                     return Err(e);
                 }

@@ -6,8 +6,7 @@
 use culvert_sync::atomic::Ordering;
 
 use super::super::layout::END_GONE;
-use super::super::shared;
-use super::PipeEnd;
+use super::{Base, PipeEnd};
 use crate::Result;
 
 impl PipeEnd {
@@ -40,10 +39,10 @@ impl PipeEnd {
     /// # Errors
     /// `Closed` after [`disconnect`](Self::disconnect); `Corrupted` on a poisoned end.
     pub fn shutdown_write(&mut self) -> Result<()> {
-        self.check_usable()?;
-        if !self.write_shut {
-            self.write_shut = true;
-            self.tx.close();
+        self.base.check_usable()?;
+        if !self.base.write_shut {
+            self.base.write_shut = true;
+            self.io.as_dyn().rings_mut().close_write();
         }
         Ok(())
     }
@@ -54,29 +53,24 @@ impl PipeEnd {
     /// Shared pipes: detaches this holder only; the directions close when it was the
     /// last holder of its end.
     pub fn disconnect(&mut self) {
-        if self.disconnected {
+        if self.base.disconnected {
             return;
         }
-        self.disconnected = true;
+        self.base.disconnected = true;
         self.close_rings();
     }
 
     fn close_rings(&mut self) {
-        if let Some(sh) = &self.shared {
-            // One holder leaving: the rings close only when it was the last one.
-            if shared::detach_holder(&self.state, &sh.holders, self.side, sh.index, sh.word) {
-                self.close_shared_rings();
-            }
-            // Named pipes: frees the server's slot if both ends are gone now.
-            if let Some(link) = self.link.take() {
-                link.release();
-            }
-            return;
-        }
-        self.tx.close();
-        self.rx.close();
+        self.io.as_dyn().leave(&mut self.base);
+    }
+}
+
+impl Base {
+    /// An exclusive end leaves, its rings closed: a half of a split end drops its
+    /// share of the guard (the last half closes the end); a whole end is marked gone
+    /// and frees a named pipe's instance slot.
+    pub(super) fn leave_exclusive(&mut self) {
         if let Some(guard) = self.split_guard.take() {
-            // A half: the last one to go closes the end.
             drop(guard);
             return;
         }
@@ -84,6 +78,12 @@ impl PipeEnd {
             .end(self.side)
             .status
             .store(END_GONE, Ordering::Release);
+        self.release_link();
+    }
+
+    /// Named pipes: gives up this end's hold on the server's instance slot (freed
+    /// once both ends let go).
+    pub(super) fn release_link(&mut self) {
         if let Some(link) = self.link.take() {
             link.release();
         }

@@ -9,7 +9,7 @@
 //! message of several fragments is written only whole: `WouldBlock` while the ring has
 //! less free room than all its fragments take plus one fragment of slack for the
 //! padding at the end of a lap (nothing is written then); a message too long to ever fit that
-//! way ([`PipeEnd::max_nonblocking_message`]) fails with `MessageTooLarge`. So a
+//! way ([`Framed::max_nonblocking_message`]) fails with `MessageTooLarge`. So a
 //! non-blocking write never waits and the reader never sees part of a message the
 //! writer gave up on.
 //!
@@ -18,12 +18,28 @@
 //! ring until all of it was handed out. Every header is checked against the cursor; a
 //! fragment out of sequence is `Corrupted` and poisons the end.
 
+use culvert_ring::spsc;
 use culvert_sync::Deadline;
 
 use super::super::layout::{FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
-use super::super::options::MessageRead;
-use super::{PipeEnd, Rx, Tx};
+
+use super::super::options::{MessageRead, Peek};
+use super::rings::{Duplex, EndIo, Io, Rings};
+use super::Base;
 use crate::{Error, Result};
+
+/// The exclusive message end: its rings and the reader's place in a message.
+pub(super) struct Framed {
+    pub rings: Duplex<spsc::MessageWriter, spsc::MessageReader>,
+    pub cursor: MsgCursor,
+    /// Fragment assembly buffer for writes that cannot be reserved in place; sized
+    /// once, to one ring record (empty in a read half).
+    pub scratch: Vec<u8>,
+    /// Largest fragment payload this end writes: the ring's record less the header.
+    pub frag_payload: usize,
+    /// The pipe's `max_message`: no message, and no fragment header's total, exceeds it.
+    pub max_message: usize,
+}
 
 /// Where the reader is inside a message.
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,7 +118,7 @@ pub(super) fn fill_whole<'a>(
     }
 }
 
-impl PipeEnd {
+impl Framed {
     /// Ring bytes taken by one full fragment.
     fn full_fragment_record(&self) -> usize {
         culvert_ring::spsc::MessageWriter::record_len(FRAG_HEADER + self.frag_payload)
@@ -111,8 +127,8 @@ impl PipeEnd {
     /// Message pipes: the longest message a non-blocking write can write whole (see
     /// the module doc); longer ones fail with `MessageTooLarge` in non-blocking mode.
     /// A message of one fragment always qualifies.
-    pub fn max_nonblocking_message(&self) -> usize {
-        let Tx::Messages(w) = &self.tx else {
+    pub(super) fn max_nonblocking_message(&self) -> usize {
+        let Some(w) = &self.rings.tx else {
             return self.max_message;
         };
         // The reader may hold up to `reader_batch` bytes read but not yet given back.
@@ -132,7 +148,7 @@ impl PipeEnd {
         if msg.len() > self.frag_payload {
             return None;
         }
-        let Tx::Messages(w) = &mut self.tx else {
+        let Some(w) = &mut self.rings.tx else {
             return None;
         };
         match w.reserve(FRAG_HEADER + msg.len()) {
@@ -156,7 +172,7 @@ impl PipeEnd {
         if self.cursor.in_message {
             return None;
         }
-        let Rx::Messages(r) = &mut self.rx else {
+        let Some(r) = &mut self.rings.rx else {
             return None;
         };
         let grant = r.read_grant().ok()?;
@@ -171,7 +187,12 @@ impl PipeEnd {
     }
 
     /// Writes `msg` as fragments (see the module doc).
-    pub(super) fn write_fragments(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+    pub(super) fn write_fragments(
+        &mut self,
+        base: &mut Base,
+        msg: &[u8],
+        deadline: Deadline,
+    ) -> Result<()> {
         if msg.len() > self.max_message {
             return Err(Error::MessageTooLarge {
                 len: msg.len(),
@@ -179,7 +200,7 @@ impl PipeEnd {
             });
         }
         let several = msg.len() > self.frag_payload;
-        if several && self.nonblocking {
+        if several && base.nonblocking {
             let max = self.max_nonblocking_message();
             if msg.len() > max {
                 return Err(Error::MessageTooLarge {
@@ -197,7 +218,7 @@ impl PipeEnd {
                 } else {
                     0
                 };
-            let Tx::Messages(w) = &mut self.tx else {
+            let Some(w) = &mut self.rings.tx else {
                 return Err(Error::Closed);
             };
             if w.free_bytes()? < need {
@@ -213,34 +234,32 @@ impl PipeEnd {
             let payload = &msg[off..off + n];
             // Once started, the message is finished (see the module doc).
             let d = if first { deadline } else { Deadline::never() };
-            let r = self.ring_op(d, |me, wait| {
-                let PipeEnd { tx, scratch, .. } = me;
-                let Tx::Messages(w) = tx else {
-                    return Err(culvert_ring::Error::Closed);
-                };
-                match (w.reserve(FRAG_HEADER + n), wait) {
-                    (Ok(mut grant), _) => {
-                        let dst = grant.as_mut_slice();
-                        dst[..FRAG_HEADER].copy_from_slice(&h);
-                        dst[FRAG_HEADER..].copy_from_slice(payload);
-                        grant.commit(FRAG_HEADER + n);
-                        Ok(())
-                    }
-                    (Err(culvert_ring::Error::WouldBlock), Some(d)) => {
-                        scratch.clear();
-                        scratch.extend_from_slice(&h);
-                        scratch.extend_from_slice(payload);
-                        w.write(scratch, d)
-                    }
-                    (Err(e), _) => Err(e),
+            let Framed { rings, scratch, .. } = &mut *self;
+            let Some(w) = &mut rings.tx else {
+                return Err(Error::Closed);
+            };
+            let r = base.ring_op(d, |wait| match (w.reserve(FRAG_HEADER + n), wait) {
+                (Ok(mut grant), _) => {
+                    let dst = grant.as_mut_slice();
+                    dst[..FRAG_HEADER].copy_from_slice(&h);
+                    dst[FRAG_HEADER..].copy_from_slice(payload);
+                    grant.commit(FRAG_HEADER + n);
+                    Ok(())
                 }
+                (Err(culvert_ring::Error::WouldBlock), Some(d)) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(&h);
+                    scratch.extend_from_slice(payload);
+                    w.write(scratch, d)
+                }
+                (Err(e), _) => Err(e),
             });
             match r {
                 Ok(()) => {}
                 // Room checked above only grows; losing it means the reader's
                 // position went backwards.
                 Err(Error::WouldBlock) if !first => {
-                    self.poisoned = true;
+                    base.poisoned = true;
                     return Err(Error::Corrupted {
                         what: "pipe ring room shrank under a non-blocking message write".into(),
                     });
@@ -256,25 +275,25 @@ impl PipeEnd {
 
     /// Parses the fragment at the ring's head against the cursor. Waits until the
     /// deadline if one is given; otherwise `WouldBlock` when none is committed.
-    pub(super) fn head_fragment(&mut self, deadline: Option<Deadline>) -> Result<Fragment> {
+    pub(super) fn head_fragment(
+        &mut self,
+        base: &mut Base,
+        deadline: Option<Deadline>,
+    ) -> Result<Fragment> {
+        let Some(r) = &mut self.rings.rx else {
+            return Err(Error::Closed);
+        };
         match deadline {
             Some(d) => {
-                self.ring_op(d, |me, wait| match (&mut me.rx, wait) {
-                    (Rx::Messages(r), None) => r.peek_len(),
-                    (Rx::Messages(r), Some(d)) => r.wait_peek_len(d),
-                    _ => Err(culvert_ring::Error::Closed),
+                base.ring_op(d, |wait| match wait {
+                    None => r.peek_len(),
+                    Some(d) => r.wait_peek_len(d),
                 })?;
             }
             None => {
-                let Rx::Messages(r) = &mut self.rx else {
-                    return Err(Error::Closed);
-                };
                 r.peek_len()?;
             }
         }
-        let Rx::Messages(r) = &mut self.rx else {
-            return Err(Error::Closed);
-        };
         let grant = r.read_grant()?;
         let bytes = grant.as_slice();
         let bad = |what: &str| Error::Corrupted {
@@ -326,7 +345,7 @@ impl PipeEnd {
         f: Fragment,
         buf: &mut [u8],
     ) -> Result<(usize, bool)> {
-        let Rx::Messages(r) = &mut self.rx else {
+        let Some(r) = &mut self.rings.rx else {
             return Err(Error::Closed);
         };
         let c = &mut self.cursor;
@@ -365,15 +384,16 @@ impl PipeEnd {
     }
 
     /// Reads (part of) the next message into a non-empty `buf` (see
-    /// [`read_message`](Self::read_message)).
+    /// `PipeEnd::read_message`).
     pub(super) fn read_fragments(
         &mut self,
+        base: &mut Base,
         buf: &mut [u8],
         deadline: Deadline,
     ) -> Result<MessageRead> {
         let mut pos = 0;
         loop {
-            let f = match self.head_fragment(Some(deadline)) {
+            let f = match self.head_fragment(base, Some(deadline)) {
                 Ok(f) => f,
                 Err(e) if pos > 0 && !matches!(e, Error::Corrupted { .. }) => {
                     return Ok(MessageRead {
@@ -398,13 +418,14 @@ impl PipeEnd {
     /// across message boundaries (waiting only for the first).
     pub(super) fn read_fragments_across(
         &mut self,
+        base: &mut Base,
         buf: &mut [u8],
         deadline: Deadline,
     ) -> Result<usize> {
         let mut pos = 0;
         while pos < buf.len() {
             let wait = if pos == 0 { Some(deadline) } else { None };
-            let f = match self.head_fragment(wait) {
+            let f = match self.head_fragment(base, wait) {
                 Ok(f) => f,
                 Err(e) if pos > 0 && !matches!(e, Error::Corrupted { .. }) => break,
                 Err(e) => return Err(e),
@@ -413,5 +434,75 @@ impl PipeEnd {
             pos += k;
         }
         Ok(pos)
+    }
+}
+
+impl EndIo for Framed {
+    fn write(&mut self, base: &mut Base, buf: &[u8], deadline: Deadline) -> Result<usize> {
+        self.write_fragments(base, buf, deadline)?;
+        Ok(buf.len())
+    }
+
+    fn read_message(
+        &mut self,
+        base: &mut Base,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<MessageRead> {
+        self.read_fragments(base, buf, deadline)
+    }
+
+    fn read_bytes(&mut self, base: &mut Base, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        self.read_fragments_across(base, buf, deadline)
+    }
+
+    /// The rest of the message under way, else the next one's length and first
+    /// fragment.
+    fn peek(&mut self, base: &mut Base) -> Result<Option<Peek>> {
+        let c = self.cursor;
+        match self.head_fragment(base, None) {
+            Ok(f) if c.in_message => Ok(Some(Peek {
+                bytes_available: f.payload - c.frag_off,
+                next_message_len: Some(c.total - c.consumed),
+            })),
+            Ok(f) => Ok(Some(Peek {
+                bytes_available: f.payload,
+                next_message_len: Some(f.total),
+            })),
+            Err(Error::WouldBlock | Error::Closed | Error::PeerDied) => {
+                Ok(c.in_message.then_some(Peek {
+                    bytes_available: 0,
+                    next_message_len: Some(c.total - c.consumed),
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn in_message(&self) -> bool {
+        self.cursor.in_message
+    }
+
+    fn leave(&mut self, base: &mut Base) {
+        self.rings.close();
+        base.leave_exclusive();
+    }
+
+    fn take_write_half(&mut self) -> Option<Io> {
+        Some(Io::Messages(Framed {
+            rings: self.rings.take_write_half(),
+            cursor: MsgCursor::default(),
+            scratch: std::mem::take(&mut self.scratch),
+            frag_payload: self.frag_payload,
+            max_message: self.max_message,
+        }))
+    }
+
+    fn rings(&self) -> &dyn Rings {
+        &self.rings
+    }
+
+    fn rings_mut(&mut self) -> &mut dyn Rings {
+        &mut self.rings
     }
 }

@@ -39,7 +39,7 @@ use culvert_sync::atomic::{AtomicU64, Ordering};
 
 use super::super::layout::{A2B, FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
 use super::super::{anonymous, MessageRead, PipeMode, PipeOptions};
-use super::{PipeEnd, Tx};
+use super::{Io, PipeEnd};
 use crate::fuzz_script::{timed, Input};
 use crate::{Error, Result};
 
@@ -240,7 +240,10 @@ impl Script {
         record.extend_from_slice(&total.to_le_bytes());
         record.truncate(header_len);
         record.extend(std::iter::repeat_n(0xA5, payload));
-        let Some(Tx::Messages(w)) = self.a.as_mut().map(|a| &mut a.tx) else {
+        let Some(Io::Messages(f)) = self.a.as_mut().map(|a| &mut a.io) else {
+            return Some(());
+        };
+        let Some(w) = &mut f.rings.tx else {
             return Some(());
         };
         if timed("forge", || w.try_write(&record)).is_ok() {

@@ -8,7 +8,7 @@
 use std::io;
 
 use super::super::options::{MessageRead, Peek, PipeMode, ReadMode};
-use super::{is_eof, PipeEnd, Rx, Tx};
+use super::{is_eof, Io, PipeEnd};
 use crate::{Error, Result};
 
 impl PipeEnd {
@@ -32,55 +32,22 @@ impl PipeEnd {
     /// `PeerDied` once its process died, noticed within
     /// [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL).
     pub fn write_message(&mut self, msg: &[u8]) -> Result<usize> {
-        self.check_usable()?;
-        if self.write_shut {
+        self.base.check_usable()?;
+        if self.base.write_shut {
             return Err(Error::Closed);
         }
-        self.check_peer_for_write()?;
-        if self.mode == PipeMode::Message && msg.len() <= self.max_message {
-            if let Some(r) = self.try_write_single(msg) {
-                return r.map_err(|e| self.poison_on(e));
+        let r = self.base.check_peer_for_write();
+        self.settle(r)?;
+        if let Io::Messages(f) = &mut self.io {
+            if msg.len() <= self.base.max_message {
+                if let Some(r) = f.try_write_single(msg) {
+                    return self.settle(r);
+                }
             }
         }
-        let deadline = self.write_deadline();
-        let r = if self.shared.is_some() {
-            self.shared_write(msg, deadline)
-        } else {
-            match self.mode {
-                PipeMode::Byte => self.write_bytes(msg, deadline),
-                PipeMode::Message => self.write_fragments(msg, deadline).map(|()| msg.len()),
-            }
-        };
-        r.map_err(|e| self.poison_on(e))
-    }
-
-    /// Byte pipes (plain or shared): all of `buf` in blocking mode, unless the deadline
-    /// passes part-way (then the count); what fits in non-blocking mode. The reader
-    /// going away fails the write.
-    pub(super) fn write_bytes(
-        &mut self,
-        buf: &[u8],
-        deadline: culvert_sync::Deadline,
-    ) -> Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            let r = self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
-                (Tx::Bytes(w), None) => w.try_write(&buf[done..]),
-                (Tx::Bytes(w), Some(d)) => w.write(&buf[done..], d),
-                (Tx::SharedBytes(w), None) => w.try_write(&buf[done..]),
-                (Tx::SharedBytes(w), Some(d)) => w.write(&buf[done..], d),
-                _ => Err(culvert_ring::Error::Closed),
-            });
-            match r {
-                Ok(n) => done += n,
-                Err(Error::Timeout | Error::WouldBlock) if done > 0 => return Ok(done),
-                Err(e) => return Err(e),
-            }
-            if self.nonblocking {
-                break;
-            }
-        }
-        Ok(done)
+        let deadline = self.base.write_deadline();
+        let r = self.io.as_dyn().write(&mut self.base, msg, deadline);
+        self.settle(r)
     }
 
     /// [`write_message`](Self::write_message) that never waits, whatever the end's
@@ -103,9 +70,9 @@ impl PipeEnd {
 
     /// Runs `op` as in non-blocking mode, then restores the end's mode.
     fn without_waiting<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        let was = std::mem::replace(&mut self.nonblocking, true);
+        let was = std::mem::replace(&mut self.base.nonblocking, true);
         let r = op(self);
-        self.nonblocking = was;
+        self.base.nonblocking = was;
         r
     }
 
@@ -114,34 +81,20 @@ impl PipeEnd {
     /// way (not a plain byte pipe, nothing to write, or the ring is full).
     fn try_gather(&mut self, bufs: &[io::IoSlice<'_>]) -> Result<Option<usize>> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if total == 0 || !matches!(self.tx, Tx::Bytes(_)) {
+        if total == 0 || !matches!(self.io, Io::Bytes(_)) {
             return Ok(None);
         }
-        self.check_usable()?;
-        if self.write_shut {
+        self.base.check_usable()?;
+        if self.base.write_shut {
             return Err(Error::Closed);
         }
-        self.check_peer_for_write()?;
-        let Tx::Bytes(w) = &mut self.tx else {
+        let r = self.base.check_peer_for_write();
+        self.settle(r)?;
+        let Io::Bytes(rings) = &mut self.io else {
             return Ok(None);
         };
-        let mut grant = match w.reserve(total) {
-            Ok(g) => g,
-            Err(culvert_ring::Error::WouldBlock) => return Ok(None),
-            Err(e) => return Err(self.poison_on(e.into())),
-        };
-        let room = grant.as_mut_slice();
-        let mut n = 0;
-        for b in bufs {
-            let take = b.len().min(room.len() - n);
-            room[n..n + take].copy_from_slice(&b[..take]);
-            n += take;
-            if n == room.len() {
-                break;
-            }
-        }
-        grant.commit(n);
-        Ok(Some(n))
+        let r = rings.gather(bufs);
+        self.settle(r)
     }
 
     // ---- reading ---------------------------------------------------------------------
@@ -161,30 +114,19 @@ impl PipeEnd {
     ///
     /// On a byte pipe, reads what is available (`more` is always `false`).
     pub fn read_message(&mut self, buf: &mut [u8]) -> Result<MessageRead> {
-        self.check_usable()?;
+        self.base.check_usable()?;
         if buf.is_empty() {
-            let more = self.shared_holds_message() || self.cursor.in_message;
+            let more = self.io.as_dyn_ref().in_message();
             return Ok(MessageRead { len: 0, more });
         }
-        if self.mode == PipeMode::Byte {
-            return match self.read_bytes(buf)? {
-                0 => Err(Error::Closed),
-                n => Ok(MessageRead {
-                    len: n,
-                    more: false,
-                }),
-            };
+        if let Io::Messages(f) = &mut self.io {
+            if let Some(m) = f.try_read_single(buf) {
+                return Ok(m);
+            }
         }
-        if let Some(m) = self.try_read_single(buf) {
-            return Ok(m);
-        }
-        let deadline = self.read_deadline();
-        let r = if self.shared.is_some() {
-            self.shared_read_message(buf, deadline)
-        } else {
-            self.read_fragments(buf, deadline)
-        };
-        r.map_err(|e| self.poison_on(e))
+        let deadline = self.base.read_deadline();
+        let r = self.io.as_dyn().read_message(&mut self.base, buf, deadline);
+        self.settle(r)
     }
 
     /// Byte-mode read: at least one byte (waiting per the settings), or 0 at end of
@@ -194,22 +136,12 @@ impl PipeEnd {
         if buf.is_empty() {
             return Ok(0);
         }
-        let deadline = self.read_deadline();
-        let r = match (&self.rx, self.mode) {
-            (Rx::Detached, _) => Err(Error::Closed),
-            (Rx::SharedMessages(_), _) => self.shared_read_across(buf, deadline),
-            (Rx::SharedBytes(_), _) => self.shared_read_bytes(buf, deadline),
-            (Rx::Messages(_), _) => self.read_fragments_across(buf, deadline),
-            (Rx::Bytes(_), _) => self.ring_op(deadline, |me, wait| match (&mut me.rx, wait) {
-                (Rx::Bytes(r), None) => r.try_read(buf),
-                (Rx::Bytes(r), Some(d)) => r.read(buf, d),
-                _ => Err(culvert_ring::Error::Closed),
-            }),
-        };
-        match r {
+        let deadline = self.base.read_deadline();
+        let r = self.io.as_dyn().read_bytes(&mut self.base, buf, deadline);
+        match self.settle(r) {
             Ok(n) => Ok(n),
             Err(e) if is_eof(&e) => Ok(0),
-            Err(e) => Err(self.poison_on(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -226,53 +158,18 @@ impl PipeEnd {
     /// [`peek`](Self::peek), checking the peer's process only when `liveness_due` says
     /// so (`None`: when the end's clock says so).
     pub(super) fn peek_checking(&mut self, liveness_due: Option<bool>) -> Result<Peek> {
-        self.check_usable()?;
-        let found = if self.shared.is_some() {
-            self.shared_peek()
-        } else {
-            self.spsc_peek()
-        };
-        match found.map_err(|e| self.poison_on(e))? {
-            Some(p) => Ok(p),
-            None => {
-                let due = liveness_due.unwrap_or_else(|| self.clock.due());
-                match self.peer_gone(due) {
-                    Some(e) => Err(e),
-                    None => Ok(Peek {
-                        bytes_available: 0,
-                        next_message_len: None,
-                    }),
-                }
-            }
+        self.base.check_usable()?;
+        let found = self.io.as_dyn().peek(&mut self.base);
+        if let Some(p) = self.settle(found)? {
+            return Ok(p);
         }
-    }
-
-    /// `peek` on SPSC rings; `None` when nothing is waiting.
-    fn spsc_peek(&mut self) -> Result<Option<Peek>> {
-        if let Rx::Bytes(r) = &mut self.rx {
-            let n = r.bytes_available()?;
-            return Ok((n > 0).then_some(Peek {
-                bytes_available: n,
+        let due = liveness_due.unwrap_or_else(|| self.base.clock.due());
+        match self.base.peer_gone(due) {
+            Some(e) => self.settle(Err(e)),
+            None => Ok(Peek {
+                bytes_available: 0,
                 next_message_len: None,
-            }));
-        }
-        let c = self.cursor;
-        match self.head_fragment(None) {
-            Ok(f) if c.in_message => Ok(Some(Peek {
-                bytes_available: f.payload - c.frag_off,
-                next_message_len: Some(c.total - c.consumed),
-            })),
-            Ok(f) => Ok(Some(Peek {
-                bytes_available: f.payload,
-                next_message_len: Some(f.total),
-            })),
-            Err(Error::WouldBlock | Error::Closed | Error::PeerDied) => {
-                Ok(c.in_message.then_some(Peek {
-                    bytes_available: 0,
-                    next_message_len: Some(c.total - c.consumed),
-                }))
-            }
-            Err(e) => Err(e),
+            }),
         }
     }
 
@@ -292,8 +189,8 @@ impl PipeEnd {
     /// What a transaction needs before it sends: a message pipe in message read mode
     /// with no message waiting (it would be taken for the reply).
     pub(super) fn check_transact(&mut self) -> Result<()> {
-        self.check_usable()?;
-        if self.mode != PipeMode::Message || self.read_mode != ReadMode::Message {
+        self.base.check_usable()?;
+        if self.base.mode != PipeMode::Message || self.base.read_mode != ReadMode::Message {
             return Err(Error::InvalidArgument {
                 what: "transact needs a message pipe in message read mode".into(),
             });
@@ -313,10 +210,10 @@ impl io::Read for PipeEnd {
     /// messages are skipped, since `Ok(0)` means end of stream. An empty `buf`
     /// returns `Ok(0)` at once.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.disconnected {
+        if buf.is_empty() || self.base.disconnected {
             return Ok(0);
         }
-        if self.read_mode == ReadMode::Byte || self.mode == PipeMode::Byte {
+        if self.base.read_mode == ReadMode::Byte || self.base.mode == PipeMode::Byte {
             return self.read_bytes(buf).map_err(io::Error::from);
         }
         loop {
@@ -346,7 +243,7 @@ impl io::Write for PipeEnd {
         let mut buf = buf;
         loop {
             let n = self.write_message(buf).map_err(io::Error::from)?;
-            if self.mode == PipeMode::Message || n >= buf.len() {
+            if self.base.mode == PipeMode::Message || n >= buf.len() {
                 return Ok(());
             }
             if n == 0 {

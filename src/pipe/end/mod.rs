@@ -1,16 +1,21 @@
 //! [`PipeEnd`]: one end of a pipe instance — a writer on the ring towards the peer, a
 //! reader on the ring from it, and the per-end read state of message pipes.
 //!
-//! This module holds the end itself: its fields, the rings it writes and reads
-//! ([`Tx`], [`Rx`]), and the checks every call starts with (usable, deadlines). The
-//! calls are spread over submodules:
+//! This module holds the end itself: the [`Base`] every kind of end shares (the
+//! instance, the settings, what is known of the peer) and its rings by kind ([`Io`]),
+//! and the checks every call starts with (usable, deadlines). The calls are spread
+//! over submodules:
 //!
+//! * [`rings`] — the kinds of end (exclusive bytes or messages on SPSC rings, shared
+//!   bytes or messages on MPMC rings) and [`EndIo`](rings::EndIo), the one interface the calls use;
 //! * [`attach`] — making an end: attaching a side of an instance, exclusive or shared;
 //! * [`settings`] — modes, timeouts, wait strategy, what the end knows of its peer;
 //! * [`sharing`] — more holders of a shared end (clones, children);
 //! * [`io`] — reading, writing, peek, transact, `std::io::Read + Write`;
 //! * [`batch`] — many messages per publish or release, zero-copy reservations;
-//! * [`fragments`] — message framing on SPSC rings (the single-fragment fast paths);
+//! * [`bytes`] — byte pipes on SPSC rings;
+//! * [`fragments`] — message pipes on SPSC rings: framing, the single-fragment fast
+//!   paths;
 //! * [`shared_io`] — shared mode on MPMC rings;
 //! * [`wait`] — waiting on the rings and noticing a gone peer;
 //! * [`close`] — half-close, disconnect, drop;
@@ -18,18 +23,20 @@
 //! * [`asynchronous`] and `tokio_io` — futures and tokio's `AsyncRead + AsyncWrite`.
 //!
 //! The blocking calls wait per the end's non-blocking mode and timeouts, all of them
-//! through [`PipeEnd::ring_op`]; the `*_async` calls and `tokio_io` wait on the
+//! through [`Base::ring_op`]; the `*_async` calls and `tokio_io` wait on the
 //! reactor, driving the `try_*` calls. The `try_*` calls, settings, attaching, sharing
 //! and closing never wait.
 
 mod asynchronous;
 mod attach;
 mod batch;
+mod bytes;
 mod close;
 mod fragments;
 #[cfg(not(loom))]
 pub(crate) mod fuzzing;
 mod io;
+mod rings;
 mod settings;
 mod shared_io;
 mod sharing;
@@ -40,7 +47,6 @@ mod wait;
 
 use std::time::Duration;
 
-use culvert_ring::{mpmc, spsc};
 use culvert_section::Section;
 use culvert_sync::{Deadline, RecheckClock, WaitStrategy};
 
@@ -50,82 +56,10 @@ use super::options::{PipeMode, ReadMode};
 use super::shared;
 use crate::{Error, Result};
 pub use batch::MessageGrant;
-use culvert_ring::Endpoint as _;
-use fragments::MsgCursor;
-use shared_io::SharedState;
+use rings::Io;
 pub use split::{PipeReader, PipeWriter};
 #[cfg(feature = "tokio")]
 pub use tokio_io::{AsyncPipeEnd, AsyncPipeReader, AsyncPipeWriter};
-
-/// The ring this end writes.
-enum Tx {
-    Bytes(spsc::ByteWriter),
-    Messages(spsc::MessageWriter),
-    /// Shared mode, byte pipe.
-    SharedBytes(mpmc::ByteWriter),
-    /// Shared mode, message pipe: one ring message per pipe message.
-    SharedMessages(mpmc::MessageWriter),
-    /// A read half of a split end: it writes nothing.
-    Detached,
-}
-
-/// The ring this end reads.
-enum Rx {
-    Bytes(spsc::ByteReader),
-    Messages(spsc::MessageReader),
-    /// Shared mode, byte pipe.
-    SharedBytes(mpmc::ByteReader),
-    /// Shared mode, message pipe.
-    SharedMessages(mpmc::MessageReader),
-    /// A write half of a split end: it reads nothing.
-    Detached,
-}
-
-impl Tx {
-    /// Closes the ring for writing (the reader drains, then sees end of stream).
-    fn close(&mut self) {
-        match self {
-            Tx::Bytes(w) => w.close(),
-            Tx::Messages(w) => w.close(),
-            Tx::SharedBytes(w) => w.close(),
-            Tx::SharedMessages(w) => w.close(),
-            Tx::Detached => {}
-        }
-    }
-
-    fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        match self {
-            Tx::Bytes(w) => w.set_wait_strategy(strategy),
-            Tx::Messages(w) => w.set_wait_strategy(strategy),
-            Tx::SharedBytes(w) => w.set_wait_strategy(strategy),
-            Tx::SharedMessages(w) => w.set_wait_strategy(strategy),
-            Tx::Detached => {}
-        }
-    }
-}
-
-impl Rx {
-    /// Closes the ring for reading (the writer's next write fails).
-    fn close(&mut self) {
-        match self {
-            Rx::Bytes(r) => r.close(),
-            Rx::Messages(r) => r.close(),
-            Rx::SharedBytes(r) => r.close(),
-            Rx::SharedMessages(r) => r.close(),
-            Rx::Detached => {}
-        }
-    }
-
-    fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        match self {
-            Rx::Bytes(r) => r.set_wait_strategy(strategy),
-            Rx::Messages(r) => r.set_wait_strategy(strategy),
-            Rx::SharedBytes(r) => r.set_wait_strategy(strategy),
-            Rx::SharedMessages(r) => r.set_wait_strategy(strategy),
-            Rx::Detached => {}
-        }
-    }
-}
 
 /// One end of a pipe: two-way, `std::io::Read + Write`, byte or message mode.
 ///
@@ -164,6 +98,15 @@ impl Rx {
 /// # }
 /// ```
 pub struct PipeEnd {
+    base: Base,
+    /// The rings, by kind, and the state that kind needs.
+    io: Io,
+}
+
+/// What every kind of end holds: the instance, the settings, and what is known of the
+/// peer. The rings' calls take it beside the rings ([`EndIo`](rings::EndIo)), so they wait and check
+/// the peer through it while holding a ring.
+struct Base {
     /// Keeps the instance mapped (the rings also hold its regions).
     section: Section,
     /// The instance's state block.
@@ -173,17 +116,9 @@ pub struct PipeEnd {
     mode: PipeMode,
     read_mode: ReadMode,
     max_message: usize,
-    tx: Tx,
-    rx: Rx,
-    cursor: MsgCursor,
-    /// Fragment assembly buffer for writes that cannot be reserved in place; sized
-    /// once, to one ring record.
-    scratch: Vec<u8>,
     /// Bytes of a message `read_messages` began reading and could not finish without
     /// waiting; delivered, with the rest, by its next call.
     partial: Vec<u8>,
-    /// Largest fragment payload this end writes.
-    frag_payload: usize,
     nonblocking: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -196,6 +131,8 @@ pub struct PipeEnd {
     poisoned: bool,
     /// Rate limit of this end's peer liveness checks (see `wait`).
     clock: RecheckClock,
+    /// How the peer end's going is told beyond its status word (see `wait`).
+    peer_check: wait::PeerCheck,
     /// Set once the peer end was seen gone; never cleared.
     peer_lost: Option<wait::PeerGone>,
     /// Named pipes: the server's instance slot this connection holds.
@@ -203,8 +140,6 @@ pub struct PipeEnd {
     /// A half of a split exclusive end: what closes the end once both halves are gone
     /// (then `link` is in it).
     split_guard: Option<std::sync::Arc<split::EndGuard>>,
-    /// Shared mode only.
-    shared: Option<SharedState>,
     /// Shared mode: reservations for children that have no pid yet.
     reserved: std::sync::Mutex<Vec<shared::Reservation>>,
 }
@@ -212,12 +147,12 @@ pub struct PipeEnd {
 impl std::fmt::Debug for PipeEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipeEnd")
-            .field("side", &self.side.index())
-            .field("mode", &self.mode)
-            .field("read_mode", &self.read_mode)
-            .field("max_message", &self.max_message)
-            .field("disconnected", &self.disconnected)
-            .field("shared", &self.shared.is_some())
+            .field("side", &self.base.side.index())
+            .field("mode", &self.base.mode)
+            .field("read_mode", &self.base.read_mode)
+            .field("max_message", &self.base.max_message)
+            .field("disconnected", &self.base.disconnected)
+            .field("shared", &self.io.holder().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -227,7 +162,7 @@ fn is_eof(e: &Error) -> bool {
     matches!(e, Error::Closed | Error::PeerDied)
 }
 
-impl PipeEnd {
+impl Base {
     /// When a read gives up: now in non-blocking mode, else after the read timeout.
     fn read_deadline(&self) -> Deadline {
         if self.nonblocking {

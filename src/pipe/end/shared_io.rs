@@ -1,4 +1,4 @@
-//! Shared mode I/O of a [`PipeEnd`]: each direction is an MPMC ring, so several
+//! Shared mode I/O of a [`PipeEnd`](super::PipeEnd): each direction is an MPMC ring, so several
 //! holders of an end (threads or processes) read and write it at once.
 //!
 //! A message pipe carries one ring message per pipe message; a byte pipe carries
@@ -7,14 +7,39 @@
 //! the ring into this holder's [`SharedState`] buffer: it is this holder's to read from
 //! then on (other holders will not get it), zero-length messages included.
 
-use culvert_ring::mpmc;
-use culvert_sync::Deadline;
+use culvert_ring::{mpmc, Endpoint, WriteEndpoint};
+use culvert_sync::{Deadline, Waitable};
 
-use super::super::options::{MessageRead, Peek, PipeMode};
-use super::super::shared::HolderView;
-use super::{PipeEnd, Rx, Tx};
+use super::super::options::{MessageRead, Peek};
+use super::super::shared::{self, HolderView};
+use super::bytes::byte_pipe_io;
+use super::rings::{Duplex, EndIo, Io, Rings};
+use super::Base;
 use crate::{Error, Result};
-use culvert_ring::Endpoint as _;
+
+/// A shared end: one holder's rings and state.
+pub(super) struct Holder<W, R> {
+    pub rings: Duplex<W, R>,
+    pub state: SharedState,
+}
+
+/// The MPMC reader of a shared end: it can free the ring slots of dead holders.
+pub(super) trait SharedReader: Endpoint + Waitable {
+    /// See `mpmc::MessageReader::reclaim_dead`.
+    fn reclaim_dead(&self) -> culvert_ring::Result<usize>;
+}
+
+impl SharedReader for mpmc::ByteReader {
+    fn reclaim_dead(&self) -> culvert_ring::Result<usize> {
+        mpmc::ByteReader::reclaim_dead(self)
+    }
+}
+
+impl SharedReader for mpmc::MessageReader {
+    fn reclaim_dead(&self) -> culvert_ring::Result<usize> {
+        mpmc::MessageReader::reclaim_dead(self)
+    }
+}
 
 /// Shared mode: this holder's word, and the message taken out of the ring whose end
 /// it has not read yet.
@@ -91,54 +116,104 @@ fn split_message(msg: &[u8], buf: &mut [u8], rest: &mut [u8]) -> (usize, usize) 
     (k, r)
 }
 
-impl PipeEnd {
-    /// The shared state; `Closed` on an end that is not shared (never reached: the
-    /// callers dispatch on it).
-    fn shared_state(&mut self) -> Result<&mut SharedState> {
-        self.shared.as_mut().ok_or(Error::Closed)
-    }
-
-    /// Whether this holder holds part of a message (shared mode).
-    pub(super) fn shared_holds_message(&self) -> bool {
-        self.shared.as_ref().is_some_and(|s| s.held)
-    }
-
-    /// Closes both rings for everyone (the other end is gone, or we were the last
-    /// holder of ours) and frees the slots of dead holders, so what was committed
+impl<W: WriteEndpoint, R: SharedReader> Holder<W, R> {
+    /// Closes both rings for everyone (the other end is gone, or this was the last
+    /// holder of its end) and frees the slots of dead holders, so what was committed
     /// drains.
-    pub(super) fn close_shared_rings(&mut self) {
-        match &mut self.tx {
-            Tx::SharedBytes(w) => w.close(),
-            Tx::SharedMessages(w) => w.close(),
-            _ => {}
-        }
-        match &mut self.rx {
-            Rx::SharedBytes(r) => {
-                r.close();
-                reclaimed(r.reclaim_dead());
-            }
-            Rx::SharedMessages(r) => {
-                r.close();
-                reclaimed(r.reclaim_dead());
-            }
-            _ => {}
+    fn close_rings(&mut self) {
+        self.rings.close();
+        if let Some(r) = &self.rings.rx {
+            reclaimed(r.reclaim_dead());
         }
     }
 
-    /// Message pipes: reads (part of) the next message into `buf`.
-    pub(super) fn shared_read_message(
+    /// This holder leaves: the rings close only when it was the last one.
+    fn leave_end(&mut self, base: &mut Base) {
+        let sh = &self.state;
+        if shared::detach_holder(&base.state, &sh.holders, base.side, sh.index, sh.word) {
+            self.close_rings();
+        }
+        base.release_link();
+    }
+}
+
+/// What every shared kind does alike: closing when the peer goes, leaving, the halves.
+macro_rules! holder_common {
+    () => {
+        fn peer_gone(&mut self) {
+            self.close_rings();
+        }
+
+        fn leave(&mut self, base: &mut Base) {
+            self.leave_end(base);
+        }
+
+        fn take_write_half(&mut self) -> Option<Io> {
+            None
+        }
+
+        fn rings(&self) -> &dyn Rings {
+            &self.rings
+        }
+
+        fn rings_mut(&mut self) -> &mut dyn Rings {
+            &mut self.rings
+        }
+    };
+}
+
+/// Shared byte pipes: records of up to the ring's atomic write size.
+impl EndIo for Holder<mpmc::ByteWriter, mpmc::ByteReader> {
+    byte_pipe_io!(rings);
+
+    /// The bytes held and committed in the ring.
+    fn peek(&mut self, _base: &mut Base) -> Result<Option<Peek>> {
+        let Some(r) = &mut self.rings.rx else {
+            return Err(Error::Closed);
+        };
+        let n = r.bytes_available();
+        Ok((n > 0).then_some(Peek {
+            bytes_available: n,
+            next_message_len: None,
+        }))
+    }
+
+    holder_common!();
+}
+
+/// Shared message pipes: one ring message per pipe message.
+impl EndIo for Holder<mpmc::MessageWriter, mpmc::MessageReader> {
+    fn write(&mut self, base: &mut Base, buf: &[u8], deadline: Deadline) -> Result<usize> {
+        if buf.len() > base.max_message {
+            return Err(Error::MessageTooLarge {
+                len: buf.len(),
+                max: base.max_message,
+            });
+        }
+        let Some(w) = &mut self.rings.tx else {
+            return Err(Error::Closed);
+        };
+        base.ring_op(deadline, |wait| match wait {
+            None => w.try_write(buf),
+            Some(d) => w.write(buf, d),
+        })?;
+        Ok(buf.len())
+    }
+
+    fn read_message(
         &mut self,
+        base: &mut Base,
         buf: &mut [u8],
         deadline: Deadline,
     ) -> Result<MessageRead> {
-        let sh = self.shared_state()?;
+        let sh = &mut self.state;
         if sh.held {
             return Ok(sh.take(buf));
         }
-        let (k, r) = self.ring_op(deadline, |me, wait| {
-            let (Rx::SharedMessages(c), Some(sh)) = (&mut me.rx, me.shared.as_mut()) else {
-                return Err(culvert_ring::Error::Closed);
-            };
+        let Some(c) = &mut self.rings.rx else {
+            return Err(Error::Closed);
+        };
+        let (k, r) = base.ring_op(deadline, |wait| {
             let rest = &mut sh.rest[..];
             let f = |msg: &[u8]| split_message(msg, buf, rest);
             match wait {
@@ -146,7 +221,6 @@ impl PipeEnd {
                 Some(d) => c.read_with(f, d),
             }
         })?;
-        let sh = self.shared_state()?;
         if r > 0 {
             sh.hold(r);
         }
@@ -156,111 +230,54 @@ impl PipeEnd {
         })
     }
 
-    /// Message pipes, byte read mode: what is held and the messages committed now,
-    /// across boundaries (waiting only for the first).
-    pub(super) fn shared_read_across(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Deadline,
-    ) -> Result<usize> {
-        let mut pos = 0;
-        while pos < buf.len() {
-            let m = if pos == 0 {
-                self.shared_read_message(buf, deadline)?
-            } else {
-                let (Rx::SharedMessages(c), Some(sh)) = (&mut self.rx, self.shared.as_mut()) else {
-                    break;
-                };
-                let rest = &mut sh.rest[..];
-                let dst = &mut buf[pos..];
-                match c.try_read_with(|msg| split_message(msg, dst, rest)) {
-                    Ok((k, r)) => {
-                        if r > 0 {
-                            sh.hold(r);
-                        }
-                        MessageRead {
-                            len: k,
-                            more: r > 0,
-                        }
-                    }
-                    Err(culvert_ring::Error::Corrupted { what }) => {
-                        return Err(Error::Corrupted { what: what.into() })
-                    }
-                    Err(_) => break,
-                }
-            };
-            pos += m.len;
-            if m.more {
+    /// What is held and the messages committed now, across boundaries (waiting only
+    /// for the first).
+    fn read_bytes(&mut self, base: &mut Base, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        let mut pos = self.read_message(base, buf, deadline)?.len;
+        while pos < buf.len() && !self.state.held {
+            let (Some(c), sh) = (&mut self.rings.rx, &mut self.state) else {
                 break;
+            };
+            let rest = &mut sh.rest[..];
+            let dst = &mut buf[pos..];
+            match c.try_read_with(|msg| split_message(msg, dst, rest)) {
+                Ok((k, r)) => {
+                    if r > 0 {
+                        sh.hold(r);
+                    }
+                    pos += k;
+                }
+                Err(culvert_ring::Error::Corrupted { what }) => {
+                    return Err(Error::Corrupted { what: what.into() })
+                }
+                Err(_) => break,
             }
         }
         Ok(pos)
     }
 
-    /// Byte pipes: the bytes of the records committed now (waiting for the first).
-    pub(super) fn shared_read_bytes(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Deadline,
-    ) -> Result<usize> {
-        self.ring_op(deadline, |me, wait| match (&mut me.rx, wait) {
-            (Rx::SharedBytes(r), None) => r.try_read(buf),
-            (Rx::SharedBytes(r), Some(d)) => r.read(buf, d),
-            _ => Err(culvert_ring::Error::Closed),
-        })
-    }
-
-    /// A message is one ring message; bytes go in records of up to the atomic write
-    /// size (see `write_bytes`).
-    pub(super) fn shared_write(&mut self, buf: &[u8], deadline: Deadline) -> Result<usize> {
-        match self.mode {
-            PipeMode::Message => {
-                if buf.len() > self.max_message {
-                    return Err(Error::MessageTooLarge {
-                        len: buf.len(),
-                        max: self.max_message,
-                    });
-                }
-                self.ring_op(deadline, |me, wait| match (&mut me.tx, wait) {
-                    (Tx::SharedMessages(p), None) => p.try_write(buf),
-                    (Tx::SharedMessages(p), Some(d)) => p.write(buf, d),
-                    _ => Err(culvert_ring::Error::Closed),
-                })?;
-                Ok(buf.len())
-            }
-            PipeMode::Byte => self.write_bytes(buf, deadline),
-        }
-    }
-
-    /// `peek` in shared mode: a message pipe takes the next message out of the ring
-    /// into this holder's buffer (see the module doc); a byte pipe counts the bytes
-    /// held and committed in the ring. `None` when nothing is waiting.
-    pub(super) fn shared_peek(&mut self) -> Result<Option<Peek>> {
-        let Some(sh) = self.shared.as_mut() else {
+    /// Takes the next message out of the ring into this holder's buffer (see the
+    /// module doc).
+    fn peek(&mut self, _base: &mut Base) -> Result<Option<Peek>> {
+        let Some(c) = &mut self.rings.rx else {
             return Err(Error::Closed);
         };
-        match &mut self.rx {
-            Rx::SharedBytes(r) => {
-                let n = r.bytes_available();
-                Ok((n > 0).then_some(Peek {
-                    bytes_available: n,
-                    next_message_len: None,
-                }))
-            }
-            Rx::SharedMessages(c) => {
-                if !sh.held {
-                    take_for_peek(c, sh).map_err(|e| self.poison_on(e))?;
-                }
-                let sh = self.shared_state()?;
-                let n = sh.buffered();
-                Ok(sh.held.then_some(Peek {
-                    bytes_available: n,
-                    next_message_len: Some(n),
-                }))
-            }
-            _ => Err(Error::Closed),
+        let sh = &mut self.state;
+        if !sh.held {
+            take_for_peek(c, sh)?;
         }
+        let n = sh.buffered();
+        Ok(sh.held.then_some(Peek {
+            bytes_available: n,
+            next_message_len: Some(n),
+        }))
     }
+
+    fn in_message(&self) -> bool {
+        self.state.held
+    }
+
+    holder_common!();
 }
 
 /// Takes the next message (if any is committed) out of the ring into `sh`'s buffer.

@@ -19,13 +19,13 @@ impl PipeEnd {
     /// the last of its holders closed or died. `InvalidArgument` on a pipe that is not
     /// shared.
     pub fn try_clone(&self) -> Result<PipeEnd> {
-        if self.shared.is_none() {
+        if self.io.holder().is_none() {
             return Err(Error::InvalidArgument {
                 what: "try_clone needs a shared pipe (PipeOptions::shared)".into(),
             });
         }
-        self.check_usable()?;
-        let dup = self.section.as_fd().try_clone_to_owned()?;
+        self.base.check_usable()?;
+        let dup = self.base.section.as_fd().try_clone_to_owned()?;
         let section = Section::from_fd_with(
             dup,
             "shared pipe",
@@ -33,12 +33,12 @@ impl PipeEnd {
                 .kind(culvert_section::SectionKind::Pipe)
                 .expect_kind(culvert_section::SectionKind::Pipe),
         )?;
-        let link = self.link.as_ref().map(ServerLink::for_another_holder);
-        let mut end = Self::attach_holder(section, self.side, self.strategy, link, None)?;
-        end.read_mode = self.read_mode;
-        end.nonblocking = self.nonblocking;
-        end.read_timeout = self.read_timeout;
-        end.write_timeout = self.write_timeout;
+        let link = self.base.link.as_ref().map(ServerLink::for_another_holder);
+        let mut end = Self::attach_holder(section, self.base.side, self.base.strategy, link, None)?;
+        end.base.read_mode = self.base.read_mode;
+        end.base.nonblocking = self.base.nonblocking;
+        end.base.read_timeout = self.base.read_timeout;
+        end.base.write_timeout = self.base.write_timeout;
         Ok(end)
     }
 
@@ -55,12 +55,13 @@ impl PipeEnd {
     /// `InvalidArgument` for an end that is not shared; `Busy` when the end has no
     /// free holder entry; `Io` if the descriptor could not be prepared.
     pub fn share_with_child(&self, cmd: &mut std::process::Command, var: &str) -> Result<()> {
-        let Some(sh) = &self.shared else {
+        let Some(sh) = self.io.holder() else {
             return Err(Error::InvalidArgument {
                 what: "sharing an attached end needs a shared pipe (PipeOptions::shared)".into(),
             });
         };
-        let r = shared::reserve_for_child(&self.section, &sh.holders, self.side, cmd, var)?;
+        let r =
+            shared::reserve_for_child(&self.base.section, &sh.holders, self.base.side, cmd, var)?;
         self.reservations()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -77,7 +78,7 @@ impl PipeEnd {
     /// # Errors
     /// `Io` with kind `NotFound` if no process `pid` runs.
     pub fn expect_holder(&self, pid: u32) -> Result<()> {
-        let Some(sh) = &self.shared else {
+        let Some(sh) = self.io.holder() else {
             return self.expect_peer(pid);
         };
         let r = {
@@ -90,7 +91,7 @@ impl PipeEnd {
             }
             list.remove(0)
         };
-        shared::convert_reservation(&sh.holders, self.side, r, pid)
+        shared::convert_reservation(&sh.holders, self.base.side, r, pid)
     }
 
     /// Shares this end with the child `cmd` spawns (shared mode only):
@@ -110,13 +111,13 @@ impl PipeEnd {
             }
             Err(e) => {
                 if let (Some(sh), Some(r)) = (
-                    &self.shared,
+                    self.io.holder(),
                     self.reservations()
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .pop(),
                 ) {
-                    sh.holders.release(self.side, r.index, r.word);
+                    sh.holders.release(self.base.side, r.index, r.word);
                 }
                 Err(e.into())
             }
@@ -126,6 +127,6 @@ impl PipeEnd {
     /// Reservations made by [`share_with_child`](Self::share_with_child) not yet given
     /// a child's pid.
     fn reservations(&self) -> &std::sync::Mutex<Vec<shared::Reservation>> {
-        &self.reserved
+        &self.base.reserved
     }
 }

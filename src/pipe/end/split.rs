@@ -19,9 +19,9 @@ use culvert_sync::RecheckClock;
 use super::super::layout::{Side, StateView, END_GONE};
 use super::super::named::ServerLink;
 use super::super::options::{MessageRead, Peek, PipeMode, ReadMode};
-use super::fragments::MsgCursor;
-use super::{PipeEnd, Rx, Tx};
-use crate::Result;
+use super::wait::PeerCheck;
+use super::{Base, PipeEnd};
+use crate::{Error, Result};
 
 /// Closes an exclusive end once both halves of it are gone.
 pub(crate) struct EndGuard {
@@ -77,25 +77,25 @@ impl PipeEnd {
     /// end; `Io` if the section could not be mapped for the second half; shared ends:
     /// as [`try_clone`](Self::try_clone).
     pub fn split(mut self) -> Result<(PipeReader, PipeWriter)> {
-        self.check_usable()?;
-        let mut writer = if self.shared.is_some() {
+        self.base.check_usable()?;
+        let mut writer = if self.io.holder().is_some() {
+            // Shared: the halves are two holders of the end.
             let mut w = self.try_clone()?;
-            w.write_shut = self.write_shut;
-            drop(std::mem::replace(&mut w.rx, Rx::Detached));
+            w.base.write_shut = self.base.write_shut;
+            w.io.as_dyn().rings_mut().drop_read();
+            self.io.as_dyn().rings_mut().drop_write();
             w
         } else {
             self.exclusive_write_half()?
         };
-        writer.set_wait_strategy(self.strategy);
-        drop(std::mem::replace(&mut self.tx, Tx::Detached));
-        self.scratch = Vec::new();
+        writer.set_wait_strategy(self.base.strategy);
         Ok((PipeReader { end: self }, PipeWriter { end: writer }))
     }
 
     /// The write half of an exclusive end: its ring writer moves over, and the end
     /// is closed by a guard both halves hold.
     fn exclusive_write_half(&mut self) -> Result<PipeEnd> {
-        let dup = self.section.as_fd().try_clone_to_owned()?;
+        let dup = self.base.section.as_fd().try_clone_to_owned()?;
         let section = Section::from_fd_with(
             dup,
             "pipe",
@@ -103,39 +103,41 @@ impl PipeEnd {
                 .kind(SectionKind::Pipe)
                 .expect_kind(SectionKind::Pipe),
         )?;
+        let Some(io) = self.io.as_dyn().take_write_half() else {
+            return Err(Error::InvalidArgument {
+                what: "a shared pipe end splits into two holders".into(),
+            });
+        };
         let guard = Arc::new(EndGuard {
-            state: self.state.clone(),
-            side: self.side,
-            link: Mutex::new(self.link.take()),
+            state: self.base.state.clone(),
+            side: self.base.side,
+            link: Mutex::new(self.base.link.take()),
         });
-        self.split_guard = Some(guard.clone());
-        Ok(PipeEnd {
+        self.base.split_guard = Some(guard.clone());
+        let b = &self.base;
+        let base = Base {
             section,
-            state: self.state.clone(),
-            side: self.side,
-            mode: self.mode,
-            read_mode: self.read_mode,
-            max_message: self.max_message,
-            tx: std::mem::replace(&mut self.tx, Tx::Detached),
-            rx: Rx::Detached,
-            cursor: MsgCursor::default(),
-            scratch: std::mem::take(&mut self.scratch),
+            state: b.state.clone(),
+            side: b.side,
+            mode: b.mode,
+            read_mode: b.read_mode,
+            max_message: b.max_message,
             partial: Vec::new(),
-            frag_payload: self.frag_payload,
-            nonblocking: self.nonblocking,
-            read_timeout: self.read_timeout,
-            write_timeout: self.write_timeout,
-            strategy: self.strategy,
+            nonblocking: b.nonblocking,
+            read_timeout: b.read_timeout,
+            write_timeout: b.write_timeout,
+            strategy: b.strategy,
             disconnected: false,
-            write_shut: self.write_shut,
+            write_shut: b.write_shut,
             poisoned: false,
             clock: RecheckClock::new(),
-            peer_lost: self.peer_lost,
+            peer_check: PeerCheck::Process,
+            peer_lost: b.peer_lost,
             link: None,
             split_guard: Some(guard),
-            shared: None,
             reserved: Mutex::new(Vec::new()),
-        })
+        };
+        Ok(PipeEnd { base, io })
     }
 }
 

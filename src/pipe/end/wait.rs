@@ -1,9 +1,9 @@
 //! How a pipe end waits on its rings and notices that its peer is gone.
 //!
-//! Every ring operation of a [`PipeEnd`] goes through [`PipeEnd::ring_op`]. In
+//! Every ring operation of a [`PipeEnd`] goes through [`Base::ring_op`]. In
 //! non-blocking mode the operation is tried once; otherwise it waits in naps of at
 //! most [`LIVENESS_RECHECK_INTERVAL`] up to the caller's deadline. Whenever it could
-//! not complete, the peer end is checked ([`PipeEnd::peer_gone`]): its status word on
+//! not complete, the peer end is checked ([`Base::peer_gone`]): its status word on
 //! every call (closed, or given up before attaching), the liveness of its process at
 //! most once per interval, by the end's [`RecheckClock`](culvert_sync::RecheckClock),
 //! which outlives the call, so a caller polling in a loop or using short timeouts is
@@ -11,7 +11,7 @@
 //! without waiting (a read drains what was committed) and then fails with the peer's
 //! outcome: `Closed` when it closed, `PeerDied` when its process died.
 //!
-//! Writes that make progress never wait, so [`PipeEnd::check_peer_for_write`] runs
+//! Writes that make progress never wait, so [`Base::check_peer_for_write`] runs
 //! before each one: the status word while the peer has not attached, then a liveness
 //! check every [`OPS_PER_CLOCK_READ`](culvert_sync::RecheckClock::OPS_PER_CLOCK_READ)
 //! writes and at most once per interval.
@@ -20,8 +20,8 @@ use culvert_sync::atomic::Ordering;
 use culvert_sync::{Deadline, LIVENESS_RECHECK_INTERVAL};
 
 use super::super::layout::{END_ATTACHED, END_UNATTACHED};
-use super::super::shared;
-use super::PipeEnd;
+use super::super::shared::{self, HolderView};
+use super::{Base, PipeEnd};
 use crate::{Error, Result};
 
 /// How the peer end went away. Once seen it is kept: a gone peer never comes back.
@@ -33,6 +33,14 @@ pub(super) enum PeerGone {
     Died,
 }
 
+/// How an end tells that its peer end is gone beyond the peer's status word.
+pub(super) enum PeerCheck {
+    /// Exclusive: the peer's process died.
+    Process,
+    /// Shared: every holder of the peer end left or died (the holder table).
+    Holders(HolderView),
+}
+
 impl PeerGone {
     fn error(self) -> Error {
         match self {
@@ -42,12 +50,12 @@ impl PeerGone {
     }
 }
 
-impl PipeEnd {
+impl Base {
     /// The outcome for an operation on this end if the peer end is gone: `Closed`
     /// once it closed or gave up (or, shared, all its holders left), `PeerDied` once
     /// its process died. The status word is read every call; process liveness (a
-    /// `/proc` read) only if `liveness_due`. Shared mode: a gone peer closes both
-    /// rings for every holder, so what was committed drains.
+    /// `/proc` read) only if `liveness_due`. Once it returns `Some`, the end's kind is
+    /// told ([`EndIo::peer_gone`](super::rings::EndIo::peer_gone)) by the call that made it.
     pub(super) fn peer_gone(&mut self, liveness_due: bool) -> Option<Error> {
         if self.peer_lost.is_none() {
             self.peer_lost = self.find_peer_gone(liveness_due);
@@ -58,22 +66,20 @@ impl PipeEnd {
         self.peer_lost.map(PeerGone::error)
     }
 
-    fn find_peer_gone(&mut self, liveness_due: bool) -> Option<PeerGone> {
+    fn find_peer_gone(&self, liveness_due: bool) -> Option<PeerGone> {
         let status = self.peer_end().status.load(Ordering::Acquire);
-        let closed = status != END_UNATTACHED && status != END_ATTACHED;
-        if let Some(sh) = &self.shared {
-            if closed
-                || liveness_due && shared::end_gone(&self.state, &sh.holders, self.side.peer())
-            {
-                self.close_shared_rings();
-                return Some(PeerGone::Closed);
-            }
-            return None;
-        }
-        if closed {
+        if status != END_UNATTACHED && status != END_ATTACHED {
             return Some(PeerGone::Closed);
         }
-        (liveness_due && self.state.peer_gone(self.side)).then_some(PeerGone::Died)
+        if !liveness_due {
+            return None;
+        }
+        match &self.peer_check {
+            PeerCheck::Process => self.state.peer_gone(self.side).then_some(PeerGone::Died),
+            PeerCheck::Holders(holders) => {
+                shared::end_gone(&self.state, holders, self.side.peer()).then_some(PeerGone::Closed)
+            }
+        }
     }
 
     /// Before a write: `Closed`/`PeerDied` if the reader is gone. Until the peer has
@@ -94,7 +100,7 @@ impl PipeEnd {
 
     /// Runs a ring operation per the end's settings until `deadline`.
     ///
-    /// `op(end, None)` must not wait; `op(end, Some(d))` may wait until `d`. The first
+    /// `op(None)` must not wait; `op(Some(d))` may wait until `d`. The first
     /// try never waits (and reads no clock). A `WouldBlock` or `Timeout` from it is
     /// retried (blocking mode) until `deadline`, with the peer checked in between; see
     /// the module doc. Returns `WouldBlock`
@@ -102,7 +108,7 @@ impl PipeEnd {
     pub(super) fn ring_op<T>(
         &mut self,
         deadline: Deadline,
-        mut op: impl FnMut(&mut Self, Option<Deadline>) -> culvert_ring::Result<T>,
+        mut op: impl FnMut(Option<Deadline>) -> culvert_ring::Result<T>,
     ) -> Result<T> {
         let mut gone: Option<Error> = None;
         // The first try never waits, so an operation that can complete reads no clock.
@@ -114,7 +120,7 @@ impl PipeEnd {
             } else {
                 Some(deadline.min(Deadline::after(LIVENESS_RECHECK_INTERVAL)))
             };
-            match op(self, wait) {
+            match op(wait) {
                 Err(culvert_ring::Error::Timeout | culvert_ring::Error::WouldBlock) => {
                     if let Some(e) = gone {
                         return Err(e);
@@ -129,7 +135,7 @@ impl PipeEnd {
                     }
                     if std::mem::take(&mut quick) {
                         // Before any deadline arithmetic: a peer answering at once.
-                        let r = culvert_sync::quick_spin(self.strategy, || match op(self, None) {
+                        let r = culvert_sync::quick_spin(self.strategy, || match op(None) {
                             Err(culvert_ring::Error::Timeout | culvert_ring::Error::WouldBlock) => {
                                 None
                             }
@@ -156,8 +162,8 @@ impl PipeEnd {
     pub(super) fn poll_readable(&mut self, liveness_due: bool) -> bool {
         // The common case in a few loads (a wait set polls many ends per pass): bytes
         // committed in a plain byte ring.
-        if let super::Rx::Bytes(r) = &mut self.rx {
-            if !self.poisoned && matches!(r.bytes_available(), Ok(n) if n > 0) {
+        if let super::Io::Bytes(super::rings::Duplex { rx: Some(r), .. }) = &mut self.io {
+            if !self.base.poisoned && matches!(r.bytes_available(), Ok(n) if n > 0) {
                 return true;
             }
         }
@@ -169,14 +175,18 @@ impl PipeEnd {
 
     /// The notifier of the ring this end reads.
     pub(super) fn readable_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
-        use culvert_sync::Waitable;
-        match &self.rx {
-            super::Rx::Bytes(r) => r.notifiers(f),
-            super::Rx::Messages(r) => r.notifiers(f),
-            super::Rx::SharedBytes(r) => r.notifiers(f),
-            super::Rx::SharedMessages(r) => r.notifiers(f),
-            super::Rx::Detached => {}
-        }
+        self.io.as_dyn_ref().rings().readable_notifiers(f);
+    }
+
+    /// Passes the outcome of a call on the end's rings on: a corruption poisons the
+    /// end; once the peer was seen gone, the end's kind is told.
+    pub(super) fn settle<T>(&mut self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| {
+            if self.base.peer_lost.is_some() {
+                self.io.as_dyn().peer_gone();
+            }
+            self.base.poison_on(e)
+        })
     }
 }
 
