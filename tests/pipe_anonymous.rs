@@ -176,6 +176,9 @@ fn killed_child_gives_eof_after_the_rest_and_broken_pipe() {
     end.read_to_end(&mut rest).unwrap();
     assert_eq!(rest.len(), 999);
     assert!(rest.iter().all(|&b| b == 42));
+    // Past the end of stream, a message read says how the stream ended: the writer died.
+    let ended = end.read_message(&mut [0u8; 8]);
+    assert!(matches!(ended, Err(culvert::Error::PeerDied)), "{ended:?}");
     // Writes fail once the death is noticed (bounded: the liveness interval).
     let err = loop {
         match end.write_all(&[0u8; 64]) {

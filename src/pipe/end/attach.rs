@@ -20,10 +20,10 @@ use super::super::named::ServerLink;
 use super::super::options::{PipeMode, ReadMode};
 use super::super::shared::{self, HolderView};
 use super::fragments::{Framed, MsgCursor};
-use super::rings::{Duplex, Io};
+use super::rings::Duplex;
 use super::shared_io::{Holder, SharedState};
 use super::wait::PeerCheck;
-use super::{Base, PipeEnd};
+use super::{Base, Io, PipeEnd};
 use crate::{Error, Result};
 use culvert_ring::Endpoint as _;
 

@@ -10,8 +10,8 @@ use culvert_ring::spsc;
 use culvert_sync::Deadline;
 
 use super::super::options::{MessageRead, Peek};
-use super::rings::{Duplex, EndIo, Io, Rings};
-use super::Base;
+use super::rings::{Duplex, EndIo, Rings};
+use super::{Base, Io};
 use crate::{Error, Result};
 
 /// The exclusive byte end.

@@ -24,8 +24,8 @@ use culvert_sync::Deadline;
 use super::super::layout::{FRAG_FIRST, FRAG_HEADER, FRAG_LAST};
 
 use super::super::options::{MessageRead, Peek};
-use super::rings::{Duplex, EndIo, Io, Rings};
-use super::Base;
+use super::rings::{Duplex, EndIo, Rings};
+use super::{Base, Io};
 use crate::{Error, Result};
 
 /// The exclusive message end: its rings and the reader's place in a message.

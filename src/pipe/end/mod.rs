@@ -47,6 +47,7 @@ mod wait;
 
 use std::time::Duration;
 
+use culvert_ring::mpmc;
 use culvert_section::Section;
 use culvert_sync::{Deadline, RecheckClock, WaitStrategy};
 
@@ -56,7 +57,10 @@ use super::options::{PipeMode, ReadMode};
 use super::shared;
 use crate::{Error, Result};
 pub use batch::MessageGrant;
-use rings::Io;
+use bytes::ByteRings;
+use fragments::Framed;
+use rings::EndIo;
+use shared_io::{Holder, SharedState};
 pub use split::{PipeReader, PipeWriter};
 #[cfg(feature = "tokio")]
 pub use tokio_io::{AsyncPipeEnd, AsyncPipeReader, AsyncPipeWriter};
@@ -142,6 +146,51 @@ struct Base {
     split_guard: Option<std::sync::Arc<split::EndGuard>>,
     /// Shared mode: reservations for children that have no pid yet.
     reserved: std::sync::Mutex<Vec<shared::Reservation>>,
+}
+
+/// The rings of an end, by kind.
+enum Io {
+    /// Exclusive byte pipe: SPSC byte rings.
+    Bytes(ByteRings),
+    /// Exclusive message pipe: SPSC message rings carrying fragments.
+    Messages(Framed),
+    /// Shared byte pipe: MPMC byte rings; this end is one of its end's holders.
+    SharedBytes(Holder<mpmc::ByteWriter, mpmc::ByteReader>),
+    /// Shared message pipe: MPMC message rings, one ring message per pipe message.
+    SharedMessages(Holder<mpmc::MessageWriter, mpmc::MessageReader>),
+}
+
+impl Io {
+    /// The kind, as the interface every kind implements.
+    #[inline]
+    fn as_dyn(&mut self) -> &mut dyn EndIo {
+        match self {
+            Io::Bytes(d) => d,
+            Io::Messages(f) => f,
+            Io::SharedBytes(h) => h,
+            Io::SharedMessages(h) => h,
+        }
+    }
+
+    /// [`as_dyn`](Self::as_dyn) for the calls that only look.
+    #[inline]
+    fn as_dyn_ref(&self) -> &dyn EndIo {
+        match self {
+            Io::Bytes(d) => d,
+            Io::Messages(f) => f,
+            Io::SharedBytes(h) => h,
+            Io::SharedMessages(h) => h,
+        }
+    }
+
+    /// Shared mode: this holder's state. `None` for an exclusive end.
+    fn holder(&self) -> Option<&SharedState> {
+        match self {
+            Io::SharedBytes(h) => Some(&h.state),
+            Io::SharedMessages(h) => Some(&h.state),
+            Io::Bytes(_) | Io::Messages(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for PipeEnd {

@@ -2,68 +2,21 @@
 //!
 //! An end's kind is fixed when it attaches ([`Io`]): exclusive (one holder, SPSC
 //! rings) or shared (any number of holders, MPMC rings), each in byte or message mode.
-//! Each kind is one type holding its two rings (a [`Duplex`]) and the state only that
-//! kind needs; all of them implement [`EndIo`]. A call of [`PipeEnd`](super::PipeEnd)
-//! checks what every kind checks (usable, peer, mode) on its [`Base`], then hands the
-//! work to its kind through [`Io::as_dyn`] together with the base, through which the
-//! kind waits ([`Base::ring_op`]) and checks the peer. So no call matches on a kind
-//! it cannot be.
+//! Each kind is one type holding its two rings (a [`Duplex`], seen through [`Rings`])
+//! and the state only that kind needs; all of them implement [`EndIo`]. A call of
+//! [`PipeEnd`](super::PipeEnd) checks what every kind checks (usable, peer) on its
+//! [`Base`], then hands the work to its kind through [`Io::as_dyn`] together with the
+//! base, through which the kind waits ([`Base::ring_op`]) and checks the peer. So no
+//! call matches on a kind it cannot be.
 //!
 //! A split end's halves hold the same kind with one ring given away (`None`).
 
-use culvert_ring::{mpmc, spsc, Endpoint, WriteEndpoint};
+use culvert_ring::{Endpoint, WriteEndpoint};
 use culvert_sync::{Deadline, Notifier, WaitStrategy, Waitable};
 
 use super::super::options::{MessageRead, Peek};
-use super::fragments::Framed;
-use super::shared_io::{Holder, SharedState};
-use super::Base;
+use super::{Base, Io};
 use crate::Result;
-
-/// The rings of an end, by kind.
-pub(super) enum Io {
-    /// Exclusive byte pipe: SPSC byte rings.
-    Bytes(Duplex<spsc::ByteWriter, spsc::ByteReader>),
-    /// Exclusive message pipe: SPSC message rings carrying fragments.
-    Messages(Framed),
-    /// Shared byte pipe: MPMC byte rings; this end is one of its end's holders.
-    SharedBytes(Holder<mpmc::ByteWriter, mpmc::ByteReader>),
-    /// Shared message pipe: MPMC message rings, one ring message per pipe message.
-    SharedMessages(Holder<mpmc::MessageWriter, mpmc::MessageReader>),
-}
-
-impl Io {
-    /// The kind, as the interface every kind implements.
-    #[inline]
-    pub(super) fn as_dyn(&mut self) -> &mut dyn EndIo {
-        match self {
-            Io::Bytes(d) => d,
-            Io::Messages(f) => f,
-            Io::SharedBytes(h) => h,
-            Io::SharedMessages(h) => h,
-        }
-    }
-
-    /// [`as_dyn`](Self::as_dyn) for the calls that only look.
-    #[inline]
-    pub(super) fn as_dyn_ref(&self) -> &dyn EndIo {
-        match self {
-            Io::Bytes(d) => d,
-            Io::Messages(f) => f,
-            Io::SharedBytes(h) => h,
-            Io::SharedMessages(h) => h,
-        }
-    }
-
-    /// Shared mode: this holder's state. `None` for an exclusive end.
-    pub(super) fn holder(&self) -> Option<&SharedState> {
-        match self {
-            Io::SharedBytes(h) => Some(&h.state),
-            Io::SharedMessages(h) => Some(&h.state),
-            Io::Bytes(_) | Io::Messages(_) => None,
-        }
-    }
-}
 
 /// What an end does with its rings, whatever its kind. `base` is the end's
 /// [`Base`]: its settings, and the waiting and peer checks the kind goes through.

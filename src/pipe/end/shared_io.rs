@@ -13,8 +13,8 @@ use culvert_sync::{Deadline, Waitable};
 use super::super::options::{MessageRead, Peek};
 use super::super::shared::{self, HolderView};
 use super::bytes::byte_pipe_io;
-use super::rings::{Duplex, EndIo, Io, Rings};
-use super::Base;
+use super::rings::{Duplex, EndIo, Rings};
+use super::{Base, Io};
 use crate::{Error, Result};
 
 /// A shared end: one holder's rings and state.
