@@ -1,63 +1,83 @@
 //! A bridge SIGKILLed mid-stream: both ends get errors within a bound, never hang,
 //! and a restarted bridge serves again. The killed bridge is a real process: this
-//! test binary re-run with a role in the environment (`child_bridge`).
+//! test binary re-run as a child playing the role `bridge` (`culvert_testkit`), under
+//! the test's [`Supervisor`].
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{domain, free_port};
+use common::{domain, free_port, say, Said};
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::Error;
+use culvert_testkit::{
+    cross_test, eventually, namespace, play_role, role_arg, ChildCommand, ChildId, CrossTest,
+    Supervisor, TempRoot,
+};
 use culvert_zenoh::{Bridge, BridgeConfig};
 
-const ROLE: &str = "CULVERT_ZENOH_TEST_ROLE";
 /// The bound this test holds the bridge to: both sides see the failure within it.
 const FAULT_BOUND: Duration = Duration::from_millis(500);
+/// The outer deadline of a test's children.
+const LIMIT: Duration = Duration::from_secs(120);
 
-/// The child's body: a bridge configured from the environment, until stdin closes.
-#[test]
+/// The role `bridge`: a bridge configured by the role arguments, in the namespace root
+/// of the child, until stdin closes.
 fn child_bridge() {
-    if std::env::var(ROLE).as_deref() != Ok("bridge") {
-        return;
-    }
-    let env = |k: &str| std::env::var(k).unwrap();
-    let mut cfg = BridgeConfig::new(env("CZ_DOMAIN"), env("CZ_HOST"))
-        .listen(env("CZ_LISTEN"))
-        .connect(env("CZ_CONNECT"))
-        .root(env("CZ_ROOT"));
-    if let Ok(name) = std::env::var("CZ_EXPORT") {
+    let mut cfg = BridgeConfig::new(role_arg("DOMAIN"), role_arg("HOST"))
+        .listen(role_arg("LISTEN"))
+        .connect(role_arg("CONNECT"))
+        .root(namespace());
+    for name in role_arg("EXPORTS").split(',').filter(|n| !n.is_empty()) {
         cfg = cfg.export(name);
     }
     let bridge = Bridge::start(cfg).unwrap();
-    println!("\nCZ-READY");
-    std::io::stdout().flush().unwrap();
+    say("READY");
     // Until the parent goes (or kills us).
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     bridge.stop();
 }
 
-fn spawn_bridge(domain: &str, root: &std::path::Path, listen: u16, connect: u16) -> Child {
-    spawn_host(domain, "hosta", None, root, listen, connect)
+/// Host A's bridge in a child, connecting to `connect`.
+fn spawn_bridge(
+    sup: &Supervisor,
+    test: CrossTest,
+    domain: &str,
+    root: &TempRoot,
+    listen: u16,
+    connect: u16,
+) -> ChildId {
+    ChildBridge {
+        domain,
+        host: "hosta",
+        export: None,
+        root,
+        listen,
+        connect,
+    }
+    .spawn(sup, test)
 }
 
 /// Host A's bridge in this process and host B's in a child exporting one name, each
 /// with its own namespace root, connected and seeing each other.
 struct TwoHosts {
-    root_a: tempfile::TempDir,
-    root_b: tempfile::TempDir,
+    root_a: TempRoot,
+    root_b: TempRoot,
     bridge_a: Bridge,
-    child: Child,
+    child: ChildId,
 }
 
-fn two_hosts(tag: &str, export: &str) -> TwoHosts {
+fn two_hosts(sup: &Supervisor, test: CrossTest, tag: &str, export: &str) -> TwoHosts {
     let dom = domain(tag);
-    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (root_a, root_b) = (
+        TempRoot::new(&format!("{tag}-a")),
+        TempRoot::new(&format!("{tag}-b")),
+    );
     let (port_a, port_b) = (free_port(), free_port());
     let bridge_a = Bridge::start(
         BridgeConfig::new(&dom, "hosta")
@@ -65,7 +85,15 @@ fn two_hosts(tag: &str, export: &str) -> TwoHosts {
             .root(root_a.path()),
     )
     .unwrap();
-    let child = spawn_host(&dom, "hostb", Some(export), root_b.path(), port_b, port_a);
+    let child = ChildBridge {
+        domain: &dom,
+        host: "hostb",
+        export: Some(export),
+        root: &root_b,
+        listen: port_b,
+        connect: port_a,
+    }
+    .spawn(sup, test);
     assert!(bridge_a.wait_for_host("hostb", Duration::from_secs(10)));
     TwoHosts {
         root_a,
@@ -75,52 +103,44 @@ fn two_hosts(tag: &str, export: &str) -> TwoHosts {
     }
 }
 
-fn spawn_host(
-    domain: &str,
-    host: &str,
-    export: Option<&str>,
-    root: &std::path::Path,
+/// The bridge of one host in a child playing `bridge`: what it gets as role arguments.
+struct ChildBridge<'a> {
+    domain: &'a str,
+    host: &'a str,
+    export: Option<&'a str>,
+    root: &'a TempRoot,
     listen: u16,
     connect: u16,
-) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    if let Some(e) = export {
-        cmd.env("CZ_EXPORT", e);
+}
+
+impl ChildBridge<'_> {
+    /// Spawns the child under `sup`; returns once it says it is ready. Its stdin is a
+    /// pipe: the bridge stops when that closes.
+    fn spawn(&self, sup: &Supervisor, test: CrossTest) -> ChildId {
+        let child = sup.spawn(
+            test.command("bridge")
+                .namespace(self.root)
+                .role_arg("DOMAIN", self.domain)
+                .role_arg("HOST", self.host)
+                .role_arg("LISTEN", format!("tcp/127.0.0.1:{}", self.listen))
+                .role_arg("CONNECT", format!("tcp/127.0.0.1:{}", self.connect))
+                .role_arg("EXPORTS", self.export.unwrap_or_default())
+                .stdin(Stdio::piped()),
+        );
+        Said::new(sup, child).expect("READY");
+        child
     }
-    let mut child = cmd
-        .args(["--exact", "child_bridge", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "bridge")
-        .env("CZ_DOMAIN", domain)
-        .env("CZ_HOST", host)
-        .env("CZ_LISTEN", format!("tcp/127.0.0.1:{listen}"))
-        .env("CZ_CONNECT", format!("tcp/127.0.0.1:{connect}"))
-        .env("CZ_ROOT", root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("CZ-READY") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("the child bridge starts");
-    child
 }
 
 #[test]
 fn bridge_killed_mid_stream_then_restarted() {
-    if std::env::var(ROLE).is_ok() {
+    if play_role(&[("bridge", child_bridge)]) {
         return;
     }
+    let test = cross_test!(bridge_killed_mid_stream_then_restarted);
+    let sup = test.supervise(LIMIT);
     let dom = domain("kill");
-    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (root_a, root_b) = (TempRoot::new("kill-a"), TempRoot::new("kill-b"));
     let (port_a, port_b) = (free_port(), free_port());
     let bridge_b = Bridge::start(
         BridgeConfig::new(&dom, "hostb")
@@ -129,7 +149,7 @@ fn bridge_killed_mid_stream_then_restarted() {
             .export("stream"),
     )
     .unwrap();
-    let mut child = spawn_bridge(&dom, root_a.path(), port_a, port_b);
+    let child = spawn_bridge(&sup, test, &dom, &root_a, port_a, port_b);
     assert!(bridge_b.wait_for_host("hosta", Duration::from_secs(10)));
 
     let server = PipeServer::bind(
@@ -165,14 +185,9 @@ fn bridge_killed_mid_stream_then_restarted() {
             };
             let when = Instant::now();
             // Writes fail too once the bridge dropped its end (within its poll).
-            let until = when + Duration::from_secs(2);
-            let write_failed = loop {
-                match end.write_message(b"x") {
-                    Err(_) => break Some(Instant::now()),
-                    Ok(_) if Instant::now() < until => thread::sleep(Duration::from_millis(1)),
-                    Ok(_) => break None,
-                }
-            };
+            let write_failed =
+                eventually(Duration::from_secs(2), || end.write_message(b"x").is_err())
+                    .then(Instant::now);
             (outcome, when, write_failed, total)
         });
         // Client on A: write until it fails.
@@ -194,7 +209,7 @@ fn bridge_killed_mid_stream_then_restarted() {
             .recv_timeout(Duration::from_secs(10))
             .expect("data flows");
         let killed = Instant::now();
-        child.kill().unwrap();
+        sup.kill(child);
         let (far_outcome, far_when, far_write_failed, total) = far.join().unwrap();
         let (near_when, near_err) = near.join().unwrap();
         (
@@ -207,7 +222,7 @@ fn bridge_killed_mid_stream_then_restarted() {
             near_err,
         )
     });
-    let _ = child.wait();
+    sup.wait(child);
     let (killed, far_outcome, far_when, far_write_failed, total, near_when, near_err) = srv;
     let far_delay = far_when.saturating_duration_since(killed);
     let near_delay = near_when.saturating_duration_since(killed);
@@ -238,7 +253,7 @@ fn bridge_killed_mid_stream_then_restarted() {
     );
 
     // A restarted bridge serves again.
-    let mut child = spawn_bridge(&dom, root_a.path(), port_a, port_b);
+    let child = spawn_bridge(&sup, test, &dom, &root_a, port_a, port_b);
     assert!(bridge_b.wait_for_host("hosta", Duration::from_secs(10)));
     let t = thread::spawn(move || {
         let mut end = server.accept_until(Duration::from_secs(10)).unwrap();
@@ -265,8 +280,8 @@ fn bridge_killed_mid_stream_then_restarted() {
     assert_eq!(&back, b"again");
     t.join().unwrap();
     drop(c);
-    drop(child.stdin.take());
-    let _ = child.wait();
+    drop(sup.take_stdin(child));
+    sup.wait(child);
 }
 
 /// The far bridge (the pipe server's host) is SIGKILLed while a remote client reads:
@@ -275,15 +290,17 @@ fn bridge_killed_mid_stream_then_restarted() {
 /// the killed bridge, sees its peer die too.
 #[test]
 fn far_bridge_killed_while_a_remote_pipe_client_reads() {
-    if std::env::var(ROLE).is_ok() {
+    if play_role(&[("bridge", child_bridge)]) {
         return;
     }
+    let test = cross_test!(far_bridge_killed_while_a_remote_pipe_client_reads);
+    let sup = test.supervise(LIMIT);
     let TwoHosts {
         root_a,
         root_b,
         bridge_a: _bridge_a,
-        mut child,
-    } = two_hosts("kill-far-pipe", "feed");
+        child,
+    } = two_hosts(&sup, test, "kill-far-pipe", "feed");
     let server = PipeServer::bind(
         "feed",
         &PipeOptions::default()
@@ -309,7 +326,7 @@ fn far_bridge_killed_while_a_remote_pipe_client_reads() {
     let r = c.read_message(&mut buf).unwrap();
     assert_eq!(&buf[..r.len], b"first");
     let killed = Instant::now();
-    child.kill().unwrap();
+    sup.kill(child);
     let e = c.read_message(&mut buf).unwrap_err();
     let near_delay = killed.elapsed();
     let w = c.write_message(b"x").unwrap_err();
@@ -322,7 +339,7 @@ fn far_bridge_killed_while_a_remote_pipe_client_reads() {
     assert!(matches!(w, Error::PeerDied), "{w:?}");
     assert!(matches!(far_err, Error::PeerDied), "{far_err:?}");
     assert!(near_delay < FAULT_BOUND, "{near_delay:?}");
-    let _ = child.wait();
+    sup.wait(child);
 }
 
 /// The far bridge (the port server's host) is SIGKILLed while a call is pending: the
@@ -331,15 +348,17 @@ fn far_bridge_killed_while_a_remote_pipe_client_reads() {
 #[test]
 fn far_bridge_killed_with_a_port_call_pending() {
     use culvert::port::{PortClient, PortOptions, PortServer};
-    if std::env::var(ROLE).is_ok() {
+    if play_role(&[("bridge", child_bridge)]) {
         return;
     }
+    let test = cross_test!(far_bridge_killed_with_a_port_call_pending);
+    let sup = test.supervise(LIMIT);
     let TwoHosts {
         root_a,
         root_b,
         bridge_a: _bridge_a,
-        mut child,
-    } = two_hosts("kill-port", "svc");
+        child,
+    } = two_hosts(&sup, test, "kill-port", "svc");
     let server = PortServer::create("svc", &PortOptions::default().root(root_b.path())).unwrap();
     let (got_tx, got_rx) = mpsc::channel();
     let far = thread::spawn(move || {
@@ -351,16 +370,14 @@ fn far_bridge_killed_with_a_port_call_pending() {
         let held = server.receive(Duration::from_secs(10)).unwrap();
         got_tx.send(()).unwrap();
         // Wait for the connection to go (the bridge that was its client died).
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
+        let gone = eventually(Duration::from_secs(10), || {
             let _ = server.receive(Duration::from_millis(5));
             server.maintain();
-            if server.connection_count() == 0 {
-                return Some(Instant::now());
-            }
-        }
+            server.connection_count() == 0
+        })
+        .then(Instant::now);
         drop(held);
-        None
+        gone
     });
     let (client, _) = PortClient::connect_with(
         "//hostb/svc",
@@ -372,7 +389,7 @@ fn far_bridge_killed_with_a_port_call_pending() {
     let mut pending = client.call_async(b"never answered").unwrap();
     got_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let killed = Instant::now();
-    child.kill().unwrap();
+    sup.kill(child);
     let e = pending.wait(Duration::from_secs(5)).unwrap_err();
     let near_delay = killed.elapsed();
     let e2 = client.call(b"again", Duration::from_secs(5)).unwrap_err();
@@ -389,7 +406,7 @@ fn far_bridge_killed_with_a_port_call_pending() {
     assert!(matches!(e2, Error::PeerDied), "{e2:?}");
     assert!(near_delay < FAULT_BOUND, "{near_delay:?}");
     assert!(far_delay < FAULT_BOUND, "{far_delay:?}");
-    let _ = child.wait();
+    sup.wait(child);
 }
 
 /// The caller's own bridge is SIGKILLed with a port call pending: the caller's call
@@ -398,11 +415,13 @@ fn far_bridge_killed_with_a_port_call_pending() {
 #[test]
 fn near_bridge_killed_with_a_port_call_pending() {
     use culvert::port::{PortClient, PortOptions, PortServer};
-    if std::env::var(ROLE).is_ok() {
+    if play_role(&[("bridge", child_bridge)]) {
         return;
     }
+    let test = cross_test!(near_bridge_killed_with_a_port_call_pending);
+    let sup = test.supervise(LIMIT);
     let dom = domain("kill-near");
-    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (root_a, root_b) = (TempRoot::new("kill-near-a"), TempRoot::new("kill-near-b"));
     let (port_a, port_b) = (free_port(), free_port());
     let bridge_b = Bridge::start(
         BridgeConfig::new(&dom, "hostb")
@@ -411,7 +430,7 @@ fn near_bridge_killed_with_a_port_call_pending() {
             .export("svc"),
     )
     .unwrap();
-    let mut child = spawn_bridge(&dom, root_a.path(), port_a, port_b);
+    let child = spawn_bridge(&sup, test, &dom, &root_a, port_a, port_b);
     assert!(bridge_b.wait_for_host("hosta", Duration::from_secs(10)));
     let server = PortServer::create("svc", &PortOptions::default().root(root_b.path())).unwrap();
     let (got_tx, got_rx) = mpsc::channel();
@@ -423,15 +442,14 @@ fn near_bridge_killed_with_a_port_call_pending() {
             .unwrap();
         let held = server.receive(Duration::from_secs(10)).unwrap();
         got_tx.send(()).unwrap();
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
+        let gone = eventually(Duration::from_secs(10), || {
             let _ = server.receive(Duration::from_millis(5));
             server.maintain();
-            if server.connection_count() == 0 || held.is_cancelled() {
-                return Some(Instant::now());
-            }
-        }
-        None
+            server.connection_count() == 0 || held.is_cancelled()
+        })
+        .then(Instant::now);
+        drop(held);
+        gone
     });
     let (client, _) = PortClient::connect_with(
         "//hostb/svc",
@@ -443,7 +461,7 @@ fn near_bridge_killed_with_a_port_call_pending() {
     let mut pending = client.call_async(b"never answered").unwrap();
     got_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let killed = Instant::now();
-    child.kill().unwrap();
+    sup.kill(child);
     let e = pending.wait(Duration::from_secs(5)).unwrap_err();
     let near_delay = killed.elapsed();
     let far_when = far
@@ -458,5 +476,5 @@ fn near_bridge_killed_with_a_port_call_pending() {
     assert!(matches!(e, Error::PeerDied), "{e:?}");
     assert!(near_delay < FAULT_BOUND, "{near_delay:?}");
     assert!(far_delay < FAULT_BOUND, "{far_delay:?}");
-    let _ = child.wait();
+    sup.wait(child);
 }

@@ -4,11 +4,12 @@
 mod common;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Hosts;
 use culvert::mailslot::{Mailslot, MailslotOptions, MailslotWriter};
 use culvert::Error;
+use culvert_testkit::eventually;
 use culvert_zenoh::wire::{Frame, Kind};
 use zenoh::Wait;
 
@@ -34,23 +35,20 @@ fn messages_reach_a_mailslot_on_another_host_in_order() {
     // silently: what arrives is in order, and read + dropped = written.
     let mut buf = [0u8; 64];
     let mut got: Vec<u32> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let dropped = reader.info().unwrap().dropped;
-        if got.len() as u64 + dropped == 100 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} read, {dropped} dropped of 100",
-            got.len()
-        );
+    let accounted = eventually(Duration::from_secs(30), || {
         match reader.read(&mut buf) {
             Ok(n) => got.push(u32::from_le_bytes(buf[..n].try_into().unwrap())),
             Err(Error::Timeout) => {}
             Err(e) => panic!("{e:?}"),
         }
-    }
+        got.len() as u64 + reader.info().unwrap().dropped == 100
+    });
+    assert!(
+        accounted,
+        "{} read, {} dropped of 100",
+        got.len(),
+        reader.info().unwrap().dropped
+    );
     assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
     assert!(!got.is_empty(), "a loopback link delivers something");
 }
@@ -69,9 +67,7 @@ fn star_name_reaches_every_host() {
     // that host), so the writer repeats until every host has read one copy.
     let mut buf = [0u8; 64];
     let mut reached = [false; 3];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reached != [true; 3] {
-        assert!(Instant::now() < deadline, "reached only {reached:?}");
+    let everywhere = eventually(Duration::from_secs(30), || {
         w.write(b"to everyone").unwrap();
         for (i, r) in readers.iter_mut().enumerate() {
             match r.read(&mut buf) {
@@ -83,7 +79,9 @@ fn star_name_reaches_every_host() {
                 Err(e) => panic!("host {i}: {e}"),
             }
         }
-    }
+        reached == [true; 3]
+    });
+    assert!(everywhere, "reached only {reached:?}");
 }
 
 #[test]
@@ -108,31 +106,25 @@ fn a_flood_into_a_slow_reader_loses_nothing_silently() {
     }
     let mut read = 0u64;
     let mut buf = [0u8; 64];
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        match reader.read(&mut buf) {
-            Ok(_) => {
-                read += 1;
-                // A slow reader.
-                if read % 16 == 0 {
-                    thread::sleep(Duration::from_millis(1));
+    // Read what is there, then see whether every message is accounted for.
+    let accounted = eventually(Duration::from_secs(20), || {
+        loop {
+            match reader.read(&mut buf) {
+                Ok(_) => {
+                    read += 1;
+                    // A slow reader.
+                    if read % 16 == 0 {
+                        thread::sleep(Duration::from_millis(1));
+                    }
                 }
+                Err(Error::Timeout | Error::WouldBlock) => break,
+                Err(e) => panic!("{e}"),
             }
-            Err(Error::Timeout | Error::WouldBlock) => {
-                let dropped = reader.info().unwrap().dropped;
-                if read + dropped == SENT {
-                    break;
-                }
-                assert!(
-                    Instant::now() < until,
-                    "read {read} + dropped {dropped} != {SENT}"
-                );
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
         }
-    }
+        read + reader.info().unwrap().dropped == SENT
+    });
     let dropped = reader.info().unwrap().dropped;
+    assert!(accounted, "read {read} + dropped {dropped} != {SENT}");
     eprintln!("read {read}, dropped {dropped} (writer saw {writer_saw_full} Full)");
     assert_eq!(read + dropped, SENT);
     assert!(dropped >= writer_saw_full);

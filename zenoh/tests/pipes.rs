@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::Hosts;
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::{BusyReason, Error};
+use culvert_testkit::{eventually, fnv1a, wait_until, Stream, TempRoot, FNV_START};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -91,12 +92,6 @@ fn read_message_with_more_on_a_small_buffer() {
     t.join().unwrap();
 }
 
-fn checksum(acc: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(acc, |a, &b| {
-        a.wrapping_mul(1_000_003).wrapping_add(b as u64)
-    })
-}
-
 #[test]
 fn byte_stream_of_64_mib_with_checksum() {
     const TOTAL: usize = 64 << 20;
@@ -106,14 +101,14 @@ fn byte_stream_of_64_mib_with_checksum() {
     let t = thread::spawn(move || {
         let mut end = srv.accept_until(T).unwrap();
         end.set_read_timeout(Some(T));
-        let (mut n, mut sum) = (0usize, 0u64);
+        let (mut n, mut sum) = (0usize, FNV_START);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let k = end.read(&mut buf).unwrap();
             if k == 0 {
                 break;
             }
-            sum = checksum(sum, &buf[..k]);
+            sum = fnv1a(sum, &buf[..k]);
             n += k;
         }
         end.write_all(&sum.to_le_bytes()).unwrap();
@@ -122,18 +117,15 @@ fn byte_stream_of_64_mib_with_checksum() {
     let mut c = PipeEnd::connect_with("//hostb/bytes", T, &opts(&h, 0)).unwrap();
     c.set_read_timeout(Some(T));
     c.set_write_timeout(Some(T));
-    let mut sum = 0u64;
-    let mut x: u32 = 12345;
+    let mut sum = FNV_START;
+    let mut stream = Stream::new(12345);
     let mut chunk = vec![0u8; 100_000];
     let mut sent = 0;
     while sent < TOTAL {
         let k = chunk.len().min(TOTAL - sent);
-        for b in &mut chunk[..k] {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            *b = (x >> 24) as u8;
-        }
+        stream.fill(&mut chunk[..k]);
         c.write_all(&chunk[..k]).unwrap();
-        sum = checksum(sum, &chunk[..k]);
+        sum = fnv1a(sum, &chunk[..k]);
         sent += k;
     }
     c.shutdown_write().unwrap();
@@ -225,14 +217,15 @@ fn end_of_stream_when_the_far_end_closes() {
     assert!(matches!(c.read_message(&mut buf), Err(Error::Closed)));
     // Writes fail once the far end is gone too (broken pipe, not a death), within a
     // bound.
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        match c.write_message(b"x") {
-            Err(Error::Closed) => break,
-            Ok(_) if Instant::now() < until => thread::sleep(Duration::from_millis(10)),
-            other => panic!("write after the far end closed: {other:?}"),
-        }
-    }
+    wait_until(
+        "a write to fail with Closed",
+        Duration::from_secs(5),
+        || match c.write_message(b"x") {
+            Err(Error::Closed) => true,
+            Ok(_) => false,
+            Err(e) => panic!("write after the far end closed: {e:?}"),
+        },
+    );
 }
 
 #[test]
@@ -247,7 +240,7 @@ fn names_not_exported_unknown_hosts_and_no_bridge_are_typed_errors() {
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     let e = PipeEnd::connect_with("//hostb", T, &opts(&h, 0)).unwrap_err();
     assert!(matches!(e, Error::InvalidName { .. }), "{e:?}");
-    let lonely = tempfile::tempdir().unwrap();
+    let lonely = TempRoot::new("lonely");
     let e = PipeEnd::connect_with(
         "//hostb/open",
         T,
@@ -283,20 +276,16 @@ fn a_reader_that_does_not_read_bounds_the_bytes_in_flight() {
     c.set_write_timeout(Some(Duration::from_millis(300)));
     let chunk = vec![1u8; 64 * 1024];
     let mut written = 0usize;
-    let until = Instant::now() + Duration::from_secs(20);
     // Write until a write stalls: the window and the rings on the way are full.
-    loop {
-        assert!(Instant::now() < until, "writes never stalled");
-        match c.write_message(&chunk) {
-            Ok(n) if n == chunk.len() => written += n,
-            Ok(n) => {
-                written += n;
-                break;
-            }
-            Err(Error::Timeout) => break,
-            Err(e) => panic!("{e}"),
+    let stalled = eventually(Duration::from_secs(20), || match c.write_message(&chunk) {
+        Ok(n) => {
+            written += n;
+            n < chunk.len()
         }
-    }
+        Err(Error::Timeout) => true,
+        Err(e) => panic!("{e}"),
+    });
+    assert!(stalled, "writes never stalled");
     // The window (2 MiB) plus the local rings (64 KiB each way) and one chunk in hand.
     let bound = culvert_zenoh::pipe::WINDOW as usize + 4 * 64 * 1024;
     eprintln!("a stalled reader holds {written} bytes in flight (bound {bound})");

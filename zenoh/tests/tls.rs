@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{domain, free_port};
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
+use culvert_testkit::TempRoot;
 use culvert_zenoh::{Bridge, BridgeConfig, TlsFiles};
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -78,10 +79,10 @@ fn certificates(dir: &Path) -> TlsFiles {
 
 #[test]
 fn a_pipe_over_tls() {
-    let certs = tempfile::tempdir().unwrap();
-    let tls = certificates(certs.path());
+    let certs = TempRoot::new("tls-certs");
+    let tls = certificates(&certs);
     let dom = domain("tls");
-    let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ra, rb) = (TempRoot::new("tls-a"), TempRoot::new("tls-b"));
     let (pa, pb) = (free_port(), free_port());
     let mut a = BridgeConfig::new(&dom, "hosta")
         .listen(format!("tls/127.0.0.1:{pa}"))

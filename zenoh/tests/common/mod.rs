@@ -1,14 +1,24 @@
-//! Simulated hosts for the cross-host tests: one namespace root (a temp dir) and one
-//! in-process bridge per host, all on 127.0.0.1 with explicit endpoints and a domain
-//! of the test's own, so tests run in parallel without seeing each other.
+//! Simulated hosts for the cross-host tests: one namespace root (a [`TempRoot`]) and
+//! one in-process bridge per host, all on 127.0.0.1 with explicit endpoints and a
+//! domain of the test's own, so tests run in parallel without seeing each other.
+//!
+//! Children playing a role (`culvert_testkit`'s harness) report their progress with
+//! [`say`]; the parent reads those lines, in order, with [`Said`].
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use culvert_testkit::{wait_until, ChildId, Supervisor, TempRoot};
 use culvert_zenoh::{Bridge, BridgeConfig};
+
+/// How long the parent waits for a child's next [`say`] line.
+pub const SAY_WAIT: Duration = Duration::from_secs(20);
+/// What starts a [`say`] line.
+const SAY_PREFIX: &str = "CZ-";
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
@@ -24,7 +34,7 @@ pub fn domain(tag: &str) -> String {
 }
 
 pub struct Hosts {
-    pub roots: Vec<tempfile::TempDir>,
+    pub roots: Vec<TempRoot>,
     pub ports: Vec<u16>,
     pub bridges: Vec<Option<Bridge>>,
     pub domain: String,
@@ -37,7 +47,9 @@ impl Hosts {
     /// every host exports `exports`.
     pub fn start(tag: &str, n: usize, exports: &[&str]) -> Hosts {
         let domain = domain(tag);
-        let roots: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let roots: Vec<_> = (0..n)
+            .map(|i| TempRoot::new(&format!("{tag}-{}", NAMES[i])))
+            .collect();
         let mut ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut bridges = Vec::new();
         for i in 0..n {
@@ -69,7 +81,7 @@ impl Hosts {
 
     pub fn config(
         domain: &str,
-        roots: &[tempfile::TempDir],
+        roots: &[TempRoot],
         ports: &[u16],
         i: usize,
         exports: &[&str],
@@ -101,5 +113,55 @@ impl Hosts {
 
     pub fn root(&self, i: usize) -> PathBuf {
         self.roots[i].path().to_path_buf()
+    }
+}
+
+/// In a child: prints `what` on a line of its own, for the parent's [`Said`].
+pub fn say(what: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\n{SAY_PREFIX}{what}");
+    let _ = out.flush();
+}
+
+/// The lines one child printed with [`say`], read in order by the parent.
+pub struct Said<'a> {
+    sup: &'a Supervisor,
+    child: ChildId,
+    read: usize,
+}
+
+impl<'a> Said<'a> {
+    /// The lines of `child`, a child of `sup`, none read yet.
+    pub fn new(sup: &'a Supervisor, child: ChildId) -> Said<'a> {
+        Said {
+            sup,
+            child,
+            read: 0,
+        }
+    }
+
+    /// Asserts the child's next line is `what`, waiting at most [`SAY_WAIT`] for it; a
+    /// child that fails meanwhile fails the test at once.
+    pub fn expect(&mut self, what: &str) {
+        let mut next = None;
+        wait_until(&format!("the child to say {what}"), SAY_WAIT, || {
+            self.sup
+                .check(&format!("waiting for the child to say {what}"));
+            next = self.lines().into_iter().nth(self.read);
+            next.is_some()
+        });
+        assert_eq!(next.as_deref(), Some(what), "the child says {what}");
+        self.read += 1;
+    }
+
+    /// Every whole line the child said so far, without the prefix.
+    fn lines(&self) -> Vec<String> {
+        let out = self.sup.stdout(self.child);
+        let whole = out.rfind('\n').map_or("", |end| &out[..end]);
+        whole
+            .lines()
+            .filter_map(|l| l.strip_prefix(SAY_PREFIX))
+            .map(str::to_owned)
+            .collect()
     }
 }
