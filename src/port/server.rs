@@ -47,7 +47,7 @@ pub(crate) fn conn_prefix(name: &str) -> String {
 /// [`listen`](Self::listen)s for connections. Dropping it closes the port: clients'
 /// pending calls fail with `Closed`, and the name is free again.
 pub struct PortServer {
-    inner: Arc<Shared>,
+    inner: Arc<ServerState>,
 }
 
 impl std::fmt::Debug for PortServer {
@@ -59,7 +59,7 @@ impl std::fmt::Debug for PortServer {
 }
 
 /// The server's process-local state, shared with its [`Incoming`]s.
-pub(crate) struct Shared {
+pub(crate) struct ServerState {
     name: String,
     sopts: SectionOptions,
     section: Section,
@@ -223,7 +223,7 @@ impl PortServer {
         let mut sopts_conn = opts.section_options();
         sopts_conn.kind = SectionKind::PortConnection;
         Ok(PortServer {
-            inner: Arc::new(Shared {
+            inner: Arc::new(ServerState {
                 name: name.to_string(),
                 sopts: sopts_conn,
                 section,
@@ -338,7 +338,7 @@ impl Drop for PortServer {
     }
 }
 
-impl Shared {
+impl ServerState {
     fn header(&self) -> &PortHeader {
         // The region was checked at create (size and alignment).
         at::<PortHeader>(&self.port, 0).expect("port header placed at create")
@@ -606,7 +606,7 @@ pub struct ConnectRequest {
 }
 
 struct PendingConnect {
-    server: Arc<Shared>,
+    server: Arc<ServerState>,
     index: usize,
     epoch: u32,
     client: u64,
@@ -643,7 +643,7 @@ pub struct Incoming {
 }
 
 struct Responder {
-    server: Arc<Shared>,
+    server: Arc<ServerState>,
     conn: Arc<ServerConn>,
     id: u64,
     /// A request not yet answered.

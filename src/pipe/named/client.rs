@@ -22,7 +22,7 @@ use super::super::options::{validate_pipe_name, PipeOptions};
 use super::cell::Answer;
 use super::instance_name;
 use super::layout::{
-    ServerShared, CELLS, MAX_DEFAULT_TIMEOUT, REFUSED_NO_SPACE, REFUSED_OS_ERROR, REQUEST_LEN,
+    ServerTables, CELLS, MAX_DEFAULT_TIMEOUT, REFUSED_NO_SPACE, REFUSED_OS_ERROR, REQUEST_LEN,
 };
 use super::link::ServerLink;
 use crate::{Error, Result};
@@ -131,11 +131,11 @@ impl PipeEnd {
             Err(e) => return Err(e.into()),
         };
         let requests = section.object("requests")?;
-        let shared = Arc::new(ServerShared::new(name, section)?);
-        if shared.server_gone() {
+        let tables = Arc::new(ServerTables::new(name, section)?);
+        if tables.server_gone() {
             return Err(not_found());
         }
-        let h = shared.header();
+        let h = tables.header();
         let deadline = deadline.unwrap_or_else(|| {
             Deadline::after(
                 Duration::from_millis(h.default_timeout_ms.load(Ordering::Relaxed))
@@ -145,24 +145,24 @@ impl PipeEnd {
         let strategy = opts.wait_strategy;
         let busy = || Error::Busy {
             reason: crate::BusyReason::NoFreeInstance {
-                max_instances: shared.max_instances,
+                max_instances: tables.max_instances,
             },
         };
         let me = ProcessIdentity::me().packed();
 
         // 1. Claim a request cell.
         let claimed = wait_for(&h.answers.n, strategy, deadline, |ctx| {
-            if ctx.liveness_due && shared.server_gone() {
+            if ctx.liveness_due && tables.server_gone() {
                 return Err(not_found());
             }
-            Ok((0..CELLS).find_map(|i| shared.cell(i).try_claim().map(|gen| (i, gen))))
+            Ok((0..CELLS).find_map(|i| tables.cell(i).try_claim().map(|gen| (i, gen))))
         });
         let (idx, gen) = match claimed {
             Ok(c) => c,
             Err(Error::Timeout) => return Err(busy()),
             Err(e) => return Err(e),
         };
-        let cell = shared.cell(idx);
+        let cell = tables.cell(idx);
         if !cell.post(gen, me) {
             return Err(Error::Corrupted {
                 what: format!("pipe server '{name}': request cell taken from its claimer"),
@@ -209,7 +209,7 @@ impl PipeEnd {
                 }
                 Answer::Withdrawn | Answer::Lost => return Err(changed_hands()),
             }
-            if ctx.liveness_due && shared.server_gone() {
+            if ctx.liveness_due && tables.server_gone() {
                 return Err(not_found());
             }
             Ok(None)
@@ -234,14 +234,14 @@ impl PipeEnd {
         };
         h.answers.n.notify();
         let slot = usize::try_from(slot).unwrap_or(usize::MAX);
-        if ticket == 0 || slot >= shared.max_instances {
+        if ticket == 0 || slot >= tables.max_instances {
             return Err(Error::Corrupted {
                 what: format!("pipe server '{name}': answer out of range"),
             });
         }
 
         // 4. Open the instance.
-        let link = ServerLink::new(shared.clone(), slot, ticket, None);
+        let link = ServerLink::new(tables.clone(), slot, ticket, None);
         let iname = instance_name(name, ticket);
         let iopts = opts.section_for(SectionKind::Pipe);
         let section = match Section::open(&iname, &iopts) {

@@ -1,4 +1,4 @@
-//! The memory of a named pipe's server section, and [`ServerShared`]: that section
+//! The memory of a named pipe's server section, and [`ServerTables`]: that section
 //! mapped and validated, as the server, its clients and every connection's link see it.
 //!
 //! The objects (see the `named` module for the protocol): `server` ([`ServerHeader`]),
@@ -6,7 +6,7 @@
 //! (an MPMC ring of [`REQUEST_LEN`]-byte requests). Every struct is `#[repr(C)]` with
 //! its size asserted; every word is written by CAS or store and may be a hostile
 //! peer's: the configuration is validated once, when the section is mapped
-//! ([`ServerShared::new`]), and indices read from shared memory are checked by the
+//! ([`ServerTables::new`]), and indices read from shared memory are checked by the
 //! callers before use. Nothing here waits.
 
 use std::time::Duration;
@@ -158,7 +158,7 @@ impl Cell {
 
 /// The mapped server section, validated; shared by the server and the connection
 /// links that must free their slot.
-pub(super) struct ServerShared {
+pub(super) struct ServerTables {
     /// The pipe's name.
     pub(super) name: String,
     /// Keeps the mapping (the regions do too) and the descriptor.
@@ -173,10 +173,10 @@ pub(super) struct ServerShared {
     /// The mode of the instances.
     pub(super) mode: PipeMode,
     /// The header's [`SERVER_FLAG_SHARED`].
-    pub(super) shared: bool,
+    pub(super) shared_mode: bool,
 }
 
-impl ServerShared {
+impl ServerTables {
     /// Validates the server section `section` of pipe `name` and maps its tables.
     /// `Corrupted` for a bad magic, table size, mode or flags.
     pub(super) fn new(name: &str, section: Section) -> Result<Self> {
@@ -213,7 +213,7 @@ impl ServerShared {
             cells,
             max_instances: max,
             mode,
-            shared: flags & SERVER_FLAG_SHARED != 0,
+            shared_mode: flags & SERVER_FLAG_SHARED != 0,
         })
     }
 

@@ -18,7 +18,7 @@ use culvert_sync::atomic::Ordering;
 
 use super::super::layout::{Side, StateView};
 use super::super::shared::{self, HolderView};
-use super::layout::{ServerShared, Slot};
+use super::layout::{ServerTables, Slot};
 
 impl Slot {
     /// Accept: takes this free slot for connection `ticket` of `client` (the client's
@@ -56,7 +56,7 @@ impl Slot {
 /// The instance slot a connection holds; freed on drop of either end (shared mode:
 /// on the drop of a holder that finds both ends gone).
 pub(crate) struct ServerLink {
-    shared: Arc<ServerShared>,
+    tables: Arc<ServerTables>,
     slot: usize,
     ticket: u64,
     /// Server side: the instance section's name, unlinked on release (the client
@@ -71,13 +71,13 @@ impl ServerLink {
     /// The link of connection `ticket` in instance slot `slot` of the server `shared`;
     /// `instance` (the server end's) names the instance section to unlink on release.
     pub(super) fn new(
-        shared: Arc<ServerShared>,
+        tables: Arc<ServerTables>,
         slot: usize,
         ticket: u64,
         instance: Option<(String, SectionOptions)>,
     ) -> ServerLink {
         ServerLink {
-            shared,
+            tables,
             slot,
             ticket,
             instance,
@@ -99,7 +99,7 @@ impl ServerLink {
     /// A link for another holder of the same end in this process (shared mode).
     pub(crate) fn for_another_holder(&self) -> ServerLink {
         ServerLink {
-            shared: self.shared.clone(),
+            tables: self.tables.clone(),
             slot: self.slot,
             ticket: self.ticket,
             instance: None,
@@ -118,8 +118,8 @@ impl Drop for ServerLink {
                 return;
             }
         }
-        if self.shared.slot(self.slot).release(self.ticket) {
-            self.shared.header().events.n.notify();
+        if self.tables.slot(self.slot).release(self.ticket) {
+            self.tables.header().events.n.notify();
         }
         if let Some((name, opts)) = &self.instance {
             let _ = Section::unlink(name, opts);

@@ -2,7 +2,7 @@
 //! as the port is.
 //!
 //! * [`layout`] — the server section's memory ([`layout::ServerHeader`],
-//!   [`layout::Slot`], [`layout::Cell`], the constants) and [`layout::ServerShared`],
+//!   [`layout::Slot`], [`layout::Cell`], the constants) and [`layout::ServerTables`],
 //!   the section mapped and validated, as server, clients and links see it;
 //! * [`cell`] — the request-cell state machine, written once for both roles;
 //! * [`link`] — the instance-slot transitions, and [`ServerLink`]: the slot a

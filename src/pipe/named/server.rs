@@ -24,7 +24,7 @@ use super::super::layout::{StateView, SHARED_MESSAGE_MAX};
 use super::super::options::{validate_pipe_name, PipeMode, PipeOptions, MAX_INSTANCES};
 use super::super::shared::HolderView;
 use super::layout::{
-    Cell, ServerHeader, ServerShared, Slot, CELLS, OBJ_CELLS, OBJ_HEADER, OBJ_REQUESTS, OBJ_SLOTS,
+    Cell, ServerHeader, ServerTables, Slot, CELLS, OBJ_CELLS, OBJ_HEADER, OBJ_REQUESTS, OBJ_SLOTS,
     REQUEST_LEN, SERVER_FLAG_SHARED, SERVER_MAGIC,
 };
 use crate::{Error, Result};
@@ -85,7 +85,7 @@ struct TrackedInstance {
 /// # }
 /// ```
 pub struct PipeServer {
-    shared: Arc<ServerShared>,
+    tables: Arc<ServerTables>,
     consumer: Mutex<mpmc::MessageReader>,
     opts: PipeOptions,
     /// Shared mode: per slot, the instance made for it (see [`TrackedInstance`]).
@@ -97,8 +97,8 @@ pub struct PipeServer {
 impl std::fmt::Debug for PipeServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipeServer")
-            .field("name", &self.shared.name)
-            .field("max_instances", &self.shared.max_instances)
+            .field("name", &self.tables.name)
+            .field("max_instances", &self.tables.max_instances)
             .finish_non_exhaustive()
     }
 }
@@ -178,7 +178,7 @@ impl PipeServer {
         let mut consumer = mpmc::MessageReader::attach(&requests)?;
         consumer.set_wait_strategy(opts.wait_strategy);
         Ok(PipeServer {
-            shared: Arc::new(ServerShared::new(name, section)?),
+            tables: Arc::new(ServerTables::new(name, section)?),
             consumer: Mutex::new(consumer),
             opts: opts.clone(),
             tracked: Mutex::new((0..opts.max_instances).map(|_| None).collect()),
@@ -194,27 +194,27 @@ impl PipeServer {
             .try_clone_to_owned()
             .map_err(Error::from)
             .and_then(|fd| Ok(Section::from_fd_with(fd, name, sopts)?))
-            .and_then(|s| ServerShared::new(name, s));
-        view.map_or(true, |shared| shared.server_gone())
+            .and_then(|s| ServerTables::new(name, s));
+        view.map_or(true, |tables| tables.server_gone())
     }
 
     /// The pipe's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.tables.name
     }
 
     /// The mode of its instances.
     pub fn mode(&self) -> PipeMode {
-        self.shared.mode
+        self.tables.mode
     }
 
     /// Instances in use (connections whose ends are not both gone).
     pub fn instances_in_use(&self) -> usize {
-        if self.shared.shared {
+        if self.tables.shared_mode {
             self.reclaim_shared_instances();
         }
-        (0..self.shared.max_instances)
-            .filter(|&k| self.shared.slot(k).ticket() != 0)
+        (0..self.tables.max_instances)
+            .filter(|&k| self.tables.slot(k).ticket() != 0)
             .count()
     }
 
@@ -256,14 +256,14 @@ impl Drop for PipeServer {
     fn drop(&mut self) {
         let pending = std::mem::take(self.pending.get_mut().unwrap_or_else(|p| p.into_inner()));
         pending.into_iter().for_each(accept::PendingAccept::abandon);
-        let h = self.shared.header();
+        let h = self.tables.header();
         h.closed.store(1, Ordering::Release);
         h.answers.n.notify();
         if let Ok(c) = self.consumer.get_mut() {
             c.close();
         }
         let _ = Section::unlink(
-            &self.shared.name,
+            &self.tables.name,
             &self.opts.section_for(SectionKind::PipeServer),
         );
     }
@@ -284,7 +284,7 @@ impl PipeServer {
     fn request_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
         let consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
         culvert_sync::Waitable::notifiers(&*consumer, f);
-        f(&self.shared.header().events.n);
+        f(&self.tables.header().events.n);
     }
 }
 

@@ -10,7 +10,7 @@
 use culvert_sync::atomic::Ordering;
 use culvert_sync::{Deadline, Notifier, WaitContext, WaitSet, Waitable};
 
-use super::{ConnectRequest, Incoming, PortServer, Shared};
+use super::{ConnectRequest, Incoming, PortServer, ServerState};
 use crate::{Error, Result};
 
 /// What [`PortServer::next_event`] found.
@@ -22,7 +22,7 @@ pub enum ServerEvent {
     Message(Incoming),
 }
 
-impl Shared {
+impl ServerState {
     fn poll_ready(&self, ctx: WaitContext) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return true;

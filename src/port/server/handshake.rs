@@ -11,7 +11,7 @@ use culvert_sync::{wait_for, Deadline, ProcessIdentity, WaitStrategy};
 
 use super::*;
 
-impl Shared {
+impl ServerState {
     /// Unlinks the connection section named in `slot`, only once verified: a
     /// `PortConnection` section of this port whose creator is the slot's client, still
     /// at that name. A hostile client cannot so make the server remove anything it

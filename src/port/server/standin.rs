@@ -35,7 +35,7 @@ impl PortServer {
     }
 }
 
-impl Shared {
+impl ServerState {
     fn mark_dead(&self) -> bool {
         let conns: Vec<Arc<ServerConn>> = self
             .conns

@@ -117,7 +117,7 @@ fn two_claims_one_holder() {
 }
 
 /// One server thread's maintenance pass over a slot whose client (`CLIENT`) is dead,
-/// as `Shared::maintain` does it. Returns whether this thread finished a free.
+/// as `ServerState::maintain` does it. Returns whether this thread finished a free.
 fn maintain(slot: &ConnSlot) -> bool {
     let state = slot.state.load(Ordering::Acquire);
     let client = slot.client.load(Ordering::Acquire);

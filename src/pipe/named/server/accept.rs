@@ -76,7 +76,7 @@ impl PipeServer {
     pub fn accept_until(&self, deadline: impl Into<Deadline>) -> Result<PipeEnd> {
         let mut first = true;
         wait_for(
-            &self.shared.header().events.n,
+            &self.tables.header().events.n,
             self.opts.wait_strategy,
             deadline.into(),
             |ctx| {
@@ -97,10 +97,10 @@ impl PipeServer {
         if let Some(end) = self.take_attached(check) {
             return Ok(Some(end));
         }
-        let shared = &self.shared;
+        let tables = &self.tables;
         let mut consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let Some(k) = (0..shared.max_instances).find(|&k| shared.slot(k).ticket() == 0) else {
+            let Some(k) = (0..tables.max_instances).find(|&k| tables.slot(k).ticket() == 0) else {
                 return Ok(None);
             };
             let mut msg = [0u8; REQUEST_LEN];
@@ -151,12 +151,12 @@ impl PipeServer {
             let keep = match p.end.peer_attach_outcome() {
                 Some(true) => {
                     let p = pending.swap_remove(i);
-                    crate::trace::event!(INFO, pipe = %self.shared.name, client_pid = p.end.peer_pid().unwrap_or(0), "pipe connection accepted");
+                    crate::trace::event!(INFO, pipe = %self.tables.name, client_pid = p.end.peer_pid().unwrap_or(0), "pipe connection accepted");
                     return Some(p.end);
                 }
                 Some(false) => false,
                 None => {
-                    let released = self.shared.slot(p.slot).ticket() != p.ticket;
+                    let released = self.tables.slot(p.slot).ticket() != p.ticket;
                     let died =
                         check && culvert_sync::holder_of(p.client) != culvert_sync::Holder::Alive;
                     !(released || died || p.answered.elapsed() > ATTACH_GRACE)
@@ -174,11 +174,11 @@ impl PipeServer {
     /// Shared mode: frees the slots of connections whose ends are both gone (every
     /// holder of each closed or died), and unlinks their instance sections' names.
     pub(super) fn reclaim_shared_instances(&self) {
-        let shared = &self.shared;
+        let tables = &self.tables;
         let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, entry) in tracked.iter_mut().enumerate().take(shared.max_instances) {
+        for (k, entry) in tracked.iter_mut().enumerate().take(tables.max_instances) {
             let Some(t) = entry else { continue };
-            let slot = shared.slot(k);
+            let slot = tables.slot(k);
             let ticket = slot.ticket();
             if ticket == t.ticket
                 && !(shared::end_gone(&t.state, &t.holders, Side::A)
@@ -198,39 +198,39 @@ impl PipeServer {
     /// Frees the slots of clients that died (shared mode: of connections whose ends
     /// are both gone).
     fn reclaim_dead_clients(&self) {
-        let shared = &self.shared;
+        let tables = &self.tables;
         // Shared mode: the client's death alone frees nothing (its children may hold
         // its end); both ends must be gone.
-        let slots = if shared.shared {
+        let slots = if tables.shared_mode {
             self.reclaim_shared_instances();
             0
         } else {
-            shared.max_instances
+            tables.max_instances
         };
         let dead = |c| culvert_sync::holder_of(c) == culvert_sync::Holder::Dead;
         for k in 0..slots {
-            shared.slot(k).reclaim_if(dead);
+            tables.slot(k).reclaim_if(dead);
         }
         // Cells of dead clients (a client that died while asking).
         let freed = (0..CELLS)
-            .filter(|&i| shared.cell(i).reclaim_if(dead))
+            .filter(|&i| tables.cell(i).reclaim_if(dead))
             .count();
         if freed > 0 {
-            shared.header().answers.n.notify();
+            tables.header().answers.n.notify();
         }
     }
 
     /// Answers the request in cell `idx` (generation `gen`) with instance slot `k`.
     /// `None` when the request was withdrawn or its client died.
     fn answer(&self, idx: usize, gen: u32, k: usize) -> Result<Option<PendingAccept>> {
-        let shared = &self.shared;
-        let cell = shared.cell(idx);
+        let tables = &self.tables;
+        let cell = tables.cell(idx);
         let Some(client) = cell.pending_client(gen) else {
             return Ok(None);
         };
         if culvert_sync::holder_of(client) != culvert_sync::Holder::Alive {
             if cell.drop_pending(gen) {
-                shared.header().answers.n.notify();
+                tables.header().answers.n.notify();
             }
             return Ok(None);
         }
@@ -238,10 +238,10 @@ impl PipeServer {
             Ok(end) => Ok(end),
             Err(e) => {
                 // Tell the client why, at once, then report it to our caller.
-                crate::trace::event!(WARN, pipe = %shared.name, error = %e, "pipe connection refused");
+                crate::trace::event!(WARN, pipe = %tables.name, error = %e, "pipe connection refused");
                 let (cause, detail) = refusal_of(&e);
                 if cell.refuse(gen, cause, detail) {
-                    shared.header().answers.n.notify();
+                    tables.header().answers.n.notify();
                 }
                 Err(e)
             }
@@ -258,17 +258,17 @@ impl PipeServer {
         k: usize,
         client: u64,
     ) -> Result<Option<PendingAccept>> {
-        let shared = &self.shared;
+        let tables = &self.tables;
         let sopts = self.opts.section_for(SectionKind::Pipe);
         let mut attempts = 0;
         let (section, ticket, name) = loop {
-            let ticket = shared.header().next_ticket.fetch_add(1, Ordering::AcqRel);
-            let name = instance_name(&shared.name, ticket);
+            let ticket = tables.header().next_ticket.fetch_add(1, Ordering::AcqRel);
+            let name = instance_name(&tables.name, ticket);
             let mut opts = self.opts.clone();
-            opts.mode = shared.mode;
+            opts.mode = tables.mode;
             match create_instance(
                 Placement::Named(&name),
-                shared.mode,
+                tables.mode,
                 &opts,
                 k as u32,
                 ticket,
@@ -279,19 +279,19 @@ impl PipeServer {
                 Err(e) => return Err(e),
             }
         };
-        let slot = shared.slot(k);
+        let slot = tables.slot(k);
         if !slot.claim(ticket, client) {
             let _ = Section::unlink(&name, &sopts);
             return Ok(None);
         }
         let link = ServerLink::new(
-            shared.clone(),
+            tables.clone(),
             k,
             ticket,
             Some((name.clone(), sopts.clone())),
         );
         let end = PipeEnd::attach(section, Side::A, self.opts.wait_strategy, Some(link))?;
-        let views = if shared.shared {
+        let views = if tables.shared_mode {
             let state = StateView::new(end.section().object(STATE_NAME)?)?;
             let holders = HolderView::open(end.section())?;
             let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
@@ -314,7 +314,7 @@ impl PipeServer {
             drop(end);
             return Ok(None);
         }
-        shared.header().answers.n.notify();
+        tables.header().answers.n.notify();
         // The client attaches next: the instance is handed out once it did (its pid
         // known), so a caller never sees a connection whose client is not there yet.
         Ok(Some(PendingAccept {

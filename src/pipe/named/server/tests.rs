@@ -23,13 +23,13 @@ fn try_accept_never_waits_for_a_clients_attach() {
         .max_instances(1)
         .root(dir.path());
     let server = PipeServer::bind("attach-later", &opts).unwrap();
-    let shared = server.shared.clone();
-    let cell = shared.cell(0);
+    let tables = server.tables.clone();
+    let cell = tables.cell(0);
     let gen = cell.try_claim().unwrap();
     assert!(cell.post(gen, ProcessIdentity::me().packed()));
     let mut request = [0u8; REQUEST_LEN];
     request[4..].copy_from_slice(&gen.to_le_bytes());
-    let requests = shared._section.object("requests").unwrap();
+    let requests = tables._section.object("requests").unwrap();
     let mut producer = mpmc::MessageWriter::attach(&requests).unwrap();
     producer.write(&request, Deadline::never()).unwrap();
 
@@ -50,7 +50,7 @@ fn try_accept_never_waits_for_a_clients_attach() {
         &opts.section_for(SectionKind::Pipe),
     )
     .unwrap();
-    let link = ServerLink::new(shared.clone(), slot as usize, ticket, None);
+    let link = ServerLink::new(tables.clone(), slot as usize, ticket, None);
     let mut client = PipeEnd::attach(section, Side::B, WaitStrategy::Blocking, Some(link)).unwrap();
     let mut end = server
         .try_accept()
