@@ -94,8 +94,7 @@ impl MpmcCore {
                 {
                     continue;
                 }
-                let _ =
-                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
+                advance(enq, p);
                 if self.ctl().state.0.closed.load(Ordering::SeqCst) != 0 {
                     // Closed between our check and our claim: give the slot back.
                     slot.state
@@ -112,31 +111,23 @@ impl MpmcCore {
                 return Ok(Ok(p));
             }
             if d >= 0 {
-                if d % cap as i64 != 0 {
-                    return Ok(Err(self.poison("mpmc slot tag not of this slot")));
+                // Position `p` is taken (or long gone).
+                if let Err(e) = self.pass_ahead(
+                    d,
+                    enq,
+                    p,
+                    "mpmc slot tag more than a lap ahead of the enqueue position",
+                ) {
+                    return Ok(Err(e));
                 }
-                if d > cap as i64 && enq.load(Ordering::Acquire) == p {
-                    // More than a lap ahead of a position that did not move.
-                    return Ok(Err(self.poison(
-                        "mpmc slot tag more than a lap ahead of the enqueue position",
-                    )));
-                }
-                // Position `p` is taken (or long gone): help the position on.
-                let _ =
-                    enq.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             if d == -(cap as i64) && s.state != EMPTY {
                 // The previous lap still holds the slot: full, unless its holder died.
                 if (s.state == WRITING || s.state == READING)
-                    && !checked_live
-                    && self.liveness_due()
+                    && self.took_from_dead(slot, w, &mut checked_live)
                 {
-                    checked_live = true;
-                    if self.holder_dead(s.who) {
-                        self.take_from_dead(slot, w);
-                        continue;
-                    }
+                    continue;
                 }
                 // Re-read the position: if it moved, the ring is not full for us.
                 if enq.load(Ordering::Acquire) != p {
@@ -204,22 +195,13 @@ impl MpmcCore {
                         {
                             continue;
                         }
-                        let _ = deq.compare_exchange(
-                            q,
-                            q.wrapping_add(1),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        );
+                        advance(deq, q);
                         return Ok(Ok((q, len)));
                     }
                     WRITING => {
                         // A producer is writing our position: wait for it, unless dead.
-                        if !checked_live && self.liveness_due() {
-                            checked_live = true;
-                            if self.holder_dead(s.who) {
-                                self.take_from_dead(slot, w);
-                                continue;
-                            }
+                        if self.took_from_dead(slot, w, &mut checked_live) {
+                            continue;
                         }
                         if deq.load(Ordering::Acquire) != q {
                             continue;
@@ -242,38 +224,26 @@ impl MpmcCore {
                     }
                     _ => {
                         // READING(q): another consumer has it; help the position on.
-                        let _ = deq.compare_exchange(
-                            q,
-                            q.wrapping_add(1),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        );
+                        advance(deq, q);
                         continue;
                     }
                 }
             }
             if d > 0 {
-                if d % cap as i64 != 0 {
-                    return Ok(Err(self.poison("mpmc slot tag not of this slot")));
+                if let Err(e) = self.pass_ahead(
+                    d,
+                    deq,
+                    q,
+                    "mpmc slot tag more than a lap ahead of the dequeue position",
+                ) {
+                    return Ok(Err(e));
                 }
-                if d > cap as i64 && deq.load(Ordering::Acquire) == q {
-                    // More than a lap ahead of a position that did not move.
-                    return Ok(Err(self.poison(
-                        "mpmc slot tag more than a lap ahead of the dequeue position",
-                    )));
-                }
-                let _ =
-                    deq.compare_exchange(q, q.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             if d == -(cap as i64) && s.state == READING {
                 // A consumer of the previous lap still reads this slot: empty for us.
-                if !checked_live && self.liveness_due() {
-                    checked_live = true;
-                    if self.holder_dead(s.who) {
-                        self.take_from_dead(slot, w);
-                        continue;
-                    }
+                if self.took_from_dead(slot, w, &mut checked_live) {
+                    continue;
                 }
                 if deq.load(Ordering::Acquire) != q {
                     continue;
@@ -291,4 +261,42 @@ impl MpmcCore {
         }
         Err(Blocked)
     }
+
+    /// A slot whose tag is `d >= 0` positions ahead of position `p` of `pos` (the
+    /// enqueue or dequeue word) and not claimable: `p` is taken or long gone, so helps
+    /// `pos` on. Poisons
+    /// (`Err`) when the tag is not of this slot, or (with `lap_ahead`) when it is more
+    /// than a lap ahead of a position that did not move.
+    fn pass_ahead(&self, d: i64, pos: &AtomicU64, p: u64, lap_ahead: &'static str) -> Result<()> {
+        let cap = self.layout.slots as i64;
+        if d % cap != 0 {
+            return Err(self.poison("mpmc slot tag not of this slot"));
+        }
+        if d > cap && pos.load(Ordering::Acquire) == p {
+            return Err(self.poison(lap_ahead));
+        }
+        advance(pos, p);
+        Ok(())
+    }
+
+    /// Whether `slot`, seen holding word `w`, was taken back from a dead holder. The
+    /// holder's liveness is read at most once per claim (`checked_live`) and only when
+    /// the endpoint's liveness clock says so.
+    fn took_from_dead(&self, slot: &SlotHeader, w: u64, checked_live: &mut bool) -> bool {
+        if *checked_live || !self.liveness_due() {
+            return false;
+        }
+        *checked_live = true;
+        if !self.holder_dead(unpack(w).who) {
+            return false;
+        }
+        self.take_from_dead(slot, w);
+        true
+    }
+}
+
+/// Moves position word `pos` on from `p` if no one did yet (its holder is known).
+#[inline]
+fn advance(pos: &AtomicU64, p: u64) {
+    let _ = pos.compare_exchange(p, p.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
 }
