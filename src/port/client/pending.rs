@@ -44,15 +44,7 @@ impl PendingCall {
     /// again or cancel); `Cancelled` after [`cancel`](Self::cancel).
     pub fn wait(&mut self, deadline: impl Into<Deadline>) -> Result<Reply> {
         let deadline = deadline.into();
-        match self.state {
-            CallState::Cancelled => return Err(Error::Cancelled),
-            CallState::Done => {
-                return Err(Error::InvalidArgument {
-                    what: "the reply was already taken".into(),
-                })
-            }
-            CallState::Pending => {}
-        }
+        self.check_pending()?;
         if let Some(out) = &self.unsent {
             match self.client.push(out, deadline) {
                 Ok(()) => self.unsent = None,
@@ -65,6 +57,18 @@ impl PendingCall {
             self.state = CallState::Done;
         }
         r
+    }
+
+    /// `Cancelled` after [`cancel`](Self::cancel), `InvalidArgument` once the reply was
+    /// taken.
+    fn check_pending(&self) -> Result<()> {
+        match self.state {
+            CallState::Cancelled => Err(Error::Cancelled),
+            CallState::Done => Err(Error::InvalidArgument {
+                what: "the reply was already taken".into(),
+            }),
+            CallState::Pending => Ok(()),
+        }
     }
 
     /// Ends a call whose request could not be sent.
@@ -82,15 +86,7 @@ impl PendingCall {
     /// # Errors
     /// As [`wait`](Self::wait), without `Timeout`.
     pub fn try_wait(&mut self) -> Result<Option<Reply>> {
-        match self.state {
-            CallState::Cancelled => return Err(Error::Cancelled),
-            CallState::Done => {
-                return Err(Error::InvalidArgument {
-                    what: "the reply was already taken".into(),
-                })
-            }
-            CallState::Pending => {}
-        }
+        self.check_pending()?;
         if let Some(out) = &self.unsent {
             match self.client.try_push(out) {
                 Ok(()) => self.unsent = None,
