@@ -172,51 +172,24 @@ fn broken_model() {
     });
 }
 
-const BROKEN_CHILD_ENV: &str = "CULVERT_LOOM_BROKEN_MODEL_CHILD";
-
 /// loom's deadlock panic unwinds through loom objects whose destructors panic again,
 /// which aborts the process, so `#[should_panic]` cannot catch it. The broken model
 /// therefore runs in a re-executed copy of this binary, and the test checks that the
 /// copy died reporting a deadlock.
 #[test]
 fn broken_check_before_prepare_wait_loses_a_wake_up() {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use culvert_testkit::{cross_test, role};
+    use std::time::Duration;
 
-    const NAME: &str = "broken_check_before_prepare_wait_loses_a_wake_up";
-    if std::env::var_os(BROKEN_CHILD_ENV).is_some() {
+    if role().is_some() {
         broken_model();
         return; // not reached: loom reports the deadlock
     }
-    let mut child = Command::new(std::env::current_exe().expect("current_exe"))
-        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(BROKEN_CHILD_ENV, "1")
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("re-exec the test binary");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the broken model ran for 120 s without loom finding its deadlock");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stderr = reader.join().expect("stderr reader");
+    let test = cross_test!(broken_check_before_prepare_wait_loses_a_wake_up);
+    let sup = test.supervise(Duration::from_secs(120));
+    let child = sup.spawn(test.command("broken-model").env("RUST_BACKTRACE", "0"));
+    let status = sup.wait(child);
+    let stderr = sup.stderr(child);
     assert!(
         !status.success() && stderr.contains("deadlock; threads"),
         "loom did not report the lost wake-up of the broken protocol ({status}):\n{stderr}"
