@@ -423,6 +423,51 @@ fn shutdown_write_gives_the_peer_end_of_stream_and_keeps_reading() {
     }
 }
 
+/// A half-closed direction is end of stream at once: once drained, the reading end is
+/// ready in a wait set (a read would return end of stream, not block) and `peek` says
+/// `Closed`, although the peer end itself is still attached.
+#[test]
+fn a_drained_half_closed_direction_is_ready_and_peeks_closed() {
+    for mode in [PipeMode::Byte, PipeMode::Message] {
+        for shared in [false, true] {
+            let what = format!("{mode:?}, shared {shared}");
+            let opts = PipeOptions::default().shared(shared).max_message(4096);
+            let (mut a, mut b) = pipe::anonymous(mode, &opts).unwrap();
+            a.write_all(b"x").unwrap();
+            a.shutdown_write().unwrap();
+            let mut set = culvert::WaitSet::new();
+            let ready = set
+                .wait(
+                    &mut [&mut b as &mut dyn culvert::Waitable],
+                    Duration::from_secs(5),
+                )
+                .map(<[usize]>::to_vec);
+            assert_eq!(ready, Ok(vec![0]), "{what}: the last byte");
+            let peek = b.peek();
+            assert!(
+                matches!(peek, Ok(p) if p.bytes_available == 1),
+                "{what}: {peek:?}"
+            );
+            let mut buf = [0u8; 4];
+            assert_eq!(b.read(&mut buf).unwrap(), 1, "{what}");
+            let ready = set
+                .wait(
+                    &mut [&mut b as &mut dyn culvert::Waitable],
+                    Duration::from_secs(5),
+                )
+                .map(<[usize]>::to_vec);
+            assert_eq!(ready, Ok(vec![0]), "{what}: end of stream is ready");
+            assert!(
+                matches!(b.peek(), Err(Error::Closed)),
+                "{what}: {:?}",
+                b.peek()
+            );
+            assert_eq!(b.read(&mut buf).unwrap(), 0, "{what}");
+            assert!(b.is_peer_attached(), "{what}");
+        }
+    }
+}
+
 /// Across processes: a child sends a request of unknown length, half-closes, and reads
 /// the reply to end of stream; the parent reads the request to end of stream first.
 #[test]

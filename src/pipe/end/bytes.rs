@@ -6,7 +6,7 @@
 //! read returns what is committed (waiting for the first byte); end of stream is the
 //! peer's outcome (`Closed` or `PeerDied`) once everything committed was read.
 
-use culvert_ring::spsc;
+use culvert_ring::{spsc, Endpoint as _};
 use culvert_sync::Deadline;
 
 use super::super::options::{MessageRead, Peek};
@@ -125,6 +125,11 @@ impl EndIo for ByteRings {
             return Err(Error::Closed);
         };
         let n = r.bytes_available()?;
+        if n == 0 && r.is_closed() && r.bytes_available()? == 0 {
+            // The writer closed its side (it sets the flag after its last commit) and
+            // everything was read: end of stream.
+            return Err(Error::Closed);
+        }
         Ok((n > 0).then_some(Peek {
             bytes_available: n,
             next_message_len: None,

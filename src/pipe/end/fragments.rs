@@ -469,6 +469,9 @@ impl EndIo for Framed {
                 bytes_available: f.payload,
                 next_message_len: Some(f.total),
             })),
+            // Between messages, a drained ring whose writer closed or died is the end
+            // of the stream.
+            Err(e @ (Error::Closed | Error::PeerDied)) if !c.in_message => Err(e),
             Err(Error::WouldBlock | Error::Closed | Error::PeerDied) => {
                 Ok(c.in_message.then_some(Peek {
                     bytes_available: 0,

@@ -172,6 +172,10 @@ impl EndIo for Holder<mpmc::ByteWriter, mpmc::ByteReader> {
             return Err(Error::Closed);
         };
         let n = r.bytes_available();
+        if n == 0 && r.is_closed() && r.bytes_available() == 0 {
+            // Closed, and everything committed was read: end of stream.
+            return Err(Error::Closed);
+        }
         Ok((n > 0).then_some(Peek {
             bytes_available: n,
             next_message_len: None,
@@ -289,6 +293,8 @@ fn take_for_peek(c: &mut mpmc::MessageReader, sh: &mut SharedState) -> Result<()
             Ok(())
         }
         Err(culvert_ring::Error::Corrupted { what }) => Err(Error::Corrupted { what: what.into() }),
+        // Closed, and everything committed was taken: end of stream.
+        Err(culvert_ring::Error::Closed) => Err(Error::Closed),
         Err(_) => Ok(()),
     }
 }

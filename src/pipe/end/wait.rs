@@ -23,6 +23,7 @@ use super::super::layout::{END_ATTACHED, END_UNATTACHED};
 use super::super::shared::{self, HolderView};
 use super::{Base, PipeEnd};
 use crate::{Error, Result};
+use culvert_ring::Endpoint as _;
 
 /// How the peer end went away. Once seen it is kept: a gone peer never comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,11 +161,18 @@ impl PipeEnd {
     /// [`Waitable::poll_ready`](culvert_sync::Waitable::poll_ready)); the peer's
     /// process is checked when `liveness_due`.
     pub(super) fn poll_readable(&mut self, liveness_due: bool) -> bool {
-        // The common case in a few loads (a wait set polls many ends per pass): bytes
-        // committed in a plain byte ring.
+        // The common cases in a few loads (a wait set polls many ends per pass): a
+        // plain byte ring with bytes committed, or with none and only its closed flag
+        // and the peer's status word to check.
         if let super::Io::Bytes(super::rings::Duplex { rx: Some(r), .. }) = &mut self.io {
-            if !self.base.poisoned && matches!(r.bytes_available(), Ok(n) if n > 0) {
-                return true;
+            if !self.base.poisoned && !self.base.disconnected {
+                match r.bytes_available() {
+                    Ok(n) if n > 0 => return true,
+                    Ok(_) if !liveness_due => {
+                        return r.is_closed() || self.base.peer_gone(false).is_some();
+                    }
+                    _ => {}
+                }
             }
         }
         match self.peek_checking(Some(liveness_due)) {
