@@ -81,6 +81,9 @@ impl ByteWriter {
             end.publish(end.tail + k as u64);
             done += k;
         }
+        // A next write of this size lands right after: own its lines by then.
+        end.core
+            .prefetch_write(end.tail, n.min(MIN_PUBLISH_PIECE as usize));
         Ok(n)
     }
 

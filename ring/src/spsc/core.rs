@@ -166,6 +166,31 @@ impl SpscCore {
         let _ = pos;
     }
 
+    /// Hints the CPU to fetch the cache lines of ring bytes `pos..pos + len` for
+    /// writing (in exclusive state), so that the writer's later stores there, and the
+    /// store→load fence of the notify after them, do not wait for the lines to come
+    /// back from the reader's cache. Measured with `culvert bench` on a 2-CPU VM:
+    /// `stream_64B_msgs` 8.1–8.4 → 16.9–18.0 M msg/s, `stream_4KiB` 6.0–7.9 →
+    /// 10.0–10.9 GB/s. Not a memory access, as [`prefetch`](Self::prefetch)
+    /// (`prefetchw`, a no-op on CPUs that lack it).
+    #[inline(always)]
+    pub(crate) fn prefetch_write(&self, pos: u64, len: usize) {
+        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        for off in (0..len as u64).step_by(64) {
+            // SAFETY: `prefetchw` only hints the cache and never faults, whatever the
+            // address; `at` stays inside the data area.
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{p}]",
+                    p = in(reg) self.at(pos + off),
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+        let _ = (pos, len);
+    }
+
     /// Records that the writer wrote ring bytes `pos..pos + len`. Under loom each byte
     /// has a cell (`SpscControl::data_guards`) and this is a write access to each, so
     /// a reader access not ordered after it (through the tail) is reported as a race;

@@ -19,6 +19,10 @@ use crate::{Error, Result};
 /// How attach names the positions when they fail the span check.
 const POSITIONS_AT_ATTACH: &str = "message ring positions at attach";
 
+/// How far past the tail a publishing writer prefetches for its next writes (see
+/// `SpscCore::prefetch_write`): a few small records on.
+const OWN_AHEAD: u64 = 256;
+
 /// Record kind of a message.
 const KIND_MSG: u32 = 0x4d53_4721;
 /// Record kind of padding up to the end of the lap.
@@ -244,6 +248,8 @@ impl<'a> MessageGrant<'a> {
     #[inline]
     pub fn commit(self, len: usize) {
         let (w, tail) = self.seal(len);
+        // A few records on, the writer will store again: own that line by then.
+        w.end.core.prefetch_write(tail + OWN_AHEAD, 1);
         w.end.publish(tail);
     }
 
