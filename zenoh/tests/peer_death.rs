@@ -14,7 +14,7 @@ use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::port::{PortClient, PortOptions, PortServer};
 use culvert::Error;
 use culvert_testkit::{
-    cross_test, namespace, play_role, wait_until, ChildCommand, ChildId, CrossTest, Supervisor,
+    cross_test, namespace, play_role, ChildCommand, ChildId, CrossTest, Supervisor,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -156,15 +156,7 @@ fn a_far_pipe_server_that_closes_then_exits_reads_as_end_of_stream() {
     sup.wait(child);
     let e = c.read_message(&mut buf).unwrap_err();
     assert!(matches!(e, Error::Closed), "{e:?}");
-    wait_until(
-        "a write to fail with Closed",
-        Duration::from_secs(5),
-        || match c.write_message(b"x") {
-            Err(Error::Closed) => true,
-            Ok(_) => false,
-            Err(e) => panic!("write after the far server closed and exited: {e:?}"),
-        },
-    );
+    common::writes_end_with_closed(&mut c);
 }
 
 #[test]

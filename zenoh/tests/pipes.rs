@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::Hosts;
 use culvert::pipe::{PipeEnd, PipeMode, PipeOptions, PipeServer};
 use culvert::{BusyReason, Error};
-use culvert_testkit::{eventually, fnv1a, wait_until, Stream, TempRoot, FNV_START};
+use culvert_testkit::{eventually, fnv1a, Stream, TempRoot, FNV_START};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -217,15 +217,7 @@ fn end_of_stream_when_the_far_end_closes() {
     assert!(matches!(c.read_message(&mut buf), Err(Error::Closed)));
     // Writes fail once the far end is gone too (broken pipe, not a death), within a
     // bound.
-    wait_until(
-        "a write to fail with Closed",
-        Duration::from_secs(5),
-        || match c.write_message(b"x") {
-            Err(Error::Closed) => true,
-            Ok(_) => false,
-            Err(e) => panic!("write after the far end closed: {e:?}"),
-        },
-    );
+    common::writes_end_with_closed(&mut c);
 }
 
 #[test]

@@ -20,6 +20,20 @@ pub const SAY_WAIT: Duration = Duration::from_secs(20);
 /// What starts a [`say`] line.
 const SAY_PREFIX: &str = "CZ-";
 
+/// Writes on `end` until one fails with `Closed` (the far end went away, as a close, not
+/// a death), within 5 s; any other error fails the test.
+pub fn writes_end_with_closed(end: &mut culvert::pipe::PipeEnd) {
+    wait_until(
+        "a write to fail with Closed",
+        Duration::from_secs(5),
+        || match end.write_message(b"x") {
+            Err(culvert::Error::Closed) => true,
+            Ok(_) => false,
+            Err(e) => panic!("write after the far end closed: {e:?}"),
+        },
+    );
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
