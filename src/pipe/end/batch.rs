@@ -92,40 +92,30 @@ impl PipeEnd {
     /// `InvalidArgument` on a byte or shared pipe; `MessageTooLarge` above one
     /// fragment; otherwise as [`write_message`](Self::write_message).
     pub fn reserve_message(&mut self, len: usize) -> Result<MessageGrant<'_>> {
-        if !matches!(self.io, Io::Messages(_)) {
-            return Err(Error::InvalidArgument {
-                what: "reserve_message needs a plain (not shared) message pipe".into(),
-            });
-        }
-        if len > self.max_reserve() {
-            return Err(Error::MessageTooLarge {
-                len,
-                max: self.max_reserve(),
-            });
-        }
-        self.base.check_usable()?;
-        if self.base.write_shut {
-            return Err(Error::Closed);
-        }
-        let r = self.base.check_peer_for_write();
-        self.settle(r)?;
-        let deadline = self.base.write_deadline();
-        let Io::Messages(f) = &mut self.io else {
+        let PipeEnd { base, io } = self;
+        let Io::Messages(f) = io else {
             return Err(Error::InvalidArgument {
                 what: "reserve_message needs a plain (not shared) message pipe".into(),
             });
         };
+        let max = f.max_reserve();
+        if len > max {
+            return Err(Error::MessageTooLarge { len, max });
+        }
+        // An exclusive end's kind needs no word of a gone peer (see `PipeEnd::settle`).
+        base.check_writable()?;
+        let deadline = base.write_deadline();
         let Some(w) = &mut f.rings.tx else {
             return Err(Error::Closed);
         };
         // Wait for room with a probe reservation, then take the grant for real (the
         // ring's grant borrows the writer, which the wait loop needs too).
-        let r = self.base.ring_op(deadline, |wait| match wait {
+        let r = base.ring_op(deadline, |wait| match wait {
             None => w.reserve(FRAG_HEADER + len).map(drop),
             Some(d) => w.wait_for_room(FRAG_HEADER + len, d),
         });
         if let Err(e) = r {
-            return Err(self.base.poison_on(e));
+            return Err(base.poison_on(e));
         }
         // Room was just there and only the reader frees or takes it; a ring that
         // breaks here poisons its writer, so later calls report it too.
@@ -137,7 +127,7 @@ impl PipeEnd {
     /// fragment); 0 on byte and shared pipes.
     pub fn max_reserve(&self) -> usize {
         match &self.io {
-            Io::Messages(f) => f.frag_payload.min(f.max_message),
+            Io::Messages(f) => f.max_reserve(),
             _ => 0,
         }
     }
@@ -171,12 +161,8 @@ impl PipeEnd {
     pub fn write_messages(&mut self, msgs: &[&[u8]]) -> Result<usize> {
         let mut written = 0;
         let r = self.write_batch(msgs, &mut written);
-        if let Io::Messages(super::fragments::Framed {
-            rings: super::rings::Duplex { tx: Some(w), .. },
-            ..
-        }) = &mut self.io
-        {
-            w.flush();
+        if let Io::Messages(f) = &mut self.io {
+            f.publish_staged();
         }
         match r {
             Err(e) if written == 0 => Err(e),
@@ -192,12 +178,7 @@ impl PipeEnd {
             }
             return Ok(());
         }
-        self.base.check_usable()?;
-        if self.base.write_shut {
-            return Err(Error::Closed);
-        }
-        let r = self.base.check_peer_for_write();
-        self.settle(r)?;
+        self.check_writable()?;
         for m in msgs {
             if self.stage(m)? {
                 *written += 1;
@@ -252,12 +233,8 @@ impl PipeEnd {
     pub fn read_messages(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
         let mut taken = 0;
         let r = self.read_batch(max, &mut f, &mut taken);
-        if let Io::Messages(super::fragments::Framed {
-            rings: super::rings::Duplex { rx: Some(r), .. },
-            ..
-        }) = &mut self.io
-        {
-            r.flush();
+        if let Io::Messages(f) = &mut self.io {
+            f.release_consumed();
         }
         match r {
             Err(e) if taken == 0 => Err(e),

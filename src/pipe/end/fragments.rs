@@ -124,6 +124,25 @@ impl Framed {
         culvert_ring::spsc::MessageWriter::record_len(FRAG_HEADER + self.frag_payload)
     }
 
+    /// Publishes the records committed without publishing (a batch write's).
+    pub(super) fn publish_staged(&mut self) {
+        if let Some(w) = &mut self.rings.tx {
+            w.flush();
+        }
+    }
+
+    /// Gives back the room of the records consumed without releasing (a batch read's).
+    pub(super) fn release_consumed(&mut self) {
+        if let Some(r) = &mut self.rings.rx {
+            r.flush();
+        }
+    }
+
+    /// The longest message that fits one fragment (what `reserve_message` takes).
+    pub(super) fn max_reserve(&self) -> usize {
+        self.frag_payload.min(self.max_message)
+    }
+
     /// Message pipes: the longest message a non-blocking write can write whole (see
     /// the module doc); longer ones fail with `MessageTooLarge` in non-blocking mode.
     /// A message of one fragment always qualifies.

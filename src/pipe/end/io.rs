@@ -32,12 +32,7 @@ impl PipeEnd {
     /// `PeerDied` once its process died, noticed within
     /// [`LIVENESS_RECHECK_INTERVAL`](culvert_sync::LIVENESS_RECHECK_INTERVAL).
     pub fn write_message(&mut self, msg: &[u8]) -> Result<usize> {
-        self.base.check_usable()?;
-        if self.base.write_shut {
-            return Err(Error::Closed);
-        }
-        let r = self.base.check_peer_for_write();
-        self.settle(r)?;
+        self.check_writable()?;
         if let Io::Messages(f) = &mut self.io {
             if msg.len() <= self.base.max_message {
                 if let Some(r) = f.try_write_single(msg) {
@@ -84,12 +79,7 @@ impl PipeEnd {
         if total == 0 || !matches!(self.io, Io::Bytes(_)) {
             return Ok(None);
         }
-        self.base.check_usable()?;
-        if self.base.write_shut {
-            return Err(Error::Closed);
-        }
-        let r = self.base.check_peer_for_write();
-        self.settle(r)?;
+        self.check_writable()?;
         let Io::Bytes(rings) = &mut self.io else {
             return Ok(None);
         };

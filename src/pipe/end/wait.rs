@@ -83,6 +83,16 @@ impl Base {
         }
     }
 
+    /// What every write checks first: `Closed` after `disconnect` or `shutdown_write`,
+    /// `Corrupted` once poisoned, then [`check_peer_for_write`](Self::check_peer_for_write).
+    pub(super) fn check_writable(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if self.write_shut {
+            return Err(Error::Closed);
+        }
+        self.check_peer_for_write()
+    }
+
     /// Before a write: `Closed`/`PeerDied` if the reader is gone. Until the peer has
     /// attached, a due clock is enough (the expected process may have died); after,
     /// a write checks every `OPS_PER_CLOCK_READ` writes, at most once per interval.
@@ -184,6 +194,12 @@ impl PipeEnd {
     /// The notifier of the ring this end reads.
     pub(super) fn readable_notifiers(&self, f: &mut dyn FnMut(&culvert_sync::Notifier)) {
         self.io.as_dyn_ref().rings().readable_notifiers(f);
+    }
+
+    /// [`Base::check_writable`], telling the end's kind if the peer is gone.
+    pub(super) fn check_writable(&mut self) -> Result<()> {
+        let r = self.base.check_writable();
+        self.settle(r)
     }
 
     /// Passes the outcome of a call on the end's rings on: a corruption poisons the
