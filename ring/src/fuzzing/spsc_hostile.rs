@@ -5,8 +5,9 @@
 //! operations on the one writer and the one reader — `try_*` calls, blocking calls with
 //! `Deadline::now()`, write and read grants, `peek_len`, `free_bytes` /
 //! `bytes_available`, close — interleaved with scribbles: arbitrary or nudged values
-//! stored into the shared tail and head, record headers (length and kind words) and
-//! data bytes, the closed flags, the owner words and the configuration words.
+//! stored into the shared tail and head, record headers (length and kind words),
+//! data bytes, the byte ring's tail echo, the closed flags, the owner words and the
+//! configuration words.
 //!
 //! The oracle:
 //! * Until the first scribble, an exact model of the positions (pad records
@@ -44,6 +45,8 @@ use bytes::Bytes;
 /// Offsets in the control block.
 const CAPACITY: usize = 8;
 const TAIL: usize = 128;
+/// The tail's echo: end, length, then five words of bytes.
+const ECHO: usize = 136;
 const HEAD: usize = 256;
 const WRITER_CLOSED: usize = 384;
 const READER_CLOSED: usize = 388;
@@ -110,6 +113,18 @@ fn scribble(op: u8, input: &mut Input<'_>, shared: &Shared, cap: u64, t: &mut Ta
             };
             let header = len | (kind << 32);
             shared.write_bytes(DATA + pos as usize, &header.to_le_bytes());
+        }
+        // The tail's echo (byte rings: its end, its length or a byte word).
+        2 if which & 0x80 != 0 => {
+            t.forged_data = true;
+            let at = ECHO + 8 * ((which >> 2) as usize % 7);
+            let v = match which % 4 {
+                0 => value,
+                1 => tail,
+                2 => value % 48,
+                _ => tail.wrapping_sub(small),
+            };
+            shared.u64(at).store(v, Ordering::Release);
         }
         // Data bytes anywhere in the data area.
         2 => {

@@ -6,6 +6,7 @@ use culvert_sync::Deadline;
 
 use super::control::{Config, KIND_BYTE};
 use super::core;
+use super::echo::ECHO_MAX;
 use super::endpoint::{self, ReaderEnd, WriterEnd};
 use crate::{Error, Result};
 
@@ -13,6 +14,8 @@ use crate::{Error, Result};
 const PUBLISH_PIECES: u64 = 4;
 /// ...but never in pieces smaller than this.
 const MIN_PUBLISH_PIECE: u64 = 4096;
+/// Bytes in a cache line.
+const CACHE_LINE: u64 = 64;
 
 /// Creating and sizing byte rings.
 pub struct ByteRing;
@@ -78,12 +81,21 @@ impl ByteWriter {
             // SAFETY: `tail + done .. tail + n` is free space (`n <= free`), which
             // the writer owns; `k <= n <= capacity`.
             unsafe { end.core.copy_in(end.tail, &buf[done..done + k]) };
+            if k <= ECHO_MAX {
+                let ctl = end.core.ctl();
+                ctl.writer
+                    .echo
+                    .record(end.tail + k as u64, &buf[done..done + k]);
+            }
             end.publish(end.tail + k as u64);
             done += k;
         }
-        // A next write of this size lands right after: own its lines by then.
+        // A next write of this size lands right after: own its lines by then — but
+        // not the line the reader is about to read, when the tail is inside it.
+        let first = end.tail.next_multiple_of(CACHE_LINE);
+        let last = end.tail + n.min(MIN_PUBLISH_PIECE as usize) as u64;
         end.core
-            .prefetch_write(end.tail, n.min(MIN_PUBLISH_PIECE as usize));
+            .prefetch_write(first, last.saturating_sub(first) as usize);
         Ok(n)
     }
 
@@ -202,9 +214,20 @@ impl ByteReader {
             return Ok(0);
         }
         let end = &mut self.end;
-        // SAFETY: `head .. head + n` is committed (`n <= avail`), which the reader owns
-        // until it releases it; `n <= avail <= capacity`.
-        unsafe { end.core.copy_out(end.head, &mut buf[..n]) };
+        let echo = &end.core.ctl().writer.echo;
+        let n = match echo.read(end.head, end.cached_tail, &mut buf[..n]) {
+            Some(n) => {
+                end.prefetch_data = false;
+                n
+            }
+            None => {
+                end.prefetch_data = true;
+                // SAFETY: `head .. head + n` is committed (`n <= avail`), which the
+                // reader owns until it releases it; `n <= avail <= capacity`.
+                unsafe { end.core.copy_out(end.head, &mut buf[..n]) };
+                n
+            }
+        };
         end.release(n as u64);
         Ok(n)
     }

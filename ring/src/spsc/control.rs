@@ -3,6 +3,7 @@
 use culvert_sync::atomic::{AtomicU32, AtomicU64};
 use culvert_sync::Notifier;
 
+use super::echo::Echo;
 use crate::layout::ring_magic;
 
 /// Kind byte of the byte ring's magic.
@@ -57,7 +58,13 @@ pub(crate) struct ConfigLine {
 pub(crate) struct WriterLine {
     /// Bytes ever committed. Invariant: `head <= tail <= head + capacity`; only grows.
     pub tail: AtomicU64,
+    /// Byte rings: a copy of the last small write, on the tail's cache line (see
+    /// `echo`). Unused by message rings.
+    pub echo: Echo,
 }
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::offset_of!(WriterLine, echo) + std::mem::size_of::<Echo>() <= 64);
 
 /// Written only by the reader (hot).
 #[repr(C, align(128))]
@@ -124,6 +131,7 @@ impl SpscControl {
             },
             writer: WriterLine {
                 tail: AtomicU64::new(0),
+                echo: Echo::new(),
             },
             reader: ReaderLine {
                 head: AtomicU64::new(0),

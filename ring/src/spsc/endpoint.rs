@@ -195,6 +195,10 @@ pub(crate) struct ReaderEnd {
     pub recheck: RecheckClock,
     /// As [`WriterEnd::verdict`].
     pub verdict: Option<bool>,
+    /// Whether a poll of an empty ring fetches the data line at the head along with
+    /// the tail: false while reads are served from the tail's echo (byte rings, see
+    /// `echo`), whose writer would otherwise have to take that line back first.
+    pub prefetch_data: bool,
 }
 
 impl ReaderEnd {
@@ -215,6 +219,7 @@ impl ReaderEnd {
             poisoned: false,
             recheck: RecheckClock::new(),
             verdict: None,
+            prefetch_data: true,
         })
     }
 
@@ -291,7 +296,9 @@ impl ReaderEnd {
         let mut closed = false;
         // The next bytes will land on the line at the head: fetch it alongside the tail,
         // so that a reader polling an empty ring takes both misses at once.
-        self.core.prefetch(self.head);
+        if self.prefetch_data {
+            self.core.prefetch(self.head);
+        }
         loop {
             let tail = ctl.writer.tail.load(Ordering::Acquire);
             if tail < self.cached_tail || self.core.check_span(self.head, tail, "").is_err() {

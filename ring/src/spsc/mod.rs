@@ -37,6 +37,7 @@
 mod byte;
 mod control;
 mod core;
+mod echo;
 mod endpoint;
 mod message;
 
