@@ -77,33 +77,44 @@ fn message_ring_full_writer_is_woken_by_release_or_close() {
     });
 }
 
+/// A 64-byte byte ring's writer and reader (the reader's waits sleep at once).
+fn byte_ring_pair() -> (ByteWriter, ByteReader) {
+    let config = Config::bytes(64);
+    let region = Region::heap(ByteRing::required_size(&config).unwrap()).unwrap();
+    ByteRing::init(&region, &config).unwrap();
+    let writer = ByteWriter::attach(&region).unwrap();
+    let mut reader = ByteReader::attach(&region).unwrap();
+    reader.set_wait_strategy(WaitStrategy::Blocking);
+    (writer, reader)
+}
+
+/// Everything `reader` reads, `chunk` bytes at most per blocking read, up to end of
+/// stream.
+fn read_to_end(reader: &mut ByteReader, chunk: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; chunk];
+    loop {
+        match reader.read(&mut buf, Deadline::never()) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(Error::Closed) => return got,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Byte stream across the wrap with a blocking reader: bytes arrive in order, then
 /// end of stream.
 #[test]
 fn byte_ring_streams_in_order_then_closes() {
     loom::model(|| {
-        let config = Config::bytes(64);
-        let region = Region::heap(ByteRing::required_size(&config).unwrap()).unwrap();
-        ByteRing::init(&region, &config).unwrap();
-        let mut writer = ByteWriter::attach(&region).unwrap();
-        let mut reader = ByteReader::attach(&region).unwrap();
+        let (mut writer, mut reader) = byte_ring_pair();
         writer.set_wait_strategy(WaitStrategy::Blocking);
-        reader.set_wait_strategy(WaitStrategy::Blocking);
         let t = loom::thread::spawn(move || {
             let data: Vec<u8> = (0..100u8).collect();
             writer.write_all(&data, Deadline::never()).unwrap();
             writer.close();
         });
-        let mut got = Vec::new();
-        let mut buf = [0u8; 48];
-        loop {
-            match reader.read(&mut buf, Deadline::never()) {
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(Error::Closed) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(got, (0..100u8).collect::<Vec<_>>());
+        assert_eq!(read_to_end(&mut reader, 48), (0..100u8).collect::<Vec<_>>());
         t.join().unwrap();
     });
 }
@@ -114,28 +125,14 @@ fn byte_ring_streams_in_order_then_closes() {
 #[test]
 fn byte_ring_small_writes_are_read_in_order_through_the_echo() {
     loom::model(|| {
-        let config = Config::bytes(64);
-        let region = Region::heap(ByteRing::required_size(&config).unwrap()).unwrap();
-        ByteRing::init(&region, &config).unwrap();
-        let mut writer = ByteWriter::attach(&region).unwrap();
-        let mut reader = ByteReader::attach(&region).unwrap();
-        reader.set_wait_strategy(WaitStrategy::Blocking);
+        let (mut writer, mut reader) = byte_ring_pair();
         let t = loom::thread::spawn(move || {
             for chunk in [&[1u8, 2, 3][..], &[4, 5], &[6, 7, 8, 9]] {
                 assert_eq!(writer.try_write(chunk), Ok(chunk.len()));
             }
             writer.close();
         });
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4];
-        loop {
-            match reader.read(&mut buf, Deadline::never()) {
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(Error::Closed) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(got, (1..=9u8).collect::<Vec<_>>());
+        assert_eq!(read_to_end(&mut reader, 4), (1..=9u8).collect::<Vec<_>>());
         t.join().unwrap();
     });
 }
