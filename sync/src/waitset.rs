@@ -4,7 +4,10 @@
 //! ([`Waitable::poll_ready`]) and the [`Notifier`]s whose notify can make that check
 //! true. [`WaitSet::wait`] is level-triggered, like `poll(2)`: it returns the indices
 //! of every endpoint whose check is true, and the caller then runs the endpoints'
-//! `try_*` calls until they report `WouldBlock`. A ready report may be spurious (the
+//! `try_*` calls until they report `WouldBlock`. (While it spins, a pass that finds an
+//! endpoint ready returns it at once, without checking the rest — those are checked
+//! first by the next pass, and the next call reports any still ready — so a spinning
+//! set notices a message in about half a pass.) A ready report may be spurious (the
 //! data was taken by another holder), never missing: the check runs again after the
 //! waiter announced itself on every notifier, so a notify between the check and the
 //! sleep ends the sleep (the [`Notifier`] protocol, for many notifiers at once).
@@ -67,6 +70,19 @@ pub unsafe trait Waitable {
     fn notifiers(&self, f: &mut dyn FnMut(&Notifier));
 }
 
+// SAFETY: forwards to `T`, whose notifiers outlive the borrow of `T` this reference
+// is, so they outlive any borrow of the reference too.
+unsafe impl<T: Waitable + ?Sized> Waitable for &mut T {
+    #[inline]
+    fn poll_ready(&mut self, ctx: WaitContext) -> bool {
+        (**self).poll_ready(ctx)
+    }
+
+    fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
+        (**self).notifiers(f);
+    }
+}
+
 /// How a [`WaitSet`] sleeps; see the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
@@ -117,6 +133,20 @@ fn note_waitv_refused() {}
 /// assert_eq!(ready, &[1]);
 /// # Ok::<(), culvert_sync::Timeout>(())
 /// ```
+///
+/// Endpoints of one type can be passed as they are, with no slice of references to
+/// build per wait and no dynamic dispatch per poll:
+///
+/// ```
+/// use std::time::Duration;
+/// use culvert_sync::{Event, WaitSet};
+///
+/// let mut events = vec![Event::new(), Event::new(), Event::new()];
+/// events[2].clone().set();
+/// let ready = WaitSet::new().wait(&mut events, Duration::from_secs(1))?.to_vec();
+/// assert_eq!(ready, [2]);
+/// # Ok::<(), culvert_sync::Timeout>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct WaitSet {
     strategy: WaitStrategy,
@@ -129,6 +159,9 @@ pub struct WaitSet {
     /// When the endpoints' peers were last checked: a pass is told `liveness_due` at
     /// most once per interval. Used through `&mut self` only.
     recheck: RecheckClock,
+    /// Where the next spin pass begins: just after the endpoint the last one found.
+    /// Any value (one past the end begins at 0).
+    pass_start: usize,
 }
 
 // SAFETY: the raw pointers are scratch space, valid and used only inside one `wait`
@@ -156,13 +189,14 @@ impl WaitSet {
 
     /// Waits until at least one endpoint is ready, or `deadline` passes, and returns the
     /// indices (into `endpoints`, ascending) of every ready one. With no endpoints it
-    /// waits for the deadline.
+    /// waits for the deadline. `endpoints` may hold one type of endpoint, or
+    /// `&mut dyn Waitable` references to mix kinds.
     ///
     /// # Errors
     /// `Timeout` when the deadline passed with nothing ready (checked one last time).
-    pub fn wait(
+    pub fn wait<W: Waitable>(
         &mut self,
-        endpoints: &mut [&mut dyn Waitable],
+        endpoints: &mut [W],
         deadline: impl Into<Deadline>,
     ) -> Result<&[usize], Timeout> {
         let deadline = deadline.into();
@@ -172,7 +206,7 @@ impl WaitSet {
         match self.strategy {
             WaitStrategy::BusyPoll => return self.busy_poll(endpoints, deadline),
             WaitStrategy::Adaptive => {
-                if spin_phase(|| self.collect_ready(endpoints, false).then_some(())).is_some() {
+                if spin_phase(|| self.find_ready(endpoints).then_some(())).is_some() {
                     return Ok(&self.ready);
                 }
             }
@@ -198,7 +232,7 @@ impl WaitSet {
     /// Checks every endpoint; true when at least one is ready (then `ready` lists them).
     /// Checks every endpoint (their peers' liveness too when `liveness_due`); true when
     /// at least one is ready (then `ready` lists them).
-    fn collect_ready(&mut self, endpoints: &mut [&mut dyn Waitable], liveness_due: bool) -> bool {
+    fn collect_ready<W: Waitable>(&mut self, endpoints: &mut [W], liveness_due: bool) -> bool {
         self.ready.clear();
         let ctx = WaitContext { liveness_due };
         for (i, e) in endpoints.iter_mut().enumerate() {
@@ -209,9 +243,32 @@ impl WaitSet {
         !self.ready.is_empty()
     }
 
-    fn busy_poll(
+    /// One pass of the spin phase: checks the endpoints in turn, beginning after the
+    /// one the last pass found, and stops at the first ready one (then `ready` holds
+    /// it). Beginning after it keeps an endpoint that is always ready from hiding the
+    /// others.
+    fn find_ready<W: Waitable>(&mut self, endpoints: &mut [W]) -> bool {
+        self.ready.clear();
+        let n = endpoints.len();
+        let start = if self.pass_start < n {
+            self.pass_start
+        } else {
+            0
+        };
+        let ctx = WaitContext::default();
+        for i in (start..n).chain(0..start) {
+            if endpoints[i].poll_ready(ctx) {
+                self.ready.push(i);
+                self.pass_start = i + 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn busy_poll<W: Waitable>(
         &mut self,
-        endpoints: &mut [&mut dyn Waitable],
+        endpoints: &mut [W],
         deadline: Deadline,
     ) -> Result<&[usize], Timeout> {
         loop {
@@ -226,7 +283,7 @@ impl WaitSet {
     }
 
     /// Records the distinct notifiers of `endpoints`.
-    fn gather_notifiers(&mut self, endpoints: &mut [&mut dyn Waitable]) {
+    fn gather_notifiers<W: Waitable>(&mut self, endpoints: &mut [W]) {
         self.notifiers.clear();
         for e in endpoints.iter() {
             e.notifiers(&mut |n| {
@@ -521,5 +578,53 @@ mod tests {
             .map(<[usize]>::to_vec);
         assert_eq!(r, Ok(vec![0]));
         assert!(start.elapsed() < LIVENESS_RECHECK_INTERVAL * 20);
+    }
+
+    /// An endpoint that is not ready at its first poll after `arm` and ready at every
+    /// later one (without any notify, as a peer's write seen while spinning).
+    struct Delayed {
+        notifier: Box<Notifier>,
+        polls: u32,
+    }
+
+    impl Delayed {
+        fn arm(&mut self) {
+            self.polls = 0;
+        }
+    }
+
+    // SAFETY: the notifier is boxed: it does not move with the value.
+    unsafe impl Waitable for Delayed {
+        fn poll_ready(&mut self, _ctx: WaitContext) -> bool {
+            self.polls += 1;
+            self.polls > 1
+        }
+        fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
+            f(&self.notifier);
+        }
+    }
+
+    /// The first check of a wait reports every ready endpoint; a spin pass returns the
+    /// first one it finds, and the next spin pass begins after it, so an endpoint that
+    /// keeps turning ready does not hide the others.
+    #[test]
+    fn spin_passes_stop_at_the_first_ready_endpoint_and_take_turns() {
+        let mut ends: Vec<Delayed> = (0..3)
+            .map(|_| Delayed {
+                notifier: Box::default(),
+                polls: 0,
+            })
+            .collect();
+        let mut set = WaitSet::new();
+        set.set_wait_strategy(WaitStrategy::Adaptive);
+        let long = || Deadline::after(Duration::from_secs(10));
+        let mut found = Vec::new();
+        for _ in 0..4 {
+            ends.iter_mut().for_each(Delayed::arm);
+            found.push(set.wait(&mut ends, long()).map(<[usize]>::to_vec));
+        }
+        assert_eq!(found, [Ok(vec![0]), Ok(vec![1]), Ok(vec![2]), Ok(vec![0])]);
+        // Not re-armed: all three are ready at the first check, which reports them all.
+        assert_eq!(set.wait(&mut ends, long()), Ok(&[0, 1, 2][..]));
     }
 }

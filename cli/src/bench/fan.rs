@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use culvert::pipe::PipeEnd;
 use culvert::section::SectionOptions;
-use culvert::{WaitSet, Waitable};
+use culvert::WaitSet;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use super::samples::Samples;
@@ -148,14 +148,11 @@ fn serve_pipes(mut ends: Vec<PipeEnd>, size: usize) -> io::Result<()> {
     let mut partial = vec![Partial::new(size); ends.len()];
     let mut set = WaitSet::new();
     loop {
-        let mut refs: Vec<&mut dyn Waitable> =
-            ends.iter_mut().map(|e| e as &mut dyn Waitable).collect();
-        let ready = match set.wait(&mut refs, PARENT_CHECK) {
+        let ready = match set.wait(&mut ends, PARENT_CHECK) {
             Ok(ready) => ready,
             Err(_) if parent_gone(parent) => return Ok(()),
             Err(_) => continue,
         };
-        drop(refs);
         for &i in ready {
             let (end, part) = (&mut ends[i], &mut partial[i]);
             let n = match end.try_read_message(part.rest()) {
