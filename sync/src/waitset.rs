@@ -188,8 +188,10 @@ impl WaitSet {
     }
 
     /// Waits until at least one endpoint is ready, or `deadline` passes, and returns the
-    /// indices (into `endpoints`, ascending) of every ready one. With no endpoints it
-    /// waits for the deadline. `endpoints` may hold one type of endpoint, or
+    /// indices (into `endpoints`, ascending) of the ready ones: every endpoint ready
+    /// when the call began, or, once it had to spin or sleep, those its last pass
+    /// found (a spin pass stops at the first; see the module doc). With no endpoints
+    /// it waits for the deadline. `endpoints` may hold one type of endpoint, or
     /// `&mut dyn Waitable` references to mix kinds.
     ///
     /// # Errors
@@ -229,7 +231,6 @@ impl WaitSet {
         }
     }
 
-    /// Checks every endpoint; true when at least one is ready (then `ready` lists them).
     /// Checks every endpoint (their peers' liveness too when `liveness_due`); true when
     /// at least one is ready (then `ready` lists them).
     fn collect_ready<W: Waitable>(&mut self, endpoints: &mut [W], liveness_due: bool) -> bool {
