@@ -107,23 +107,30 @@ pub(super) fn pipe_options(case: Case, opts: &SectionOptions) -> PipeOptions {
         Shape::Stream { messages: true, .. } => PipeMode::Message,
         _ => PipeMode::Byte,
     };
-    PipeOptions::default()
+    let options = PipeOptions::default()
         .mode(mode)
         .max_instances(1)
         .wait_strategy(strategy(case))
-        .section_options(opts.clone())
+        .section_options(opts.clone());
+    match case.stream_buffer() {
+        Some(bytes) => options.buffers(bytes),
+        None => options,
+    }
 }
 
 /// The ring layout of a case on the `culvert-ring` transport: the pipes' default
-/// 64 KiB rings; calls on message rings big enough for a whole request.
+/// 64 KiB rings, or the case's stream buffer; calls on message rings big enough for a
+/// whole request.
 pub fn ring_setup(case: Case) -> RingSetup {
     let (messages, capacity, max_message) = match case.shape() {
         Shape::PingPong { .. } | Shape::Fan { .. } | Shape::AsyncPingPong { .. } => {
             (false, 64 * 1024, 0)
         }
-        Shape::Stream { messages, .. } => {
-            (messages, 64 * 1024, if messages { 16 * 1024 } else { 0 })
-        }
+        Shape::Stream { messages, .. } => (
+            messages,
+            case.stream_buffer().unwrap_or(64 * 1024),
+            if messages { 16 * 1024 } else { 0 },
+        ),
         Shape::Call { request, reply } | Shape::AsyncCall { request, reply, .. } => {
             let max = request.max(reply);
             (true, (2 * max).next_power_of_two().max(64 * 1024), max)

@@ -59,7 +59,7 @@ const CALL_REPLY_AT: usize = CALL_BUFFERS * CALL_REQUEST_MAX;
 const OBJECT: usize = DATA + CALL_REPLY_AT + CALL_REPLY_MAX;
 /// Ring capacity of the message-stream floor (in the data area, which the call buffers
 /// use otherwise).
-const MSG_RING_CAP: usize = 1 << 20;
+const MSG_RING_CAP: usize = super::spec::MESSAGE_STREAM_BUFFER;
 /// Length word of a pad record (the rest of a lap is skipped).
 const PAD: u64 = u64::MAX;
 const _: () = assert!(MSG_RING_CAP <= CALL_REPLY_AT);

@@ -465,6 +465,11 @@ fn run_one(
         let conn = match pending {
             Pending::OsPipe => {
                 let w = stdin.ok_or("peer has no stdin")?;
+                if let Some(bytes) = case.stream_buffer() {
+                    // Up to /proc/sys/fs/pipe-max-size (1 MiB by default) without
+                    // privilege; where refused, the pipe keeps its default size.
+                    let _ = rustix::pipe::fcntl_setpipe_size(&w, bytes);
+                }
                 // The link reads the peer's stdout; keep a clone for the report.
                 let r = stdout.as_fd().try_clone_to_owned()?;
                 Conn::Link(Box::new(OsPipes {
