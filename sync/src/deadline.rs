@@ -31,33 +31,50 @@ use std::time::{Duration, Instant};
 /// (spurious wake-ups, liveness re-checks) never waits longer in total than asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Deadline {
-    /// `None` means never.
-    at: Option<Instant>,
+    at: When,
+}
+
+/// The point in time of a [`Deadline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum When {
+    /// Never passes.
+    Never,
+    /// Has passed, whenever it is asked: a non-blocking call's deadline, made without
+    /// reading the clock (a call that completes at once then reads none).
+    Passed,
+    /// Passes at this instant.
+    At(Instant),
 }
 
 impl Deadline {
     /// A deadline that never passes.
     pub const fn never() -> Self {
-        Self { at: None }
+        Self { at: When::Never }
     }
 
     /// A deadline that has already passed: the call polls once and does not wait.
-    pub fn now() -> Self {
-        Self {
-            at: Some(Instant::now()),
-        }
+    /// Reads no clock.
+    pub const fn now() -> Self {
+        Self { at: When::Passed }
     }
 
-    /// The deadline `timeout` from now. A timeout too large to represent never passes.
+    /// The deadline `timeout` from now. A timeout too large to represent never passes;
+    /// a zero timeout is [`Deadline::now`].
     pub fn after(timeout: Duration) -> Self {
-        Self {
-            at: Instant::now().checked_add(timeout),
+        if timeout.is_zero() {
+            return Self::now();
+        }
+        match Instant::now().checked_add(timeout) {
+            Some(at) => Self::at(at),
+            None => Self::never(),
         }
     }
 
     /// The deadline at `instant`.
     pub const fn at(instant: Instant) -> Self {
-        Self { at: Some(instant) }
+        Self {
+            at: When::At(instant),
+        }
     }
 
     /// `None` waits for ever, `Some(d)` waits `d` (zero: do not wait).
@@ -68,33 +85,45 @@ impl Deadline {
         }
     }
 
-    /// The instant, or `None` for a deadline that never passes.
-    pub const fn instant(&self) -> Option<Instant> {
-        self.at
+    /// The instant, or `None` for a deadline that never passes ([`Deadline::now`]'s
+    /// is the instant it is asked).
+    pub fn instant(&self) -> Option<Instant> {
+        match self.at {
+            When::Never => None,
+            When::Passed => Some(Instant::now()),
+            When::At(at) => Some(at),
+        }
     }
 
     /// Whether this deadline never passes.
     pub const fn is_never(&self) -> bool {
-        self.at.is_none()
+        matches!(self.at, When::Never)
     }
 
     /// Whether the deadline has passed.
     pub fn has_passed(&self) -> bool {
-        matches!(self.at, Some(at) if Instant::now() >= at)
+        match self.at {
+            When::Never => false,
+            When::Passed => true,
+            When::At(at) => Instant::now() >= at,
+        }
     }
 
     /// Time left: `None` for never, `Some(ZERO)` once passed.
     pub fn remaining(&self) -> Option<Duration> {
-        self.at
-            .map(|at| at.saturating_duration_since(Instant::now()))
+        match self.at {
+            When::Never => None,
+            When::Passed => Some(Duration::ZERO),
+            When::At(at) => Some(at.saturating_duration_since(Instant::now())),
+        }
     }
 
     /// The earlier of two deadlines.
     pub fn min(self, other: Deadline) -> Deadline {
         match (self.at, other.at) {
-            (None, _) => other,
-            (_, None) => self,
-            (Some(a), Some(b)) => Deadline::at(a.min(b)),
+            (When::Never, _) | (_, When::Passed) => other,
+            (_, When::Never) | (When::Passed, _) => self,
+            (When::At(a), When::At(b)) => Deadline::at(a.min(b)),
         }
     }
 }
@@ -140,6 +169,21 @@ mod tests {
         let d = Deadline::from_timeout(Some(Duration::ZERO));
         assert!(d.has_passed());
         assert_eq!(d.remaining(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_passed_deadline_stays_passed_and_wins_every_min() {
+        let now = Deadline::now();
+        assert!(now.has_passed());
+        assert_eq!(now.remaining(), Some(Duration::ZERO));
+        assert!(!now.is_never());
+        assert!(now.instant().is_some());
+        let late = Deadline::after(Duration::from_secs(100));
+        assert_eq!(now.min(late), now);
+        assert_eq!(late.min(now), now);
+        assert_eq!(now.min(Deadline::never()), now);
+        assert_eq!(Deadline::never().min(now), now);
+        assert_eq!(Deadline::after(Duration::ZERO), now);
     }
 
     #[test]
