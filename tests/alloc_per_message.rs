@@ -1,6 +1,6 @@
 //! The per-message paths allocate nothing once warm: plain message writes and reads,
-//! batches, message grants and byte writes on a pipe, and 64-byte port calls (client
-//! and server). Allocations are counted per thread, so the harness and a server thread in
+//! batches, message grants and byte writes on a pipe, 64-byte port calls (client
+//! and server), and async pipe polls (but for a pending poll's arming). Allocations are counted per thread, so the harness and a server thread in
 //! the same process do not disturb the count.
 
 use std::io::{Read, Write};
@@ -125,4 +125,52 @@ fn small_port_calls_allocate_nothing() {
     let server_side = serving.join().unwrap();
     assert_eq!(n, 0, "64-byte calls, client");
     assert_eq!(server_side, 0, "64-byte calls, server");
+}
+
+/// Async polls allocate nothing once warm, but for the record a pending poll leaves
+/// with the reactor (its arming): an async read that finds nothing spins, arms and
+/// returns `Pending`, and none of its polls of the ring allocates; an async write and a
+/// read that complete allocate nothing.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_pipe_polls_allocate_nothing_but_the_arming() {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    let (a, b) = pipe::anonymous(PipeMode::Byte, &PipeOptions::default()).unwrap();
+    let (mut a, mut b) = (a.into_async(), b.into_async());
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut buf = [0u8; 8];
+    let mut round = |pending: &mut usize| {
+        let mut rb = ReadBuf::new(&mut buf);
+        *pending += allocations_in(|| {
+            assert!(Pin::new(&mut b).poll_read(&mut cx, &mut rb).is_pending());
+        });
+        let sent = Pin::new(&mut a).poll_write(&mut cx, b"ping");
+        assert!(matches!(sent, Poll::Ready(Ok(4))));
+        let mut rb = ReadBuf::new(&mut buf);
+        assert!(matches!(
+            Pin::new(&mut b).poll_read(&mut cx, &mut rb),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(rb.filled(), b"ping");
+    };
+    for _ in 0..200 {
+        round(&mut 0);
+    }
+    let (mut pending, rounds) = (0, 5_000);
+    let n = allocations_in(|| {
+        for _ in 0..rounds {
+            round(&mut pending);
+        }
+    });
+    assert!(
+        pending <= rounds,
+        "{pending} allocations in {rounds} pending polls"
+    );
+    assert_eq!(
+        n, pending,
+        "AsyncWrite::poll_write + a ready AsyncRead::poll_read"
+    );
 }

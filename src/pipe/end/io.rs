@@ -200,11 +200,19 @@ impl io::Read for PipeEnd {
     /// messages are skipped, since `Ok(0)` means end of stream. An empty `buf`
     /// returns `Ok(0)` at once.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_some(buf).map_err(io::Error::from)
+    }
+}
+
+impl PipeEnd {
+    /// [`io::Read::read`] with culvert's errors: for the async adapters, whose polls
+    /// would otherwise box an `io::Error` for every `WouldBlock`.
+    pub(super) fn read_some(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() || self.base.disconnected {
             return Ok(0);
         }
         if self.base.read_mode == ReadMode::Byte || self.base.mode == PipeMode::Byte {
-            return self.read_bytes(buf).map_err(io::Error::from);
+            return self.read_bytes(buf);
         }
         loop {
             match self.read_message(buf) {
@@ -214,7 +222,7 @@ impl io::Read for PipeEnd {
                 }) => continue,
                 Ok(m) => return Ok(m.len),
                 Err(e) if is_eof(&e) => return Ok(0),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
     }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::super::options::MessageRead;
 use super::{PipeEnd, PipeReader, PipeWriter};
 use crate::asyncio::poll_op;
-use crate::{Error, Result};
+use crate::Result;
 
 /// A pipe end for async code: tokio's [`AsyncRead`] and [`AsyncWrite`], plus the
 /// message calls as futures. [`poll_shutdown`](AsyncWrite::poll_shutdown) half-closes
@@ -60,15 +60,6 @@ impl PipeEnd {
             was_nonblocking,
         }
     }
-}
-
-/// An `io::Result` of a call that never waits, as the crate's `Result` the reactor
-/// adapter understands (`WouldBlock` means "arm and wait").
-fn from_io<T>(r: io::Result<T>) -> Result<T> {
-    r.map_err(|e| match e.kind() {
-        io::ErrorKind::WouldBlock => Error::WouldBlock,
-        _ => Error::Io(e),
-    })
 }
 
 impl AsyncPipeEnd {
@@ -132,7 +123,7 @@ fn poll_read_end(
             end,
             wait,
             cx,
-            |end| from_io(io::Read::read(end, buf.initialize_unfilled())),
+            |end| end.read_some(buf.initialize_unfilled()),
             |end, f| end.notifiers(f),
         )
     };
@@ -156,7 +147,7 @@ fn poll_write_end(
             end,
             wait,
             cx,
-            |end| from_io(io::Write::write(end, buf)),
+            |end| end.write_message(buf),
             |end, f| end.writable_notifiers(f),
         )
     };
