@@ -1,6 +1,5 @@
 //! The client side: [`PortClient`], [`PendingCall`], [`Reply`].
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -9,6 +8,7 @@ use culvert_section::{Region, Section, SectionKind};
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::{wait_for, Deadline, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
 
+use super::call_ids::CallIdMap;
 use super::heap::{Heap, HeapStats};
 use super::layout::{
     at, copy_in, copy_out, put, ConnHeader, ConnSlot, PortHeader, CONN_MAGIC, PORT_MAGIC,
@@ -91,7 +91,7 @@ impl Fail {
 /// it are dropped and their views freed).
 #[derive(Default)]
 struct Table {
-    calls: HashMap<u64, Option<Result<Payload>>>,
+    calls: CallIdMap<Option<Result<Payload>>>,
     /// A thread is reading the reply ring.
     leader: bool,
     /// Threads sleeping on the condition variable.

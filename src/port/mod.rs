@@ -67,6 +67,7 @@
 //! Every value read from shared memory is validated; a violation is `Corrupted` on that
 //! call or connection, never a panic or a read outside the section.
 
+mod call_ids;
 mod client;
 #[cfg(not(loom))]
 pub mod fuzzing;

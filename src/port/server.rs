@@ -1,6 +1,5 @@
 //! The server side: [`PortServer`], [`ConnectRequest`], [`Incoming`].
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use culvert_section::{Region, Section, SectionKind, SectionOptions};
 use culvert_sync::atomic::{AtomicBool, Ordering};
 use culvert_sync::{wait_for, Deadline, ProcessIdentity, WaitStrategy};
 
+use super::call_ids::CallIdSet;
 use super::heap::{Heap, HeapStats};
 use super::layout::{
     self, at, copy_in, copy_out, ConnHeader, ConnSlot, ListenLine, PortConfigLine, PortHeader,
@@ -93,8 +93,8 @@ pub(crate) struct ServerConn {
 
 #[derive(Default)]
 struct Calls {
-    inflight: HashSet<u64>,
-    cancelled: HashSet<u64>,
+    inflight: CallIdSet,
+    cancelled: CallIdSet,
 }
 
 impl ServerConn {
