@@ -3,8 +3,9 @@
 //! A `PortServer` runs one thread that accepts connections (`listen`) and two threads
 //! that `receive` messages and reply. Three client threads `PortClient::connect_with`
 //! and each make a synchronous `call`, an asynchronous `call_async` (then `wait`), a
-//! `send_datagram` (no reply), and one call whose reply is larger than `inline_max`,
-//! so it comes back in a shared-memory view instead of being copied through the ring.
+//! `send_datagram` (no reply), and one call whose large reply the server writes in
+//! place into a loan of its view heap (`Incoming::loan_reply`), so it comes back in a
+//! shared-memory view instead of being copied through the ring.
 //! Run it with:
 //!
 //! ```sh
@@ -59,13 +60,17 @@ fn handle(incoming: Incoming, datagrams: &AtomicUsize) -> culvert::Result<()> {
     }
     let request = incoming.payload.to_vec();
     if let Some(size) = request.strip_prefix(b"big ") {
-        // A reply above inline_max travels in a view of the server's heap.
+        // A large reply is written in place into a loan of the server's view heap,
+        // which the client then reads where it lies: no copy on either side.
         let size: usize = std::str::from_utf8(size)
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let reply: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-        incoming.reply(&reply)
+        let mut loan = incoming.loan_reply(size, Deadline::after(TIMEOUT))?;
+        for (i, b) in loan.as_mut_slice().iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        incoming.reply_loaned(loan)
     } else {
         let reply = String::from_utf8_lossy(&request).to_uppercase();
         incoming.reply(reply.as_bytes())

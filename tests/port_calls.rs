@@ -432,3 +432,88 @@ fn loaned_requests_are_written_in_place() {
     sup.wait_ok(c);
     served.stop();
 }
+
+/// The server of `loaned_replies_are_written_in_place`: `loan:N` is answered with `N`
+/// bytes of `pattern(N, N)` written into a reply loan; `drop:N` lends `N` bytes, drops
+/// the loan and answers `dropped`; `too-large` answers with the error of a loan above
+/// `max_message`; a datagram tries a loan and files the error for `datagram?`.
+fn loan_server(inc: culvert::port::Incoming) {
+    use std::sync::Mutex;
+    static DATAGRAM_LOAN: Mutex<String> = Mutex::new(String::new());
+    let text = String::from_utf8_lossy(inc.payload.as_slice()).into_owned();
+    let size = |p: &str| text.strip_prefix(p).and_then(|n| n.parse::<usize>().ok());
+    if inc.kind == culvert::port::MessageKind::Datagram {
+        let e = inc.loan_reply(10, secs(1)).unwrap_err();
+        *DATAGRAM_LOAN.lock().unwrap() = format!("{e:?}");
+        return;
+    }
+    if let Some(n) = size("loan:") {
+        let mut loan = inc.loan_reply(n, secs(10)).unwrap();
+        assert_eq!(loan.len(), n);
+        loan.as_mut_slice().copy_from_slice(&pattern(n, n as u64));
+        inc.reply_loaned(loan).unwrap();
+    } else if let Some(n) = size("drop:") {
+        drop(inc.loan_reply(n, secs(10)).unwrap());
+        inc.reply(b"dropped").unwrap();
+    } else if text == "too-large" {
+        let e = inc.loan_reply(64 << 20 | 1, secs(1)).unwrap_err();
+        inc.reply(format!("{e:?}").as_bytes()).unwrap();
+    } else if text == "datagram?" {
+        let seen = DATAGRAM_LOAN.lock().unwrap().clone();
+        inc.reply(seen.as_bytes()).unwrap();
+    }
+}
+
+/// A reply written in place into a loan of the server's view heap reaches the client
+/// as a view of the bytes the server wrote, whatever their size; a loan dropped unsent
+/// gives its room back; a loan above `max_message`, and one for a datagram, is refused.
+#[test]
+fn loaned_replies_are_written_in_place() {
+    if role().is_some() {
+        let client = connect(NAME);
+        let before = client.server_view_heap_stats();
+        for n in [100_000usize, 3 << 20, 8192, 10] {
+            let reply = client
+                .call(format!("loan:{n}").as_bytes(), secs(30))
+                .unwrap();
+            assert!(reply.is_view(), "a loaned {n}-byte reply travels in a view");
+            assert_eq!(
+                fnv1a(FNV_START, &reply.to_vec()),
+                fnv1a(FNV_START, &pattern(n, n as u64)),
+                "{n}-byte loaned reply"
+            );
+        }
+        let dropped = client.call(b"drop:1048576", secs(30)).unwrap();
+        assert_eq!(dropped.as_slice(), b"dropped");
+        let refused = client.call(b"too-large", secs(30)).unwrap().to_vec();
+        assert!(
+            String::from_utf8_lossy(&refused).starts_with("MessageTooLarge"),
+            "{}",
+            String::from_utf8_lossy(&refused)
+        );
+        client.send_datagram(b"loan:10").unwrap();
+        assert!(eventually(Duration::from_secs(10), || {
+            let seen = client.call(b"datagram?", secs(30)).unwrap().to_vec();
+            String::from_utf8_lossy(&seen).starts_with("InvalidArgument")
+        }));
+        assert!(
+            eventually(Duration::from_secs(5), || client.server_view_heap_stats()
+                == before),
+            "every loaned block went back to the server's heap"
+        );
+        return;
+    }
+    let root = TempRoot::in_shm("reply-loans");
+    let served = serve(
+        NAME,
+        &view_options(),
+        &root.opts(),
+        1,
+        Arc::new(loan_server),
+    );
+    let test = cross_test!(loaned_replies_are_written_in_place);
+    let sup = test.supervise(Duration::from_secs(120));
+    let c = sup.spawn(test.command("client").namespace(&root));
+    sup.wait_ok(c);
+    served.stop();
+}

@@ -7,7 +7,10 @@
 //! (with [`PendingCall::wait`], [`try_wait`](PendingCall::try_wait),
 //! [`cancel`](PendingCall::cancel)) or [`send_datagram`](PortClient::send_datagram).
 //! Server threads [`receive`](PortServer::receive) [`Incoming`] messages and
-//! [`reply`](Incoming::reply).
+//! [`reply`](Incoming::reply). A large message can be written in place in shared
+//! memory, with no copy on the sender's side: [`PortClient::loan`] and
+//! [`call_loaned`](PortClient::call_loaned) for a request, [`Incoming::loan_reply`] and
+//! [`reply_loaned`](Incoming::reply_loaned) for a reply.
 //!
 //! ```no_run
 //! use culvert::port::{PortClient, PortOptions, PortServer};
@@ -86,7 +89,7 @@ use std::path::PathBuf;
 pub use client::{ConnectError, Loan, PendingCall, PortClient, Reply};
 pub use heap::HeapStats;
 pub use payload::{Payload, View};
-pub use server::{ConnectRequest, Incoming, PortServer, ServerEvent};
+pub use server::{ConnectRequest, Incoming, PortServer, ReplyLoan, ServerEvent};
 
 use crate::{Error, Result};
 

@@ -474,35 +474,6 @@ impl ServerState {
         })
     }
 
-    fn send_reply(&self, conn: &ServerConn, id: u64, bytes: &[u8]) -> Result<()> {
-        if bytes.len() > self.cfg.max_message {
-            return Err(Error::MessageTooLarge {
-                len: bytes.len(),
-                max: self.cfg.max_message,
-            });
-        }
-        if bytes.len() <= self.cfg.inline_max {
-            return conn.write_record(wire::KIND_REPLY, id, Body::Inline(bytes));
-        }
-        let block = self
-            .heap
-            .alloc(bytes.len() as u64, self.me, Deadline::never(), || {
-                conn.check_alive()
-            })?;
-        self.heap.write(&block, 0, bytes);
-        if let Err(e) = self.heap.table().hand_over(&block, self.me, conn.client) {
-            self.heap.table().free(&block, self.me);
-            return Err(e.into());
-        }
-        if let Err(e) = conn.write_record(wire::KIND_REPLY, id, Body::View(block.descriptor())) {
-            self.heap
-                .table()
-                .take_back_and_free(&block, conn.client, self.me);
-            return Err(e);
-        }
-        Ok(())
-    }
-
     /// Housekeeping: slots of disconnected or dead clients. `force` scans even when
     /// the liveness interval has not passed (liveness itself is checked only then, or
     /// when `check_all`).
@@ -662,6 +633,7 @@ impl std::fmt::Debug for Responder {
 mod events;
 mod handshake;
 mod incoming;
+pub use incoming::ReplyLoan;
 mod standin;
 
 pub use events::ServerEvent;
