@@ -11,7 +11,9 @@
  *
  * Payloads above the port's inline limit (4064 bytes by default) arrive in a
  * shared-memory view: culvert_incoming_payload points straight into it (no copy), and
- * the block goes back to the client's heap when the incoming message is freed.
+ * the block goes back to the client's heap when the incoming message is freed. Their
+ * replies are written in place into a loan of the server's heap
+ * (culvert_incoming_loan_reply, culvert_port_reply_loaned): no copy either.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -71,6 +73,18 @@ int main(int argc, char **argv) {
             char bye[32];
             int n = snprintf(bye, sizeof bye, "bye %ld", datagrams);
             s = culvert_port_reply(in, bye, (size_t)n);
+        } else if (payload.is_view) {
+            CulvertReplyLoan *loan = NULL;
+            uint8_t *room = NULL;
+            size_t room_len = 0;
+            s = culvert_incoming_loan_reply(in, payload.len, 30000, &loan);
+            if (s == CULVERT_OK) s = culvert_reply_loan_data(loan, &room, &room_len);
+            if (s == CULVERT_OK) {
+                for (size_t i = 0; i < room_len; i++) room[i] = (uint8_t)(payload.data[i] ^ 0xFF);
+                s = culvert_port_reply_loaned(in, loan);
+            } else {
+                culvert_reply_loan_free(loan);
+            }
         } else {
             if (payload.len > cap) {
                 uint8_t *bigger = realloc(answer, payload.len);

@@ -117,6 +117,14 @@ typedef struct CulvertConnectRequest CulvertConnectRequest;
 typedef struct CulvertIncoming CulvertIncoming;
 
 /**
+ * Room in a client's view heap lent for a request (`culvert_port_loan`). Send it
+ * with `culvert_port_call_loaned` or free it with `culvert_loan_free`.
+ *
+ * Threads: use from one thread at a time (it may move between threads).
+ */
+typedef struct CulvertLoan CulvertLoan;
+
+/**
  * The reader of a mailslot (`culvert_mailslot_create`) or of a broadcast group
  * (`culvert_mailslot_join`).
  *
@@ -187,6 +195,14 @@ typedef struct CulvertPortServer CulvertPortServer;
  * `culvert_reply_free` must be the last use.
  */
 typedef struct CulvertReply CulvertReply;
+
+/**
+ * Room in a server's view heap lent for a reply (`culvert_incoming_loan_reply`).
+ * Send it with `culvert_port_reply_loaned` or free it with `culvert_reply_loan_free`.
+ *
+ * Threads: use from one thread at a time (it may move between threads).
+ */
+typedef struct CulvertReplyLoan CulvertReplyLoan;
 
 /**
  * A mapped shared-memory section.
@@ -1072,6 +1088,110 @@ CulvertStatus culvert_reply_payload(const struct CulvertReply *reply,
  * `culvert_reply_payload` become invalid.
  */
 CulvertStatus culvert_reply_free(struct CulvertReply *reply);
+
+/**
+ * Lends `len` bytes of the client's view heap for a request written in place, waiting
+ * up to `timeout_ms` (negative: for ever) for room, and stores the loan in `*loan`
+ * (its bytes with `culvert_loan_data`).
+ *
+ * Errors: `CULVERT_E_MESSAGE_TOO_LARGE` (above the port's `max_message` or the
+ * heap's size), `CULVERT_E_TIMEOUT`, `CULVERT_E_CLOSED`, `CULVERT_E_PEER_DIED`.
+ *
+ * # Safety
+ * `client` is NULL or an open client handle; `loan` is NULL or valid for a write.
+ */
+CulvertStatus culvert_port_loan(const struct CulvertPortClient *client,
+                                size_t len,
+                                int64_t timeout_ms,
+                                struct CulvertLoan **loan);
+
+/**
+ * Stores the loan's bytes — writable, their contents unspecified — in `*data` and
+ * their number in `*len`. Valid until the loan is sent or freed.
+ *
+ * # Safety
+ * `loan` is NULL or a live loan handle; `data` and `len` are NULL or valid for a
+ * write.
+ */
+CulvertStatus culvert_loan_data(const struct CulvertLoan *loan,
+                                uint8_t **data,
+                                size_t *len);
+
+/**
+ * Calls the server with the request written into `loan` (consumed in every case,
+ * also on an error) and waits up to `timeout_ms` (negative: for ever) for the reply,
+ * stored in `*reply`. The server reads the request where it lies.
+ *
+ * Errors: as `culvert_port_call`; `CULVERT_E_INVALID_ARGUMENT` for a loan of
+ * another client.
+ *
+ * # Safety
+ * `client` is NULL or an open client handle; `loan` is NULL or a live loan handle,
+ * not used again afterwards; `reply` is NULL or valid for a write.
+ */
+CulvertStatus culvert_port_call_loaned(const struct CulvertPortClient *client,
+                                       struct CulvertLoan *loan,
+                                       int64_t timeout_ms,
+                                       struct CulvertReply **reply);
+
+/**
+ * Frees a loan unsent, giving its room back. NULL is a no-op.
+ *
+ * # Safety
+ * `loan` is NULL or a live loan handle, not used again afterwards.
+ */
+CulvertStatus culvert_loan_free(struct CulvertLoan *loan);
+
+/**
+ * Lends `len` bytes of the server's view heap for the reply to request `incoming`,
+ * written in place, waiting up to `timeout_ms` (negative: for ever) for room, and
+ * stores the loan in `*loan` (its bytes with `culvert_reply_loan_data`).
+ *
+ * Errors: `CULVERT_E_INVALID_ARGUMENT` (a datagram, or replied already),
+ * `CULVERT_E_MESSAGE_TOO_LARGE`, `CULVERT_E_TIMEOUT`, `CULVERT_E_CLOSED` /
+ * `CULVERT_E_PEER_DIED` (the client is gone).
+ *
+ * # Safety
+ * `incoming` is NULL or a live incoming handle; `loan` is NULL or valid for a write.
+ */
+CulvertStatus culvert_incoming_loan_reply(const struct CulvertIncoming *incoming,
+                                          size_t len,
+                                          int64_t timeout_ms,
+                                          struct CulvertReplyLoan **loan);
+
+/**
+ * Stores the reply loan's bytes — writable, their contents unspecified — in `*data`
+ * and their number in `*len`. Valid until the loan is sent or freed.
+ *
+ * # Safety
+ * `loan` is NULL or a live reply-loan handle; `data` and `len` are NULL or valid for
+ * a write.
+ */
+CulvertStatus culvert_reply_loan_data(const struct CulvertReplyLoan *loan,
+                                      uint8_t **data,
+                                      size_t *len);
+
+/**
+ * Replies to request `incoming` with the bytes written into `loan` (consumed in every
+ * case, also on an error): the client reads them where they lie.
+ *
+ * Errors: as `culvert_port_reply`; `CULVERT_E_INVALID_ARGUMENT` for a loan of
+ * another port.
+ *
+ * # Safety
+ * `incoming` is NULL or a live incoming handle; `loan` is NULL or a live reply-loan
+ * handle, not used again afterwards.
+ */
+CulvertStatus culvert_port_reply_loaned(const struct CulvertIncoming *incoming,
+                                        struct CulvertReplyLoan *loan);
+
+/**
+ * Frees a reply loan unsent, giving its room back. NULL is a no-op.
+ *
+ * # Safety
+ * `loan` is NULL or a live reply-loan handle, not used again afterwards.
+ */
+CulvertStatus culvert_reply_loan_free(struct CulvertReplyLoan *loan);
 
 /**
  * Fills `*options` with the defaults (1 MiB messages, 4064 bytes inline, 4 MiB view

@@ -359,6 +359,20 @@ static void *port_server_thread(void *arg) {
             /* freed without a reply: the caller gets CULVERT_E_CLOSED */
         } else {
             bool quit = p.len == 4 && memcmp(p.data, "quit", 4) == 0;
+            if (p.len > 4064) {
+                /* A large reply is written in place into a loan of the server's heap. */
+                CulvertReplyLoan *loan = NULL;
+                uint8_t *room = NULL;
+                size_t room_len = 0;
+                OK(culvert_incoming_loan_reply(in, p.len, 10000, &loan));
+                OK(culvert_reply_loan_data(loan, &room, &room_len));
+                CHECK(room != NULL && room_len == p.len);
+                for (size_t i = 0; i < p.len; i++) room[i] = inverted(p.data[i]);
+                OK(culvert_port_reply_loaned(in, loan));
+                EXPECT_STATUS(culvert_port_reply(in, "x", 1), CULVERT_E_INVALID_ARGUMENT);
+                OK(culvert_incoming_free(in));
+                continue;
+            }
             uint8_t *answer = malloc(p.len + 1);
             CHECK(answer != NULL);
             for (size_t i = 0; i < p.len; i++) answer[i] = inverted(p.data[i]);
@@ -417,6 +431,29 @@ static void ports(void) {
         for (size_t i = 0; i < p.len; i++) CHECK(p.data[i] == inverted(req[i]));
         OK(culvert_reply_free(reply));
     }
+    /* A request written in place into a loan of the client's heap. */
+    CulvertLoan *loan = NULL;
+    uint8_t *room = NULL;
+    size_t room_len = 0;
+    OK(culvert_port_loan(client, 300000, 10000, &loan));
+    OK(culvert_loan_data(loan, &room, &room_len));
+    CHECK(room != NULL && room_len == 300000);
+    pattern(req, 300000, 9);
+    memcpy(room, req, 300000);
+    OK(culvert_port_call_loaned(client, loan, 10000, &reply));
+    OK(culvert_reply_payload(reply, &p));
+    CHECK(p.len == 300000 && p.is_view);
+    for (size_t i = 0; i < p.len; i++) CHECK(p.data[i] == inverted(req[i]));
+    OK(culvert_reply_free(reply));
+    /* A loan freed unsent; a call without a loan; a loan beyond max_message. */
+    OK(culvert_port_loan(client, 1000, 10000, &loan));
+    OK(culvert_loan_free(loan));
+    OK(culvert_loan_free(NULL));
+    OK(culvert_reply_loan_free(NULL));
+    EXPECT_STATUS(culvert_port_call_loaned(client, NULL, 1000, &reply), CULVERT_E_INVALID_ARGUMENT);
+    EXPECT_STATUS(culvert_loan_data(NULL, &room, &room_len), CULVERT_E_INVALID_ARGUMENT);
+    EXPECT_STATUS(culvert_port_loan(client, (1u << 20) + 1, 1000, &loan),
+                  CULVERT_E_MESSAGE_TOO_LARGE);
     free(req);
     EXPECT_STATUS(culvert_port_call(client, NULL, 5, 1000, &reply), CULVERT_E_INVALID_ARGUMENT);
     OK(culvert_port_send_datagram(client, "note", 4, -1));

@@ -6,7 +6,8 @@
  *
  * Connects with "hello from C", then: a small inline call, a 1 MiB call whose request
  * and reply both travel in shared-memory views (checked byte for byte, read in
- * place), two asynchronous calls collected out of order, a cancelled call, three
+ * place), the same with the request written in place into a loan of the client's
+ * heap, two asynchronous calls collected out of order, a cancelled call, three
  * datagrams, and "quit" (answered "bye 3").
  *
  * With `expect-crash` (against `rust_peer port-server-crash`, which dies holding the
@@ -70,6 +71,19 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     OK(culvert_port_call(client, request, big, 20000, &reply));
     double took = now_s() - t0;
+    expect_reply(reply, request, big, true);
+    OK(culvert_reply_free(reply));
+
+    /* 1 MiB written in place into a loan of our heap. */
+    CulvertLoan *loan = NULL;
+    uint8_t *room = NULL;
+    size_t room_len = 0;
+    OK(culvert_port_loan(client, big, 10000, &loan));
+    OK(culvert_loan_data(loan, &room, &room_len));
+    CHECK(room_len == big);
+    pattern(request, big, 4);
+    memcpy(room, request, big);
+    OK(culvert_port_call_loaned(client, loan, 20000, &reply));
     expect_reply(reply, request, big, true);
     OK(culvert_reply_free(reply));
 

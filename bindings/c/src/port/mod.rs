@@ -185,7 +185,9 @@ unsafe fn copy_answer(bytes: &[u8], buf: *mut c_void, cap: usize, len: *mut usiz
 }
 
 mod client;
+mod loans;
 mod server;
 
 pub use client::*;
+pub use loans::*;
 pub use server::*;
