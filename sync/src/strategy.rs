@@ -12,7 +12,12 @@
 //!   floor with the 10 µs spin, 1.0× with the learned one). It spins only while
 //!   spinning pays: a thread whose last eight waits all ended in a sleep goes to sleep at
 //!   once (and spins again on one wait in 16, at random, to notice when the
-//!   peer turns fast again). Spinning that never succeeds is not only wasted: a
+//!   peer turns fast again: a *probe*, as long as twice the thread's typical slept
+//!   wait, so that it outlasts the peer's wake-up, and at most 100 µs). A probe is no
+//!   longer than it needs to be because the CPU it holds may be the one its peer
+//!   waits for: with probes of a fixed 100 µs, `culvert bench --load 2` showed a p99
+//!   of 104 µs for `call_64B` and `pingpong_8B_block`; with learned ones 3–15 µs
+//!   and 0.5–3.3 µs, the p50 unchanged. Spinning that never succeeds is not only wasted: a
 //!   waker that spins after its wake looks busy to the scheduler, which then wakes the
 //!   sleeping peer on another, idle CPU (measured with `culvert bench`,
 //!   `pingpong_8B_sleep`: 48 µs per round trip spinning every time, 16–25 µs with this
@@ -98,11 +103,23 @@ fn probe_now() -> bool {
     })
 }
 
-/// How long a probe spins: long enough to outlast a sleeping peer's wake-up (a futex
+/// The longest probe: long enough to outlast a sleeping peer's wake-up (a futex
 /// wake, or a runtime's unpark on top), so that the probe of one side catches the
 /// answer of a peer that had to be woken, and the pair gets back to spinning.
 #[cfg(not(loom))]
 const PROBE_BUDGET: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// How long this thread's probe spins: twice the typical length of its waits that
+/// slept (how long a woken peer takes to answer), at least [`SPIN_BUDGET`] and at
+/// most [`PROBE_BUDGET`]; [`PROBE_BUDGET`] before any wait slept.
+#[cfg(not(loom))]
+fn probe_budget() -> std::time::Duration {
+    let typical = SLEPT_WAIT_NS.with(std::cell::Cell::get);
+    if typical == 0 {
+        return PROBE_BUDGET;
+    }
+    (std::time::Duration::from_nanos(typical) * 2).clamp(SPIN_BUDGET, PROBE_BUDGET)
+}
 
 /// The longest spin phase a thread's history can earn (see [`learned_budget`]).
 #[cfg(not(loom))]
@@ -150,7 +167,7 @@ pub(crate) fn spin_budget() -> Option<std::time::Duration> {
     if misses < SPIN_MISSES_TOLERATED {
         Some(learned_budget())
     } else if probe_now() {
-        Some(PROBE_BUDGET)
+        Some(probe_budget())
     } else {
         None
     }
@@ -176,7 +193,7 @@ pub(crate) fn record_slept_wait(_waited: std::time::Duration) {}
 
 /// The spin phase of [`WaitStrategy::Adaptive`]: re-runs `poll` (with a CPU pause
 /// before each) for the thread's spin budget (10 µs, more for a thread that learned
-/// its waits are regular, 100 µs on a probe) while spinning pays for this thread (see
+/// its waits are regular, up to 100 µs on a probe) while spinning pays for this thread (see
 /// the module doc), and returns what it found, or `None`. Records the outcome for the
 /// thread's next waits. For adapters that do their own sleeping (a wait set, an async
 /// reactor) and want the same short spin first. Never spins under loom (every spin
@@ -408,7 +425,31 @@ mod tests {
         for _ in 0..SPIN_MISSES_TOLERATED {
             record_spin(false);
         }
-        assert!(matches!(spin_budget(), None | Some(PROBE_BUDGET)));
+        let probe = probe_budget();
+        assert!(
+            probe.abs_diff(Duration::from_micros(80)) < Duration::from_micros(1),
+            "a probe lasts twice the typical slept wait: {probe:?}"
+        );
+        assert!(spin_budget().is_none_or(|b| b == probe));
+    }
+
+    #[test]
+    fn a_probe_lasts_twice_the_typical_slept_wait_within_bounds() {
+        assert_eq!(probe_budget(), PROBE_BUDGET, "no wait slept yet");
+        for (slept, probe) in [
+            (Duration::from_micros(20), Duration::from_micros(40)),
+            (Duration::from_micros(1), SPIN_BUDGET),
+            (Duration::from_millis(1), PROBE_BUDGET),
+        ] {
+            for _ in 0..64 {
+                record_slept_wait(slept);
+            }
+            assert!(
+                probe_budget().abs_diff(probe) < Duration::from_micros(1),
+                "slept {slept:?}: probe {:?}, want {probe:?}",
+                probe_budget()
+            );
+        }
     }
 
     #[test]
