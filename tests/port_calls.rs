@@ -517,3 +517,39 @@ fn loaned_replies_are_written_in_place() {
     sup.wait_ok(c);
     served.stop();
 }
+
+/// A loan is sent only by whoever lent it: a client's request loan given to
+/// `reply_loaned`, or a server's reply loan given to `call_loaned`, is refused with
+/// `InvalidArgument` (the caller of the first gets `ReplyFailed`), and both loans' room
+/// goes back to their heaps. In one process: this checks the API, not the channel.
+#[test]
+fn a_loan_is_sent_only_by_its_lender() {
+    let root = TempRoot::in_shm("loan-lender");
+    let opts = view_options().root(root.path());
+    let server = Arc::new(PortServer::create(NAME, &opts).unwrap());
+    let listening = {
+        let server = server.clone();
+        std::thread::spawn(move || server.listen(secs(10)).unwrap().accept(b"").unwrap())
+    };
+    let (client, _) = PortClient::connect_with(NAME, b"hi", secs(10), &opts).unwrap();
+    listening.join().unwrap();
+    let (client_free, server_free) = (client.view_heap_stats(), server.view_heap_stats());
+    let mut pending = client.call_async(b"reply with a client's loan").unwrap();
+    let incoming = server.receive(secs(10)).unwrap();
+    let reply_loan = incoming.loan_reply(10_000, secs(10)).unwrap();
+    let request_loan = client.loan(10_000, secs(10)).unwrap();
+    assert!(matches!(
+        incoming.reply_loaned(request_loan),
+        Err(culvert::Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        pending.wait(secs(10)),
+        Err(culvert::Error::ReplyFailed { .. })
+    ));
+    assert!(matches!(
+        client.call_loaned(reply_loan, secs(10)),
+        Err(culvert::Error::InvalidArgument { .. })
+    ));
+    assert_eq!(client.view_heap_stats(), client_free);
+    assert_eq!(server.view_heap_stats(), server_free);
+}

@@ -15,6 +15,7 @@ use super::layout::{
     PORT_OPEN, PORT_VERSION, SLOT_ACCEPTED, SLOT_CLOSING, SLOT_FREEING, SLOT_NAME_MAX,
     SLOT_REJECTED, SLOT_REQUESTED, SLOT_REVIEWING, SLOT_WITHDRAWN,
 };
+use super::lent::Loan;
 use super::payload::{Payload, View};
 use super::server::{conn_prefix, OBJ_CONN, OBJ_HEAP, OBJ_REPLIES};
 use super::wire::{self, Body};
@@ -237,36 +238,32 @@ impl PortClient {
     /// `Closed` or `PeerDied` if the server is gone.
     pub fn loan(&self, len: usize, deadline: impl Into<Deadline>) -> Result<Loan> {
         let inner = &self.inner;
-        if len > inner.cfg.max_message {
-            return Err(Error::MessageTooLarge {
-                len,
-                max: inner.cfg.max_message,
-            });
-        }
-        let block = inner
-            .my_heap
-            .alloc(len as u64, inner.me, deadline.into(), || {
-                inner.check_server()
-            })?;
-        Ok(Loan {
-            client: inner.clone(),
-            block: Some(block),
-        })
+        let max = inner.cfg.max_message;
+        Loan::borrow(
+            inner.clone(),
+            &inner.my_heap,
+            inner.me,
+            len,
+            max,
+            deadline.into(),
+            || inner.check_server(),
+        )
     }
 
     /// [`call`](Self::call) with a request written into `loan` (see
     /// [`loan`](Self::loan)): the server gets the loaned bytes as a view.
     ///
     /// # Errors
-    /// As [`call`](Self::call); `InvalidArgument` for a loan of another client.
+    /// As [`call`](Self::call); `InvalidArgument` for a loan this client did not
+    /// lend (another client's, or a server's reply loan).
     pub fn call_loaned(&self, mut loan: Loan, deadline: impl Into<Deadline>) -> Result<Reply> {
-        if !Arc::ptr_eq(&loan.client, &self.inner) {
+        if !loan.lent_by(&self.inner) {
             return Err(Error::InvalidArgument {
                 what: "a loan is sent by the client that lent it".into(),
             });
         }
         let deadline = deadline.into();
-        let Some(block) = loan.block.take() else {
+        let Some(block) = loan.take() else {
             return Err(Error::Closed);
         };
         let inner = &self.inner;
@@ -485,54 +482,6 @@ fn leave_slot(slot: &ConnSlot, hdr: &PortHeader) {
 impl Drop for ClientInner {
     fn drop(&mut self) {
         leave_slot(self.slot(), self.header());
-    }
-}
-
-/// Room in a client's view heap lent for a request written in place (see
-/// [`PortClient::loan`]). Dropping it unsent gives the room back.
-pub struct Loan {
-    /// Keeps the heap mapped; the client that lent the room.
-    client: Arc<ClientInner>,
-    /// The block, held by this process until sent. Invariant: `Some` until
-    /// [`PortClient::call_loaned`] takes it.
-    block: Option<super::heap::Block>,
-}
-
-impl Loan {
-    /// The lent bytes, to fill with the request. Their initial contents are
-    /// unspecified.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        let Some(b) = &self.block else {
-            return &mut [];
-        };
-        // SAFETY: the block lies inside the heap's data area (Block invariant) with
-        // `len <= pages * PAGE`; this process holds it, which no honest peer touches,
-        // and `self.client` keeps the heap mapped while the slice borrows `self`.
-        unsafe { std::slice::from_raw_parts_mut(self.client.my_heap.data_ptr(b), b.len as usize) }
-    }
-
-    /// Bytes lent.
-    pub fn len(&self) -> usize {
-        self.block.map_or(0, |b| b.len as usize)
-    }
-
-    /// Whether no bytes were lent.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl std::fmt::Debug for Loan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loan").field("len", &self.len()).finish()
-    }
-}
-
-impl Drop for Loan {
-    fn drop(&mut self) {
-        if let Some(b) = self.block.take() {
-            self.client.my_heap.table().free(&b, self.client.me);
-        }
     }
 }
 

@@ -76,6 +76,7 @@ mod client;
 pub mod fuzzing;
 use culvert_section::heap;
 mod layout;
+mod lent;
 mod payload;
 mod server;
 mod slot;
@@ -86,10 +87,11 @@ use culvert_section::SectionOptions;
 use culvert_sync::ProcessIdentity;
 use std::path::PathBuf;
 
-pub use client::{ConnectError, Loan, PendingCall, PortClient, Reply};
+pub use client::{ConnectError, PendingCall, PortClient, Reply};
 pub use heap::HeapStats;
+pub use lent::Loan;
 pub use payload::{Payload, View};
-pub use server::{ConnectRequest, Incoming, PortServer, ReplyLoan, ServerEvent};
+pub use server::{ConnectRequest, Incoming, PortServer, ServerEvent};
 
 use crate::{Error, Result};
 

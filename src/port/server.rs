@@ -633,7 +633,6 @@ impl std::fmt::Debug for Responder {
 mod events;
 mod handshake;
 mod incoming;
-pub use incoming::ReplyLoan;
 mod standin;
 
 pub use events::ServerEvent;

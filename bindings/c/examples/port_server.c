@@ -74,16 +74,16 @@ int main(int argc, char **argv) {
             int n = snprintf(bye, sizeof bye, "bye %ld", datagrams);
             s = culvert_port_reply(in, bye, (size_t)n);
         } else if (payload.is_view) {
-            CulvertReplyLoan *loan = NULL;
+            CulvertLoan *loan = NULL;
             uint8_t *room = NULL;
             size_t room_len = 0;
             s = culvert_incoming_loan_reply(in, payload.len, 30000, &loan);
-            if (s == CULVERT_OK) s = culvert_reply_loan_data(loan, &room, &room_len);
+            if (s == CULVERT_OK) s = culvert_loan_data(loan, &room, &room_len);
             if (s == CULVERT_OK) {
                 for (size_t i = 0; i < room_len; i++) room[i] = (uint8_t)(payload.data[i] ^ 0xFF);
                 s = culvert_port_reply_loaned(in, loan);
             } else {
-                culvert_reply_loan_free(loan);
+                culvert_loan_free(loan);
             }
         } else {
             if (payload.len > cap) {

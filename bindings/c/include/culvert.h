@@ -117,8 +117,10 @@ typedef struct CulvertConnectRequest CulvertConnectRequest;
 typedef struct CulvertIncoming CulvertIncoming;
 
 /**
- * Room in a client's view heap lent for a request (`culvert_port_loan`). Send it
- * with `culvert_port_call_loaned` or free it with `culvert_loan_free`.
+ * Room in a view heap lent for a message written in place: a request
+ * (`culvert_port_loan`, sent with `culvert_port_call_loaned`) or a reply
+ * (`culvert_incoming_loan_reply`, sent with `culvert_port_reply_loaned`). Its bytes
+ * with `culvert_loan_data`; free it unsent with `culvert_loan_free`.
  *
  * Threads: use from one thread at a time (it may move between threads).
  */
@@ -195,14 +197,6 @@ typedef struct CulvertPortServer CulvertPortServer;
  * `culvert_reply_free` must be the last use.
  */
 typedef struct CulvertReply CulvertReply;
-
-/**
- * Room in a server's view heap lent for a reply (`culvert_incoming_loan_reply`).
- * Send it with `culvert_port_reply_loaned` or free it with `culvert_reply_loan_free`.
- *
- * Threads: use from one thread at a time (it may move between threads).
- */
-typedef struct CulvertReplyLoan CulvertReplyLoan;
 
 /**
  * A mapped shared-memory section.
@@ -1107,7 +1101,8 @@ CulvertStatus culvert_port_loan(const struct CulvertPortClient *client,
 
 /**
  * Stores the loan's bytes — writable, their contents unspecified — in `*data` and
- * their number in `*len`. Valid until the loan is sent or freed.
+ * their number in `*len` (a request or a reply loan). Valid until the loan is sent or
+ * freed.
  *
  * # Safety
  * `loan` is NULL or a live loan handle; `data` and `len` are NULL or valid for a
@@ -1122,8 +1117,8 @@ CulvertStatus culvert_loan_data(const struct CulvertLoan *loan,
  * also on an error) and waits up to `timeout_ms` (negative: for ever) for the reply,
  * stored in `*reply`. The server reads the request where it lies.
  *
- * Errors: as `culvert_port_call`; `CULVERT_E_INVALID_ARGUMENT` for a loan of
- * another client.
+ * Errors: as `culvert_port_call`; `CULVERT_E_INVALID_ARGUMENT` for a loan this
+ * client did not lend.
  *
  * # Safety
  * `client` is NULL or an open client handle; `loan` is NULL or a live loan handle,
@@ -1135,7 +1130,7 @@ CulvertStatus culvert_port_call_loaned(const struct CulvertPortClient *client,
                                        struct CulvertReply **reply);
 
 /**
- * Frees a loan unsent, giving its room back. NULL is a no-op.
+ * Frees a loan (request or reply) unsent, giving its room back. NULL is a no-op.
  *
  * # Safety
  * `loan` is NULL or a live loan handle, not used again afterwards.
@@ -1145,7 +1140,7 @@ CulvertStatus culvert_loan_free(struct CulvertLoan *loan);
 /**
  * Lends `len` bytes of the server's view heap for the reply to request `incoming`,
  * written in place, waiting up to `timeout_ms` (negative: for ever) for room, and
- * stores the loan in `*loan` (its bytes with `culvert_reply_loan_data`).
+ * stores the loan in `*loan` (its bytes with `culvert_loan_data`).
  *
  * Errors: `CULVERT_E_INVALID_ARGUMENT` (a datagram, or replied already),
  * `CULVERT_E_MESSAGE_TOO_LARGE`, `CULVERT_E_TIMEOUT`, `CULVERT_E_CLOSED` /
@@ -1157,41 +1152,21 @@ CulvertStatus culvert_loan_free(struct CulvertLoan *loan);
 CulvertStatus culvert_incoming_loan_reply(const struct CulvertIncoming *incoming,
                                           size_t len,
                                           int64_t timeout_ms,
-                                          struct CulvertReplyLoan **loan);
-
-/**
- * Stores the reply loan's bytes — writable, their contents unspecified — in `*data`
- * and their number in `*len`. Valid until the loan is sent or freed.
- *
- * # Safety
- * `loan` is NULL or a live reply-loan handle; `data` and `len` are NULL or valid for
- * a write.
- */
-CulvertStatus culvert_reply_loan_data(const struct CulvertReplyLoan *loan,
-                                      uint8_t **data,
-                                      size_t *len);
+                                          struct CulvertLoan **loan);
 
 /**
  * Replies to request `incoming` with the bytes written into `loan` (consumed in every
  * case, also on an error): the client reads them where they lie.
  *
- * Errors: as `culvert_port_reply`; `CULVERT_E_INVALID_ARGUMENT` for a loan of
- * another port.
+ * Errors: as `culvert_port_reply`; `CULVERT_E_INVALID_ARGUMENT` for a loan this
+ * port did not lend.
  *
  * # Safety
- * `incoming` is NULL or a live incoming handle; `loan` is NULL or a live reply-loan
- * handle, not used again afterwards.
+ * `incoming` is NULL or a live incoming handle; `loan` is NULL or a live loan handle,
+ * not used again afterwards.
  */
 CulvertStatus culvert_port_reply_loaned(const struct CulvertIncoming *incoming,
-                                        struct CulvertReplyLoan *loan);
-
-/**
- * Frees a reply loan unsent, giving its room back. NULL is a no-op.
- *
- * # Safety
- * `loan` is NULL or a live reply-loan handle, not used again afterwards.
- */
-CulvertStatus culvert_reply_loan_free(struct CulvertReplyLoan *loan);
+                                        struct CulvertLoan *loan);
 
 /**
  * Fills `*options` with the defaults (1 MiB messages, 4064 bytes inline, 4 MiB view

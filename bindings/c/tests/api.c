@@ -361,11 +361,11 @@ static void *port_server_thread(void *arg) {
             bool quit = p.len == 4 && memcmp(p.data, "quit", 4) == 0;
             if (p.len > 4064) {
                 /* A large reply is written in place into a loan of the server's heap. */
-                CulvertReplyLoan *loan = NULL;
+                CulvertLoan *loan = NULL;
                 uint8_t *room = NULL;
                 size_t room_len = 0;
                 OK(culvert_incoming_loan_reply(in, p.len, 10000, &loan));
-                OK(culvert_reply_loan_data(loan, &room, &room_len));
+                OK(culvert_loan_data(loan, &room, &room_len));
                 CHECK(room != NULL && room_len == p.len);
                 for (size_t i = 0; i < p.len; i++) room[i] = inverted(p.data[i]);
                 OK(culvert_port_reply_loaned(in, loan));
@@ -449,7 +449,6 @@ static void ports(void) {
     OK(culvert_port_loan(client, 1000, 10000, &loan));
     OK(culvert_loan_free(loan));
     OK(culvert_loan_free(NULL));
-    OK(culvert_reply_loan_free(NULL));
     EXPECT_STATUS(culvert_port_call_loaned(client, NULL, 1000, &reply), CULVERT_E_INVALID_ARGUMENT);
     EXPECT_STATUS(culvert_loan_data(NULL, &room, &room_len), CULVERT_E_INVALID_ARGUMENT);
     EXPECT_STATUS(culvert_port_loan(client, (1u << 20) + 1, 1000, &loan),

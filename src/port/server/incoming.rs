@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::port::heap::Block;
+use crate::port::lent::Loan;
 
 /// What a request is answered with.
 enum Answer<'a> {
@@ -143,7 +144,7 @@ impl Incoming {
     }
 
     /// Lends `len` bytes of the server's view heap for a reply written in place: fill
-    /// [`ReplyLoan::as_mut_slice`], then [`reply_loaned`](Self::reply_loaned) sends
+    /// [`Loan::as_mut_slice`], then [`reply_loaned`](Self::reply_loaned) sends
     /// it without a copy (the client reads it where it lies). Waits until `deadline`
     /// for room in the heap, as long as the client lives. Dropping the loan unsent
     /// gives the room back.
@@ -165,29 +166,23 @@ impl Incoming {
     /// `InvalidArgument` for a datagram; `MessageTooLarge` above the port's
     /// `max_message` or the heap's size; `Timeout`; `Closed` or `PeerDied` if the
     /// client is gone.
-    pub fn loan_reply(&self, len: usize, deadline: impl Into<Deadline>) -> Result<ReplyLoan> {
+    pub fn loan_reply(&self, len: usize, deadline: impl Into<Deadline>) -> Result<Loan> {
         let r = &self.responder;
         if !r.pending {
             return Err(Error::InvalidArgument {
                 what: "only a request can be replied to".into(),
             });
         }
-        let server = &r.server;
-        if len > server.cfg.max_message {
-            return Err(Error::MessageTooLarge {
-                len,
-                max: server.cfg.max_message,
-            });
-        }
-        let block = server
-            .heap
-            .alloc(len as u64, server.me, deadline.into(), || {
-                r.conn.check_alive()
-            })?;
-        Ok(ReplyLoan {
-            server: server.clone(),
-            block: Some(block),
-        })
+        let (server, max) = (&r.server, r.server.cfg.max_message);
+        Loan::borrow(
+            server.clone(),
+            &server.heap,
+            server.me,
+            len,
+            max,
+            deadline.into(),
+            || r.conn.check_alive(),
+        )
     }
 
     /// Replies with the bytes written into `loan` (see
@@ -195,14 +190,21 @@ impl Incoming {
     /// server's heap, not copied. Unsent (on an error) the loan's room goes back.
     ///
     /// # Errors
-    /// As [`reply`](Self::reply); `InvalidArgument` for a loan of another port.
-    pub fn reply_loaned(mut self, mut loan: ReplyLoan) -> Result<()> {
-        if !Arc::ptr_eq(&loan.server, &self.responder.server) {
-            return Err(Error::InvalidArgument {
+    /// As [`reply`](Self::reply); `InvalidArgument` for a loan this port did not lend
+    /// (another port's, or a client's request loan), which like any failure to reply
+    /// reaches the caller as [`Error::ReplyFailed`](crate::Error::ReplyFailed).
+    pub fn reply_loaned(mut self, mut loan: Loan) -> Result<()> {
+        if !loan.lent_by(&self.responder.server) {
+            // Dropped with the error, the loan goes back to the heap that lent it.
+            let e = Error::InvalidArgument {
                 what: "a reply loan is sent by the port that lent it".into(),
-            });
+            };
+            if self.responder.settle().is_ok() {
+                let _ = self.responder.fail(&e);
+            }
+            return Err(e);
         }
-        let Some(block) = loan.block.take() else {
+        let Some(block) = loan.take() else {
             return Err(Error::Closed);
         };
         self.responder.finish(Answer::Loaned(block))
@@ -222,54 +224,5 @@ impl Incoming {
     /// The client's process id.
     pub fn client_pid(&self) -> u32 {
         ProcessIdentity::from_packed(self.responder.conn.client).pid
-    }
-}
-
-/// Room in the server's view heap lent for a reply written in place (see
-/// [`Incoming::loan_reply`]). Dropping it unsent gives the room back.
-pub struct ReplyLoan {
-    /// Keeps the heap mapped; the port that lent the room.
-    server: Arc<ServerState>,
-    /// The block, held by this process until sent. Invariant: `Some` until
-    /// [`Incoming::reply_loaned`] takes it.
-    block: Option<Block>,
-}
-
-impl ReplyLoan {
-    /// The lent bytes, to fill with the reply. Their initial contents are unspecified.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        let Some(b) = &self.block else {
-            return &mut [];
-        };
-        // SAFETY: the block lies inside the heap's data area (Block invariant) with
-        // `len <= pages * PAGE`; this process holds it, which no honest peer touches,
-        // and `self.server` keeps the heap mapped while the slice borrows `self`.
-        unsafe { std::slice::from_raw_parts_mut(self.server.heap.data_ptr(b), b.len as usize) }
-    }
-
-    /// Bytes lent.
-    pub fn len(&self) -> usize {
-        self.block.map_or(0, |b| b.len as usize)
-    }
-
-    /// Whether no bytes were lent.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl std::fmt::Debug for ReplyLoan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplyLoan")
-            .field("len", &self.len())
-            .finish()
-    }
-}
-
-impl Drop for ReplyLoan {
-    fn drop(&mut self) {
-        if let Some(b) = self.block.take() {
-            self.server.heap.table().free(&b, self.server.me);
-        }
     }
 }

@@ -1,34 +1,26 @@
 //! Loans from C: a large request or reply written in place in shared memory, with no
-//! copy on the sender's side. A client lends room in its view heap
-//! (`culvert_port_loan`), fills it, and calls with it (`culvert_port_call_loaned`); a
-//! server lends room in its heap for a reply (`culvert_incoming_loan_reply`), fills it,
-//! and replies with it (`culvert_port_reply_loaned`). Sending a loan consumes its
-//! handle; a loan freed unsent gives its room back.
+//! copy on either side. A client borrows room in its view heap (`culvert_port_loan`),
+//! fills it (`culvert_loan_data`), and calls with it (`culvert_port_call_loaned`); a
+//! server borrows room in its heap for a reply (`culvert_incoming_loan_reply`), fills
+//! it, and replies with it (`culvert_port_reply_loaned`). Sending a loan consumes its
+//! handle; a loan freed unsent (`culvert_loan_free`) gives its room back.
 
-use culvert::port::{Loan, ReplyLoan};
+use culvert::port::Loan;
 
 use super::*;
 use crate::status::{
     deadline, guard, handle, into_handle, lock, need_out, put, take_handle, CulvertStatus, Failure,
 };
 
-/// Room in a client's view heap lent for a request (`culvert_port_loan`). Send it
-/// with `culvert_port_call_loaned` or free it with `culvert_loan_free`.
+/// Room in a view heap lent for a message written in place: a request
+/// (`culvert_port_loan`, sent with `culvert_port_call_loaned`) or a reply
+/// (`culvert_incoming_loan_reply`, sent with `culvert_port_reply_loaned`). Its bytes
+/// with `culvert_loan_data`; free it unsent with `culvert_loan_free`.
 ///
 /// Threads: use from one thread at a time (it may move between threads).
 pub struct CulvertLoan {
     loan: Loan,
-    /// The lent bytes (in the client's mapping, which `loan` keeps alive).
-    data: *mut u8,
-}
-
-/// Room in a server's view heap lent for a reply (`culvert_incoming_loan_reply`).
-/// Send it with `culvert_port_reply_loaned` or free it with `culvert_reply_loan_free`.
-///
-/// Threads: use from one thread at a time (it may move between threads).
-pub struct CulvertReplyLoan {
-    loan: ReplyLoan,
-    /// The lent bytes (in the server's mapping, which `loan` keeps alive).
+    /// The lent bytes (in the lender's mapping, which `loan` keeps alive).
     data: *mut u8,
 }
 
@@ -61,7 +53,8 @@ pub unsafe extern "C" fn culvert_port_loan(
 }
 
 /// Stores the loan's bytes — writable, their contents unspecified — in `*data` and
-/// their number in `*len`. Valid until the loan is sent or freed.
+/// their number in `*len` (a request or a reply loan). Valid until the loan is sent or
+/// freed.
 ///
 /// # Safety
 /// `loan` is NULL or a live loan handle; `data` and `len` are NULL or valid for a
@@ -90,8 +83,8 @@ pub unsafe extern "C" fn culvert_loan_data(
 /// also on an error) and waits up to `timeout_ms` (negative: for ever) for the reply,
 /// stored in `*reply`. The server reads the request where it lies.
 ///
-/// Errors: as `culvert_port_call`; `CULVERT_E_INVALID_ARGUMENT` for a loan of
-/// another client.
+/// Errors: as `culvert_port_call`; `CULVERT_E_INVALID_ARGUMENT` for a loan this
+/// client did not lend.
 ///
 /// # Safety
 /// `client` is NULL or an open client handle; `loan` is NULL or a live loan handle,
@@ -117,7 +110,7 @@ pub unsafe extern "C" fn culvert_port_call_loaned(
     })
 }
 
-/// Frees a loan unsent, giving its room back. NULL is a no-op.
+/// Frees a loan (request or reply) unsent, giving its room back. NULL is a no-op.
 ///
 /// # Safety
 /// `loan` is NULL or a live loan handle, not used again afterwards.
@@ -132,7 +125,7 @@ pub unsafe extern "C" fn culvert_loan_free(loan: *mut CulvertLoan) -> CulvertSta
 
 /// Lends `len` bytes of the server's view heap for the reply to request `incoming`,
 /// written in place, waiting up to `timeout_ms` (negative: for ever) for room, and
-/// stores the loan in `*loan` (its bytes with `culvert_reply_loan_data`).
+/// stores the loan in `*loan` (its bytes with `culvert_loan_data`).
 ///
 /// Errors: `CULVERT_E_INVALID_ARGUMENT` (a datagram, or replied already),
 /// `CULVERT_E_MESSAGE_TOO_LARGE`, `CULVERT_E_TIMEOUT`, `CULVERT_E_CLOSED` /
@@ -145,7 +138,7 @@ pub unsafe extern "C" fn culvert_incoming_loan_reply(
     incoming: *const CulvertIncoming,
     len: usize,
     timeout_ms: i64,
-    loan: *mut *mut CulvertReplyLoan,
+    loan: *mut *mut CulvertLoan,
 ) -> CulvertStatus {
     guard("culvert_incoming_loan_reply", || {
         need_out(loan, "loan")?;
@@ -157,33 +150,7 @@ pub unsafe extern "C" fn culvert_incoming_loan_reply(
             .loan_reply(len, deadline(timeout_ms))?;
         let data = lent.as_mut_slice().as_mut_ptr();
         // SAFETY: checked non-null; the caller guarantees it is writable.
-        unsafe { put(loan, into_handle(CulvertReplyLoan { loan: lent, data })) };
-        Ok(())
-    })
-}
-
-/// Stores the reply loan's bytes — writable, their contents unspecified — in `*data`
-/// and their number in `*len`. Valid until the loan is sent or freed.
-///
-/// # Safety
-/// `loan` is NULL or a live reply-loan handle; `data` and `len` are NULL or valid for
-/// a write.
-#[no_mangle]
-pub unsafe extern "C" fn culvert_reply_loan_data(
-    loan: *const CulvertReplyLoan,
-    data: *mut *mut u8,
-    len: *mut usize,
-) -> CulvertStatus {
-    guard("culvert_reply_loan_data", || {
-        need_out(data, "data")?;
-        need_out(len, "len")?;
-        // SAFETY: the caller passes NULL or a live handle.
-        let l = unsafe { handle(loan, "loan") }?;
-        // SAFETY: both checked non-null; the caller guarantees they are writable.
-        unsafe {
-            put(data, l.data);
-            put(len, l.loan.len());
-        }
+        unsafe { put(loan, into_handle(CulvertLoan { loan: lent, data })) };
         Ok(())
     })
 }
@@ -191,16 +158,16 @@ pub unsafe extern "C" fn culvert_reply_loan_data(
 /// Replies to request `incoming` with the bytes written into `loan` (consumed in every
 /// case, also on an error): the client reads them where they lie.
 ///
-/// Errors: as `culvert_port_reply`; `CULVERT_E_INVALID_ARGUMENT` for a loan of
-/// another port.
+/// Errors: as `culvert_port_reply`; `CULVERT_E_INVALID_ARGUMENT` for a loan this
+/// port did not lend.
 ///
 /// # Safety
-/// `incoming` is NULL or a live incoming handle; `loan` is NULL or a live reply-loan
-/// handle, not used again afterwards.
+/// `incoming` is NULL or a live incoming handle; `loan` is NULL or a live loan handle,
+/// not used again afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn culvert_port_reply_loaned(
     incoming: *const CulvertIncoming,
-    loan: *mut CulvertReplyLoan,
+    loan: *mut CulvertLoan,
 ) -> CulvertStatus {
     guard("culvert_port_reply_loaned", || {
         // SAFETY: the caller hands the handle over exactly once.
@@ -215,19 +182,6 @@ pub unsafe extern "C" fn culvert_port_reply_loaned(
             .take()
             .ok_or_else(|| Failure::invalid("the request was already replied to"))?;
         taken.reply_loaned(lent.loan)?;
-        Ok(())
-    })
-}
-
-/// Frees a reply loan unsent, giving its room back. NULL is a no-op.
-///
-/// # Safety
-/// `loan` is NULL or a live reply-loan handle, not used again afterwards.
-#[no_mangle]
-pub unsafe extern "C" fn culvert_reply_loan_free(loan: *mut CulvertReplyLoan) -> CulvertStatus {
-    guard("culvert_reply_loan_free", || {
-        // SAFETY: the caller hands the handle back exactly once.
-        drop(unsafe { take_handle(loan) });
         Ok(())
     })
 }
