@@ -1,7 +1,8 @@
 //! The per-message paths allocate nothing once warm: plain message writes and reads,
 //! batches, message grants and byte writes on a pipe, 64-byte port calls (client
-//! and server), and async pipe polls (but for a pending poll's arming). Allocations are counted per thread, so the harness and a server thread in
-//! the same process do not disturb the count.
+//! and server), and async pipe polls (but for a pending poll's arming). Allocations
+//! are counted per thread, so the harness and a server thread in the same process do
+//! not disturb the count.
 
 use std::io::{Read, Write};
 use std::time::Duration;

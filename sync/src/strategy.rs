@@ -16,8 +16,8 @@
 //!   wait, so that it outlasts the peer's wake-up, and at most 100 µs). A probe is no
 //!   longer than it needs to be because the CPU it holds may be the one its peer
 //!   waits for: with probes of a fixed 100 µs, `culvert bench --load 2` showed a p99
-//!   of 104 µs for `call_64B` and `pingpong_8B_block`; with learned ones 3–15 µs
-//!   and 0.5–3.3 µs, the p50 unchanged. Spinning that never succeeds is not only wasted: a
+//!   of 104 µs for `call_64B` and `pingpong_8B_block`; with learned ones 3–15 µs and
+//!   0.5–3.3 µs, the p50 unchanged. Spinning that never succeeds is not only wasted: a
 //!   waker that spins after its wake looks busy to the scheduler, which then wakes the
 //!   sleeping peer on another, idle CPU (measured with `culvert bench`,
 //!   `pingpong_8B_sleep`: 48 µs per round trip spinning every time, 16–25 µs with this
@@ -193,8 +193,8 @@ pub(crate) fn record_slept_wait(_waited: std::time::Duration) {}
 
 /// The spin phase of [`WaitStrategy::Adaptive`]: re-runs `poll` (with a CPU pause
 /// before each) for the thread's spin budget (10 µs, more for a thread that learned
-/// its waits are regular, up to 100 µs on a probe) while spinning pays for this thread (see
-/// the module doc), and returns what it found, or `None`. Records the outcome for the
+/// its waits are regular, up to 100 µs on a probe) while spinning pays for this thread
+/// (see the module doc), and returns what it found, or `None`. Records the outcome for the
 /// thread's next waits. For adapters that do their own sleeping (a wait set, an async
 /// reactor) and want the same short spin first. Never spins under loom (every spin
 /// would be a scheduling point of the model).

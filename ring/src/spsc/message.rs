@@ -329,10 +329,11 @@ impl MessageReader {
         self.end.core.max_message as usize
     }
 
-    /// Finds the next message, skipping padding. A reader far behind the writer also
-    /// asks for the line [`PREFETCH_AHEAD`] bytes on, so that the lines of the next
-    /// messages are on their way from the writer's cache while it handles this one. `WouldBlock` if none is committed
-    /// (`PeerDied` if the writer died, see [`ReaderEnd::blocked`]).
+    /// Finds the next message, skipping padding. `WouldBlock` if none is committed
+    /// (`PeerDied` if the writer died, see [`ReaderEnd::blocked`]). A reader far behind
+    /// the writer also asks for the line [`PREFETCH_AHEAD`] bytes on, so that the lines
+    /// of the next messages are on their way from the writer's cache while it handles
+    /// this one.
     #[inline]
     fn next(&mut self) -> Result<NextMessage> {
         let end = &mut self.end;

@@ -24,6 +24,14 @@ pub struct CulvertLoan {
     data: *mut u8,
 }
 
+impl CulvertLoan {
+    /// A handle for `loan`, its bytes' address taken once.
+    fn handle(mut loan: Loan) -> *mut CulvertLoan {
+        let data = loan.as_mut_slice().as_mut_ptr();
+        into_handle(CulvertLoan { loan, data })
+    }
+}
+
 /// Lends `len` bytes of the client's view heap for a request written in place, waiting
 /// up to `timeout_ms` (negative: for ever) for room, and stores the loan in `*loan`
 /// (its bytes with `culvert_loan_data`).
@@ -44,10 +52,9 @@ pub unsafe extern "C" fn culvert_port_loan(
         need_out(loan, "loan")?;
         // SAFETY: the caller passes NULL or an open handle.
         let c = unsafe { handle(client, "client") }?;
-        let mut lent = c.client.loan(len, deadline(timeout_ms))?;
-        let data = lent.as_mut_slice().as_mut_ptr();
+        let lent = c.client.loan(len, deadline(timeout_ms))?;
         // SAFETY: checked non-null; the caller guarantees it is writable.
-        unsafe { put(loan, into_handle(CulvertLoan { loan: lent, data })) };
+        unsafe { put(loan, CulvertLoan::handle(lent)) };
         Ok(())
     })
 }
@@ -144,13 +151,12 @@ pub unsafe extern "C" fn culvert_incoming_loan_reply(
         need_out(loan, "loan")?;
         // SAFETY: the caller passes NULL or a live handle.
         let m = unsafe { handle(incoming, "incoming") }?;
-        let mut lent = lock(&m.incoming)?
+        let lent = lock(&m.incoming)?
             .as_ref()
             .ok_or_else(|| Failure::invalid("the request was already replied to"))?
             .loan_reply(len, deadline(timeout_ms))?;
-        let data = lent.as_mut_slice().as_mut_ptr();
         // SAFETY: checked non-null; the caller guarantees it is writable.
-        unsafe { put(loan, into_handle(CulvertLoan { loan: lent, data })) };
+        unsafe { put(loan, CulvertLoan::handle(lent)) };
         Ok(())
     })
 }
