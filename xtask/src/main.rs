@@ -5,32 +5,40 @@
 //! 1. `cargo fmt --all -- --check`
 //! 2. `cargo clippy --workspace --all-targets -- -D warnings`, then again with
 //!    `--all-features` (the `tracing` feature)
-//! 3. `cargo test --workspace --release --all-features` (unit, cross-process, kill and
-//!    fuzz-corpus replay tests; release so the multi-million-message tests stay quick)
-//! 4. `cargo doc --workspace --no-deps` with warnings denied (broken intra-doc links
+//! 3. `cargo doc --workspace --no-deps` with warnings denied (broken intra-doc links
 //!    included)
-//! 5. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
+//! 4. `cargo test --workspace --release --all-features` (unit, cross-process, kill and
+//!    fuzz-corpus replay tests; release so the multi-million-message tests stay quick)
+//! 5. the C binding tests, once `bindings/c/tests` exists
+//! 6. the loom models: `RUSTFLAGS="--cfg loom" cargo test -p culvert-loom-tests
 //!    --release`, then the channel-protocol models beside their code
 //!    (`cargo test -p culvert --lib loom_models`), in their own target directory
-//!    (`target/loom`), `LOOM_MAX_PREEMPTIONS=2`
-//!    unless set
-//! 6. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 3)
-//! 7. timed fuzz runs (`cargo xtask fuzz-runs`), when `cargo fuzz` is installed:
+//!    (`target/loom`), `LOOM_MAX_PREEMPTIONS=2` unless set
+//! 7. `cargo check` of the cargo-fuzz targets (their bodies already ran in step 4)
+//! 8. timed fuzz runs (`cargo xtask fuzz-runs`), when `cargo fuzz` is installed:
 //!    `cargo fuzz build` into `target/fuzz`, then each target for
 //!    [`FUZZ_SECONDS`] seconds on a copy of its corpus in `target/fuzz-runs/<target>/`
 //!    (new corpus entries, crash artifacts and the log stay there), one summary line
 //!    per target; without `cargo fuzz` the step says the runs were skipped and passes
-//! 8. the C binding tests, once `bindings/c/tests` exists
 //! 9. in a git checkout: no ignored file outside `target/` (every step builds under
 //!    `target/`: `target/loom`, `target/fuzz`, `target/fuzz-runs`, `target/c-bindings`)
 //!
 //! `cargo xtask test --skip-loom` / `--skip-fuzz-build` skip steps while iterating
-//! (`--skip-fuzz-build` skips steps 6 and 7). The last line is
+//! (`--skip-fuzz-build` skips steps 7 and 8). The last line is
 //! `xtask: N passed, N failed` over the steps.
+//!
+//! Disk: the steps build into five target directories (about 6 GB from scratch). The
+//! suite's cargo runs are not incremental and its release builds carry line tables
+//! only, and when less than [`LOW_DISK_GB`] is free after a step, the directories it
+//! built that no later step reads are removed, so a small disk needs room for one step
+//! at a time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
+
+/// Below this many GB free after a step, the step's [`Step::scratch`] is removed.
+const LOW_DISK_GB: u64 = 10;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,62 +50,125 @@ fn workspace_root() -> PathBuf {
 struct Step {
     name: &'static str,
     command: Command,
+    /// Paths under `target/` that this step builds and no later step reads.
+    scratch: &'static [&'static str],
 }
 
+impl Step {
+    fn new(name: &'static str, command: Command) -> Self {
+        Step {
+            name,
+            command,
+            scratch: &[],
+        }
+    }
+}
+
+/// A cargo command in the workspace root, for the suite: not incremental (the
+/// incremental caches would double the disk the suite needs), release builds with line
+/// tables only (enough for backtraces), unless the caller's environment says otherwise.
 fn cargo(args: &[&str]) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.args(args).current_dir(workspace_root());
+    suite_env(&mut c);
     c
+}
+
+/// The environment of the suite's cargo runs (see [`cargo`]).
+fn suite_env(c: &mut Command) {
+    for (key, value) in [
+        ("CARGO_INCREMENTAL", "0"),
+        ("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            c.env(key, value);
+        }
+    }
+}
+
+/// Gigabytes free on the file system holding `path` (`df`), if it can tell.
+fn free_gb(path: &Path) -> Option<u64> {
+    let out = Command::new("df")
+        .args(["-Pk"])
+        .arg(path)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib / (1024 * 1024))
+}
+
+/// Removes `step`'s scratch directories when the disk runs low.
+fn free_scratch(step: &Step) {
+    let target = workspace_root().join("target");
+    let Some(free) = free_gb(&target) else { return };
+    if step.scratch.is_empty() || free >= LOW_DISK_GB {
+        return;
+    }
+    for dir in step.scratch {
+        let path = target.join(dir);
+        if path.exists() {
+            eprintln!("xtask: {free} GB free: removing {}", path.display());
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                eprintln!("xtask: removing {}: {e}", path.display());
+            }
+        }
+    }
 }
 
 fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
     let root = workspace_root();
-    let mut steps = vec![
-        Step {
-            name: "fmt",
-            command: cargo(&["fmt", "--all", "--", "--check"]),
-        },
-        Step {
-            name: "clippy",
-            command: cargo(&[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        },
-        Step {
-            name: "clippy-all-features",
-            command: cargo(&[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--all-features",
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        },
-        Step {
-            name: "tests",
-            command: cargo(&[
-                "test",
-                "--workspace",
-                "--release",
-                "--all-features",
-                "--no-fail-fast",
-            ]),
-        },
-    ];
+    let clippy = |extra: &[&str]| {
+        let mut c = cargo(&["clippy", "--workspace", "--all-targets"]);
+        c.args(extra).args(["--", "-D", "warnings"]);
+        c
+    };
     let mut docs = cargo(&["doc", "--workspace", "--no-deps"]);
     let flags = std::env::var("RUSTDOCFLAGS").unwrap_or_default();
     docs.env("RUSTDOCFLAGS", format!("{flags} -D warnings").trim());
-    steps.push(Step {
-        name: "docs",
-        command: docs,
-    });
+    let tests = cargo(&[
+        "test",
+        "--workspace",
+        "--release",
+        "--all-features",
+        "--no-fail-fast",
+    ]);
+    let mut steps = vec![
+        Step::new("fmt", cargo(&["fmt", "--all", "--", "--check"])),
+        Step::new("clippy", clippy(&[])),
+        Step::new("clippy-all-features", clippy(&["--all-features"])),
+        Step {
+            // The xtask binary itself (`target/debug/xtask`) stays.
+            scratch: &[
+                "debug/deps",
+                "debug/build",
+                "debug/incremental",
+                "debug/.fingerprint",
+                "doc",
+            ],
+            ..Step::new("docs", docs)
+        },
+        Step::new("tests", tests),
+    ];
+    if root.join("bindings/c/tests/run.sh").exists() {
+        // With the suite's cargo environment: the script's release build of the C
+        // library then reuses what the tests built.
+        let mut c = Command::new("bash");
+        c.arg(root.join("bindings/c/tests/run.sh"))
+            .current_dir(&root);
+        suite_env(&mut c);
+        steps.push(Step {
+            scratch: &["release", "dist", "c-bindings"],
+            ..Step::new("c-bindings", c)
+        });
+    }
     if !skip_loom {
         // The crate of models of the lower crates' public types, then the models that
         // live beside the channel protocols they check (`loom_models` modules).
@@ -113,11 +184,9 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
             if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
                 loom.env("LOOM_MAX_PREEMPTIONS", "2");
             }
-            steps.push(Step {
-                name,
-                command: loom,
-            });
+            steps.push(Step::new(name, loom));
         }
+        steps.last_mut().expect("the loom steps").scratch = &["loom"];
     }
     if !skip_fuzz_build && root.join("fuzz/Cargo.toml").exists() {
         let mut fuzz = cargo(&[
@@ -129,24 +198,12 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
             "target/fuzz",
         ]);
         fuzz.env("RUSTC_BOOTSTRAP", "1");
-        steps.push(Step {
-            name: "fuzz-targets-build",
-            command: fuzz,
-        });
+        steps.push(Step::new("fuzz-targets-build", fuzz));
         let mut runs = Command::new(std::env::current_exe().expect("the xtask binary"));
         runs.arg("fuzz-runs").current_dir(&root);
         steps.push(Step {
-            name: "fuzz-runs",
-            command: runs,
-        });
-    }
-    if root.join("bindings/c/tests/run.sh").exists() {
-        let mut c = Command::new("bash");
-        c.arg(root.join("bindings/c/tests/run.sh"))
-            .current_dir(&root);
-        steps.push(Step {
-            name: "c-bindings",
-            command: c,
+            scratch: &["fuzz"],
+            ..Step::new("fuzz-runs", runs)
         });
     }
     if root.join(".git").exists() {
@@ -161,10 +218,7 @@ fn steps(skip_loom: bool, skip_fuzz_build: bool) -> Vec<Step> {
                  echo \"$left\"; exit 1; fi",
             ])
             .current_dir(&root);
-        steps.push(Step {
-            name: "tree-clean",
-            command: clean,
-        });
+        steps.push(Step::new("tree-clean", clean));
     }
     steps
 }
@@ -190,6 +244,7 @@ fn run_test(args: &[String]) -> ExitCode {
         if ok {
             passed += 1;
             eprintln!("xtask: {} passed in {secs:.1} s", step.name);
+            free_scratch(&step);
         } else {
             failed += 1;
             eprintln!("xtask: {} FAILED after {secs:.1} s", step.name);
