@@ -1,35 +1,35 @@
-//! Asymmetric fences across processes, an opt-in that lets
+//! The two sides of an asymmetric fence across processes: what lets
 //! [`Notifier::notify`](crate::Notifier::notify) — called after every ring commit and
-//! release — run without a locked instruction.
-//!
-//! **The default is symmetric**: notify takes a locked read-modify-write and waiters
-//! pay nothing extra. Asymmetric fences are used only when `CULVERT_ASYMMETRIC_FENCES`
-//! is set (in every process sharing the channels). The choice was measured with
-//! `culvert bench` on a 2-CPU VM:
-//! - Quiet machine: no throughput difference above the run-to-run noise in the stream
-//!   cases (`stream_64B_msgs` 8.9–12.9 M msg/s asymmetric and 7.9–8.9 M symmetric,
-//!   with the floor itself at 26–41 M).
-//! - One CPU busy with other work: every sleep paid 15–30 µs in
-//!   `membarrier(GLOBAL_EXPEDITED)`. `pingpong_8B_block` p50 was 37 µs asymmetric
-//!   and 7.5 µs symmetric, against 6–7 µs for an OS pipe.
+//! release — run without a locked instruction while nobody sleeps.
 //!
 //! The eventcount needs a store→load fence on both sides (publish, then look for
-//! sleepers; announce a sleeper, then re-check). The notify side runs per message, the
-//! wait side only before sleeping, so the cost is moved to the waiter: the notifier
-//! uses a compiler fence only (the *light* side), and the waiter, before it re-checks,
-//! calls `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` (the *heavy* side), which makes
-//! every CPU running a thread of a registered process execute a full memory barrier.
-//! Then either the notifier's waiter-count load comes after that barrier and sees the
-//! announced waiter, or its earlier store was made visible by the barrier before the
-//! waiter's re-check (the asymmetric Dekker argument; see the membarrier(2) man page).
+//! sleepers; announce a sleeper, then re-check). A symmetric fence (a locked
+//! read-modify-write) costs the notifier, on every message, a wait for its publish to
+//! leave the store buffer — when the peer keeps reading that line, a cross-CPU round trip.
+//! The asymmetric form moves the cost to the waiter: the notifier uses a compiler fence
+//! only (the *light* side), and the waiter, before it re-checks, calls
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` (the *heavy* side), which makes every CPU
+//! running a thread of a registered process execute a full memory barrier. Then either
+//! the notifier's waiter-count load comes after that barrier and sees the announced
+//! waiter, or its earlier store was made visible by the barrier before the waiter's
+//! re-check (the asymmetric Dekker argument; see the membarrier(2) man page).
 //!
-//! A process must be registered (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`) before it
-//! relies on the light side. Registration happens on first use, and the call that
-//! registers still takes the symmetric (locked read-modify-write) path, so no light
-//! fence ever runs unregistered. Unless `CULVERT_ASYMMETRIC_FENCES` is set, or where
-//! the kernel lacks the command or seccomp refuses it, every notify takes the
-//! symmetric path. (A symmetric waiter whose peer uses the light side can lose a
-//! wake-up; the loss is bounded by the nap of `wait_for`, `LIVENESS_RECHECK_INTERVAL`.)
+//! The heavy side is slow (2 µs on an idle machine, 15–30 µs with a busy CPU), so paying
+//! it before every sleep loses to a plain futex. The [`Notifier`](crate::Notifier)
+//! therefore uses it at most once per notifier: its first sleeper switches it to the
+//! symmetric form for good, with one heavy fence (see the notifier's module doc). A ring
+//! that nobody ever sleeps on — a spinning or polling consumer — keeps light notifies.
+//!
+//! This module holds the process-wide facts:
+//! - `light_side_ready`: this process may take the light side. It must be registered
+//!   (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`) first; the first call registers and
+//!   returns `false`, so no light fence ever runs unregistered.
+//! - `heavy`: issue the heavy side, if this process can.
+//!
+//! Setting `CULVERT_SYMMETRIC_FENCES` in a process makes it use no membarrier at all, as
+//! where the kernel lacks the command or seccomp refuses it: its notifies always take the
+//! symmetric form, and its waiters switch a notifier by a bounded first sleep instead of
+//! a heavy fence. Processes with and without it share channels safely.
 //!
 //! Under loom everything is symmetric: the models check the read-modify-write protocol.
 
@@ -39,56 +39,62 @@ mod imp {
     use rustix::thread::{membarrier, membarrier_query, MembarrierCommand};
 
     const UNKNOWN: u32 = 0;
-    const ASYMMETRIC: u32 = 1;
-    const SYMMETRIC: u32 = 2;
+    /// Registered: light notifies and heavy fences both available.
+    const BOTH: u32 = 1;
+    /// The heavy side can be issued, but this process is not registered.
+    const HEAVY_ONLY: u32 = 2;
+    /// No membarrier in this process.
+    const NONE: u32 = 3;
 
-    /// This process's fencing mode, decided once.
+    /// This process's membarrier capability, decided once.
     static MODE: AtomicU32 = AtomicU32::new(UNKNOWN);
 
-    /// Whether the light side may be used. The first call registers the process and
-    /// returns `false` (that call takes the symmetric path).
     #[inline]
-    pub(crate) fn light_side_ready() -> bool {
+    fn mode() -> u32 {
         match MODE.load(Ordering::Relaxed) {
-            ASYMMETRIC => true,
-            SYMMETRIC => false,
-            _ => {
-                decide();
-                false
-            }
+            UNKNOWN => decide(),
+            known => known,
         }
     }
 
-    /// Whether waiters must issue the heavy side (decides the mode if needed).
+    /// Whether notifies of this process may take the light side. The call that
+    /// registers the process returns `false` (that notify takes the symmetric form).
     #[inline]
-    pub(crate) fn heavy_side_needed() -> bool {
+    pub(crate) fn light_side_ready() -> bool {
         match MODE.load(Ordering::Relaxed) {
-            ASYMMETRIC => true,
-            SYMMETRIC => false,
-            _ => decide(),
+            BOTH => true,
+            UNKNOWN => {
+                decide();
+                false
+            }
+            _ => false,
         }
     }
 
     #[cold]
-    fn decide() -> bool {
-        let wanted = std::env::var_os("CULVERT_ASYMMETRIC_FENCES").is_some();
-        let ok = wanted
-            && membarrier_query().contains_command(MembarrierCommand::GlobalExpedited)
-            && membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok();
-        MODE.store(if ok { ASYMMETRIC } else { SYMMETRIC }, Ordering::Relaxed);
-        ok
+    fn decide() -> u32 {
+        let mode = if std::env::var_os("CULVERT_SYMMETRIC_FENCES").is_some()
+            || !membarrier_query().contains_command(MembarrierCommand::GlobalExpedited)
+        {
+            NONE
+        } else if membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok() {
+            BOTH
+        } else {
+            HEAVY_ONLY
+        };
+        MODE.store(mode, Ordering::Relaxed);
+        mode
     }
 
     /// The heavy side: a full barrier on every CPU running a registered process.
-    pub(crate) fn heavy() {
-        // It cannot fail once the query said the command exists; if it ever does, the
-        // loss is bounded by the waiter's nap (see the module doc).
-        let _ = membarrier(MembarrierCommand::GlobalExpedited);
+    /// Returns `false`, doing nothing, where this process cannot issue it.
+    pub(crate) fn heavy() -> bool {
+        mode() != NONE && membarrier(MembarrierCommand::GlobalExpedited).is_ok()
     }
 
-    /// Whether this process uses asymmetric fences (diagnostics, tests).
+    /// Whether this process's notifies take the light side (diagnostics, tests).
     pub fn is_asymmetric() -> bool {
-        heavy_side_needed()
+        mode() == BOTH
     }
 }
 
@@ -98,16 +104,14 @@ mod imp {
     pub(crate) fn light_side_ready() -> bool {
         false
     }
-    #[inline]
-    pub(crate) fn heavy_side_needed() -> bool {
+    pub(crate) fn heavy() -> bool {
         false
     }
-    pub(crate) fn heavy() {}
-    /// Whether this process uses asymmetric fences: never under loom.
+    /// Whether this process's notifies take the light side: never under loom.
     pub fn is_asymmetric() -> bool {
         false
     }
 }
 
 pub use imp::is_asymmetric;
-pub(crate) use imp::{heavy, heavy_side_needed, light_side_ready};
+pub(crate) use imp::{heavy, light_side_ready};

@@ -3,7 +3,7 @@
 //! A waiter announces itself, re-checks its condition, then sleeps on the epoch word;
 //! a notifier publishes its change, then looks at the waiter count and, only if someone
 //! may be asleep, bumps the epoch and issues a futex wake. With no sleeper the notify
-//! path is one read-modify-write on a local cache line: no system call.
+//! path makes no system call.
 //!
 //! ## Why no wake-up is lost
 //! Waiter: `waiters.fetch_add(1, AcqRel)` → read `epoch` → check condition → sleep while
@@ -15,21 +15,49 @@
 //! Plain acquire/release RMWs (not SeqCst fences) keep this exact under loom, whose
 //! model treats SeqCst as AcqRel. The loom model `notifier` in `loom-tests` checks it.
 //!
-//! Outside loom, where the kernel offers `membarrier(GLOBAL_EXPEDITED)`, the notifier's
-//! read-modify-write becomes a plain load behind a compiler fence and the waiter pays a
-//! membarrier before re-checking instead (see [`fence`](crate::fence)): notify is then
-//! free of locked instructions.
+//! ## Light notifies until the first sleeper
+//! The notifier's read-modify-write is a locked instruction per message. Outside loom a
+//! notifier starts *light*: while no waiter has ever announced itself, notify reads the
+//! waiter word with a plain load behind a compiler fence (the light side of an
+//! asymmetric fence, see [`fence`](crate::fence)). The first waiter to announce itself
+//! finds the word without the `SETTLED` flag and switches the notifier for good:
+//! 1. it sets `SHARED`: every notify that reads it from then on takes the
+//!    read-modify-write above;
+//! 2. it issues the heavy side (`membarrier`), which covers its own wait against any
+//!    notify that read the word before step 1;
+//! 3. it sets `SETTLED`: later waiters, which find it in their `fetch_add`, know every
+//!    notify that could miss them has taken the read-modify-write, and skip step 2.
+//!
+//! A process that cannot issue the heavy side (no `membarrier`, or
+//! `CULVERT_SYMMETRIC_FENCES` set) pauses for `SETTLE_TIME` in step 2 instead: a
+//! notify that raced step 1 had its publish in a store buffer, which drains in far less
+//! than that (a context switch or a VM exit drains it too). So a ring that nobody sleeps
+//! on keeps light notifies; one that has a sleeper costs one heavy fence (or one pause)
+//! in the first [`prepare_wait`](Notifier::prepare_wait), once.
 //!
 //! ## Hostile peers
 //! Both words may be scribbled on by another process. A wrong `epoch` costs a spurious
-//! wake-up, a wrong `waiters` an extra system call or, at worst, a missed wake-up that
-//! [`wait_for`](crate::wait_for) bounds: no sleep lasts longer than
+//! wake-up, a wrong `waiters` (flags included) an extra system call or, at worst, a
+//! missed wake-up that [`wait_for`](crate::wait_for) bounds: no sleep lasts longer than
 //! [`LIVENESS_RECHECK_INTERVAL`](crate::LIVENESS_RECHECK_INTERVAL).
 
 use std::sync::atomic::compiler_fence;
+use std::time::Duration;
 
 use crate::atomic::{AtomicU32, Ordering};
 use crate::{fence, futex, Deadline, Timeout};
+
+/// The announced waiters, in the low bits of `Notifier::waiters`.
+const COUNT: u32 = (1 << 30) - 1;
+/// Flag in `Notifier::waiters`: a waiter has announced itself; notifies that read the
+/// flag take the read-modify-write.
+const SHARED: u32 = 1 << 30;
+/// Flag in `Notifier::waiters`: every notify that could miss a waiter reads `SHARED`.
+const SETTLED: u32 = 1 << 31;
+
+/// How long the first waiter on a notifier pauses, once, when its process cannot issue
+/// the heavy fence side (see the module doc).
+const SETTLE_TIME: Duration = Duration::from_micros(100);
 
 /// An eventcount: wake sleepers in any process when a condition they wait on changes.
 ///
@@ -41,9 +69,12 @@ pub struct Notifier {
     /// Futex word. Incremented (wrapping) by each notify that finds a possible sleeper.
     /// Invariant: none — every value is valid; only changes matter.
     epoch: AtomicU32,
-    /// Number of threads between [`Notifier::prepare_wait`] and the end of their wait.
-    /// Invariant (honest peers): equals the number of live announced waiters; a dead or
-    /// hostile peer can leave it too high (costs a syscall) or too low (bounded sleep).
+    /// Low 30 bits (`COUNT`): number of threads between [`Notifier::prepare_wait`] and
+    /// the end of their wait. Top bits: the flags `SHARED` and `SETTLED`, each set once
+    /// and never cleared (see the module doc).
+    /// Invariant (honest peers): the count equals the number of live announced waiters;
+    /// a dead or hostile peer can leave it too high (costs a syscall) or too low
+    /// (bounded sleep).
     waiters: AtomicU32,
 }
 
@@ -88,14 +119,26 @@ impl Notifier {
     /// then either [`wait`](Self::wait) or [`cancel_wait`](Self::cancel_wait).
     #[inline]
     pub fn prepare_wait(&self) -> WaitKey {
-        self.waiters.fetch_add(1, Ordering::AcqRel);
-        if fence::heavy_side_needed() {
-            // Pairs with the light side in `notify` (see the `fence` module).
-            fence::heavy();
+        let before = self.waiters.fetch_add(1, Ordering::AcqRel);
+        // Under loom every notify takes the read-modify-write: nothing to switch.
+        if before & SETTLED == 0 && !cfg!(loom) {
+            self.settle();
         }
         WaitKey {
             epoch: self.epoch.load(Ordering::Acquire),
         }
+    }
+
+    /// Switches notifies to the read-modify-write for good (steps 1–3 of the module
+    /// doc).
+    #[cold]
+    fn settle(&self) {
+        self.waiters.fetch_or(SHARED, Ordering::AcqRel);
+        // Pairs with the light side in `notify` (see the `fence` module).
+        if !fence::heavy() {
+            std::thread::sleep(SETTLE_TIME);
+        }
+        self.waiters.fetch_or(SETTLED, Ordering::AcqRel);
     }
 
     /// Withdraws an announced waiter whose condition turned out to hold.
@@ -121,14 +164,17 @@ impl Notifier {
     #[inline]
     pub fn notify(&self) {
         let waiters = if fence::light_side_ready() {
-            // The light side of an asymmetric fence: waiters issue the heavy side
-            // before re-checking (see the `fence` module).
+            // The light side of an asymmetric fence: a waiter that finds no `SETTLED`
+            // issues the heavy side before re-checking (see the module doc).
             compiler_fence(Ordering::SeqCst);
-            self.waiters.load(Ordering::Relaxed)
+            match self.waiters.load(Ordering::Relaxed) {
+                light if light & (SHARED | SETTLED) == 0 => light,
+                _ => self.waiters.fetch_or(0, Ordering::AcqRel),
+            }
         } else {
             self.waiters.fetch_or(0, Ordering::AcqRel)
         };
-        if waiters != 0 {
+        if waiters & COUNT != 0 {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             futex::wake_all(&self.epoch);
         }
@@ -141,7 +187,13 @@ impl Notifier {
 
     /// The number of announced waiters (diagnostics only; may be stale or hostile).
     pub fn waiter_count(&self) -> u32 {
-        self.waiters.load(Ordering::Relaxed)
+        self.waiters.load(Ordering::Relaxed) & COUNT
+    }
+
+    /// Whether notifies still take the light side, i.e. no waiter has announced itself
+    /// yet (diagnostics, tests; may be stale or hostile).
+    pub fn is_light(&self) -> bool {
+        self.waiters.load(Ordering::Relaxed) & (SHARED | SETTLED) == 0
     }
 
     /// The current epoch (diagnostics only).
@@ -182,6 +234,29 @@ mod tests {
         assert_eq!(n.epoch(), 1);
         // The epoch moved after prepare_wait, so wait returns at once.
         assert_eq!(n.wait(k, Deadline::never()), Ok(()));
+    }
+
+    #[test]
+    fn notifies_stay_light_until_a_waiter_announces_itself() {
+        let n = Notifier::new();
+        for _ in 0..3 {
+            n.notify();
+        }
+        assert!(n.is_light());
+        assert_eq!((n.epoch(), n.waiter_count()), (0, 0));
+        let k = n.prepare_wait();
+        assert!(!n.is_light(), "the first waiter switches the notifier");
+        assert_eq!(n.waiter_count(), 1, "the flags are not counted as waiters");
+        n.cancel_wait(k);
+        assert_eq!(n.waiter_count(), 0);
+        assert!(!n.is_light(), "the switch is for good");
+        n.notify();
+        assert_eq!(n.epoch(), 0, "no waiter, no wake-up");
+        let k = n.prepare_wait();
+        n.notify();
+        assert_eq!(n.epoch(), 1);
+        assert_eq!(n.wait(k, Deadline::never()), Ok(()));
+        assert_eq!(n.waiter_count(), 0);
     }
 
     #[test]

@@ -353,7 +353,7 @@ where
         // A timeout here only ends this nap; the loop decides about the real deadline.
         let _ = notifier.wait(key, nap);
         // Most wake-ups mean the condition holds: look before announcing a waiter
-        // again, which costs the heavy fence side (see the `fence` module).
+        // again, which costs a read-modify-write on the notifier.
         if let Some(v) = poll(quiet)? {
             if strategy == WaitStrategy::Adaptive {
                 record_slept_wait(began.elapsed());

@@ -242,20 +242,20 @@ fn await_value(
 }
 
 /// A child side of the ping-pong; `role` is "`producer|consumer` `mode` `rounds`
-/// `fences`", `fences` being `default` or `asymmetric` (`CULVERT_ASYMMETRIC_FENCES`
-/// set for the child).
+/// `fences`", `fences` being `default` or `symmetric` (`CULVERT_SYMMETRIC_FENCES` set
+/// for the child: no membarrier in it).
 fn ping_pong_side(role: &str) {
     let mut parts = role.split(' ');
     let side = parts.next().expect("side");
     let mode = Mode::parse(parts.next().expect("mode"));
     let rounds: u64 = parts.next().expect("rounds").parse().expect("rounds");
     match parts.next().expect("fences") {
-        "default" => assert!(
+        "symmetric" => assert!(
             !culvert_sync::fence::is_asymmetric(),
-            "fences are symmetric unless asked for"
+            "CULVERT_SYMMETRIC_FENCES leaves notifies symmetric"
         ),
-        "asymmetric" if !culvert_sync::fence::is_asymmetric() => {
-            eprintln!("membarrier refused here: the asymmetric run uses symmetric fences")
+        _ if !culvert_sync::fence::is_asymmetric() => {
+            eprintln!("membarrier refused here: notifies of this side stay symmetric")
         }
         _ => {}
     }
@@ -299,14 +299,13 @@ fn ping_pong(test: CrossTest, mode: &str, rounds: u64, outer: Duration) -> PingP
     ping_pong_fenced(test, mode, rounds, outer, false)
 }
 
-/// [`ping_pong`], with `CULVERT_ASYMMETRIC_FENCES` set for both children if
-/// `asymmetric`.
+/// [`ping_pong`], with `CULVERT_SYMMETRIC_FENCES` set for the consumer if `mixed`.
 fn ping_pong_fenced(
     test: CrossTest,
     mode: &str,
     rounds: u64,
     outer: Duration,
-    asymmetric: bool,
+    mixed: bool,
 ) -> PingPongReport {
     if let Some(role) = role() {
         ping_pong_side(&role);
@@ -318,15 +317,19 @@ fn ping_pong_fenced(
     }
     let shm = Shared::create(MAP_LEN);
     let start = Instant::now();
-    let (fences, env): (&str, &[(&str, &str)]) = if asymmetric {
-        ("asymmetric", &[("CULVERT_ASYMMETRIC_FENCES", "1")])
-    } else {
-        ("default", &[])
-    };
     let sup = test.supervise(outer);
     for side in ["consumer", "producer"] {
-        let side = format!("{side} {mode} {rounds} {fences}");
-        sup.spawn(child(test, &side, Some(&shm)).envs(env.iter().copied()));
+        let symmetric = mixed && side == "consumer";
+        let fences = if symmetric { "symmetric" } else { "default" };
+        let mut cmd = child(
+            test,
+            &format!("{side} {mode} {rounds} {fences}"),
+            Some(&shm),
+        );
+        if symmetric {
+            cmd.env("CULVERT_SYMMETRIC_FENCES", "1");
+        }
+        sup.spawn(&mut cmd);
     }
     sup.wait_all_ok();
     let took = start.elapsed();
@@ -377,14 +380,8 @@ fn notifier_one_million_notifications_across_processes() {
 
 /// Blocking round trips: a side that finds no value sleeps at once, so most notifies
 /// must have found a sleeper, i.e. the futex path across processes really ran.
-fn blocking_round_trips(test: CrossTest, rounds: u64, asymmetric: bool) {
-    let r = ping_pong_fenced(
-        test,
-        "blocking",
-        rounds,
-        Duration::from_secs(120),
-        asymmetric,
-    );
+fn blocking_round_trips(test: CrossTest, rounds: u64, mixed: bool) {
+    let r = ping_pong_fenced(test, "blocking", rounds, Duration::from_secs(120), mixed);
     if role().is_none() {
         assert!(
             r.sleeps >= rounds / 10,
@@ -404,12 +401,13 @@ fn notifier_blocking_round_trips_across_processes() {
     );
 }
 
-/// The opt-in asymmetric fences: a light notify and a membarrier before each sleep
-/// lose no wake-up across processes either.
+/// A process without membarrier (`CULVERT_SYMMETRIC_FENCES`) and one with it share
+/// notifiers: each side's first sleep switches a light notifier over, one by a heavy
+/// fence and one by a pause, and no wake-up is lost.
 #[test]
-fn notifier_blocking_round_trips_with_asymmetric_fences() {
+fn notifier_blocking_round_trips_with_mixed_fences() {
     blocking_round_trips(
-        cross_test!(notifier_blocking_round_trips_with_asymmetric_fences),
+        cross_test!(notifier_blocking_round_trips_with_mixed_fences),
         50_000,
         true,
     );
