@@ -37,10 +37,16 @@ use crate::futex::{self, WordAddr};
 use crate::waitset::sleep_on_words;
 use crate::{Backend, Deadline, Notifier, WaitKey, LIVENESS_RECHECK_INTERVAL};
 
+/// An armed notifier: its address, its futex word's address, the key from its
+/// `prepare_wait`.
+type ArmedWord = (usize, WordAddr, WaitKey);
+
+/// Emptied word lists kept for reuse, at most this many (see `State::spare`).
+const SPARE_LISTS: usize = 64;
+
 /// One armed wait: the notifiers with the epochs seen at arming, and the task.
 struct Armed {
-    /// (notifier address, its futex word's address, key from its `prepare_wait`).
-    words: Vec<(usize, WordAddr, WaitKey)>,
+    words: Vec<ArmedWord>,
     waker: Waker,
     /// When it was armed: it fires at the latest one liveness interval later.
     at: Instant,
@@ -59,6 +65,9 @@ struct State {
     /// two messages) finds it watched already and needs no interrupt. A stale value
     /// costs one spurious wake-up; the word is not watched again after it.
     lingering: Vec<(WordAddr, u32)>,
+    /// Emptied word lists of fired waits (at most [`SPARE_LISTS`]): an arming takes
+    /// one, so that arming allocates nothing once warm.
+    spare: Vec<Vec<ArmedWord>>,
 }
 
 /// What the reactor thread and the arming tasks share.
@@ -109,6 +118,7 @@ pub fn armed_count() -> usize {
 /// repeat.
 fn run(shared: &Shared) {
     let mut words: Vec<(WordAddr, u32)> = Vec::new();
+    let mut wake = Vec::new();
     loop {
         let interrupt = shared.interrupt.load(Ordering::Acquire);
         words.clear();
@@ -119,6 +129,7 @@ fn run(shared: &Shared) {
                 armed,
                 watching,
                 lingering,
+                ..
             } = &mut *st;
             for a in armed.values() {
                 words.extend(a.words.iter().map(|(_, word, key)| (*word, key.epoch())));
@@ -133,19 +144,22 @@ fn run(shared: &Shared) {
         // Addresses only: a wait disarmed since (its mapping perhaps gone) makes the
         // kernel end the sleep at worst; nothing here touches the memory.
         sleep_on_words(&words, (&shared.interrupt, interrupt), nap, Backend::Auto);
-        fire(shared);
+        fire(shared, &mut wake);
     }
 }
 
 /// Fires every armed wait whose epoch moved, or that was armed a liveness interval
-/// ago (each fires within about two intervals even when nothing notifies it).
-fn fire(shared: &Shared) {
+/// ago (each fires within about two intervals even when nothing notifies it). `wake`
+/// is scratch space, left empty.
+fn fire(shared: &Shared, wake: &mut Vec<Waker>) {
     let now = Instant::now();
-    let mut wake = Vec::new();
     {
         let mut st = shared.lock();
         let State {
-            armed, lingering, ..
+            armed,
+            lingering,
+            spare,
+            ..
         } = &mut *st;
         armed.retain(|_, a| {
             // SAFETY: armed, under the lock: the mapping is alive (module doc).
@@ -166,11 +180,14 @@ fn fire(shared: &Shared) {
                 // SAFETY: as above.
                 unsafe { (*(addr as *const Notifier)).cancel_wait(key) };
             }
+            if spare.len() < SPARE_LISTS {
+                spare.push(std::mem::take(&mut a.words));
+            }
             wake.push(a.waker.clone());
             false
         });
     }
-    for w in wake {
+    for w in wake.drain(..) {
         w.wake();
     }
 }
@@ -187,12 +204,18 @@ fn interrupt(shared: &Shared) {
 pub struct AsyncWait {
     /// The armed wait's id, while armed.
     id: Option<u64>,
+    /// An empty word list for the next arming (from this wait's last disarm, or the
+    /// reactor's spare lists); no capacity if none was at hand.
+    spare: Vec<ArmedWord>,
 }
 
 impl AsyncWait {
     /// Not armed.
     pub const fn new() -> Self {
-        Self { id: None }
+        Self {
+            id: None,
+            spare: Vec::new(),
+        }
     }
 
     /// Arms (re-arming if armed) on the notifiers `notifiers` passes to its callback,
@@ -204,7 +227,11 @@ impl AsyncWait {
     /// disarmed or dropped (it lives in a mapping or allocation that outlives it).
     pub unsafe fn arm(&mut self, notifiers: impl FnOnce(&mut dyn FnMut(&Notifier)), waker: &Waker) {
         self.disarm();
-        let mut words = Vec::with_capacity(2);
+        let mut words = std::mem::take(&mut self.spare);
+        if words.capacity() == 0 {
+            // Our list left with a fired wait: take it (or another) from the spares.
+            words = reactor().lock().spare.pop().unwrap_or_default();
+        }
         notifiers(&mut |n: &Notifier| {
             let addr = n as *const Notifier as usize;
             if !words.iter().any(|(a, _, _)| *a == addr) {
@@ -230,6 +257,11 @@ impl AsyncWait {
                     at: Instant::now(),
                 },
             );
+            if self.spare.capacity() == 0 {
+                if let Some(list) = st.spare.pop() {
+                    self.spare = list;
+                }
+            }
             watched
         };
         self.id = Some(id);
@@ -242,12 +274,17 @@ impl AsyncWait {
     /// returns the reactor no longer touches the notifiers.
     pub fn disarm(&mut self) {
         let Some(id) = self.id.take() else { return };
-        let removed = reactor().lock().armed.remove(&id);
-        if let Some(a) = removed {
-            for (addr, _, key) in a.words {
+        let mut st = reactor().lock();
+        if let Some(mut a) = st.armed.remove(&id) {
+            for (addr, _, key) in a.words.drain(..) {
                 // SAFETY: the caller's `arm` contract keeps the notifier alive until
                 // this disarm returns.
                 unsafe { (*(addr as *const Notifier)).cancel_wait(key) };
+            }
+            if self.spare.capacity() == 0 {
+                self.spare = a.words;
+            } else if st.spare.len() < SPARE_LISTS {
+                st.spare.push(a.words);
             }
             // No interrupt: a word the reactor still sleeps on costs at most one
             // spurious wake-up, and is dropped at its next rebuild.
