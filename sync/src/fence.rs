@@ -16,9 +16,10 @@
 //!
 //! The heavy side is slow (2 µs on an idle machine, 15–30 µs with a busy CPU), so paying
 //! it before every sleep loses to a plain futex. The [`Notifier`](crate::Notifier)
-//! therefore uses it at most once per notifier: its first sleeper switches it to the
-//! symmetric form for good, with one heavy fence (see the notifier's module doc). A ring
-//! that nobody ever sleeps on — a spinning or polling consumer — keeps light notifies.
+//! therefore uses it only to switch: a sleeper switches a light notifier to the
+//! symmetric form with one heavy fence, and a notifier whose notifies keep finding
+//! nobody asleep turns light again (see the notifier's module doc). A ring whose
+//! consumer spins, polls or seldom sleeps keeps light notifies.
 //!
 //! This module holds the process-wide facts:
 //! - `light_side_ready`: this process may take the light side. It must be registered

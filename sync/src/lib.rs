@@ -48,7 +48,7 @@ mod waitset;
 pub use deadline::Deadline;
 pub use error::{Error, Timeout};
 pub use liveness::{Liveness, ProcessIdentity, LIVENESS_RECHECK_INTERVAL};
-pub use notifier::{Notifier, WaitKey};
+pub use notifier::{Notifier, WaitKey, QUIET_NOTIFIES};
 pub use owner::{holder_of, Holder, OwnerTable, OwnerWord};
 pub use reactor::AsyncWait;
 pub use recheck::{RecheckClock, SharedRecheckClock};
