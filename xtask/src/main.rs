@@ -417,3 +417,48 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_disk_is_read_from_df() {
+        let free = free_gb(&workspace_root()).expect("df reports the workspace's file system");
+        assert!(free < 1 << 30, "{free} GB free is not a reading");
+    }
+
+    /// A step's scratch directories are ones no later step builds in (removing them
+    /// would make that step rebuild from scratch).
+    #[test]
+    fn scratch_is_only_what_no_later_step_reads() {
+        let all = steps(false, false);
+        for (i, step) in all.iter().enumerate() {
+            for dir in step.scratch {
+                let top = dir.split('/').next().unwrap_or(dir);
+                for later in &all[i + 1..] {
+                    let args: Vec<String> = later
+                        .command
+                        .get_args()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect();
+                    let has = |flag: &str| args.iter().any(|a| a == flag);
+                    let builds_there = match top {
+                        "debug" | "doc" => {
+                            args.first().is_some_and(|a| a == "clippy" || a == "doc")
+                        }
+                        "release" | "dist" | "c-bindings" => {
+                            has("--release") && !has("--target-dir")
+                        }
+                        other => args.iter().any(|a| a.ends_with(&format!("target/{other}"))),
+                    };
+                    assert!(
+                        !builds_there,
+                        "{} removes {dir}, which {} builds in",
+                        step.name, later.name
+                    );
+                }
+            }
+        }
+    }
+}
