@@ -181,13 +181,7 @@ pub unsafe extern "C" fn culvert_port_reply_loaned(
         // SAFETY: the caller passes NULL or a live handle.
         let m = unsafe { handle(incoming, "incoming") }?;
         let lent = lent.ok_or_else(|| Failure::invalid("loan is NULL"))?;
-        if m.info.kind == CULVERT_MESSAGE_DATAGRAM {
-            return Err(Failure::invalid("a datagram cannot be replied to"));
-        }
-        let taken = lock(&m.incoming)?
-            .take()
-            .ok_or_else(|| Failure::invalid("the request was already replied to"))?;
-        taken.reply_loaned(lent.loan)?;
+        m.take_request()?.reply_loaned(lent.loan)?;
         Ok(())
     })
 }

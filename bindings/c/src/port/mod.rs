@@ -17,7 +17,7 @@ use culvert::port::{
     PortServer, Reply,
 };
 
-use crate::status::{bytes_out, put_opt, FfiResult};
+use crate::status::{bytes_out, lock, put_opt, Failure, FfiResult};
 
 /// Message kind: a request (reply with `culvert_port_reply`).
 pub const CULVERT_MESSAGE_REQUEST: u32 = 1;
@@ -139,6 +139,19 @@ pub struct CulvertBytes {
     pub len: usize,
     /// Whether the payload travelled in a shared-memory view.
     pub is_view: bool,
+}
+
+impl CulvertIncoming {
+    /// Takes the request out to reply to it: `InvalidArgument` for a datagram (left in
+    /// place) or a request replied to already.
+    fn take_request(&self) -> FfiResult<Incoming> {
+        if self.info.kind == CULVERT_MESSAGE_DATAGRAM {
+            return Err(Failure::invalid("a datagram cannot be replied to"));
+        }
+        lock(&self.incoming)?
+            .take()
+            .ok_or_else(|| Failure::invalid("the request was already replied to"))
+    }
 }
 
 fn bytes_of(p: &Payload) -> CulvertBytes {

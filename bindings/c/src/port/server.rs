@@ -307,13 +307,7 @@ pub unsafe extern "C" fn culvert_port_reply(
         let m = unsafe { handle(incoming, "incoming") }?;
         // SAFETY: the caller guarantees `len` readable bytes at `data`.
         let data = unsafe { bytes_in(data, len, "data") }?;
-        if m.info.kind == CULVERT_MESSAGE_DATAGRAM {
-            return Err(Failure::invalid("a datagram cannot be replied to"));
-        }
-        let taken = lock(&m.incoming)?
-            .take()
-            .ok_or_else(|| Failure::invalid("the request was already replied to"))?;
-        taken.reply(data)?;
+        m.take_request()?.reply(data)?;
         Ok(())
     })
 }
