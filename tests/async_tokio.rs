@@ -302,9 +302,12 @@ fn call_async_on_a_full_ring_does_not_block_and_sends_when_awaited() {
     // A call_async that waited for room would hang here: fail instead.
     let _sup = Supervisor::new("call_async_on_a_full_ring", Duration::from_secs(60));
     let root = TempRoot::new("async-full");
+    // Each connection's request ring holds two records of the largest inline size:
+    // 1 KiB, about 21 of these 4-byte calls (48-byte records).
     let opts = PortOptions::default()
         .root(root.path())
-        .request_ring_capacity(4);
+        .inline_max(256)
+        .request_ring_capacity(2);
     let server = PortServer::create("full", &opts).unwrap();
     current_thread().block_on(async {
         let connect = PortClient::connect_async("full", b"hi", Duration::from_secs(10), &opts);

@@ -553,3 +553,32 @@ fn a_loan_is_sent_only_by_its_lender() {
     assert_eq!(client.view_heap_stats(), client_free);
     assert_eq!(server.view_heap_stats(), server_free);
 }
+
+/// Each connection has a request ring of its own, and the server takes records from
+/// the connections in turn: a datagram sent after another client queued a hundred is
+/// received within one pass over the connection slots, not after all of them.
+#[test]
+fn a_flooding_client_does_not_hold_up_another() {
+    let root = TempRoot::new("fair");
+    let opts = PortOptions::default().root(root.path()).max_connections(4);
+    let server = PortServer::create("fair", &opts).unwrap();
+    let connect = |hello: &'static [u8]| {
+        let o = opts.clone();
+        let c = std::thread::spawn(move || PortClient::connect_with("fair", hello, secs(10), &o));
+        server.listen(secs(10)).unwrap().accept(b"").unwrap();
+        c.join().unwrap().unwrap().0
+    };
+    let (flooder, other) = (connect(b"flooder"), connect(b"other"));
+    for i in 0..100u32 {
+        flooder.send_datagram(&i.to_le_bytes()).unwrap();
+    }
+    other.send_datagram(b"other").unwrap();
+    let first: Vec<Vec<u8>> = (0..opts.max_connections)
+        .map(|_| server.receive(secs(10)).unwrap().payload.to_vec())
+        .collect();
+    assert!(
+        first.iter().any(|p| p == b"other"),
+        "the other client's datagram is not among the first {} received: {first:?}",
+        opts.max_connections
+    );
+}

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use culvert_ring::{mpmc, spsc};
+use culvert_ring::spsc;
 use culvert_section::{Region, Section, SectionKind};
 use culvert_sync::atomic::{AtomicU64, Ordering};
 use culvert_sync::{wait_for, Deadline, WaitStrategy, LIVENESS_RECHECK_INTERVAL};
@@ -17,7 +17,7 @@ use super::layout::{
 };
 use super::lent::Loan;
 use super::payload::{Payload, View};
-use super::server::{conn_prefix, OBJ_CONN, OBJ_HEAP, OBJ_REPLIES};
+use super::server::{conn_prefix, OBJ_CONN, OBJ_HEAP, OBJ_REPLIES, OBJ_REQUESTS};
 use super::wire::{self, Body};
 use super::{alive, me, PortConfig, CONNECT_PAYLOAD_MAX};
 use crate::{Error, Result};
@@ -145,7 +145,7 @@ impl std::fmt::Debug for PortClient {
 /// The request ring's producer, and the buffer records sent from this client are
 /// encoded in (so that an inline request allocates nothing).
 pub(super) struct Sender {
-    pub(super) ring: mpmc::MessageWriter,
+    pub(super) ring: spsc::MessageWriter,
     pub(super) scratch: Vec<u8>,
 }
 
@@ -439,7 +439,8 @@ impl ClientInner {
 
     /// Sends an encoded record if there is room now; `WouldBlock` otherwise.
     fn try_push(&self, out: &Outgoing) -> Result<()> {
-        ring_result(lock(&self.producer).ring.try_write(&out.rec))
+        let sent = ring_result(lock(&self.producer).ring.try_write(&out.rec));
+        self.sent(sent)
     }
 
     /// Encodes a record of message `id` in the sender's buffer and sends it if there
@@ -448,10 +449,21 @@ impl ClientInner {
         let mut s = lock(&self.producer);
         let Sender { ring, scratch } = &mut *s;
         wire::encode(scratch, kind, self.index, self.epoch, id, body);
-        ring_result(ring.try_write(scratch))
+        let sent = ring_result(ring.try_write(scratch));
+        drop(s);
+        self.sent(sent)
     }
 
-    /// The request ring's "room freed" notifier, where senders wait.
+    /// After a send: a committed record wakes a server thread sleeping for requests.
+    #[inline]
+    fn sent(&self, sent: Result<()>) -> Result<()> {
+        if sent.is_ok() {
+            self.header().requests.sent.notify();
+        }
+        sent
+    }
+
+    /// Our request ring's "room freed" notifier, where senders wait.
     fn room_notifier(&self) -> &culvert_sync::Notifier {
         let p = lock(&self.producer);
         let n: *const culvert_sync::Notifier = p.ring.writable_notifier();

@@ -14,8 +14,9 @@ use crate::{Error, Result};
 pub(crate) const PORT_MAGIC: u64 = u64::from_le_bytes(*b"CLVPORT1");
 /// "CLVCONN1".
 pub(crate) const CONN_MAGIC: u64 = u64::from_le_bytes(*b"CLVCONN1");
-/// Version of this layout.
-pub(crate) const PORT_VERSION: u32 = 1;
+/// Version of this layout (2: each connection has its own request ring, and the port
+/// header a line where servers sleep for requests).
+pub(crate) const PORT_VERSION: u32 = 2;
 
 /// Port state: serving.
 pub(crate) const PORT_OPEN: u32 = 1;
@@ -64,7 +65,8 @@ pub(crate) struct PortConfigLine {
     pub view_heap_size: AtomicU64,
     /// Connection slots.
     pub max_connections: AtomicU64,
-    /// Request ring slots (a power of two).
+    /// Records of the largest inline size each connection's request ring holds (a
+    /// power of two; see `PortConfig::request_ring`).
     pub request_slots: AtomicU64,
 }
 
@@ -75,15 +77,23 @@ pub(crate) struct ListenLine {
     pub connect: Notifier,
 }
 
+/// Server threads sleep here waiting for requests, datagrams and cancels.
+#[repr(C, align(128))]
+pub(crate) struct RequestLine {
+    /// Notified by a client after each record it commits to its request ring.
+    pub sent: Notifier,
+}
+
 /// Object `port` of the server section.
 #[repr(C)]
 pub(crate) struct PortHeader {
     pub config: PortConfigLine,
     pub listen: ListenLine,
+    pub requests: RequestLine,
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<PortHeader>() == 256);
+const _: () = assert!(std::mem::size_of::<PortHeader>() == 384);
 
 /// One connection slot (object `slots`: `max_connections` of them).
 #[repr(C, align(128))]

@@ -31,25 +31,33 @@
 //! Everything travels through sections and rings:
 //!
 //! * **Server section** `<name>` (kind `Port`): object `port` (`PortHeader`: fixed
-//!   configuration, server identity, a listen notifier), object `slots`
-//!   (`max_connections` `ConnSlot`s), object `requests` (one `mpmc::MessageRing`
-//!   that every client produces into and every server thread consumes from), and object
+//!   configuration, server identity, the notifier servers listen on and the one they
+//!   wait for requests on), object `slots` (`max_connections` `ConnSlot`s), and object
 //!   `heap` (the server's view heap, from which reply views are allocated).
 //! * **Connection section** `<name>.c<pid>-<nonce>` (kind `PortConnection`), created by
-//!   each client: object `conn` (connect and answer payload areas), object `replies`
-//!   (an `spsc::MessageRing`, server → client), object `heap` (the client's view heap,
+//!   each client: object `conn` (connect and answer payload areas), object `requests`
+//!   (an `spsc::MessageRing`, client → server), object `replies` (an
+//!   `spsc::MessageRing`, server → client), object `heap` (the client's view heap,
 //!   from which request views are allocated). The client unlinks its name as soon as
 //!   the server answered: both sides have it mapped, and nothing is left behind.
+//!   A call thus crosses two single-producer rings, the cheapest hand-off between two
+//!   processes, and a busy client never holds up another one.
+//! * **Receiving**: a client commits a record to its request ring and notifies the
+//!   port's request notifier. A server thread takes records from the connections'
+//!   request rings in turn (starting one connection further on each time, so none is
+//!   starved), each ring read by one server thread at a time, and sleeps on that
+//!   notifier when every ring is empty.
 //! * **Connect**: the client claims a free slot with a CAS of its identity into the
 //!   slot, writes its section name, sets `REQUESTED` and notifies the listen notifier;
 //!   [`PortServer::listen`] CASes `REQUESTED → REVIEWING`, maps the client's section
 //!   and hands out a [`ConnectRequest`]; `accept` writes the answer payload, attaches as
-//!   writer of the reply ring, and sets `ACCEPTED`; `reject` sets `REJECTED` (the client
-//!   reads the reason and frees the slot). No free slot: `Busy`.
+//!   reader of the request ring and writer of the reply ring, and sets `ACCEPTED`;
+//!   `reject` sets `REJECTED` (the client reads the reason and frees the slot). No free
+//!   slot: `Busy`.
 //! * **Records** (see `wire`): a 32-byte header (kind, flags, connection index and
 //!   epoch, call id, length) and the inline bytes or a view descriptor
-//!   `{offset, len, generation}`. Records of an old connection (older slot epoch) are
-//!   dropped.
+//!   `{offset, len, generation}`. A record whose connection index and epoch are not
+//!   those of the ring it came from, or longer than the largest record, is dropped.
 //! * **Views** (see `heap`): a message above `inline_max` is written into a block of the
 //!   sender's heap, whose holder word is handed to the receiver before the descriptor is
 //!   sent; the receiver validates holder, generation and bounds (`Corrupted` otherwise)
@@ -82,7 +90,7 @@ mod server;
 mod slot;
 mod wire;
 
-use culvert_ring::{mpmc, spsc};
+use culvert_ring::spsc;
 use culvert_section::SectionOptions;
 use culvert_sync::ProcessIdentity;
 use std::path::PathBuf;
@@ -99,6 +107,8 @@ use crate::{Error, Result};
 pub const CONNECT_PAYLOAD_MAX: usize = 64 * 1024;
 /// Largest `inline_max`.
 pub const INLINE_MAX_LIMIT: usize = 1 << 20;
+/// Largest request ring of a connection (see [`PortOptions::request_ring_capacity`]).
+const REQUEST_RING_LIMIT: usize = 1 << 30;
 /// Most connections a port can hold.
 pub const MAX_CONNECTIONS_LIMIT: usize = 512;
 
@@ -116,8 +126,11 @@ pub struct PortOptions {
     pub view_heap_size: usize,
     /// Connections at once (`1..=512`). Default 64.
     pub max_connections: usize,
-    /// Slots of the request ring (rounded up to a power of two, `2..=65536`): requests
-    /// of all clients in flight to the server at once. Default 256.
+    /// Requests of the largest inline size (`inline_max`) that each connection's
+    /// request ring holds — more when they are smaller (rounded up to a power of two,
+    /// `2..=4096`). A client whose requests fill its ring waits for the server to take
+    /// some; other clients are not held up. Default 16 (a 128 KiB ring with the default
+    /// `inline_max`).
     pub request_ring_capacity: usize,
     /// Namespace directory; `None`: `$CULVERT_ROOT`, else `/dev/shm`. Clients use only
     /// this field of the options they are given.
@@ -131,7 +144,7 @@ impl Default for PortOptions {
             inline_max: 4064,
             view_heap_size: 4 << 20,
             max_connections: 64,
-            request_ring_capacity: 256,
+            request_ring_capacity: 16,
             root: None,
         }
     }
@@ -248,8 +261,13 @@ impl PortConfig {
         if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
             return Err(invalid("max_connections must be in 1..=512"));
         }
-        if !self.request_slots.is_power_of_two() || !(2..=65536).contains(&self.request_slots) {
-            return Err(invalid("request_ring_capacity must be in 2..=65536"));
+        if !self.request_slots.is_power_of_two() || !(2..=4096).contains(&self.request_slots) {
+            return Err(invalid("request_ring_capacity must be in 2..=4096"));
+        }
+        if self.request_ring().capacity > REQUEST_RING_LIMIT {
+            return Err(invalid(
+                "request ring above 1 GiB (lower request_ring_capacity or inline_max)",
+            ));
         }
         Ok(())
     }
@@ -259,10 +277,13 @@ impl PortConfig {
         wire::HEADER_LEN + self.inline_max.max(wire::DESCRIPTOR_LEN)
     }
 
-    /// The request ring's configuration.
-    pub(crate) fn request_ring(&self) -> mpmc::Config {
-        mpmc::Config::new(self.request_slots, self.record_max())
-            .with_max_endpoints((self.max_connections + 128).min(1023))
+    /// The configuration of a connection's request ring: `request_slots` records of
+    /// the largest size.
+    pub(crate) fn request_ring(&self) -> spsc::Config {
+        let cap = spsc::MessageRing::capacity_for(self.record_max())
+            .unwrap_or(1 << 16)
+            .saturating_mul(self.request_slots);
+        spsc::Config::messages(cap, self.record_max())
     }
 
     /// The reply ring's configuration.

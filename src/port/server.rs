@@ -1,37 +1,37 @@
 //! The server side: [`PortServer`], [`ConnectRequest`], [`Incoming`].
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::Duration;
 
-use culvert_ring::{mpmc, spsc};
+use culvert_ring::spsc;
 use culvert_section::{Region, Section, SectionKind, SectionOptions};
-use culvert_sync::atomic::{AtomicBool, Ordering};
+use culvert_sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use culvert_sync::{wait_for, Deadline, ProcessIdentity, WaitStrategy};
 
 use super::call_ids::CallIdSet;
 use super::heap::{Heap, HeapStats};
 use super::layout::{
     self, at, copy_in, copy_out, ConnHeader, ConnSlot, ListenLine, PortConfigLine, PortHeader,
-    CONN_MAGIC, PORT_CLOSED, PORT_MAGIC, PORT_OPEN, PORT_VERSION, SLOT_ACCEPTED, SLOT_CLOSING,
-    SLOT_FREE, SLOT_FREEING, SLOT_REJECTED, SLOT_REQUESTED, SLOT_REVIEWING, SLOT_WITHDRAWN,
+    RequestLine, CONN_MAGIC, PORT_CLOSED, PORT_MAGIC, PORT_OPEN, PORT_VERSION, SLOT_ACCEPTED,
+    SLOT_CLOSING, SLOT_FREE, SLOT_FREEING, SLOT_REJECTED, SLOT_REQUESTED, SLOT_REVIEWING,
+    SLOT_WITHDRAWN,
 };
 use super::payload::{Payload, View};
 use super::wire::{self, Body};
 use super::{alive, me, ConnectionId, MessageKind, PortConfig, PortOptions, CONNECT_PAYLOAD_MAX};
 use crate::{Error, Result};
-use culvert_ring::Endpoint as _;
 
-/// Most records one receive step takes (dropping those of gone connections and
-/// malformed ones) before it returns to its caller.
+/// Most records one receive step takes (dropping malformed ones and those the server
+/// skips) before it returns to its caller.
 const RECORDS_PER_STEP: usize = 256;
 
 /// Object kinds (the section's caller-defined sub-object kinds).
 pub(crate) const OBJ_PORT: u32 = 0x5054_0001;
 pub(crate) const OBJ_SLOTS: u32 = 0x5054_0002;
-pub(crate) const OBJ_REQUESTS: u32 = 0x5054_0003;
 pub(crate) const OBJ_HEAP: u32 = 0x5054_0004;
 pub(crate) const OBJ_CONN: u32 = 0x5054_0011;
 pub(crate) const OBJ_REPLIES: u32 = 0x5054_0012;
+pub(crate) const OBJ_REQUESTS: u32 = 0x5054_0013;
 
 /// How long the server waits for a client's connection section to be ready.
 const CONN_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,12 +65,14 @@ pub(crate) struct ServerState {
     section: Section,
     port: Region,
     slots: Region,
-    ring: Region,
     heap: Heap,
     cfg: PortConfig,
     me: u64,
-    consumers: Mutex<Vec<mpmc::MessageReader>>,
+    /// Accepted connections by slot index. Invariant: `conns.len() == max_connections`.
     conns: RwLock<Vec<Option<Arc<ServerConn>>>>,
+    /// Where the next receive step starts its pass over the connections (taken modulo
+    /// `max_connections`): one further on each step, so no connection is starved.
+    cursor: AtomicUsize,
     /// Rate limit of the housekeeping's liveness checks (see `maintain`).
     housekeeping: culvert_sync::SharedRecheckClock,
     /// Held by the thread running the housekeeping scan.
@@ -84,6 +86,10 @@ pub(crate) struct ServerConn {
     client: u64,
     /// The client's view heap (request views).
     heap: Heap,
+    /// Reader of the client's request ring; `None` once the connection is shut. Server
+    /// threads take turns (`try_lock`): one reads a ring at a time.
+    requests: Mutex<Option<spsc::MessageReader>>,
+    /// Writer of the client's reply ring; `None` once the connection is shut.
     writer: Mutex<Option<spsc::MessageWriter>>,
     calls: Mutex<Calls>,
     dead: AtomicBool,
@@ -122,6 +128,17 @@ impl ServerConn {
         }
     }
 
+    /// Ends the connection on the server's side: marks it dead and closes both rings
+    /// (the client's sends and waits then fail with `Closed`).
+    fn shut(&self) {
+        self.dead.store(true, Ordering::Release);
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     fn check_alive(&self) -> Result<()> {
         if self.dead.load(Ordering::Acquire) || !alive(self.client) {
             Err(Error::PeerDied)
@@ -131,7 +148,11 @@ impl ServerConn {
     }
 }
 
-/// A record as taken off the request ring.
+/// A request ring that reported anything but "empty": closed by its client, its
+/// client dead, or corrupted.
+struct RingEnded;
+
+/// A record as taken off a request ring.
 enum OwnedBody {
     None,
     Inline(Payload),
@@ -164,14 +185,12 @@ impl PortServer {
         let mut so = opts.section_options();
         so.kind = SectionKind::Port;
         so.expect_kind = None;
-        let ring_cfg = cfg.request_ring();
-        let ring_len = mpmc::MessageRing::required_size(&ring_cfg)?;
         let heap_len =
             Heap::required_size(cfg.view_heap_size).ok_or_else(|| Error::InvalidArgument {
                 what: "view_heap_size too large".into(),
             })?;
         let slots_len = std::mem::size_of::<ConnSlot>() * cfg.max_connections;
-        let size = std::mem::size_of::<PortHeader>() + slots_len + ring_len + heap_len + 4 * 4096;
+        let size = std::mem::size_of::<PortHeader>() + slots_len + heap_len + 4 * 4096;
         // A port whose creator died (a crashed server) is replaced.
         let mut section = Section::create_replacing_stale(name, size as u64, &so, |old| {
             !old.header().creator.is_alive()
@@ -190,9 +209,7 @@ impl PortServer {
             128,
         )?;
         let slots = section.add_object("slots", OBJ_SLOTS, slots_len as u64, 128)?;
-        let ring = section.add_object("requests", OBJ_REQUESTS, ring_len as u64, 128)?;
         let heap_region = section.add_object("heap", OBJ_HEAP, heap_len as u64, 4096)?;
-        mpmc::MessageRing::init(&ring, &ring_cfg)?;
         Heap::init(&heap_region, cfg.view_heap_size)?;
         for i in 0..cfg.max_connections {
             layout::put(&slots, i * std::mem::size_of::<ConnSlot>(), ConnSlot::new())?;
@@ -216,6 +233,9 @@ impl PortServer {
                 listen: ListenLine {
                     connect: Default::default(),
                 },
+                requests: RequestLine {
+                    sent: Default::default(),
+                },
             },
         )?;
         let heap = Heap::attach(&heap_region)?;
@@ -229,12 +249,11 @@ impl PortServer {
                 section,
                 port,
                 slots,
-                ring,
                 heap,
                 cfg,
                 me,
-                consumers: Mutex::new(Vec::new()),
                 conns: RwLock::new(vec![None; cfg.max_connections]),
+                cursor: AtomicUsize::new(0),
                 housekeeping: culvert_sync::SharedRecheckClock::new(),
                 scanning: Mutex::new(()),
                 closed: AtomicBool::new(false),
@@ -260,15 +279,14 @@ impl PortServer {
     /// Waits until `deadline` for the next request or datagram from any client.
     /// Several threads may receive at once; each message goes to one of them.
     ///
+    /// A record that breaks the wire format is dropped; a client that corrupts its
+    /// request ring, closes it or dies has its connection torn down. The server goes
+    /// on either way.
+    ///
     /// # Errors
-    /// `Timeout`; `Corrupted` if a client wrote a record that breaks the wire format
-    /// (that client's connection is closed; the server goes on).
+    /// `Timeout`; `Closed` once the server closed.
     pub fn receive(&self, deadline: impl Into<Deadline>) -> Result<Incoming> {
-        let s = &self.inner;
-        let mut c = s.take_consumer()?;
-        let r = s.receive_on(&mut c, deadline.into());
-        s.put_consumer(c);
-        r
+        self.inner.receive_on(deadline.into())
     }
 
     /// [`listen`](Self::listen) without waiting: the connect request already waiting,
@@ -286,11 +304,7 @@ impl PortServer {
     /// # Errors
     /// `WouldBlock`; otherwise as [`receive`](Self::receive).
     pub fn try_receive(&self) -> Result<Incoming> {
-        let s = &self.inner;
-        let mut c = s.take_consumer()?;
-        let r = s.receive_step(&mut c);
-        s.put_consumer(c);
-        r?.ok_or(Error::WouldBlock)
+        self.inner.receive_step()?.ok_or(Error::WouldBlock)
     }
 
     /// Free space of the server's view heap (reply views).
@@ -349,49 +363,77 @@ impl ServerState {
             .expect("slot placed at create")
     }
 
-    /// Returns a consumer taken with [`take_consumer`](Self::take_consumer) to the pool.
-    fn put_consumer(&self, c: mpmc::MessageReader) {
-        self.consumers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(c);
-    }
-
-    fn take_consumer(&self) -> Result<mpmc::MessageReader> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        let pooled = self
-            .consumers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        match pooled {
-            Some(c) => Ok(c),
-            None => Ok(mpmc::MessageReader::attach(&self.ring)?),
-        }
-    }
-
-    /// One step of receiving on consumer `c`, never waiting: runs the housekeeping
-    /// when due, then takes records until one is a request or datagram for a live
-    /// connection (records of gone connections and malformed ones are dropped; at most
-    /// [`RECORDS_PER_STEP`] per step, so a flooding client cannot hold it).
-    fn receive_step(self: &Arc<Self>, c: &mut mpmc::MessageReader) -> Result<Option<Incoming>> {
+    /// One step of receiving, never waiting: runs the housekeeping when due, then takes
+    /// records off the connections' request rings, one pass starting at the cursor,
+    /// until one is a request or datagram to hand out (malformed records are dropped;
+    /// at most [`RECORDS_PER_STEP`] per step, so a flooding client cannot hold it). A
+    /// connection whose request ring ended (closed, its client dead, or corrupted) is
+    /// torn down.
+    fn receive_step(self: &Arc<Self>) -> Result<Option<Incoming>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         self.maintain(false, false);
-        for _ in 0..RECORDS_PER_STEP {
-            match c.try_read_with(decode_request) {
-                Ok(Ok((h, body))) => {
-                    if let Some(inc) = self.process(h, body) {
-                        return Ok(Some(inc));
+        let n = self.cfg.max_connections;
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+        let mut budget = RECORDS_PER_STEP;
+        let mut ended = None;
+        {
+            let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+            for i in (start..n).chain(0..start) {
+                let Some(conn) = &conns[i] else { continue };
+                match self.receive_from(conn, &mut budget) {
+                    Ok(Some(incoming)) => return Ok(Some(incoming)),
+                    Ok(None) if budget == 0 => break,
+                    Ok(None) => {}
+                    Err(RingEnded) => {
+                        ended = Some(i);
+                        break;
                     }
                 }
-                // A malformed record from some client: dropped, the port goes on.
-                Ok(Err(_)) => {}
+            }
+        }
+        if let Some(i) = ended {
+            if !self.teardown(i, SLOT_CLOSING) {
+                self.teardown(i, SLOT_ACCEPTED);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes records off `conn`'s request ring, unless another thread is reading it,
+    /// until one is a request or datagram to hand out, the ring is empty, or `budget`
+    /// (records) runs out. `RingEnded` when the ring reports anything but "empty".
+    fn receive_from(
+        self: &Arc<Self>,
+        conn: &Arc<ServerConn>,
+        budget: &mut usize,
+    ) -> std::result::Result<Option<Incoming>, RingEnded> {
+        let mut guard = match conn.requests.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(None),
+        };
+        let Some(ring) = guard.as_mut() else {
+            return Ok(None);
+        };
+        while *budget > 0 {
+            let record = match ring.read_grant() {
+                Ok(grant) => {
+                    // A record longer than any a client sends is dropped unread.
+                    let r = (grant.len() <= self.cfg.record_max())
+                        .then(|| decode_request(grant.as_slice()));
+                    grant.release();
+                    r
+                }
                 Err(culvert_ring::Error::WouldBlock) => return Ok(None),
-                Err(e) => return Err(e.into()),
+                Err(_) => return Err(RingEnded),
+            };
+            *budget -= 1;
+            if let Some(Ok((h, body))) = record {
+                if let Some(incoming) = self.process(conn, h, body) {
+                    return Ok(Some(incoming));
+                }
             }
         }
         Ok(None)
@@ -400,29 +442,42 @@ impl ServerState {
     /// Waits until `deadline` for a request or datagram: [`receive_step`](Self::receive_step)
     /// whenever a client sends, and at least every liveness interval for the
     /// housekeeping.
-    fn receive_on(
-        self: &Arc<Self>,
-        c: &mut mpmc::MessageReader,
-        deadline: Deadline,
-    ) -> Result<Incoming> {
-        let sent = mpmc::MessageRing::readable_notifier(&self.ring)?;
+    fn receive_on(self: &Arc<Self>, deadline: Deadline) -> Result<Incoming> {
+        let sent = &self.header().requests.sent;
         wait_for(sent, WaitStrategy::default(), deadline, |_| {
-            self.receive_step(c)
+            self.receive_step()
         })
     }
 
-    fn lookup(&self, index: u32, epoch: u32) -> Option<Arc<ServerConn>> {
+    /// Whether a request ring holds a record, or ended: what
+    /// [`receive_step`](Self::receive_step) would act on. Rings another thread is
+    /// reading are skipped.
+    fn request_ready(&self, ctx: culvert_sync::WaitContext) -> bool {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
         conns
-            .get(index as usize)?
-            .as_ref()
-            .filter(|c| c.id.epoch == epoch && !c.dead.load(Ordering::Acquire))
-            .cloned()
+            .iter()
+            .flatten()
+            .any(|conn| match conn.requests.try_lock() {
+                Ok(mut g) => g
+                    .as_mut()
+                    .is_some_and(|r| culvert_sync::Waitable::poll_ready(r, ctx)),
+                Err(_) => false,
+            })
     }
 
-    fn process(self: &Arc<Self>, h: wire::Header, body: OwnedBody) -> Option<Incoming> {
-        // Records of connections that are gone (older epoch, torn down) are dropped.
-        let conn = self.lookup(h.conn, h.epoch)?;
+    /// A record of connection `conn`, from its request ring: the [`Incoming`] to hand
+    /// out, or `None` (a cancel, a record naming another connection, a bad descriptor).
+    fn process(
+        self: &Arc<Self>,
+        conn: &Arc<ServerConn>,
+        h: wire::Header,
+        body: OwnedBody,
+    ) -> Option<Incoming> {
+        // A record names the connection whose ring it came from; others are dropped.
+        if h.conn != conn.id.index || h.epoch != conn.id.epoch || conn.dead.load(Ordering::Acquire)
+        {
+            return None;
+        }
         let kind = match h.kind {
             wire::KIND_CANCEL => {
                 let mut calls = conn.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -534,9 +589,6 @@ impl ServerState {
             .config
             .state
             .store(PORT_CLOSED, Ordering::Release);
-        if let Ok(mut c) = mpmc::MessageReader::attach(&self.ring) {
-            c.close();
-        }
         let conns: Vec<_> = self
             .conns
             .write()
@@ -545,8 +597,7 @@ impl ServerState {
             .filter_map(|c| c.take())
             .collect();
         for c in conns {
-            c.dead.store(true, Ordering::Release);
-            c.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            c.shut();
         }
         for i in 0..self.cfg.max_connections {
             self.slot(i).answered.notify();

@@ -335,8 +335,8 @@ typedef struct CulvertPortOptions {
      */
     size_t max_connections;
     /**
-     * Requests of all clients in flight at once, 2..=65536 (rounded up to a power of
-     * two; default 256).
+     * Requests of the largest inline size each connection's request ring holds (more
+     * when smaller), 2..=4096 (rounded up to a power of two; default 16).
      */
     size_t request_ring_capacity;
 } CulvertPortOptions;

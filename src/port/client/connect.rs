@@ -134,7 +134,6 @@ impl PortClient {
         if slots.len() < cfg.max_connections * std::mem::size_of::<ConnSlot>() {
             return Err(corrupt("port slot table"));
         }
-        let ring = server_section.object("requests")?;
         let server_heap = Heap::attach(&server_section.object("heap")?)?;
         // The header's heap size sizes our own section (mapped populated): it must be
         // the size of the server's own heap, or one scribbled word would have us map
@@ -152,10 +151,12 @@ impl PortClient {
         cso.expect_kind = None;
         let reply_cfg = cfg.reply_ring();
         let ring_len = spsc::MessageRing::required_size(&reply_cfg)?;
+        let request_cfg = cfg.request_ring();
+        let request_len = spsc::MessageRing::required_size(&request_cfg)?;
         let heap_len = Heap::required_size(cfg.view_heap_size)
             .ok_or_else(|| corrupt("port view heap size"))?;
         let conn_len = std::mem::size_of::<ConnHeader>() + 2 * CONNECT_PAYLOAD_MAX;
-        let total = conn_len + ring_len + heap_len + 4 * 4096;
+        let total = conn_len + request_len + ring_len + heap_len + 5 * 4096;
         let mut cs = Section::create(&conn_name, total as u64, &cso)?;
         let built = (|| -> Result<_> {
             let conn = cs.add_object("conn", OBJ_CONN, conn_len as u64, 128)?;
@@ -170,16 +171,19 @@ impl PortClient {
                 },
             )?;
             copy_in(&conn, std::mem::size_of::<ConnHeader>(), payload)?;
+            let requests = cs.add_object("requests", OBJ_REQUESTS, request_len as u64, 128)?;
+            spsc::MessageRing::init(&requests, &request_cfg)?;
             let replies = cs.add_object("replies", OBJ_REPLIES, ring_len as u64, 128)?;
             spsc::MessageRing::init(&replies, &reply_cfg)?;
             let heap_region = cs.add_object("heap", OBJ_HEAP, heap_len as u64, 4096)?;
             Heap::init(&heap_region, cfg.view_heap_size)?;
             cs.mark_ready()?;
+            let producer = spsc::MessageWriter::attach(&requests)?;
             let reader = spsc::MessageReader::attach(&replies)?;
             let my_heap = Heap::attach(&heap_region)?;
-            Ok((conn, reader, my_heap))
+            Ok((conn, producer, reader, my_heap))
         })();
-        let (conn, reader, my_heap) = match built {
+        let (conn, producer, reader, my_heap) = match built {
             Ok(b) => b,
             Err(e) => {
                 let _ = Section::unlink(&conn_name, &cso);
@@ -215,9 +219,6 @@ impl PortClient {
             e
         };
         let accept = read_answer().map_err(close)?;
-        let producer = mpmc::MessageWriter::attach(&ring)
-            .map_err(Error::from)
-            .map_err(close)?;
         let buf = vec![0u8; cfg.record_max()];
         let inner = ClientInner {
             port_name: name.to_string(),

@@ -414,6 +414,7 @@ impl Run {
             return;
         }
         if how & 0x40 != 0 {
+            let _ = s.add_object("requests", crate::port::server::OBJ_REQUESTS, 4096, 128);
             let _ = s.add_object("replies", crate::port::server::OBJ_REPLIES, 4096, 128);
         }
         if s.mark_ready().is_err() {

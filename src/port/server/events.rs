@@ -3,9 +3,9 @@
 //! whichever comes first, a connect request or a message.
 //!
 //! Readiness never waits and takes nothing: it looks at the connect slots (a request
-//! waiting, or a slot to tear down) and at the committed message at the head of the
-//! request ring, and runs the server's rate-limited housekeeping, so clients that died
-//! are torn down while the thread sleeps in a set.
+//! waiting, or a slot to tear down) and at the head of each connection's request ring
+//! (a committed record, or a ring that ended), and runs the server's rate-limited
+//! housekeeping, so clients that died are torn down while the thread sleeps in a set.
 
 use culvert_sync::atomic::Ordering;
 use culvert_sync::{Deadline, Notifier, WaitContext, WaitSet, Waitable};
@@ -28,30 +28,17 @@ impl ServerState {
             return true;
         }
         self.maintain(false, false);
-        if self.requested_or_closing() {
-            return true;
-        }
-        match self.take_consumer() {
-            Ok(mut c) => {
-                let ready = c.poll_ready(ctx);
-                self.put_consumer(c);
-                ready
-            }
-            Err(_) => true,
-        }
+        self.requested_or_closing() || self.request_ready(ctx)
     }
 
     fn notifiers(&self, f: &mut dyn FnMut(&Notifier)) {
         f(&self.header().listen.connect);
-        if let Ok(c) = self.take_consumer() {
-            c.notifiers(f);
-            self.put_consumer(c);
-        }
+        f(&self.header().requests.sent);
     }
 }
 
-// SAFETY: both notifiers live in the port's mapped section (the connect notifier in
-// its header, the request ring's in the ring region), not in the server value.
+// SAFETY: both notifiers live in the port header, in the port's mapped section, not in
+// the server value.
 unsafe impl Waitable for PortServer {
     /// True when [`try_listen`](PortServer::try_listen) or
     /// [`try_receive`](PortServer::try_receive) would not report `WouldBlock`: a

@@ -62,20 +62,21 @@ impl ServerState {
         }
     }
 
-    /// Tears down the connection in slot `i` (state `from`) and frees the slot.
-    pub(super) fn teardown(&self, i: usize, from: u32) {
+    /// Tears down the connection in slot `i` and frees the slot, if the slot is in
+    /// state `from`; whether it was.
+    pub(super) fn teardown(&self, i: usize, from: u32) -> bool {
         let slot = self.slot(i);
         let client = slot.client.load(Ordering::Acquire);
         if !slot.begin_free(from, client, self.me) {
-            return;
+            return false;
         }
         let conn = self.conns.write().unwrap_or_else(|e| e.into_inner())[i].take();
         if let Some(conn) = conn {
-            conn.dead.store(true, Ordering::Release);
-            conn.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            conn.shut();
         }
         self.unlink_conn(slot, client);
         slot.finish_free();
+        true
     }
 
     pub(super) fn requested_or_closing(&self) -> bool {
@@ -188,6 +189,7 @@ impl PendingConnect {
         let i = self.index;
         let built = (|| -> Result<Arc<ServerConn>> {
             self.write_answer(&section, payload)?;
+            let requests = spsc::MessageReader::attach(&section.object("requests")?)?;
             let writer = spsc::MessageWriter::attach(&section.object("replies")?)?;
             let heap = Heap::attach(&section.object("heap")?)?;
             Ok(Arc::new(ServerConn {
@@ -197,6 +199,7 @@ impl PendingConnect {
                 },
                 client: self.client,
                 heap,
+                requests: Mutex::new(Some(requests)),
                 writer: Mutex::new(Some(writer)),
                 calls: Mutex::new(Calls::default()),
                 dead: AtomicBool::new(false),
@@ -216,8 +219,7 @@ impl PendingConnect {
         if !s.slot(i).answer(true) {
             // The client gave up meanwhile.
             s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = None;
-            conn.dead.store(true, Ordering::Release);
-            conn.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            conn.shut();
             s.free_slot(i, SLOT_WITHDRAWN);
             return Err(Error::Timeout);
         }

@@ -98,8 +98,8 @@ pub struct CulvertPortOptions {
     pub view_heap_size: usize,
     /// Connections at once, 1..=512 (default 64).
     pub max_connections: usize,
-    /// Requests of all clients in flight at once, 2..=65536 (rounded up to a power of
-    /// two; default 256).
+    /// Requests of the largest inline size each connection's request ring holds (more
+    /// when smaller), 2..=4096 (rounded up to a power of two; default 16).
     pub request_ring_capacity: usize,
 }
 
