@@ -386,10 +386,7 @@ impl ServerState {
                     Ok(Some(incoming)) => return Ok(Some(incoming)),
                     Ok(None) if budget == 0 => break,
                     Ok(None) => {}
-                    Err(RingEnded) => {
-                        ended = Some(i);
-                        break;
-                    }
+                    Err(RingEnded) => ended = ended.or(Some(i)),
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! A hostile client's connect request naming sections that are not its own.
+//! Hostile clients: a connect request naming sections that are not its own, and a
+//! request ring scribbled on.
 
 use std::time::Duration;
 
@@ -95,4 +96,60 @@ fn a_port_marked_dead_fails_its_clients_calls_with_peer_died() {
         server.maintain();
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A client that corrupts its request ring loses its connection, torn down by the
+/// receive that finds the ring broken; the server goes on serving the other client.
+#[test]
+fn a_corrupted_request_ring_ends_only_its_connection() {
+    use super::super::PortClient;
+    let dir = tempfile::tempdir().unwrap();
+    let popts = PortOptions::default().root(dir.path()).max_connections(4);
+    let server = PortServer::create("rings", &popts).unwrap();
+    let connect = |hello: &'static [u8]| {
+        let o = popts.clone();
+        let c = std::thread::spawn(move || {
+            PortClient::connect_with("rings", hello, Duration::from_secs(10), &o)
+        });
+        let id = server
+            .listen(Duration::from_secs(10))
+            .unwrap()
+            .accept(b"")
+            .unwrap();
+        (c.join().unwrap().unwrap().0, id)
+    };
+    let ((bad, bad_id), (good, _)) = (connect(b"bad"), connect(b"good"));
+    // The hostile client's scribble: the first 256 bytes of its request ring (the
+    // ring's configuration and writer lines, so its tail) all ones.
+    let ring = {
+        let conns = server.inner.conns.read().unwrap();
+        let conn = conns[bad_id.index as usize].as_ref().unwrap();
+        conn._section.object("requests").unwrap()
+    };
+    for off in (0..256).step_by(8) {
+        // SAFETY: 8-aligned words inside the ring's region, which `ring` keeps
+        // mapped; shared memory is only ever accessed through atomics.
+        let word = unsafe {
+            &*ring
+                .as_ptr()
+                .add(off)
+                .cast::<culvert_sync::atomic::AtomicU64>()
+        };
+        word.store(u64::MAX, Ordering::Release);
+    }
+    let caller = std::thread::spawn(move || good.call(b"still here", Duration::from_secs(10)));
+    let incoming = server.receive(Duration::from_secs(10)).unwrap();
+    assert_eq!(incoming.payload.as_slice(), b"still here");
+    incoming.reply(b"served").unwrap();
+    assert_eq!(caller.join().unwrap().unwrap().as_slice(), b"served");
+    assert_eq!(
+        server.connection_count(),
+        1,
+        "the broken connection is torn down"
+    );
+    let r = bad.call(b"x", Duration::from_secs(2));
+    assert!(
+        matches!(r, Err(Error::Closed | Error::PeerDied)),
+        "a call on the torn-down connection: {r:?}"
+    );
 }
