@@ -241,7 +241,13 @@ impl SpscCore {
         // caller owns; `src` is local memory, so the ranges do not overlap.
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(idx), first);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);
+            if first < src.len() {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr().add(first),
+                    self.data,
+                    src.len() - first,
+                );
+            }
         }
     }
 
@@ -261,11 +267,13 @@ impl SpscCore {
         // the reader owns until it releases them; `dst` is local.
         unsafe {
             std::ptr::copy_nonoverlapping(self.data.add(idx), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(
-                self.data,
-                dst.as_mut_ptr().add(first),
-                dst.len() - first,
-            );
+            if first < dst.len() {
+                std::ptr::copy_nonoverlapping(
+                    self.data,
+                    dst.as_mut_ptr().add(first),
+                    dst.len() - first,
+                );
+            }
         }
     }
 

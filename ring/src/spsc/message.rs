@@ -147,7 +147,31 @@ impl MessageWriter {
     /// committed. `MessageTooLarge` above `max_message`; `WouldBlock` if the ring has
     /// no room now (`PeerDied` instead, at most once per liveness interval, if the
     /// reader's process died); `Closed` if the reader closed.
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<MessageGrant<'_>> {
+        // The usual case in a few comparisons: the record fits before the end of the
+        // lap, in room the cached head already shows.
+        let end = &self.end;
+        let need = record_size(len as u64);
+        if len as u64 <= end.core.max_message
+            && !end.poisoned
+            && need <= end.core.capacity - (end.tail & end.core.mask)
+            && need <= end.core.capacity - (end.tail - end.cached_head)
+        {
+            end.check_open()?;
+            return Ok(MessageGrant {
+                ptr: end.core.at(end.tail + RECORD_HEADER as u64),
+                len,
+                writer: self,
+            });
+        }
+        self.reserve_slow(len)
+    }
+
+    /// [`reserve`](Self::reserve) when the record needs padding first, more room than
+    /// the cached head shows, or fails.
+    #[cold]
+    fn reserve_slow(&mut self, len: usize) -> Result<MessageGrant<'_>> {
         if len as u64 > self.end.core.max_message {
             return Err(Error::MessageTooLarge {
                 len,
@@ -336,6 +360,50 @@ impl MessageReader {
     /// this one.
     #[inline]
     fn next(&mut self) -> Result<NextMessage> {
+        match self.cached_next() {
+            Some(m) => Ok(m),
+            None => self.next_checked(),
+        }
+    }
+
+    /// The usual case of [`next`](Self::next) in a few comparisons: a message record
+    /// at the head that the cached tail already shows committed. `None` for anything
+    /// else (a tail to re-read, padding, a poisoned reader, a bad header), which
+    /// [`next_checked`](Self::next_checked) then handles and reports.
+    #[inline(always)]
+    fn cached_next(&mut self) -> Option<NextMessage> {
+        let end = &self.end;
+        let avail = end.cached_tail - end.head;
+        if end.poisoned || avail < RECORD_HEADER as u64 || avail % 8 != 0 {
+            return None;
+        }
+        end.core.guard_read(end.head, RECORD_HEADER);
+        // SAFETY: 8 aligned, in-bounds bytes the writer published (`avail >= 8`), as
+        // in `next_checked`.
+        let header = u64::from_le(unsafe { end.core.at(end.head).cast::<u64>().read() });
+        let len = header & 0xffff_ffff;
+        let record = record_size(len);
+        let to_end = end.core.capacity - (end.head & end.core.mask);
+        if (header >> 32) as u32 != KIND_MSG
+            || len > end.core.max_message
+            || record > to_end
+            || record > avail
+        {
+            return None;
+        }
+        if avail > PREFETCH_BEHIND_TAIL {
+            end.core.prefetch(end.head + PREFETCH_AHEAD);
+        }
+        Some(NextMessage {
+            pos: end.head + RECORD_HEADER as u64,
+            len: len as usize,
+            record,
+        })
+    }
+
+    /// [`next`](Self::next) with every check: re-reads the tail when the cached one
+    /// shows nothing, skips padding, validates the record and remembers it in `parsed`.
+    fn next_checked(&mut self) -> Result<NextMessage> {
         let end = &mut self.end;
         end.check_poisoned()?;
         if let Some(m) = self.parsed {
