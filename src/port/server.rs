@@ -20,6 +20,7 @@ use super::payload::{Payload, View};
 use super::wire::{self, Body};
 use super::{alive, me, ConnectionId, MessageKind, PortConfig, PortOptions, CONNECT_PAYLOAD_MAX};
 use crate::{Error, Result};
+use conns::Conns;
 
 /// Most records one receive step takes (dropping malformed ones and those the server
 /// skips) before it returns to its caller.
@@ -68,10 +69,10 @@ pub(crate) struct ServerState {
     heap: Heap,
     cfg: PortConfig,
     me: u64,
-    /// Accepted connections by slot index. Invariant: `conns.len() == max_connections`.
-    conns: RwLock<Vec<Option<Arc<ServerConn>>>>,
-    /// Where the next receive step starts its pass over the connections (taken modulo
-    /// `max_connections`): one further on each step, so no connection is starved.
+    /// Accepted connections.
+    conns: RwLock<Conns>,
+    /// Where the next receive step starts its pass over the live connections (taken
+    /// modulo their count): one further on each step, so no connection is starved.
     cursor: AtomicUsize,
     /// Rate limit of the housekeeping's liveness checks (see `maintain`).
     housekeeping: culvert_sync::SharedRecheckClock,
@@ -252,7 +253,7 @@ impl PortServer {
                 heap,
                 cfg,
                 me,
-                conns: RwLock::new(vec![None; cfg.max_connections]),
+                conns: RwLock::new(Conns::new(cfg.max_connections)),
                 cursor: AtomicUsize::new(0),
                 housekeeping: culvert_sync::SharedRecheckClock::new(),
                 scanning: Mutex::new(()),
@@ -314,22 +315,15 @@ impl PortServer {
 
     /// Connections accepted and not yet torn down.
     pub fn connection_count(&self) -> usize {
-        self.inner
-            .conns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|c| c.is_some())
-            .count()
+        self.inner.conns().live().len()
     }
 
     /// Free space of the view heap of a connection's client (request views), while
     /// the connection lives.
     pub fn client_heap_stats(&self, id: ConnectionId) -> Option<HeapStats> {
-        let conns = self.inner.conns.read().unwrap_or_else(|e| e.into_inner());
-        conns
-            .get(id.index as usize)?
-            .as_ref()
+        self.inner
+            .conns()
+            .get(id.index as usize)
             .filter(|c| c.id == id)
             .map(|c| c.heap.stats())
     }
@@ -358,6 +352,16 @@ impl ServerState {
         at::<PortHeader>(&self.port, 0).expect("port header placed at create")
     }
 
+    /// The connection table, for reading.
+    fn conns(&self) -> std::sync::RwLockReadGuard<'_, Conns> {
+        self.conns.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection table, for changing.
+    fn conns_mut(&self) -> std::sync::RwLockWriteGuard<'_, Conns> {
+        self.conns.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn slot(&self, i: usize) -> &ConnSlot {
         at::<ConnSlot>(&self.slots, i * std::mem::size_of::<ConnSlot>())
             .expect("slot placed at create")
@@ -374,19 +378,22 @@ impl ServerState {
             return Err(Error::Closed);
         }
         self.maintain(false, false);
-        let n = self.cfg.max_connections;
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
         let mut budget = RECORDS_PER_STEP;
         let mut ended = None;
         {
-            let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-            for i in (start..n).chain(0..start) {
-                let Some(conn) = &conns[i] else { continue };
+            let conns = self.conns();
+            let live = conns.live();
+            let n = live.len();
+            let start = match n {
+                0 => 0,
+                _ => self.cursor.fetch_add(1, Ordering::Relaxed) % n,
+            };
+            for conn in live[start..].iter().chain(&live[..start]) {
                 match self.receive_from(conn, &mut budget) {
                     Ok(Some(incoming)) => return Ok(Some(incoming)),
                     Ok(None) if budget == 0 => break,
                     Ok(None) => {}
-                    Err(RingEnded) => ended = ended.or(Some(i)),
+                    Err(RingEnded) => ended = ended.or(Some(conn.id.index as usize)),
                 }
             }
         }
@@ -450,10 +457,9 @@ impl ServerState {
     /// [`receive_step`](Self::receive_step) would act on. Rings another thread is
     /// reading are skipped.
     fn request_ready(&self, ctx: culvert_sync::WaitContext) -> bool {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        conns
+        self.conns()
+            .live()
             .iter()
-            .flatten()
             .any(|conn| match conn.requests.try_lock() {
                 Ok(mut g) => g
                     .as_mut()
@@ -586,13 +592,7 @@ impl ServerState {
             .config
             .state
             .store(PORT_CLOSED, Ordering::Release);
-        let conns: Vec<_> = self
-            .conns
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter_mut()
-            .filter_map(|c| c.take())
-            .collect();
+        let conns = self.conns_mut().take_all();
         for c in conns {
             c.shut();
         }
@@ -678,6 +678,7 @@ impl std::fmt::Debug for Responder {
     }
 }
 
+mod conns;
 mod events;
 mod handshake;
 mod incoming;

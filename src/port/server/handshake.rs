@@ -70,7 +70,7 @@ impl ServerState {
         if !slot.begin_free(from, client, self.me) {
             return false;
         }
-        let conn = self.conns.write().unwrap_or_else(|e| e.into_inner())[i].take();
+        let conn = self.conns_mut().take(i);
         if let Some(conn) = conn {
             conn.shut();
         }
@@ -215,10 +215,13 @@ impl PendingConnect {
                 return Err(e);
             }
         };
-        s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = Some(conn.clone());
+        if let Some(old) = s.conns_mut().insert(conn.clone()) {
+            // A slot is reviewed only once its last connection was torn down.
+            old.shut();
+        }
         if !s.slot(i).answer(true) {
             // The client gave up meanwhile.
-            s.conns.write().unwrap_or_else(|e| e.into_inner())[i] = None;
+            s.conns_mut().take(i);
             conn.shut();
             s.free_slot(i, SLOT_WITHDRAWN);
             return Err(Error::Timeout);

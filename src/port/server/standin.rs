@@ -37,14 +37,7 @@ impl PortServer {
 
 impl ServerState {
     fn mark_dead(&self) -> bool {
-        let conns: Vec<Arc<ServerConn>> = self
-            .conns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let conns: Vec<Arc<ServerConn>> = self.conns().live().to_vec();
         let mut all = true;
         for c in conns {
             c.dead.store(true, Ordering::Release);

@@ -122,8 +122,8 @@ fn a_corrupted_request_ring_ends_only_its_connection() {
     // The hostile client's scribble: the first 256 bytes of its request ring (the
     // ring's configuration and writer lines, so its tail) all ones.
     let ring = {
-        let conns = server.inner.conns.read().unwrap();
-        let conn = conns[bad_id.index as usize].as_ref().unwrap();
+        let conns = server.inner.conns();
+        let conn = conns.get(bad_id.index as usize).unwrap();
         conn._section.object("requests").unwrap()
     };
     for off in (0..256).step_by(8) {
