@@ -311,6 +311,39 @@ impl<'a> MessageGrant<'a> {
     }
 }
 
+/// The record header at the reader's head: payload length and kind. The caller saw at
+/// least 8 committed bytes there.
+#[inline(always)]
+fn head_header(end: &ReaderEnd) -> (u64, u32) {
+    end.core.guard_read(end.head, RECORD_HEADER);
+    // `head` is 8-aligned (checked at attach; moves by 8-aligned record sizes), the data
+    // area 128-aligned with a capacity that is a multiple of 8: no wrap.
+    // SAFETY: 8 aligned, in-bounds bytes the writer published (the caller's `avail >= 8`).
+    let header = u64::from_le(unsafe { end.core.at(end.head).cast::<u64>().read() });
+    (header & 0xffff_ffff, (header >> 32) as u32)
+}
+
+/// The message record of a `len`-byte payload at the reader's head, with `avail` bytes
+/// committed there, if it lies within `max_message`, the lap and the committed bytes
+/// (`None`: out of bounds). A reader more than [`PREFETCH_BEHIND_TAIL`] behind also
+/// asks for the line [`PREFETCH_AHEAD`] bytes on.
+#[inline(always)]
+fn message_at_head(end: &ReaderEnd, len: u64, avail: u64) -> Option<NextMessage> {
+    let record = record_size(len);
+    let to_end = end.core.capacity - (end.head & end.core.mask);
+    if len > end.core.max_message || record > to_end || record > avail {
+        return None;
+    }
+    if avail > PREFETCH_BEHIND_TAIL {
+        end.core.prefetch(end.head + PREFETCH_AHEAD);
+    }
+    Some(NextMessage {
+        pos: end.head + RECORD_HEADER as u64,
+        len: len as usize,
+        record,
+    })
+}
+
 /// The reading end of a [`MessageRing`].
 pub struct MessageReader {
     end: ReaderEnd,
@@ -377,28 +410,10 @@ impl MessageReader {
         if end.poisoned || avail < RECORD_HEADER as u64 || avail % 8 != 0 {
             return None;
         }
-        end.core.guard_read(end.head, RECORD_HEADER);
-        // SAFETY: 8 aligned, in-bounds bytes the writer published (`avail >= 8`), as
-        // in `next_checked`.
-        let header = u64::from_le(unsafe { end.core.at(end.head).cast::<u64>().read() });
-        let len = header & 0xffff_ffff;
-        let record = record_size(len);
-        let to_end = end.core.capacity - (end.head & end.core.mask);
-        if (header >> 32) as u32 != KIND_MSG
-            || len > end.core.max_message
-            || record > to_end
-            || record > avail
-        {
-            return None;
+        match head_header(end) {
+            (len, KIND_MSG) => message_at_head(end, len, avail),
+            _ => None,
         }
-        if avail > PREFETCH_BEHIND_TAIL {
-            end.core.prefetch(end.head + PREFETCH_AHEAD);
-        }
-        Some(NextMessage {
-            pos: end.head + RECORD_HEADER as u64,
-            len: len as usize,
-            record,
-        })
     }
 
     /// [`next`](Self::next) with every check: re-reads the tail when the cached one
@@ -422,33 +437,17 @@ impl MessageReader {
             if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
                 return Err(end.corrupted("partial record published"));
             }
-            end.core.guard_read(end.head, RECORD_HEADER);
-            // `head` is 8-aligned (checked at attach; moves by 8-aligned record sizes), the
-            // data area 128-aligned with a capacity that is a multiple of 8: no wrap.
-            // SAFETY: 8 aligned, in-bounds bytes the writer published (`avail >= 8`).
-            let header = u64::from_le(unsafe { end.core.at(end.head).cast::<u64>().read() });
-            let len = header & 0xffff_ffff;
-            let kind = (header >> 32) as u32;
-            let to_end = end.core.capacity - (end.head & end.core.mask);
-            match kind {
-                KIND_PAD => {
+            match head_header(end) {
+                (len, KIND_PAD) => {
+                    let to_end = end.core.capacity - (end.head & end.core.mask);
                     if len + RECORD_HEADER as u64 != to_end || to_end > avail {
                         return Err(end.corrupted("padding record of the wrong length"));
                     }
                     end.release(to_end);
                 }
-                KIND_MSG => {
-                    let record = record_size(len);
-                    if len > end.core.max_message || record > to_end || record > avail {
+                (len, KIND_MSG) => {
+                    let Some(m) = message_at_head(end, len, avail) else {
                         return Err(end.corrupted("message record length out of bounds"));
-                    }
-                    if avail > PREFETCH_BEHIND_TAIL {
-                        end.core.prefetch(end.head + PREFETCH_AHEAD);
-                    }
-                    let m = NextMessage {
-                        pos: end.head + RECORD_HEADER as u64,
-                        len: len as usize,
-                        record,
                     };
                     self.parsed = Some(m);
                     return Ok(m);
